@@ -1,0 +1,119 @@
+/* mprocctl status: the daemon, its pools and every worker. */
+#include "config.h"
+
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mprocctl.h"
+#include "util.h"
+
+static int	cmd_status_exec(struct ctl *, int, char **);
+
+const struct ctl_cmd cmd_status_entry = {
+	.name = "status",
+	.usage = "",
+	.help = "show the daemon, its pools and every worker",
+	.minargs = 0,
+	.maxargs = 0,
+	.exec = cmd_status_exec,
+};
+
+static json_int_t
+geti(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+/* "3d4h", "2h5m", "4m12s", "12s". */
+static const char *
+format_age(json_int_t since_usec, char *buf, size_t len)
+{
+	uint64_t	 now = util_now_usec(), s;
+
+	if (since_usec <= 0 || (uint64_t)since_usec > now) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	s = (now - (uint64_t)since_usec) / USEC_PER_SEC;
+	if (s >= 86400)
+		snprintf(buf, len, "%" PRIu64 "d%" PRIu64 "h", s / 86400,
+		    s % 86400 / 3600);
+	else if (s >= 3600)
+		snprintf(buf, len, "%" PRIu64 "h%" PRIu64 "m", s / 3600,
+		    s % 3600 / 60);
+	else if (s >= 60)
+		snprintf(buf, len, "%" PRIu64 "m%" PRIu64 "s", s / 60, s % 60);
+	else
+		snprintf(buf, len, "%" PRIu64 "s", s);
+	return buf;
+}
+
+static void
+print_workers(json_t *workers)
+{
+	json_t		*w;
+	size_t		 i;
+	char		 age[32], pid[16], job[24];
+
+	printf("  %-16s %8s %-9s %8s %8s %8s %8s\n", "WORKER", "PID", "STATE",
+	    "JOB", "DONE", "RESTARTS", "UP");
+	json_array_foreach(workers, i, w) {
+		if (json_object_get(w, "pid") != NULL)
+			snprintf(pid, sizeof pid, "%" JSON_INTEGER_FORMAT,
+			    geti(w, "pid"));
+		else
+			snprintf(pid, sizeof pid, "-");
+		if (json_object_get(w, "job") != NULL)
+			snprintf(job, sizeof job, "%" JSON_INTEGER_FORMAT,
+			    geti(w, "job"));
+		else
+			snprintf(job, sizeof job, "-");
+		printf("  %-16s %8s %-9s %8s %8" JSON_INTEGER_FORMAT " %8"
+		    JSON_INTEGER_FORMAT " %8s\n",
+		    json_string_value(json_object_get(w, "name")), pid,
+		    json_string_value(json_object_get(w, "state")), job,
+		    geti(w, "jobs_done"), geti(w, "restarts"),
+		    format_age(geti(w, "started_usec"), age, sizeof age));
+	}
+}
+
+static int
+cmd_status_exec(struct ctl *ctl, int argc, char **argv)
+{
+	struct client	*c;
+	json_t		*r, *pools, *p;
+	size_t		 i;
+	char		 age[32];
+
+	c = client_connect(ctl->socket);
+	r = client_call(c, "io.mprocd.Status", NULL);
+	client_free(c);
+	if (ctl->json) {
+		ctl_print_json(r);
+		json_decref(r);
+		return 0;
+	}
+	printf("mprocd %s, pid %" JSON_INTEGER_FORMAT ", up %s\n",
+	    json_string_value(json_object_get(r, "version")), geti(r, "pid"),
+	    format_age(geti(r, "started_usec"), age, sizeof age));
+	pools = json_object_get(r, "pools");
+	json_array_foreach(pools, i, p) {
+		printf("\npool %s: %" JSON_INTEGER_FORMAT " workers%s, %"
+		    JSON_INTEGER_FORMAT " queued, %" JSON_INTEGER_FORMAT
+		    " running, %" JSON_INTEGER_FORMAT " succeeded, %"
+		    JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
+		    " cancelled, %" JSON_INTEGER_FORMAT " restarts\n",
+		    json_string_value(json_object_get(p, "name")),
+		    geti(p, "size"),
+		    json_is_true(json_object_get(p, "degraded")) ?
+		    " (DEGRADED: workers keep crashing)" : "",
+		    geti(p, "queued"), geti(p, "running"),
+		    geti(p, "succeeded"), geti(p, "failed"),
+		    geti(p, "cancelled"), geti(p, "restarts"));
+		print_workers(json_object_get(p, "workers"));
+	}
+	json_decref(r);
+	return 0;
+}

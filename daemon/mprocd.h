@@ -1,0 +1,181 @@
+/* mprocd's private declarations, one heading per file. */
+#ifndef MPROCD_H
+#define MPROCD_H
+
+#include <sys/types.h>
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <event2/event.h>
+#include <event2/bufferevent.h>
+#include <jansson.h>
+
+#include "log.h"
+#include "queue.h"
+
+#define MPROCD_DEFAULT_CONFIG	SYSCONFDIR "/mprocd.conf"
+#define MPROCD_SYSTEM_SOCKET	"/run/mprocd/mprocd.sock"
+
+/* config.c */
+struct pool_config {
+	TAILQ_ENTRY(pool_config) entry;
+	char		*name;
+	int		 line;		/* of its [pool NAME] header */
+	unsigned int	 workers;
+	int		 workers_auto;
+	uint64_t	 queue_limit;
+	uint64_t	 job_timeout;	/* usec; 0: none */
+	uint64_t	 kill_grace;
+	uint64_t	 max_jobs_per_worker;
+	uint64_t	 max_output;
+	uint64_t	 retries;
+	uint64_t	 restart_delay;
+	uint64_t	 restart_delay_max;
+	uint64_t	 crash_limit;
+	uint64_t	 crash_interval;
+	int		 keyline[32];	/* where each key was set; see config.c */
+};
+TAILQ_HEAD(pool_configs, pool_config);
+
+struct config {
+	char		*path;
+	char		*socket;	/* NULL: the default for our uid */
+	unsigned int	 socket_mode;
+	char		*log_target;
+	int		 log_level;
+	uint64_t	 max_clients;
+	uint64_t	 max_message;
+	uint64_t	 keep_finished;
+	uint64_t	 shutdown_timeout;
+	struct pool_configs pools;
+	int		 keyline[32];
+};
+
+/* Errors found while reading a file, each "FILE:LINE: ...". */
+struct config_errors {
+	char		**v;
+	size_t		  n;
+};
+
+struct config	*config_new(void);
+void		 config_free(struct config *);
+struct config	*config_load(const char *, struct config_errors *);
+struct config	*config_load_string(const char *, const char *,
+		    struct config_errors *);
+void		 config_errors_free(struct config_errors *);
+void		 config_print(const struct config *, FILE *);
+struct pool_config *config_find_pool(const struct config *, const char *);
+char		*config_default_socket(const char **);
+
+/* pool.c */
+enum worker_state {
+	WORKER_STARTING,
+	WORKER_IDLE,
+	WORKER_BUSY,
+	WORKER_BACKOFF,
+	WORKER_STOPPING,
+};
+
+/* Why a worker is being stopped; decides what its death means. */
+enum worker_stop {
+	STOP_NONE,	/* not being stopped: a death is a crash */
+	STOP_RECYCLE,	/* max_jobs_per_worker reached: replace at once */
+	STOP_RETIRE,	/* its slot is going away */
+	STOP_SHUTDOWN,	/* mprocd is exiting */
+};
+
+struct pool;
+
+struct worker {
+	TAILQ_ENTRY(worker) entry;
+	struct pool	*pool;
+	unsigned int	 slot;
+	char		 name[80];
+	enum worker_state state;
+	enum worker_stop stop;
+	pid_t		 pid;
+	struct bufferevent *bev;
+	struct event	*timer;		/* restart after backoff; kill */
+	uint64_t	 started_usec;	/* wall clock, for Status */
+	uint64_t	 started_mono;
+	uint64_t	 delay;		/* backoff before the next restart */
+	uint64_t	 backoff;	/* the wait chosen at the last death */
+	uint64_t	 restarts;
+	uint64_t	 jobs_done;
+	int64_t		 job;		/* running job id, or 0 */
+};
+TAILQ_HEAD(workers, worker);
+
+struct pool {
+	TAILQ_ENTRY(pool) entry;
+	char		*name;
+	struct pool_config cfg;		/* a copy; name points at ours */
+	struct workers	 workers;
+	uint64_t	*deaths;	/* ring of the last crash_limit+1 */
+	uint64_t	 ndeaths;
+	int		 degraded;
+	struct event	*timer;		/* rechecks degraded */
+	uint64_t	 restarts;
+};
+TAILQ_HEAD(pools, pool);
+
+extern struct pools pools;
+
+struct pool	*pool_new(const struct pool_config *);
+void		 pool_free(struct pool *);
+struct pool	*pool_find(const char *);
+void		 pool_start(struct pool *);
+void		 pool_stop(struct pool *, enum worker_stop);
+int		 pool_record_death(struct pool *, uint64_t);
+uint64_t	 pool_backoff_next(uint64_t, uint64_t);
+struct worker	*pool_find_worker(pid_t);
+int		 pool_child_exited(pid_t, int);
+void		 pool_worker_ready(struct worker *);
+unsigned int	 pool_count_live(void);
+const char	*worker_state_name(enum worker_state);
+json_t		*pool_status_json(const struct pool *);
+void		 worker_describe_status(int, char *, size_t);
+
+/* spawn.c */
+struct spawn {
+	const char *const *argv;
+	const char *const *envp;		/* NULL: our environment */
+	const char	*cwd;		/* NULL: ours */
+	int		 fds[4];	/* become 0..3; -1: /dev/null (0-2) or none */
+	int		 setsid;
+	int		 pdeathsig;	/* 0: none */
+	const char	*path;		/* executable; NULL: argv[0] via PATH */
+};
+pid_t		 spawn_process(const struct spawn *);
+
+/* worker.c */
+int		 worker_main(int, char **);
+
+/* control.c */
+int		 control_init(const char *, unsigned int, int);
+void		 control_close(void);
+void		 control_shutdown(void);
+unsigned int	 control_clients(void);
+
+/* supervisor.c */
+extern struct event_base *ev_base;
+extern struct config *cfg;
+extern uint64_t	 mprocd_started_usec;
+extern int	 mprocd_shutting_down;
+extern const char *mprocd_self;
+
+int		 supervisor_main(struct config *, const char *);
+void		 supervisor_check_exit(void);
+
+/* systemd.c */
+int		 systemd_listen_fd(void);
+void		 systemd_notify(const char *);
+void		 systemd_init(void);
+
+/* proctitle.c */
+void		 proctitle_init(int, char **);
+void		 proctitle_set(const char *, ...)
+		    __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,592 @@
+/*
+ * Pools and their workers, as the supervisor sees them: one worker per slot,
+ * an explicit state machine, restarts throttled by a per-slot backoff that
+ * doubles, and a per-pool tally of recent deaths that marks it degraded.
+ *
+ *   (spawn) -> starting --HELLO--> idle <--> busy
+ *   any live state --death--> backoff --delay--> (spawn)
+ *   any live state --stop--> stopping --death--> gone, or (spawn) if recycled
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "mprocd.h"
+#include "proto.h"
+#include "util.h"
+#include "xmalloc.h"
+
+struct pools pools = TAILQ_HEAD_INITIALIZER(pools);
+
+static void	worker_spawn(struct worker *);
+static void	worker_free(struct worker *);
+static void	worker_crashed(struct worker *, const char *, uint64_t);
+
+const char *
+worker_state_name(enum worker_state state)
+{
+	switch (state) {
+	case WORKER_STARTING:
+		return "starting";
+	case WORKER_IDLE:
+		return "idle";
+	case WORKER_BUSY:
+		return "busy";
+	case WORKER_BACKOFF:
+		return "backoff";
+	case WORKER_STOPPING:
+		return "stopping";
+	}
+	return "unknown";
+}
+
+/* "exited with status 1", "killed by signal 9 (SIGKILL)". */
+void
+worker_describe_status(int status, char *buf, size_t len)
+{
+	const char	*abbrev;
+
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status)) {
+		abbrev = sigabbrev_np(WTERMSIG(status));
+		snprintf(buf, len, "killed by signal %d (SIG%s)%s",
+		    WTERMSIG(status), abbrev != NULL ? abbrev : "?",
+		    WCOREDUMP(status) ? ", core dumped" : "");
+	} else
+		snprintf(buf, len, "ended with wait status 0x%x", status);
+}
+
+static struct log_ctx
+worker_ctx(const struct worker *w)
+{
+	struct log_ctx	 ctx = { w->pool->name, w->name, w->job };
+
+	return ctx;
+}
+
+/* The next backoff after one more consecutive death: double, capped. */
+uint64_t
+pool_backoff_next(uint64_t delay, uint64_t max)
+{
+	if (delay == 0)
+		return 0;
+	if (delay > max / 2)
+		return max;
+	return delay * 2;
+}
+
+/* Deaths in the window (now - crash_interval, now]. */
+static uint64_t
+pool_recent_deaths(const struct pool *p, uint64_t now, uint64_t *oldest)
+{
+	uint64_t	 cap = p->cfg.crash_limit + 1, i, n = 0, d;
+
+	*oldest = UINT64_MAX;
+	for (i = 0; i < cap && i < p->ndeaths; i++) {
+		d = p->deaths[i];
+		if (now - d < p->cfg.crash_interval) {
+			n++;
+			if (d < *oldest)
+				*oldest = d;
+		}
+	}
+	return n;
+}
+
+static void
+pool_set_degraded(struct pool *p, int degraded, uint64_t ndeaths)
+{
+	struct log_ctx	 ctx = { p->name, NULL, 0 };
+	char		 iv[UTIL_FMTLEN], max[UTIL_FMTLEN];
+
+	if (degraded == p->degraded)
+		return;
+	p->degraded = degraded;
+	if (degraded)
+		clog_warnx(&ctx, "pool degraded: %" PRIu64 " worker deaths "
+		    "within %s (crash_limit %" PRIu64 "); restarting every %s",
+		    ndeaths, util_format_duration(p->cfg.crash_interval, iv,
+		    sizeof iv), p->cfg.crash_limit, util_format_duration(
+		    p->cfg.restart_delay_max, max, sizeof max));
+	else
+		clog_notice(&ctx, "pool recovered: at most %" PRIu64
+		    " worker deaths within %s", p->cfg.crash_limit,
+		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv));
+}
+
+/* Rechecks the tally when its oldest death leaves the window. */
+static void
+pool_degraded_timer(evutil_socket_t fd, short events, void *arg)
+{
+	struct pool	*p = arg;
+	uint64_t	 now = util_mono_usec(), oldest, n;
+
+	n = pool_recent_deaths(p, now, &oldest);
+	pool_set_degraded(p, n > p->cfg.crash_limit, n);
+}
+
+/*
+ * Counts one worker death at monotonic time now. Returns whether the pool
+ * is degraded: more than crash_limit deaths within crash_interval.
+ */
+int
+pool_record_death(struct pool *p, uint64_t now)
+{
+	uint64_t	 cap = p->cfg.crash_limit + 1, oldest, n, left;
+	struct timeval	 tv;
+
+	p->deaths[p->ndeaths % cap] = now;
+	p->ndeaths++;
+	n = pool_recent_deaths(p, now, &oldest);
+	pool_set_degraded(p, n > p->cfg.crash_limit, n);
+	if (p->degraded && p->timer != NULL) {
+		left = oldest + p->cfg.crash_interval - now + 1;
+		tv.tv_sec = (time_t)(left / USEC_PER_SEC);
+		tv.tv_usec = (suseconds_t)(left % USEC_PER_SEC);
+		evtimer_add(p->timer, &tv);
+	}
+	return p->degraded;
+}
+
+struct pool *
+pool_new(const struct pool_config *pc)
+{
+	struct pool	*p = xcalloc(1, sizeof *p);
+
+	p->name = xstrdup(pc->name);
+	p->cfg = *pc;
+	p->cfg.name = p->name;
+	TAILQ_INIT(&p->workers);
+	p->deaths = xcalloc(p->cfg.crash_limit + 1, sizeof *p->deaths);
+	if (ev_base != NULL)
+		p->timer = evtimer_new(ev_base, pool_degraded_timer, p);
+	TAILQ_INSERT_TAIL(&pools, p, entry);
+	return p;
+}
+
+void
+pool_free(struct pool *p)
+{
+	struct worker	*w;
+
+	if (p == NULL)
+		return;
+	while ((w = TAILQ_FIRST(&p->workers)) != NULL)
+		worker_free(w);
+	TAILQ_REMOVE(&pools, p, entry);
+	if (p->timer != NULL)
+		event_free(p->timer);
+	free(p->deaths);
+	free(p->name);
+	free(p);
+}
+
+struct pool *
+pool_find(const char *name)
+{
+	struct pool	*p;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		if (strcmp(p->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static void
+worker_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct worker	*w = arg;
+	struct log_ctx	 ctx = worker_ctx(w);
+	char		 grace[UTIL_FMTLEN];
+
+	switch (w->state) {
+	case WORKER_BACKOFF:
+		worker_spawn(w);
+		break;
+	case WORKER_STOPPING:
+		if (w->pid > 0) {
+			clog_warnx(&ctx, "worker pid %d still running %s "
+			    "after SIGTERM, sending SIGKILL", (int)w->pid,
+			    util_format_duration(w->pool->cfg.kill_grace,
+			    grace, sizeof grace));
+			kill(w->pid, SIGKILL);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static struct worker *
+worker_new(struct pool *p, unsigned int slot)
+{
+	struct worker	*w = xcalloc(1, sizeof *w);
+
+	w->pool = p;
+	w->slot = slot;
+	snprintf(w->name, sizeof w->name, "%s/%u", p->name, slot);
+	w->state = WORKER_BACKOFF;
+	w->delay = p->cfg.restart_delay;
+	if (ev_base != NULL)
+		w->timer = evtimer_new(ev_base, worker_timer_cb, w);
+	TAILQ_INSERT_TAIL(&p->workers, w, entry);
+	return w;
+}
+
+/* Unlinks and frees a worker that has no process left. */
+static void
+worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	TAILQ_REMOVE(&w->pool->workers, w, entry);
+	if (w->bev != NULL)
+		bufferevent_free(w->bev);
+	if (w->timer != NULL)
+		event_free(w->timer);
+	free(w);
+}
+
+static void
+worker_close(struct worker *w)
+{
+	if (w->bev != NULL) {
+		bufferevent_free(w->bev);
+		w->bev = NULL;
+	}
+}
+
+/* A frame from a worker. Anything unexpected ends that worker. */
+static int
+worker_dispatch(struct worker *w, const struct proto_hdr *h,
+    const uint8_t *payload)
+{
+	struct proto_reader	 r;
+	struct log_ctx		 ctx = worker_ctx(w);
+	uint32_t		 version, pid;
+
+	proto_reader_init(&r, payload, h->len);
+	switch (h->type) {
+	case PROTO_HELLO:
+		version = proto_get_u32(&r);
+		pid = proto_get_u32(&r);
+		if (r.error || w->state != WORKER_STARTING)
+			break;
+		if (version != PROTO_VERSION) {
+			clog_warnx(&ctx, "worker speaks protocol %u, not %u "
+			    "(was mprocd upgraded while running?)", version,
+			    PROTO_VERSION);
+			return -1;
+		}
+		if ((pid_t)pid != w->pid)
+			break;
+		pool_worker_ready(w);
+		return 0;
+	default:
+		break;
+	}
+	clog_warnx(&ctx, "bad frame from worker (type %u, %u bytes), "
+	    "killing it", h->type, h->len);
+	return -1;
+}
+
+static void
+worker_read_cb(struct bufferevent *bev, void *arg)
+{
+	struct worker		*w = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct proto_hdr	 h;
+	uint8_t			*p;
+
+	while (evbuffer_get_length(in) >= PROTO_HDRLEN) {
+		p = evbuffer_pullup(in, PROTO_HDRLEN);
+		if (proto_hdr_parse(p, &h) != 0) {
+			worker_dispatch(w, &h, NULL);
+			goto bad;
+		}
+		if (evbuffer_get_length(in) < PROTO_HDRLEN + h.len)
+			return;
+		p = evbuffer_pullup(in, PROTO_HDRLEN + (ev_ssize_t)h.len);
+		if (worker_dispatch(w, &h, p + PROTO_HDRLEN) != 0)
+			goto bad;
+		evbuffer_drain(in, PROTO_HDRLEN + h.len);
+	}
+	return;
+
+bad:
+	worker_close(w);
+	if (w->pid > 0)
+		kill(w->pid, SIGKILL);
+}
+
+static void
+worker_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct worker	*w = arg;
+
+	/* The death itself arrives by SIGCHLD; just stop listening. */
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+		worker_close(w);
+}
+
+/* Starts the worker's process: mprocd re-executed as "--worker POOL/N". */
+static void
+worker_spawn(struct worker *w)
+{
+	struct log_ctx	 ctx = worker_ctx(w);
+	struct spawn	 sp;
+	const char	*argv[8];
+	int		 sv[2];
+	pid_t		 pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
+		clog_warn(&ctx, "socketpair");
+		goto fail;
+	}
+	argv[0] = "mprocd";
+	argv[1] = "--worker";
+	argv[2] = w->name;
+	argv[3] = "--log-target";
+	argv[4] = cfg->log_target;
+	argv[5] = "--log-level";
+	argv[6] = log_level_name(log_getlevel());
+	argv[7] = NULL;
+	memset(&sp, 0, sizeof sp);
+	sp.argv = argv;
+	sp.path = mprocd_self;
+	sp.fds[0] = -1;
+	sp.fds[1] = STDERR_FILENO;
+	sp.fds[2] = STDERR_FILENO;
+	sp.fds[3] = sv[1];
+	sp.pdeathsig = SIGTERM;
+	if ((pid = spawn_process(&sp)) == -1) {
+		clog_warn(&ctx, "cannot start worker");
+		close(sv[0]);
+		close(sv[1]);
+		goto fail;
+	}
+	close(sv[1]);
+	util_set_nonblock(sv[0]);
+	w->bev = bufferevent_socket_new(ev_base, sv[0], BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(w->bev, worker_read_cb, NULL, worker_event_cb, w);
+	bufferevent_enable(w->bev, EV_READ);
+	w->pid = pid;
+	w->state = WORKER_STARTING;
+	w->stop = STOP_NONE;
+	w->job = 0;
+	w->started_usec = util_now_usec();
+	w->started_mono = util_mono_usec();
+	clog_debug(&ctx, "worker starting, pid %d", (int)pid);
+	return;
+
+fail:
+	/* Try again later, as if it had died at once. */
+	w->pid = 0;
+	w->started_mono = util_mono_usec();
+	worker_crashed(w, "could not be started", w->started_mono);
+}
+
+void
+pool_worker_ready(struct worker *w)
+{
+	struct log_ctx	 ctx = worker_ctx(w);
+
+	w->state = WORKER_IDLE;
+	clog_info(&ctx, "worker started, pid %d", (int)w->pid);
+}
+
+void
+pool_start(struct pool *p)
+{
+	struct worker	*w;
+	unsigned int	 slot;
+
+	for (slot = 0; slot < p->cfg.workers; slot++) {
+		w = worker_new(p, slot);
+		worker_spawn(w);
+	}
+}
+
+/* TERM now, KILL after kill_grace; the death is handled by why. */
+static void
+worker_stop(struct worker *w, enum worker_stop why)
+{
+	struct timeval	 tv;
+	uint64_t	 grace = w->pool->cfg.kill_grace;
+
+	if (w->pid <= 0) {
+		if (why != STOP_RECYCLE)
+			worker_free(w);
+		return;
+	}
+	w->stop = why;
+	if (w->state == WORKER_STOPPING)
+		return;
+	w->state = WORKER_STOPPING;
+	kill(w->pid, SIGTERM);
+	tv.tv_sec = (time_t)(grace / USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(grace % USEC_PER_SEC);
+	evtimer_add(w->timer, &tv);
+}
+
+void
+pool_stop(struct pool *p, enum worker_stop why)
+{
+	struct worker	*w, *next;
+
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
+		worker_stop(w, why);
+	if (p->timer != NULL)
+		evtimer_del(p->timer);
+}
+
+struct worker *
+pool_find_worker(pid_t pid)
+{
+	struct pool	*p;
+	struct worker	*w;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->pid == pid)
+				return w;
+	return NULL;
+}
+
+unsigned int
+pool_count_live(void)
+{
+	struct pool	*p;
+	struct worker	*w;
+	unsigned int	 n = 0;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->pid > 0)
+				n++;
+	return n;
+}
+
+/* A worker that died unexpectedly: count it, then restart after a backoff. */
+static void
+worker_crashed(struct worker *w, const char *how, uint64_t now)
+{
+	struct pool	*p = w->pool;
+	struct log_ctx	 ctx = worker_ctx(w);
+	char		 delay[UTIL_FMTLEN];
+	struct timeval	 tv;
+
+	w->restarts++;
+	p->restarts++;
+	/* A worker that lived a whole crash_interval starts afresh. */
+	if (now - w->started_mono >= p->cfg.crash_interval)
+		w->delay = p->cfg.restart_delay;
+	if (pool_record_death(p, now))
+		w->backoff = p->cfg.restart_delay_max;
+	else
+		w->backoff = w->delay;
+	w->delay = pool_backoff_next(w->delay, p->cfg.restart_delay_max);
+	w->state = WORKER_BACKOFF;
+	if (w->pid > 0)
+		clog_warnx(&ctx, "worker pid %d %s, restarting in %s",
+		    (int)w->pid, how, util_format_duration(w->backoff, delay,
+		    sizeof delay));
+	else
+		clog_warnx(&ctx, "worker %s, retrying in %s", how,
+		    util_format_duration(w->backoff, delay, sizeof delay));
+	w->pid = 0;
+	tv.tv_sec = (time_t)(w->backoff / USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(w->backoff % USEC_PER_SEC);
+	if (w->timer != NULL)
+		evtimer_add(w->timer, &tv);
+}
+
+/* A child was reaped. Returns 1 if it was one of our workers. */
+int
+pool_child_exited(pid_t pid, int status)
+{
+	struct worker	*w;
+	struct log_ctx	 ctx;
+	char		 how[128];
+
+	if (pid <= 0)
+		return 0;
+	if ((w = pool_find_worker(pid)) == NULL)
+		return 0;
+	ctx = worker_ctx(w);
+	worker_close(w);
+	if (w->timer != NULL)
+		evtimer_del(w->timer);
+	worker_describe_status(status, how, sizeof how);
+
+	switch (w->stop) {
+	case STOP_SHUTDOWN:
+	case STOP_RETIRE:
+		clog_info(&ctx, "worker pid %d stopped (%s)", (int)pid, how);
+		w->pid = 0;
+		worker_free(w);
+		break;
+	case STOP_RECYCLE:
+		clog_info(&ctx, "worker pid %d recycled after %" PRIu64
+		    " jobs (%s)", (int)pid, w->jobs_done, how);
+		w->pid = 0;
+		worker_spawn(w);
+		break;
+	case STOP_NONE:
+		worker_crashed(w, how, util_mono_usec());
+		break;
+	}
+	return 1;
+}
+
+json_t *
+pool_status_json(const struct pool *p)
+{
+	json_t			*jp, *jw, *workers = json_array();
+	const struct worker	*w;
+	json_int_t		 queued = 0, running = 0;
+
+	TAILQ_FOREACH(w, &p->workers, entry) {
+		jw = json_object();
+		json_object_set_new(jw, "name", json_string(w->name));
+		if (w->pid > 0)
+			json_object_set_new(jw, "pid", json_integer(w->pid));
+		json_object_set_new(jw, "state",
+		    json_string(worker_state_name(w->state)));
+		if (w->job > 0) {
+			json_object_set_new(jw, "job", json_integer(w->job));
+			running++;
+		}
+		json_object_set_new(jw, "jobs_done",
+		    json_integer((json_int_t)w->jobs_done));
+		json_object_set_new(jw, "restarts",
+		    json_integer((json_int_t)w->restarts));
+		if (w->pid > 0)
+			json_object_set_new(jw, "started_usec",
+			    json_integer((json_int_t)w->started_usec));
+		json_array_append_new(workers, jw);
+	}
+	jp = json_object();
+	json_object_set_new(jp, "name", json_string(p->name));
+	json_object_set_new(jp, "size", json_integer(p->cfg.workers));
+	json_object_set_new(jp, "degraded", json_boolean(p->degraded));
+	json_object_set_new(jp, "queued", json_integer(queued));
+	json_object_set_new(jp, "running", json_integer(running));
+	json_object_set_new(jp, "succeeded", json_integer(0));
+	json_object_set_new(jp, "failed", json_integer(0));
+	json_object_set_new(jp, "cancelled", json_integer(0));
+	json_object_set_new(jp, "restarts", json_integer((json_int_t)p->restarts));
+	json_object_set_new(jp, "workers", workers);
+	return jp;
+}

@@ -1,0 +1,108 @@
+/*
+ * The one recipe for starting a process (workers now, jobs later): block
+ * every signal around fork(); in the child reset every handler and the mask,
+ * put descriptors where they belong, close everything else, then exec.
+ */
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mprocd.h"
+#include "util.h"
+
+extern char **environ;
+
+/* Between fork and exec: report why we failed on fd 2 and give up. */
+static void __attribute__((noreturn))
+child_fail(const char *what, const char *arg, int error)
+{
+	char	 msg[512];
+	int	 n;
+
+	n = snprintf(msg, sizeof msg, "mprocd: %s '%s': %s\n", what, arg,
+	    strerror(error));
+	if (n > 0)
+		(void)!write(STDERR_FILENO, msg, (size_t)n);
+	_exit(127);
+}
+
+static void __attribute__((noreturn))
+spawn_child(const struct spawn *sp, pid_t parent)
+{
+	struct sigaction	 sa;
+	sigset_t		 none;
+	int			 sig, i, tmp[4], nfds = 0;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	for (sig = 1; sig < NSIG; sig++)
+		sigaction(sig, &sa, NULL);
+
+	if (sp->setsid)
+		setsid();
+	if (sp->pdeathsig != 0) {
+		prctl(PR_SET_PDEATHSIG, sp->pdeathsig);
+		if (getppid() != parent)
+			_exit(1);
+	}
+
+	/* Move sources out of the way first, so no dup2 clobbers another. */
+	for (i = 0; i < 4; i++) {
+		if (sp->fds[i] == -1 && i < 3)
+			tmp[i] = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+		else if (sp->fds[i] == -1)
+			tmp[i] = -1;
+		else
+			tmp[i] = fcntl(sp->fds[i], F_DUPFD, 10);
+		if (tmp[i] == -1 && (sp->fds[i] != -1 || i < 3))
+			_exit(126);
+	}
+	for (i = 0; i < 4; i++) {
+		if (tmp[i] == -1)
+			continue;
+		if (dup2(tmp[i], i) == -1)
+			_exit(126);
+		nfds = i + 1;
+	}
+	util_closefrom(nfds, NULL, 0);
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	if (sp->cwd != NULL && chdir(sp->cwd) != 0)
+		child_fail("cannot change directory to", sp->cwd, errno);
+	if (sp->envp != NULL)
+		environ = (char **)(uintptr_t)sp->envp;
+	if (sp->path != NULL)
+		execv(sp->path, (char *const *)(uintptr_t)sp->argv);
+	else
+		execvp(sp->argv[0], (char *const *)(uintptr_t)sp->argv);
+	child_fail("cannot run", sp->argv[0], errno);
+}
+
+/* Returns the child's pid, or -1 with errno set if fork() failed. */
+pid_t
+spawn_process(const struct spawn *sp)
+{
+	sigset_t	 all, old;
+	pid_t		 pid, parent = getpid();
+	int		 saved;
+
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
+	pid = fork();
+	if (pid == 0)
+		spawn_child(sp, parent);
+	saved = errno;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return pid;
+}

@@ -1,0 +1,60 @@
+/*
+ * One logging API for every mprocd process. A record is formatted whole and
+ * written in one call (one write() of at most LOG_RECORD_MAX bytes, or one
+ * sd_journal_send()), so records from many processes never tear or
+ * interleave.
+ */
+#ifndef MPROCD_LOG_H
+#define MPROCD_LOG_H
+
+#include <stdint.h>
+#include <syslog.h>
+
+#define LOG_RECORD_MAX	4096
+
+/* Who a record is about; any field may be left empty (NULL or -1). */
+struct log_ctx {
+	const char	*pool;
+	const char	*worker;
+	int64_t		 job;
+};
+
+int	 log_open(const char *, const char **);
+void	 log_close(void);
+int	 log_reopen(void);
+void	 log_setlevel(int);
+int	 log_getlevel(void);
+int	 log_parse_level(const char *);
+const char *log_level_name(int);
+void	 log_procinit(const char *);
+const char *log_procname(void);
+
+void	 log_emit(int, const struct log_ctx *, int, const char *, int,
+	    const char *, const char *, ...)
+	    __attribute__((format(printf, 7, 8)));
+void	 log_fatal(int, const char *, int, const char *, const char *, ...)
+	    __attribute__((format(printf, 5, 6), noreturn));
+
+#define LOG_AT	__FILE__, __LINE__, __func__
+
+/* log_warn and fatal append ": strerror(errno)"; the x forms do not. */
+#define log_debug(...)	log_emit(LOG_DEBUG, NULL, 0, LOG_AT, __VA_ARGS__)
+#define log_info(...)	log_emit(LOG_INFO, NULL, 0, LOG_AT, __VA_ARGS__)
+#define log_notice(...)	log_emit(LOG_NOTICE, NULL, 0, LOG_AT, __VA_ARGS__)
+#define log_warn(...)	log_emit(LOG_WARNING, NULL, 1, LOG_AT, __VA_ARGS__)
+#define log_warnx(...)	log_emit(LOG_WARNING, NULL, 0, LOG_AT, __VA_ARGS__)
+#define fatal(...)	log_fatal(1, LOG_AT, __VA_ARGS__)
+#define fatalx(...)	log_fatal(0, LOG_AT, __VA_ARGS__)
+
+/* The same, about a pool, worker or job. */
+#define clog_debug(c, ...)  log_emit(LOG_DEBUG, c, 0, LOG_AT, __VA_ARGS__)
+#define clog_info(c, ...)   log_emit(LOG_INFO, c, 0, LOG_AT, __VA_ARGS__)
+#define clog_notice(c, ...) log_emit(LOG_NOTICE, c, 0, LOG_AT, __VA_ARGS__)
+#define clog_warn(c, ...)   log_emit(LOG_WARNING, c, 1, LOG_AT, __VA_ARGS__)
+#define clog_warnx(c, ...)  log_emit(LOG_WARNING, c, 0, LOG_AT, __VA_ARGS__)
+
+/* Formats a record the way the stderr and file targets write it. */
+size_t	 log_format(char *, size_t, uint64_t, int, const struct log_ctx *,
+	    const char *);
+
+#endif

@@ -1,0 +1,381 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+/*
+ * Reads a non-negative decimal number with an optional fraction, scaled by
+ * 10^6 so "1.5" gives 1500000. Up to six fraction digits count; more are
+ * accepted and dropped. *end is left at the first character after it.
+ */
+static int
+parse_fixed6(const char *s, uint64_t *out, const char **end,
+    const char **errstr)
+{
+	uint64_t	 whole = 0, frac = 0, scale = USEC_PER_SEC;
+	int		 digits = 0;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '-') {
+		*errstr = "negative";
+		return -1;
+	}
+	if (*s == '+')
+		s++;
+	for (; isdigit((unsigned char)*s); s++, digits++) {
+		if (whole > (UINT64_MAX - 9) / 10) {
+			*errstr = "too large";
+			return -1;
+		}
+		whole = whole * 10 + (uint64_t)(*s - '0');
+	}
+	if (*s == '.') {
+		s++;
+		for (; isdigit((unsigned char)*s); s++, digits++) {
+			if (scale > 1) {
+				scale /= 10;
+				frac += (uint64_t)(*s - '0') * scale;
+			}
+		}
+	}
+	if (digits == 0) {
+		*errstr = "not a number";
+		return -1;
+	}
+	if (whole > UINT64_MAX / USEC_PER_SEC) {
+		*errstr = "too large";
+		return -1;
+	}
+	*out = whole * USEC_PER_SEC + frac;
+	*end = s;
+	return 0;
+}
+
+/* Multiplies a fixed6 value by mul/div, checking for overflow. */
+static int
+scale_fixed6(uint64_t v, uint64_t mul, uint64_t div, uint64_t *out,
+    const char **errstr)
+{
+	uint64_t	 whole = v / USEC_PER_SEC, frac = v % USEC_PER_SEC;
+
+	if (whole != 0 && mul / div > UINT64_MAX / whole) {
+		*errstr = "too large";
+		return -1;
+	}
+	/* mul is a multiple of div for every unit but "us". */
+	*out = whole * (mul / div) + (frac * (mul / div)) / USEC_PER_SEC;
+	if (*out < whole * (mul / div)) {
+		*errstr = "too large";
+		return -1;
+	}
+	return 0;
+}
+
+/* "100ms", "1.5s", "2min", "1h", "30" (seconds) into microseconds. */
+int
+util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
+{
+	static const struct {
+		const char	*name;
+		uint64_t	 usec;
+	} units[] = {
+		{ "us", 1 },
+		{ "ms", USEC_PER_MSEC },
+		{ "s", USEC_PER_SEC },
+		{ "sec", USEC_PER_SEC },
+		{ "m", 60 * USEC_PER_SEC },
+		{ "min", 60 * USEC_PER_SEC },
+		{ "h", 3600 * USEC_PER_SEC },
+		{ "d", 86400 * USEC_PER_SEC },
+	};
+	const char	*end;
+	char		 unit[8];
+	size_t		 i, n;
+	uint64_t	 v;
+
+	if (parse_fixed6(s, &v, &end, errstr) != 0)
+		return -1;
+	while (isspace((unsigned char)*end))
+		end++;
+	n = strlen(end);
+	while (n > 0 && isspace((unsigned char)end[n - 1]))
+		n--;
+	if (n == 0)
+		return scale_fixed6(v, USEC_PER_SEC, 1, usec, errstr);
+	if (n >= sizeof unit) {
+		*errstr = "unknown unit (use ms, s, min or h)";
+		return -1;
+	}
+	memcpy(unit, end, n);
+	unit[n] = '\0';
+	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(unit, units[i].name) != 0)
+			continue;
+		if (units[i].usec == 1) {
+			/* Microseconds: the fraction is meaningless. */
+			*usec = v / USEC_PER_SEC;
+			return 0;
+		}
+		return scale_fixed6(v, units[i].usec, 1, usec, errstr);
+	}
+	*errstr = "unknown unit (use ms, s, min or h)";
+	return -1;
+}
+
+/* "4M", "512K", "1G", "100" (bytes) into bytes; K = 1024. */
+int
+util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
+{
+	const char	*end;
+	uint64_t	 v, mul;
+	size_t		 n;
+
+	if (parse_fixed6(s, &v, &end, errstr) != 0)
+		return -1;
+	while (isspace((unsigned char)*end))
+		end++;
+	n = strlen(end);
+	while (n > 0 && isspace((unsigned char)end[n - 1]))
+		n--;
+	switch (n == 0 ? '\0' : toupper((unsigned char)end[0])) {
+	case '\0':
+		mul = 1;
+		break;
+	case 'B':
+		mul = 1;
+		break;
+	case 'K':
+		mul = 1ULL << 10;
+		break;
+	case 'M':
+		mul = 1ULL << 20;
+		break;
+	case 'G':
+		mul = 1ULL << 30;
+		break;
+	case 'T':
+		mul = 1ULL << 40;
+		break;
+	default:
+		*errstr = "unknown unit (use K, M or G)";
+		return -1;
+	}
+	/* Allow "4M", "4MB", "4MiB", "100B". */
+	if (n > 1 && !((n == 2 && toupper((unsigned char)end[1]) == 'B' &&
+	    mul != 1) || (n == 3 && end[1] == 'i' &&
+	    toupper((unsigned char)end[2]) == 'B' && mul != 1))) {
+		*errstr = "unknown unit (use K, M or G)";
+		return -1;
+	}
+	if (scale_fixed6(v, mul, 1, bytes, errstr) != 0)
+		return -1;
+	if (mul == 1 && v % USEC_PER_SEC != 0) {
+		*errstr = "not a whole number of bytes";
+		return -1;
+	}
+	return 0;
+}
+
+/* A whole decimal number within [min, max]. */
+int
+util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
+    const char **errstr)
+{
+	char			*end;
+	unsigned long long	 v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s == '-') {
+		*errstr = "negative";
+		return -1;
+	}
+	if (!isdigit((unsigned char)*s)) {
+		*errstr = "not a number";
+		return -1;
+	}
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0') {
+		*errstr = "not a whole number";
+		return -1;
+	}
+	if (errno == ERANGE || v > max) {
+		*errstr = "too large";
+		return -1;
+	}
+	if (v < min) {
+		*errstr = "too small";
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* An octal file mode such as "0660". */
+int
+util_parse_mode(const char *s, unsigned int *mode, const char **errstr)
+{
+	char		*end;
+	unsigned long	 v;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (*s < '0' || *s > '7') {
+		*errstr = "not an octal mode";
+		return -1;
+	}
+	errno = 0;
+	v = strtoul(s, &end, 8);
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end != '\0' || errno == ERANGE) {
+		*errstr = "not an octal mode";
+		return -1;
+	}
+	if (v > 0777) {
+		*errstr = "not a permission mode (0000 to 0777)";
+		return -1;
+	}
+	*mode = (unsigned int)v;
+	return 0;
+}
+
+/* The largest unit that divides the value exactly: 100ms, 30s, 2min. */
+const char *
+util_format_duration(uint64_t usec, char *buf, size_t len)
+{
+	if (usec == 0)
+		snprintf(buf, len, "0");
+	else if (usec % (3600 * USEC_PER_SEC) == 0)
+		snprintf(buf, len, "%" PRIu64 "h", usec / (3600 * USEC_PER_SEC));
+	else if (usec % (60 * USEC_PER_SEC) == 0)
+		snprintf(buf, len, "%" PRIu64 "min", usec / (60 * USEC_PER_SEC));
+	else if (usec % USEC_PER_SEC == 0)
+		snprintf(buf, len, "%" PRIu64 "s", usec / USEC_PER_SEC);
+	else if (usec % USEC_PER_MSEC == 0)
+		snprintf(buf, len, "%" PRIu64 "ms", usec / USEC_PER_MSEC);
+	else
+		snprintf(buf, len, "%" PRIu64 "us", usec);
+	return buf;
+}
+
+const char *
+util_format_size(uint64_t bytes, char *buf, size_t len)
+{
+	if (bytes != 0 && bytes % (1ULL << 30) == 0)
+		snprintf(buf, len, "%" PRIu64 "G", bytes >> 30);
+	else if (bytes != 0 && bytes % (1ULL << 20) == 0)
+		snprintf(buf, len, "%" PRIu64 "M", bytes >> 20);
+	else if (bytes != 0 && bytes % (1ULL << 10) == 0)
+		snprintf(buf, len, "%" PRIu64 "K", bytes >> 10);
+	else
+		snprintf(buf, len, "%" PRIu64, bytes);
+	return buf;
+}
+
+uint64_t
+util_now_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t
+util_mono_usec(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
+}
+
+int
+util_set_nonblock(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFL)) == -1)
+		return -1;
+	return fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+}
+
+int
+util_set_cloexec(int fd)
+{
+	int	 flags;
+
+	if ((flags = fcntl(fd, F_GETFD)) == -1)
+		return -1;
+	return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+static int
+keep_fd(int fd, const int *keep, size_t nkeep)
+{
+	size_t	 i;
+
+	for (i = 0; i < nkeep; i++)
+		if (keep[i] == fd)
+			return 1;
+	return 0;
+}
+
+/*
+ * close_range() where the kernel has it, else a walk of /proc/self/fd.
+ * Runs between fork and exec, so it allocates nothing it keeps.
+ */
+void
+util_closefrom(int lowest, const int *keep, size_t nkeep)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 fd, next, maxkeep = -1;
+	size_t		 i;
+
+	for (i = 0; i < nkeep; i++)
+		if (keep[i] > maxkeep)
+			maxkeep = keep[i];
+#ifdef HAVE_CLOSE_RANGE
+	for (fd = lowest; fd <= maxkeep; fd = next + 1) {
+		for (next = fd; next <= maxkeep && !keep_fd(next, keep, nkeep);
+		    next++)
+			;
+		if (next > fd && close_range((unsigned)fd,
+		    (unsigned)(next - 1), 0) != 0)
+			goto fallback;
+	}
+	if (close_range((unsigned)(maxkeep >= lowest ? maxkeep + 1 : lowest),
+	    ~0U, 0) == 0)
+		return;
+fallback:
+#endif
+	if ((d = opendir("/proc/self/fd")) == NULL) {
+		for (fd = lowest; fd < 1024; fd++)
+			if (!keep_fd(fd, keep, nkeep))
+				close(fd);
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		fd = atoi(de->d_name);
+		if (fd >= lowest && fd != dirfd(d) && !keep_fd(fd, keep, nkeep))
+			close(fd);
+	}
+	closedir(d);
+	(void)next;
+}

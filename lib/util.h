@@ -1,0 +1,35 @@
+/* Small parsing and time helpers shared by mprocd and mprocctl. */
+#ifndef MPROCD_UTIL_H
+#define MPROCD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define USEC_PER_MSEC	UINT64_C(1000)
+#define USEC_PER_SEC	UINT64_C(1000000)
+
+/* Big enough for util_format_duration() and util_format_size(). */
+#define UTIL_FMTLEN	32
+
+/*
+ * Each parser returns 0, or -1 with *errstr set to a short reason
+ * ("not a number", "unknown unit 'x'", "too large", ...).
+ */
+int	 util_parse_duration(const char *, uint64_t *, const char **);
+int	 util_parse_size(const char *, uint64_t *, const char **);
+int	 util_parse_uint(const char *, uint64_t, uint64_t, uint64_t *,
+	    const char **);
+int	 util_parse_mode(const char *, unsigned int *, const char **);
+
+const char *util_format_duration(uint64_t, char *, size_t);
+const char *util_format_size(uint64_t, char *, size_t);
+
+uint64_t util_now_usec(void);
+uint64_t util_mono_usec(void);
+
+int	 util_set_nonblock(int);
+int	 util_set_cloexec(int);
+/* Closes every descriptor from lowest up, except those in keep[]. */
+void	 util_closefrom(int lowest, const int *keep, size_t nkeep);
+
+#endif

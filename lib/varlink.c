@@ -1,0 +1,260 @@
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "varlink.h"
+#include "xmalloc.h"
+
+static json_t *
+load_object(const char *buf, size_t len, const char **errstr)
+{
+	json_t		*msg;
+	json_error_t	 err;
+
+	if (len == 0) {
+		*errstr = "empty message";
+		return NULL;
+	}
+	msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &err);
+	if (msg == NULL) {
+		*errstr = "message is not valid JSON";
+		return NULL;
+	}
+	if (!json_is_object(msg)) {
+		json_decref(msg);
+		*errstr = "message is not a JSON object";
+		return NULL;
+	}
+	return msg;
+}
+
+/* A call: {"method": "a.b.C", "parameters": {...}, "more": bool, ...}. */
+int
+varlink_call_parse(const char *buf, size_t len, struct varlink_call *call,
+    const char **errstr)
+{
+	json_t		*msg, *v;
+
+	memset(call, 0, sizeof *call);
+	if ((msg = load_object(buf, len, errstr)) == NULL)
+		return -1;
+	v = json_object_get(msg, "method");
+	if (!json_is_string(v) || strchr(json_string_value(v), '.') == NULL) {
+		*errstr = "call has no \"method\" string of the form "
+		    "interface.Method";
+		goto fail;
+	}
+	call->method = json_string_value(v);
+	v = json_object_get(msg, "parameters");
+	if (v != NULL && !json_is_object(v) && !json_is_null(v)) {
+		*errstr = "\"parameters\" is not an object";
+		goto fail;
+	}
+	if (v == NULL || json_is_null(v)) {
+		v = json_object();
+		json_object_set_new(msg, "parameters", v);
+	}
+	call->params = v;
+	if ((v = json_object_get(msg, "more")) != NULL) {
+		if (!json_is_boolean(v)) {
+			*errstr = "\"more\" is not a boolean";
+			goto fail;
+		}
+		if (json_is_true(v))
+			call->flags |= VARLINK_MORE;
+	}
+	if ((v = json_object_get(msg, "oneway")) != NULL) {
+		if (!json_is_boolean(v)) {
+			*errstr = "\"oneway\" is not a boolean";
+			goto fail;
+		}
+		if (json_is_true(v))
+			call->flags |= VARLINK_ONEWAY;
+	}
+	call->msg = msg;
+	return 0;
+
+fail:
+	json_decref(msg);
+	memset(call, 0, sizeof *call);
+	return -1;
+}
+
+void
+varlink_call_free(struct varlink_call *call)
+{
+	json_decref(call->msg);
+	memset(call, 0, sizeof *call);
+}
+
+int
+varlink_reply_parse(const char *buf, size_t len, struct varlink_reply *reply,
+    const char **errstr)
+{
+	json_t		*msg, *v;
+
+	memset(reply, 0, sizeof *reply);
+	if ((msg = load_object(buf, len, errstr)) == NULL)
+		return -1;
+	if ((v = json_object_get(msg, "error")) != NULL) {
+		if (!json_is_string(v)) {
+			*errstr = "\"error\" is not a string";
+			json_decref(msg);
+			return -1;
+		}
+		reply->error = json_string_value(v);
+	}
+	v = json_object_get(msg, "parameters");
+	if (v == NULL || json_is_null(v)) {
+		v = json_object();
+		json_object_set_new(msg, "parameters", v);
+	} else if (!json_is_object(v)) {
+		*errstr = "\"parameters\" is not an object";
+		json_decref(msg);
+		return -1;
+	}
+	reply->params = v;
+	reply->continues = json_is_true(json_object_get(msg, "continues"));
+	reply->msg = msg;
+	return 0;
+}
+
+void
+varlink_reply_free(struct varlink_reply *reply)
+{
+	json_decref(reply->msg);
+	memset(reply, 0, sizeof *reply);
+}
+
+/* Serialises msg (and drops it) with the NUL terminator. */
+static char *
+encode(json_t *msg, size_t *len)
+{
+	char	*s;
+	size_t	 n;
+
+	n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
+	if (n == 0)
+		fatalx("varlink: cannot encode a reply");
+	s = xmalloc(n + 1);
+	if (json_dumpb(msg, s, n, JSON_COMPACT) != n)
+		fatalx("varlink: cannot encode a reply");
+	s[n] = '\0';
+	json_decref(msg);
+	*len = n + 1;
+	return s;
+}
+
+char *
+varlink_call_encode(const char *method, json_t *params, int flags,
+    size_t *len)
+{
+	json_t	*msg = json_object();
+
+	json_object_set_new(msg, "method", json_string(method));
+	json_object_set_new(msg, "parameters",
+	    params != NULL ? params : json_object());
+	if (flags & VARLINK_MORE)
+		json_object_set_new(msg, "more", json_true());
+	if (flags & VARLINK_ONEWAY)
+		json_object_set_new(msg, "oneway", json_true());
+	return encode(msg, len);
+}
+
+char *
+varlink_reply_encode(json_t *params, int flags, size_t *len)
+{
+	json_t	*msg = json_object();
+
+	json_object_set_new(msg, "parameters",
+	    params != NULL ? params : json_object());
+	if (flags & VARLINK_CONTINUES)
+		json_object_set_new(msg, "continues", json_true());
+	return encode(msg, len);
+}
+
+char *
+varlink_error_encode(const char *error, json_t *params, size_t *len)
+{
+	json_t	*msg = json_object();
+
+	json_object_set_new(msg, "error", json_string(error));
+	json_object_set_new(msg, "parameters",
+	    params != NULL ? params : json_object());
+	return encode(msg, len);
+}
+
+int
+varlink_get_int(json_t *params, const char *name, int64_t min, int64_t max,
+    int64_t *out)
+{
+	json_t		*v = json_object_get(params, name);
+	json_int_t	 i;
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v))
+		return -1;
+	i = json_integer_value(v);
+	if (i < min || i > max)
+		return -1;
+	*out = i;
+	return 1;
+}
+
+int
+varlink_get_string(json_t *params, const char *name, const char **out)
+{
+	json_t	*v = json_object_get(params, name);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_string(v))
+		return -1;
+	*out = json_string_value(v);
+	return 1;
+}
+
+int
+varlink_get_number(json_t *params, const char *name, double *out)
+{
+	json_t	*v = json_object_get(params, name);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_number(v))
+		return -1;
+	*out = json_number_value(v);
+	return 1;
+}
+
+int
+varlink_get_bool(json_t *params, const char *name, int *out)
+{
+	json_t	*v = json_object_get(params, name);
+
+	if (v == NULL || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v))
+		return -1;
+	*out = json_is_true(v);
+	return 1;
+}
+
+int
+varlink_method_interface(const char *method, char *buf, size_t len)
+{
+	const char	*dot = strrchr(method, '.');
+	size_t		 n;
+
+	if (dot == NULL || dot == method)
+		return -1;
+	n = (size_t)(dot - method);
+	if (n >= len)
+		return -1;
+	memcpy(buf, method, n);
+	buf[n] = '\0';
+	return 0;
+}
