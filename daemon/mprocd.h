@@ -126,6 +126,7 @@ struct pool	*pool_new(const struct pool_config *);
 void		 pool_free(struct pool *);
 struct pool	*pool_find(const char *);
 void		 pool_start(struct pool *);
+struct worker	*pool_worker_new(struct pool *, unsigned int);
 void		 pool_stop(struct pool *, enum worker_stop);
 int		 pool_record_death(struct pool *, uint64_t);
 uint64_t	 pool_backoff_next(uint64_t, uint64_t);

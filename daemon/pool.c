@@ -228,8 +228,9 @@ worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-static struct worker *
-worker_new(struct pool *p, unsigned int slot)
+/* A worker for slot, not yet started (state backoff, no process). */
+struct worker *
+pool_worker_new(struct pool *p, unsigned int slot)
 {
 	struct worker	*w = xcalloc(1, sizeof *w);
 
@@ -413,7 +414,7 @@ pool_start(struct pool *p)
 	unsigned int	 slot;
 
 	for (slot = 0; slot < p->cfg.workers; slot++) {
-		w = worker_new(p, slot);
+		w = pool_worker_new(p, slot);
 		worker_spawn(w);
 	}
 }

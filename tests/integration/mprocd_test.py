@@ -1,0 +1,260 @@
+"""Helpers for integration tests: start a real mprocd on a private socket in
+a temporary directory, speak raw Varlink to it, and watch its processes."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+MPROCD = os.environ.get("MPROCD", "daemon/mprocd")
+MPROCCTL = os.environ.get("MPROCCTL", "ctl/mprocctl")
+# Generous: these bound waits for things that must happen, never speed.
+TIMEOUT = float(os.environ.get("MPROCD_TEST_TIMEOUT", "20"))
+
+
+def wait_for(pred, what, timeout=TIMEOUT, interval=0.01):
+    """Polls pred() until it returns something true; fails naming what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.0fs waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+def alive(pid):
+    """True if pid exists and is not a zombie."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().rstrip(b"\0").decode()
+
+
+def ppid(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rpartition(")")[2].split()[1])
+
+
+def cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rpartition(")")[2].split()
+    return int(fields[11]) + int(fields[12])
+
+
+class VarlinkError(Exception):
+    def __init__(self, error, parameters):
+        super().__init__("%s %s" % (error, json.dumps(parameters)))
+        self.error = error
+        self.parameters = parameters
+
+
+class Conn:
+    """One Varlink connection."""
+
+    def __init__(self, path, timeout=TIMEOUT):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
+        self.buf = b""
+
+    def close(self):
+        self.sock.close()
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def send(self, method, parameters=None, **flags):
+        msg = {"method": method}
+        if parameters is not None:
+            msg["parameters"] = parameters
+        msg.update(flags)
+        self.send_raw(json.dumps(msg).encode() + b"\0")
+
+    def recv(self):
+        """The next message as a dict; None at end of stream."""
+        while b"\0" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        msg, _, self.buf = self.buf.partition(b"\0")
+        return json.loads(msg)
+
+    def call(self, method, parameters=None):
+        self.send(method, parameters)
+        reply = self.recv()
+        if reply is None:
+            raise ConnectionError("mprocd closed the connection")
+        if "error" in reply:
+            raise VarlinkError(reply["error"], reply.get("parameters", {}))
+        return reply.get("parameters", {})
+
+
+DEFAULT_CONFIG = """
+[mprocd]
+log_target = stderr
+log_level = debug
+
+[pool default]
+workers = 2
+"""
+
+
+class Daemon:
+    """A real mprocd in a temporary directory."""
+
+    def __init__(self, config=DEFAULT_CONFIG):
+        self.dir = tempfile.mkdtemp(prefix="mprocd-test-")
+        self.sock = os.path.join(self.dir, "mprocd.sock")
+        self.conf = os.path.join(self.dir, "mprocd.conf")
+        self.logpath = os.path.join(self.dir, "mprocd.log")
+        with open(self.conf, "w") as f:
+            f.write(config)
+        self.proc = None
+        self.known_pids = set()
+        self.conns = []
+
+    def start(self, wait=True, args=()):
+        env = dict(os.environ, XDG_RUNTIME_DIR=self.dir)
+        env.pop("NOTIFY_SOCKET", None)
+        env.pop("LISTEN_FDS", None)
+        self.logfile = open(self.logpath, "ab")
+        self.proc = subprocess.Popen(
+            [MPROCD, "-c", self.conf, "-s", self.sock] + list(args),
+            stdin=subprocess.DEVNULL, stdout=self.logfile,
+            stderr=self.logfile, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def wait_ready(self):
+        """Until every worker of every pool is idle."""
+        def ready():
+            if self.proc.poll() is not None:
+                raise AssertionError("mprocd exited with %s:\n%s"
+                                     % (self.proc.returncode, self.log()))
+            try:
+                st = self.status()
+            except (OSError, ConnectionError):
+                return False
+            return all(w["state"] == "idle" for p in st["pools"]
+                       for w in p["workers"]) and st
+        return wait_for(ready, "every worker idle")
+
+    def connect(self):
+        c = Conn(self.sock)
+        self.conns.append(c)
+        return c
+
+    def call(self, method, parameters=None):
+        c = self.connect()
+        try:
+            return c.call(method, parameters)
+        finally:
+            c.close()
+
+    def status(self):
+        st = self.call("io.mprocd.Status")
+        for p in st["pools"]:
+            for w in p["workers"]:
+                if "pid" in w:
+                    self.known_pids.add(w["pid"])
+        return st
+
+    def pool(self, name="default"):
+        for p in self.status()["pools"]:
+            if p["name"] == name:
+                return p
+        raise AssertionError("no pool %s in Status" % name)
+
+    def worker(self, name):
+        pool = name.rpartition("/")[0]
+        for w in self.pool(pool)["workers"]:
+            if w["name"] == name:
+                return w
+        raise AssertionError("no worker %s in Status" % name)
+
+    def worker_pids(self):
+        return [w["pid"] for p in self.status()["pools"]
+                for w in p["workers"] if "pid" in w]
+
+    def log(self):
+        with open(self.logpath, errors="replace") as f:
+            return f.read()
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout=TIMEOUT):
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("mprocd did not exit within %.0fs:\n%s"
+                                 % (timeout, self.log()))
+
+    def stop(self):
+        """SIGTERM and wait; returns the exit status."""
+        self.signal(signal.SIGTERM)
+        return self.wait_exit()
+
+    def cleanup(self):
+        for c in self.conns:
+            c.close()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        for pid in self.known_pids:
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if self.proc is not None:
+            self.logfile.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A test case with self.daemon(config) that cleans up after itself."""
+
+    def daemon(self, config=DEFAULT_CONFIG, start=True, **kw):
+        d = Daemon(config)
+        self.addCleanup(d.cleanup)
+        self.addCleanup(self._dump_log_on_failure, d)
+        if start:
+            d.start(**kw)
+        return d
+
+    def _dump_log_on_failure(self, d):
+        outcome = getattr(self, "_outcome", None)
+        errors = getattr(getattr(outcome, "result", None), "errors", [])
+        failures = getattr(getattr(outcome, "result", None), "failures", [])
+        if any(t is self for t, _ in errors + failures) and \
+                os.path.exists(d.logpath):
+            print("---- mprocd log (%s) ----\n%s" % (self.id(), d.log()))
+
+
+def main():
+    unittest.main(verbosity=2)

@@ -1,0 +1,223 @@
+"""Supervision: named workers per pool, restarts with backoff, degraded
+pools, shutdown that leaves nothing behind."""
+
+import os
+import re
+import signal
+import time
+
+from mprocd_test import (DaemonTestCase, alive, cmdline, cpu_ticks, main,
+                         ppid, wait_for)
+
+TWO_POOLS = """
+[mprocd]
+log_target = stderr
+log_level = debug
+
+[pool alpha]
+workers = 3
+
+[pool beta]
+workers = 2
+"""
+
+
+class TestWorkers(DaemonTestCase):
+
+    def test_named_workers_per_pool(self):
+        d = self.daemon(TWO_POOLS)
+        st = d.status()
+        self.assertEqual([p["name"] for p in st["pools"]], ["alpha", "beta"])
+        self.assertEqual(st["pid"], d.pid)
+        alpha, beta = st["pools"]
+        self.assertEqual(alpha["size"], 3)
+        self.assertEqual(beta["size"], 2)
+        self.assertEqual([w["name"] for w in alpha["workers"]],
+                         ["alpha/0", "alpha/1", "alpha/2"])
+        self.assertEqual([w["name"] for w in beta["workers"]],
+                         ["beta/0", "beta/1"])
+        self.assertEqual(cmdline(d.pid), "mprocd: supervisor")
+        for p in st["pools"]:
+            self.assertFalse(p["degraded"])
+            self.assertEqual(p["restarts"], 0)
+            for w in p["workers"]:
+                self.assertEqual(w["state"], "idle")
+                self.assertEqual(w["restarts"], 0)
+                self.assertEqual(cmdline(w["pid"]),
+                                 "mprocd: worker " + w["name"])
+                self.assertEqual(ppid(w["pid"]), d.pid)
+
+    def test_worker_has_no_stray_descriptors(self):
+        d = self.daemon()
+        for pid in d.worker_pids():
+            fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+            # stdin (/dev/null), stdout, stderr, and its socket to mprocd.
+            self.assertEqual(fds, [0, 1, 2, 3])
+
+    def test_killed_worker_is_replaced_and_counted(self):
+        d = self.daemon(TWO_POOLS)
+        old = d.worker("alpha/1")["pid"]
+        os.kill(old, signal.SIGKILL)
+        w = wait_for(lambda: (lambda w: w["state"] == "idle" and
+                              w.get("pid") != old and w)(
+                                  d.worker("alpha/1")),
+                     "alpha/1 to be replaced")
+        self.assertEqual(w["restarts"], 1)
+        self.assertEqual(cmdline(w["pid"]), "mprocd: worker alpha/1")
+        self.assertFalse(alive(old), "the dead worker was not reaped")
+        alpha = d.pool("alpha")
+        self.assertEqual(alpha["restarts"], 1)
+        self.assertFalse(alpha["degraded"])
+        # Nobody else was touched.
+        self.assertEqual(d.pool("beta")["restarts"], 0)
+        self.assertEqual(d.worker("alpha/0")["restarts"], 0)
+        self.assertRegex(d.log(), r'worker=alpha/1 msg="worker pid %d '
+                         r'killed by signal 9 \(SIGKILL\), restarting in '
+                         r'100ms"' % old)
+
+    def test_crash_loop_backs_off_and_degrades(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+[pool loop]
+workers = 1
+restart_delay = 100ms
+restart_delay_max = 800ms
+crash_limit = 4
+crash_interval = 60s
+""")
+        expected = [0.1, 0.2, 0.4, 0.8, 0.8]
+        gaps = []
+        for i, delay in enumerate(expected):
+            pid = d.worker("loop/0")["pid"]
+            os.kill(pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            wait_for(lambda: d.worker("loop/0").get("pid") not in
+                     (None, pid), "loop/0 restart %d" % (i + 1),
+                     interval=0.005)
+            gaps.append(time.monotonic() - t0)
+            if i == 3:
+                self.assertFalse(d.pool("loop")["degraded"],
+                                 "degraded after only crash_limit deaths")
+        # Restarts are spaced by at least the growing delay.
+        for gap, delay in zip(gaps, expected):
+            self.assertGreaterEqual(gap, delay * 0.95,
+                                    "restart came too soon: gaps %s" % gaps)
+        waits = re.findall(r'restarting in (\d+ms)', d.log())
+        self.assertEqual(waits, ["100ms", "200ms", "400ms", "800ms",
+                                 "800ms"])
+        pool = d.pool("loop")
+        self.assertTrue(pool["degraded"])
+        self.assertEqual(pool["restarts"], 5)
+        self.assertIn('msg="pool degraded: 5 worker deaths within 1min '
+                      '(crash_limit 4); restarting every 800ms"', d.log())
+
+    def test_no_busy_loop_while_backing_off(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+[pool loop]
+workers = 1
+restart_delay = 3s
+""")
+        pid = d.worker("loop/0")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: d.worker("loop/0")["state"] == "backoff",
+                 "the worker to be in backoff")
+        before = cpu_ticks(d.pid)
+        time.sleep(1.5)
+        used = cpu_ticks(d.pid) - before
+        # A busy loop burns ~150 ticks here; an idle loop burns none.
+        self.assertLessEqual(used, 10, "supervisor spun while waiting")
+        self.assertEqual(d.worker("loop/0")["state"], "backoff")
+
+    def test_degraded_pool_recovers(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+[pool loop]
+workers = 1
+restart_delay = 10ms
+restart_delay_max = 50ms
+crash_limit = 1
+crash_interval = 1s
+""")
+        for i in range(2):
+            pid = d.worker("loop/0")["pid"]
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: d.worker("loop/0").get("pid") not in
+                     (None, pid) and d.worker("loop/0")["state"] == "idle",
+                     "restart %d" % (i + 1))
+        self.assertTrue(d.pool("loop")["degraded"])
+        wait_for(lambda: not d.pool("loop")["degraded"],
+                 "the pool to recover after crash_interval")
+        self.assertIn('msg="pool recovered', d.log())
+
+
+class TestShutdown(DaemonTestCase):
+
+    def check_clean_exit(self, sig):
+        d = self.daemon(TWO_POOLS)
+        pids = d.worker_pids()
+        self.assertEqual(len(pids), 5)
+        d.signal(sig)
+        self.assertEqual(d.wait_exit(), 0)
+        for pid in pids:
+            self.assertFalse(alive(pid), "worker %d left behind" % pid)
+        self.assertFalse(os.path.exists(d.sock), "socket left behind")
+        self.assertIn("all workers stopped, exiting", d.log())
+
+    def test_sigterm(self):
+        self.check_clean_exit(signal.SIGTERM)
+
+    def test_sigint(self):
+        self.check_clean_exit(signal.SIGINT)
+
+    def test_stuck_worker_is_killed_after_grace(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+[pool default]
+workers = 2
+kill_grace = 300ms
+""")
+        stuck = d.worker("default/0")["pid"]
+        other = d.worker("default/1")["pid"]
+        # A stopped process does not act on SIGTERM: only SIGKILL ends it.
+        os.kill(stuck, signal.SIGSTOP)
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertFalse(alive(stuck))
+        self.assertFalse(alive(other))
+        self.assertIn("still running 300ms after SIGTERM, sending SIGKILL",
+                      d.log())
+
+    def test_kill9_of_supervisor_takes_workers_with_it(self):
+        d = self.daemon(TWO_POOLS)
+        pids = d.worker_pids()
+        d.signal(signal.SIGKILL)
+        d.proc.wait()
+        for pid in pids:
+            wait_for(lambda: not alive(pid),
+                     "worker %d to die with the supervisor" % pid)
+
+    def test_second_sigterm_does_not_abort_shutdown(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+[pool default]
+workers = 1
+kill_grace = 500ms
+""")
+        stuck = d.worker("default/0")["pid"]
+        os.kill(stuck, signal.SIGSTOP)
+        d.signal(signal.SIGTERM)
+        wait_for(lambda: "shutting down" in d.log(), "shutdown to begin")
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(), 0)
+        self.assertFalse(alive(stuck))
+        self.assertIn("again, still stopping 1 workers", d.log())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,285 @@
+"""The control socket: Varlink framing, the service interface, errors, bad
+clients, limits, and how the socket file is created."""
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import time
+
+from mprocd_test import (MPROCD, Conn, DaemonTestCase, Daemon, VarlinkError,
+                         main, wait_for)
+
+
+class TestProtocol(DaemonTestCase):
+
+    def test_getinfo(self):
+        d = self.daemon()
+        info = d.call("org.varlink.service.GetInfo")
+        self.assertEqual(info["product"], "mprocd")
+        self.assertEqual(info["interfaces"], ["io.mprocd",
+                                              "org.varlink.service"])
+        for key in ("vendor", "version", "url"):
+            self.assertIsInstance(info[key], str)
+
+    def test_interface_description(self):
+        d = self.daemon()
+        desc = d.call("org.varlink.service.GetInterfaceDescription",
+                      {"interface": "io.mprocd"})["description"]
+        self.assertTrue(desc.startswith("# Supervised worker pools that "
+                                        "run jobs.\ninterface io.mprocd\n"))
+        for text in ("method Submit(", "method Status() -> (version: string",
+                     "error ReloadFailed (reason: string)",
+                     "# Submitter's uid, from the socket's peer credentials."):
+            self.assertIn(text, desc)
+        desc = d.call("org.varlink.service.GetInterfaceDescription",
+                      {"interface": "org.varlink.service"})["description"]
+        self.assertIn("interface org.varlink.service", desc)
+
+    def test_status_shape(self):
+        d = self.daemon()
+        st = d.status()
+        self.assertEqual(set(st), {"version", "pid", "started_usec",
+                                   "pools"})
+        now = time.time() * 1e6
+        self.assertLess(abs(st["started_usec"] - now), 60e6)
+        pool = st["pools"][0]
+        self.assertEqual(set(pool), {"name", "size", "degraded", "queued",
+                                     "running", "succeeded", "failed",
+                                     "cancelled", "restarts", "workers"})
+        w = pool["workers"][0]
+        self.assertEqual(set(w), {"name", "pid", "state", "jobs_done",
+                                  "restarts", "started_usec"})
+
+    def test_standard_errors(self):
+        d = self.daemon()
+        c = d.connect()
+        with self.assertRaises(VarlinkError) as e:
+            c.call("io.mprocd.NoSuchMethod")
+        self.assertEqual(e.exception.error,
+                         "org.varlink.service.MethodNotFound")
+        self.assertEqual(e.exception.parameters,
+                         {"method": "io.mprocd.NoSuchMethod"})
+        with self.assertRaises(VarlinkError) as e:
+            c.call("com.example.Thing")
+        self.assertEqual(e.exception.error,
+                         "org.varlink.service.InterfaceNotFound")
+        self.assertEqual(e.exception.parameters,
+                         {"interface": "com.example"})
+        for params in ({}, {"interface": 7}, {"interface": None}):
+            with self.assertRaises(VarlinkError) as e:
+                c.call("org.varlink.service.GetInterfaceDescription", params)
+            self.assertEqual(e.exception.error,
+                             "org.varlink.service.InvalidParameter")
+            self.assertEqual(e.exception.parameters,
+                             {"parameter": "interface"})
+        with self.assertRaises(VarlinkError) as e:
+            c.call("org.varlink.service.GetInterfaceDescription",
+                   {"interface": "com.example"})
+        self.assertEqual(e.exception.error,
+                         "org.varlink.service.InterfaceNotFound")
+        # The connection is still good after errors.
+        self.assertIn("pools", c.call("io.mprocd.Status"))
+
+    def test_pipelined_calls_answered_in_order(self):
+        d = self.daemon()
+        c = d.connect()
+        calls = [("io.mprocd.Status", None),
+                 ("org.varlink.service.GetInfo", None),
+                 ("io.mprocd.Bogus", None),
+                 ("org.varlink.service.GetInterfaceDescription",
+                  {"interface": "io.mprocd"})] * 50
+        blob = b"".join(json.dumps({"method": m, "parameters": p or {}})
+                        .encode() + b"\0" for m, p in calls)
+        c.send_raw(blob)
+        for method, _ in calls:
+            r = c.recv()
+            if method == "io.mprocd.Status":
+                self.assertIn("pools", r["parameters"])
+            elif method.endswith("GetInfo"):
+                self.assertIn("interfaces", r["parameters"])
+            elif method.endswith("Bogus"):
+                self.assertEqual(r["error"],
+                                 "org.varlink.service.MethodNotFound")
+            else:
+                self.assertIn("description", r["parameters"])
+
+    def test_oneway_gets_no_reply(self):
+        d = self.daemon()
+        c = d.connect()
+        c.send("io.mprocd.Status", oneway=True)
+        c.send("org.varlink.service.GetInfo")
+        self.assertIn("interfaces", c.recv()["parameters"])
+
+
+class TestBadClients(DaemonTestCase):
+
+    def assert_closed(self, c):
+        """EOF, or a reset when the daemon dropped input it had not read."""
+        c.sock.settimeout(10)
+        try:
+            self.assertEqual(c.sock.recv(100), b"")
+        except ConnectionResetError:
+            pass
+
+    def test_garbage_closes_only_that_connection(self):
+        d = self.daemon()
+        good = d.connect()
+        for junk in (b"not json\0", b"[1,2,3]\0", b'{"method": 5}\0',
+                     b'{"method": "io.mprocd.Status", "parameters": []}\0',
+                     b'{"method": "io.mprocd.Status", "more": "yes"}\0',
+                     b'\xff\xfe\0', b"\0", b'{"method": "nodot"}\0',
+                     b'{"a":' * 100000 + b'\0'):
+            bad = d.connect()
+            bad.send_raw(junk)
+            self.assert_closed(bad)
+            self.assertIn("pools", good.call("io.mprocd.Status"))
+        self.assertIn("closing the connection", d.log())
+
+    def test_oversize_message(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+max_message = 4K
+""")
+        good = d.connect()
+        bad = d.connect()
+        try:
+            bad.send_raw(b'{"method": "io.mprocd.Status", "parameters": '
+                         b'{"x": "' + b"a" * 10000 + b'"}}\0')
+        except BrokenPipeError:
+            pass
+        self.assert_closed(bad)
+        self.assertIn("message larger than max_message (4096 bytes)",
+                      d.log())
+        self.assertIn("pools", good.call("io.mprocd.Status"))
+        # Just under the limit is fine.
+        ok = d.connect()
+        ok.send_raw(b'{"method": "io.mprocd.Status", "parameters": {}, '
+                    b'"x": "' + b"a" * 3000 + b'"}\0')
+        self.assertIn("pools", ok.recv()["parameters"])
+
+    def test_half_message_stall_harms_nobody(self):
+        d = self.daemon()
+        stalled = d.connect()
+        stalled.send_raw(b'{"method": "io.mprocd.Sta')
+        for _ in range(20):
+            self.assertIn("pools", d.call("io.mprocd.Status"))
+        # The stalled client can still finish its message.
+        stalled.send_raw(b'tus"}\0')
+        self.assertIn("pools", stalled.recv()["parameters"])
+
+    def test_client_that_never_reads(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+max_message = 64K
+""")
+        hog = d.connect()
+        hog.sock.setblocking(False)
+        call = b'{"method": "org.varlink.service.GetInterfaceDescription", ' \
+               b'"parameters": {"interface": "io.mprocd"}}\0'
+        sent = 0
+        try:
+            for _ in range(20000):
+                hog.sock.send(call)
+                sent += 1
+        except BlockingIOError:
+            pass
+        # The daemon stopped reading it instead of buffering every reply.
+        self.assertLess(sent, 20000)
+        self.assertIn("pools", d.call("io.mprocd.Status"))
+        with open("/proc/%d/status" % d.pid) as f:
+            rss = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+        self.assertLess(rss, 64 * 1024, "supervisor RSS %d KiB" % rss)
+
+    def test_vanishing_clients(self):
+        d = self.daemon()
+        for _ in range(200):
+            c = d.connect()
+            c.send("io.mprocd.Status")
+            c.close()
+        for _ in range(50):
+            s = socket.socket(socket.AF_UNIX)
+            s.connect(d.sock)
+            s.close()
+        self.assertIn("pools", d.call("io.mprocd.Status"))
+        # Every one of them was let go.
+        wait_for(lambda: len(os.listdir("/proc/%d/fd" % d.pid)) < 20,
+                 "client descriptors to be closed")
+
+    def test_max_clients(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+max_clients = 3
+""")
+        held = [d.connect() for _ in range(3)]
+        for c in held:
+            self.assertIn("pools", c.call("io.mprocd.Status"))
+        extra = d.connect()
+        self.assert_closed(extra)
+        held.pop().close()
+        wait_for(lambda: self._can_call(d), "a slot to free up")
+
+    @staticmethod
+    def _can_call(d):
+        try:
+            return "pools" in d.call("io.mprocd.Status")
+        except (ConnectionError, OSError):
+            return False
+
+
+class TestSocketFile(DaemonTestCase):
+
+    def test_default_mode(self):
+        d = self.daemon()
+        self.assertEqual(stat.S_IMODE(os.stat(d.sock).st_mode), 0o660)
+
+    def test_configured_mode(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+socket_mode = 0600
+""")
+        self.assertEqual(stat.S_IMODE(os.stat(d.sock).st_mode), 0o600)
+
+    def start_fails(self, d, want):
+        d.start(wait=False)
+        self.assertEqual(d.proc.wait(20), 1)
+        self.assertIn(want, d.log())
+
+    def test_refuses_symlink(self):
+        d = self.daemon(start=False)
+        target = os.path.join(d.dir, "elsewhere")
+        os.symlink(target, d.sock)
+        self.start_fails(d, "it is a symbolic link")
+        self.assertFalse(os.path.exists(target))
+
+    def test_refuses_non_socket(self):
+        d = self.daemon(start=False)
+        with open(d.sock, "w") as f:
+            f.write("precious")
+        self.start_fails(d, "it exists and is not a socket")
+        with open(d.sock) as f:
+            self.assertEqual(f.read(), "precious")
+
+    def test_refuses_live_socket(self):
+        first = self.daemon()
+        second = self.daemon(start=False)
+        second.sock = first.sock
+        self.start_fails(second, "another mprocd is listening on it")
+        self.assertIn("pools", first.call("io.mprocd.Status"))
+
+    def test_replaces_stale_socket(self):
+        d = self.daemon(start=False)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(d.sock)
+        s.close()
+        d.start()
+        self.assertIn("pools", d.call("io.mprocd.Status"))
+
+
+if __name__ == "__main__":
+    main()
