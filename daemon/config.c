@@ -404,11 +404,13 @@ struct parse {
 };
 
 static void
-parse_section(struct parse *p, char *name)
+parse_section(struct parse *p, const char *header, size_t len)
 {
-	char			*s, *end;
+	char			 buf[256], *name = buf, *s, *end;
 	struct pool_config	*pc;
 
+	/* A copy: inih still has to parse the line we were handed. */
+	snprintf(buf, sizeof buf, "%.*s", (int)len, header);
 	while (isspace((unsigned char)*name))
 		name++;
 	end = name + strlen(name);
@@ -507,11 +509,8 @@ parse_reader(char *str, int num, void *arg)
 	}
 	for (s = str; isspace((unsigned char)*s); s++)
 		;
-	if (*s == '[' && (close = strchr(s, ']')) != NULL) {
-		*close = '\0';
-		parse_section(p, s + 1);
-		*close = ']';
-	}
+	if (*s == '[' && (close = strchr(s, ']')) != NULL)
+		parse_section(p, s + 1, (size_t)(close - s - 1));
 	return str;
 }
 
@@ -544,6 +543,14 @@ parse_handler(void *arg, const char *section, const char *name,
 		    strcmp(keys[i].name, name) == 0)
 			k = &keys[i];
 	if (k == NULL) {
+		for (i = 0; i < NKEYS; i++) {
+			if (strcmp(keys[i].name, name) != 0)
+				continue;
+			errors_add(p->errors, "%s:%d: %s belongs in %s, not here",
+			    p->file, p->lineno, name, keys[i].section == SEC_MAIN ?
+			    "[mprocd]" : "a [pool NAME] section");
+			return 1;
+		}
 		hint = suggest_key(p->section, name);
 		errors_add(p->errors, "%s:%d: unknown key '%s' in [%s%s%s]%s%s%s",
 		    p->file, p->lineno, name,

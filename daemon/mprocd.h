@@ -134,6 +134,8 @@ struct worker	*pool_find_worker(pid_t);
 int		 pool_child_exited(pid_t, int);
 void		 pool_worker_ready(struct worker *);
 unsigned int	 pool_count_live(void);
+unsigned int	 pool_count_starting(void);
+void		 pool_signal_all(int);
 const char	*worker_state_name(enum worker_state);
 json_t		*pool_status_json(const struct pool *);
 void		 worker_describe_status(int, char *, size_t);
@@ -168,6 +170,7 @@ extern const char *mprocd_self;
 
 int		 supervisor_main(struct config *, const char *);
 void		 supervisor_check_exit(void);
+void		 supervisor_check_ready(void);
 
 /* systemd.c */
 int		 systemd_listen_fd(void);

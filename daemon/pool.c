@@ -405,6 +405,7 @@ pool_worker_ready(struct worker *w)
 
 	w->state = WORKER_IDLE;
 	clog_info(&ctx, "worker started, pid %d", (int)w->pid);
+	supervisor_check_ready();
 }
 
 void
@@ -465,6 +466,7 @@ pool_find_worker(pid_t pid)
 	return NULL;
 }
 
+/* Workers with a process. */
 unsigned int
 pool_count_live(void)
 {
@@ -477,6 +479,33 @@ pool_count_live(void)
 			if (w->pid > 0)
 				n++;
 	return n;
+}
+
+/* Workers started but not yet ready. */
+unsigned int
+pool_count_starting(void)
+{
+	struct pool	*p;
+	struct worker	*w;
+	unsigned int	 n = 0;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->state == WORKER_STARTING)
+				n++;
+	return n;
+}
+
+void
+pool_signal_all(int sig)
+{
+	struct pool	*p;
+	struct worker	*w;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->pid > 0)
+				kill(w->pid, sig);
 }
 
 /* A worker that died unexpectedly: count it, then restart after a backoff. */
@@ -546,6 +575,7 @@ pool_child_exited(pid_t pid, int status)
 		break;
 	case STOP_NONE:
 		worker_crashed(w, how, util_mono_usec());
+		supervisor_check_ready();
 		break;
 	}
 	return 1;

@@ -23,6 +23,7 @@ int			 mprocd_shutting_down;
 const char		*mprocd_self;
 
 static struct event	*sig_events[5];
+static int		 ready_sent;
 
 static void
 supervisor_reap(void)
@@ -45,6 +46,17 @@ supervisor_reap(void)
 			log_debug("reaped unknown child %d", (int)pid);
 	}
 	supervisor_check_exit();
+}
+
+/* READY=1 once no worker of the first start is still starting. */
+void
+supervisor_check_ready(void)
+{
+	if (ready_sent || mprocd_shutting_down || pool_count_starting() != 0)
+		return;
+	ready_sent = 1;
+	systemd_notify("READY=1");
+	log_info("ready: %u workers running", pool_count_live());
 }
 
 /* Once shutting down, exit when the last child has been reaped. */
@@ -92,6 +104,7 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 	case SIGUSR1:
 		if (log_reopen() != 0)
 			log_warn("reopening the log file");
+		pool_signal_all(SIGUSR1);
 		break;
 	}
 }
@@ -136,8 +149,8 @@ supervisor_main(struct config *c, const char *socket)
 	}
 	log_info("mprocd %s started, pid %d, %u pools, %u workers",
 	    PACKAGE_VERSION, (int)getpid(), npools, nworkers);
-	snprintf(status, sizeof status, "STATUS=%u workers", nworkers);
-	systemd_notify("READY=1");
+	snprintf(status, sizeof status, "STATUS=%u pools, %u workers", npools,
+	    nworkers);
 	systemd_notify(status);
 
 	event_base_dispatch(ev_base);

@@ -19,6 +19,12 @@
 
 #define WORKER_FD	3
 
+static void
+worker_sigusr1(int sig)
+{
+	log_request_reopen();
+}
+
 static void __attribute__((noreturn))
 worker_usage(void)
 {
@@ -39,6 +45,7 @@ worker_main(int argc, char **argv)
 	struct proto_hdr	 h;
 	struct proto_buf	 b;
 	uint8_t			*payload;
+	struct sigaction	 sa;
 	int			 ch, level = LOG_INFO;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -66,6 +73,10 @@ worker_main(int argc, char **argv)
 	log_setlevel(level);
 	proctitle_set("mprocd: %s", procname);
 	signal(SIGPIPE, SIG_IGN);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = worker_sigusr1;
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGUSR1, &sa, NULL);
 
 	proto_buf_init(&b);
 	proto_put_u32(&b, PROTO_VERSION);

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@ static enum log_target	 log_target = LOG_TO_STDERR;
 static int		 log_fd = STDERR_FILENO;
 static char		*log_path;
 static int		 log_level = LOG_INFO;
+static volatile sig_atomic_t log_reopen_pending;
 
 /* This process's own name and the fields it implies. */
 static char		 log_name[64] = "mprocd";
@@ -160,12 +162,22 @@ log_reopen(void)
 		return 0;
 	if ((fd = open_file(log_path)) == -1)
 		return -1;
-	if (dup2(fd, log_fd) == -1) {
+	if (dup3(fd, log_fd, O_CLOEXEC) == -1) {
 		close(fd);
 		return -1;
 	}
 	close(fd);
 	return 0;
+}
+
+/*
+ * Safe in a signal handler: the file is reopened before the next record is
+ * written, so no record goes to the old file after that.
+ */
+void
+log_request_reopen(void)
+{
+	log_reopen_pending = 1;
 }
 
 /* "supervisor" or "worker default/2": names every record this process logs. */
@@ -190,75 +202,100 @@ log_procname(void)
 	return log_name;
 }
 
-/* Appends to buf at *off, never past len (which keeps room for the tail). */
-static void
+/*
+ * Appends n bytes at *off, all or nothing: returns -1 (and writes nothing)
+ * if they would go past len.
+ */
+static int
 put(char *buf, size_t len, size_t *off, const char *s, size_t n)
 {
-	if (*off >= len)
-		return;
 	if (n > len - *off)
-		n = len - *off;
+		return -1;
 	memcpy(buf + *off, s, n);
 	*off += n;
+	return 0;
 }
 
-/* A logfmt value: bare when it is simple, else quoted and escaped. */
-static void
-put_value(char *buf, size_t len, size_t *off, const char *v)
+static int
+needs_quotes(const char *v)
+{
+	const unsigned char	*p;
+
+	if (*v == '\0')
+		return 1;
+	for (p = (const unsigned char *)v; *p != '\0'; p++)
+		if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' ||
+		    *p == 0x7f)
+			return 1;
+	return 0;
+}
+
+/*
+ * A logfmt value: bare when simple, else quoted with escapes. Each escape
+ * goes in whole or not at all; returns -1 if the value did not fit, leaving
+ * *off after the last whole character (and with no closing quote).
+ */
+static int
+put_value(char *buf, size_t len, size_t *off, const char *v, int quote)
 {
 	const unsigned char	*p;
 	char			 esc[8];
-	int			 quote = (*v == '\0');
+	const char		*e;
+	size_t			 n;
 
-	for (p = (const unsigned char *)v; *p != '\0' && !quote; p++)
-		if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' ||
-		    *p == 0x7f)
-			quote = 1;
-	if (!quote) {
-		put(buf, len, off, v, strlen(v));
-		return;
-	}
-	put(buf, len, off, "\"", 1);
+	if (!quote)
+		return put(buf, len, off, v, strlen(v));
+	if (put(buf, len, off, "\"", 1) != 0)
+		return -1;
 	for (p = (const unsigned char *)v; *p != '\0'; p++) {
+		e = esc;
 		switch (*p) {
 		case '"':
-			put(buf, len, off, "\\\"", 2);
+			e = "\\\"";
 			break;
 		case '\\':
-			put(buf, len, off, "\\\\", 2);
+			e = "\\\\";
 			break;
 		case '\n':
-			put(buf, len, off, "\\n", 2);
+			e = "\\n";
 			break;
 		case '\t':
-			put(buf, len, off, "\\t", 2);
+			e = "\\t";
 			break;
 		case '\r':
-			put(buf, len, off, "\\r", 2);
+			e = "\\r";
 			break;
 		default:
-			if (*p < ' ' || *p == 0x7f) {
+			if (*p < ' ' || *p == 0x7f)
 				snprintf(esc, sizeof esc, "\\x%02x", *p);
-				put(buf, len, off, esc, 4);
-			} else
-				put(buf, len, off, (const char *)p, 1);
+			else {
+				esc[0] = (char)*p;
+				esc[1] = '\0';
+			}
 		}
+		n = strlen(e);
+		if (put(buf, len, off, e, n) != 0)
+			return -1;
 	}
-	put(buf, len, off, "\"", 1);
+	return put(buf, len, off, "\"", 1);
 }
 
 static void
 put_field(char *buf, size_t len, size_t *off, const char *key, const char *v)
 {
-	put(buf, len, off, " ", 1);
-	put(buf, len, off, key, strlen(key));
-	put(buf, len, off, "=", 1);
-	put_value(buf, len, off, v);
+	size_t	 start = *off;
+
+	if (put(buf, len, off, " ", 1) != 0 ||
+	    put(buf, len, off, key, strlen(key)) != 0 ||
+	    put(buf, len, off, "=", 1) != 0 ||
+	    put_value(buf, len, off, v, needs_quotes(v)) != 0)
+		*off = start;	/* context fields are short; drop, never tear */
 }
 
 /*
- * One line: "TIMESTAMP LEVEL [pool=] [worker=] [job=] msg=..." and a
- * newline. A record longer than the buffer is cut and marked "[cut]".
+ * One line: "TIMESTAMP LEVEL [worker=|pool=] [job=] msg=..." and a newline,
+ * at most size bytes. A message that does not fit is cut between characters
+ * and ends "... [cut]" inside its quotes.
  */
 size_t
 log_format(char *buf, size_t size, uint64_t usec, int level,
@@ -268,7 +305,7 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
 	char			 ts[40], num[32];
 	struct tm		 tm;
 	time_t			 sec = (time_t)(usec / USEC_PER_SEC);
-	size_t			 off = 0, len = size - sizeof cut;
+	size_t			 off, start, len = size - 1;
 	const char		*pool = log_pool, *worker = log_worker;
 
 	if (ctx != NULL && ctx->pool != NULL)
@@ -277,7 +314,7 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
 		worker = ctx->worker;
 	gmtime_r(&sec, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-	off = (size_t)snprintf(buf, len, "%s.%06uZ %s", ts,
+	off = (size_t)snprintf(buf, size, "%s.%06uZ %s", ts,
 	    (unsigned)(usec % USEC_PER_SEC), log_level_name(level));
 	if (*worker != '\0')
 		put_field(buf, len, &off, "worker", worker);
@@ -287,14 +324,18 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
 		snprintf(num, sizeof num, "%" PRId64, ctx->job);
 		put_field(buf, len, &off, "job", num);
 	}
-	put_field(buf, len, &off, "msg", msg);
-	if (off >= len) {
-		/* Cut inside the quoted message: close it visibly. */
-		memcpy(buf + len, cut, sizeof cut - 1);
-		return len + sizeof cut - 1;
+	start = off;
+	if (put(buf, len, &off, " msg=", 5) == 0 &&
+	    put_value(buf, len, &off, msg, needs_quotes(msg)) == 0) {
+		buf[off++] = '\n';
+		return off;
 	}
-	buf[off++] = '\n';
-	return off;
+	/* Too long: again, quoted, leaving room for the marker. */
+	off = start;
+	put(buf, len, &off, " msg=", 5);
+	put_value(buf, size - (sizeof cut - 1), &off, msg, 1);
+	memcpy(buf + off, cut, sizeof cut - 1);
+	return off + sizeof cut - 1;
 }
 
 static void
@@ -351,6 +392,10 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 	if (level > log_level) {
 		errno = saved;
 		return;
+	}
+	if (log_reopen_pending) {
+		log_reopen_pending = 0;
+		log_reopen();
 	}
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (with_errno) {

@@ -22,6 +22,7 @@ struct log_ctx {
 int	 log_open(const char *, const char **);
 void	 log_close(void);
 int	 log_reopen(void);
+void	 log_request_reopen(void);
 void	 log_setlevel(int);
 int	 log_getlevel(void);
 int	 log_parse_level(const char *);

@@ -14,17 +14,18 @@
 #include "util.h"
 
 /*
- * Reads a non-negative decimal number with an optional fraction, scaled by
- * 10^6 so "1.5" gives 1500000. Up to six fraction digits count; more are
- * accepted and dropped. *end is left at the first character after it.
+ * Reads a non-negative decimal number with an optional fraction: the whole
+ * part and the fraction in millionths (digits past the sixth are accepted
+ * and dropped). *end is left at the first character after it.
  */
 static int
-parse_fixed6(const char *s, uint64_t *out, const char **end,
-    const char **errstr)
+parse_decimal(const char *s, uint64_t *whole, uint64_t *frac,
+    const char **end, const char **errstr)
 {
-	uint64_t	 whole = 0, frac = 0, scale = USEC_PER_SEC;
+	uint64_t	 scale = USEC_PER_SEC;
 	int		 digits = 0;
 
+	*whole = *frac = 0;
 	while (isspace((unsigned char)*s))
 		s++;
 	if (*s == '-') {
@@ -34,18 +35,19 @@ parse_fixed6(const char *s, uint64_t *out, const char **end,
 	if (*s == '+')
 		s++;
 	for (; isdigit((unsigned char)*s); s++, digits++) {
-		if (whole > (UINT64_MAX - 9) / 10) {
+		if (*whole > UINT64_MAX / 10 || (*whole == UINT64_MAX / 10 &&
+		    (uint64_t)(*s - '0') > UINT64_MAX % 10)) {
 			*errstr = "too large";
 			return -1;
 		}
-		whole = whole * 10 + (uint64_t)(*s - '0');
+		*whole = *whole * 10 + (uint64_t)(*s - '0');
 	}
 	if (*s == '.') {
 		s++;
 		for (; isdigit((unsigned char)*s); s++, digits++) {
 			if (scale > 1) {
 				scale /= 10;
-				frac += (uint64_t)(*s - '0') * scale;
+				*frac += (uint64_t)(*s - '0') * scale;
 			}
 		}
 	}
@@ -53,32 +55,28 @@ parse_fixed6(const char *s, uint64_t *out, const char **end,
 		*errstr = "not a number";
 		return -1;
 	}
-	if (whole > UINT64_MAX / USEC_PER_SEC) {
-		*errstr = "too large";
-		return -1;
-	}
-	*out = whole * USEC_PER_SEC + frac;
 	*end = s;
 	return 0;
 }
 
-/* Multiplies a fixed6 value by mul/div, checking for overflow. */
+/* whole.frac (frac in millionths) times unit, checking for overflow. */
 static int
-scale_fixed6(uint64_t v, uint64_t mul, uint64_t div, uint64_t *out,
+scale_decimal(uint64_t whole, uint64_t frac, uint64_t unit, uint64_t *out,
     const char **errstr)
 {
-	uint64_t	 whole = v / USEC_PER_SEC, frac = v % USEC_PER_SEC;
+	uint64_t	 add;
 
-	if (whole != 0 && mul / div > UINT64_MAX / whole) {
+	if (whole != 0 && unit > UINT64_MAX / whole) {
 		*errstr = "too large";
 		return -1;
 	}
-	/* mul is a multiple of div for every unit but "us". */
-	*out = whole * (mul / div) + (frac * (mul / div)) / USEC_PER_SEC;
-	if (*out < whole * (mul / div)) {
+	/* frac < 10^6 and unit < 2^41, so this cannot overflow. */
+	add = frac * unit / USEC_PER_SEC;
+	if (whole * unit > UINT64_MAX - add) {
 		*errstr = "too large";
 		return -1;
 	}
+	*out = whole * unit + add;
 	return 0;
 }
 
@@ -102,9 +100,9 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 	const char	*end;
 	char		 unit[8];
 	size_t		 i, n;
-	uint64_t	 v;
+	uint64_t	 whole, frac;
 
-	if (parse_fixed6(s, &v, &end, errstr) != 0)
+	if (parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
 	while (isspace((unsigned char)*end))
 		end++;
@@ -112,7 +110,7 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 	while (n > 0 && isspace((unsigned char)end[n - 1]))
 		n--;
 	if (n == 0)
-		return scale_fixed6(v, USEC_PER_SEC, 1, usec, errstr);
+		return scale_decimal(whole, frac, USEC_PER_SEC, usec, errstr);
 	if (n >= sizeof unit) {
 		*errstr = "unknown unit (use ms, s, min or h)";
 		return -1;
@@ -120,14 +118,9 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 	memcpy(unit, end, n);
 	unit[n] = '\0';
 	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
-		if (strcmp(unit, units[i].name) != 0)
-			continue;
-		if (units[i].usec == 1) {
-			/* Microseconds: the fraction is meaningless. */
-			*usec = v / USEC_PER_SEC;
-			return 0;
-		}
-		return scale_fixed6(v, units[i].usec, 1, usec, errstr);
+		if (strcmp(unit, units[i].name) == 0)
+			return scale_decimal(whole, frac, units[i].usec, usec,
+			    errstr);
 	}
 	*errstr = "unknown unit (use ms, s, min or h)";
 	return -1;
@@ -138,10 +131,10 @@ int
 util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
 {
 	const char	*end;
-	uint64_t	 v, mul;
+	uint64_t	 whole, frac, mul;
 	size_t		 n;
 
-	if (parse_fixed6(s, &v, &end, errstr) != 0)
+	if (parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
 	while (isspace((unsigned char)*end))
 		end++;
@@ -178,13 +171,11 @@ util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
 		*errstr = "unknown unit (use K, M or G)";
 		return -1;
 	}
-	if (scale_fixed6(v, mul, 1, bytes, errstr) != 0)
-		return -1;
-	if (mul == 1 && v % USEC_PER_SEC != 0) {
+	if (mul == 1 && frac != 0) {
 		*errstr = "not a whole number of bytes";
 		return -1;
 	}
-	return 0;
+	return scale_decimal(whole, frac, mul, bytes, errstr);
 }
 
 /* A whole decimal number within [min, max]. */
@@ -201,6 +192,8 @@ util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 		*errstr = "negative";
 		return -1;
 	}
+	if (*s == '+')
+		s++;
 	if (!isdigit((unsigned char)*s)) {
 		*errstr = "not a number";
 		return -1;

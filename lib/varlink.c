@@ -101,8 +101,7 @@ varlink_reply_parse(const char *buf, size_t len, struct varlink_reply *reply,
 	if ((v = json_object_get(msg, "error")) != NULL) {
 		if (!json_is_string(v)) {
 			*errstr = "\"error\" is not a string";
-			json_decref(msg);
-			return -1;
+			goto fail;
 		}
 		reply->error = json_string_value(v);
 	}
@@ -112,13 +111,17 @@ varlink_reply_parse(const char *buf, size_t len, struct varlink_reply *reply,
 		json_object_set_new(msg, "parameters", v);
 	} else if (!json_is_object(v)) {
 		*errstr = "\"parameters\" is not an object";
-		json_decref(msg);
-		return -1;
+		goto fail;
 	}
 	reply->params = v;
 	reply->continues = json_is_true(json_object_get(msg, "continues"));
 	reply->msg = msg;
 	return 0;
+
+fail:
+	json_decref(msg);
+	memset(reply, 0, sizeof *reply);
+	return -1;
 }
 
 void

@@ -1,6 +1,7 @@
 """Helpers for integration tests: start a real mprocd on a private socket in
 a temporary directory, speak raw Varlink to it, and watch its processes."""
 
+import ctypes
 import json
 import os
 import shutil
@@ -8,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
 
@@ -53,6 +55,39 @@ def cpu_ticks(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rpartition(")")[2].split()
     return int(fields[11]) + int(fields[12])
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PTRACE_SEIZE = 0x4206
+_PTRACE_INTERRUPT = 0x4207
+_WALL = 0x40000000
+
+
+class Frozen:
+    """A process held in a ptrace stop: unlike SIGSTOP (after which a fatal
+    SIGTERM still kills it) it ignores every signal but SIGKILL, like a
+    worker stuck for good. Its trace reports are consumed in a thread so
+    that its real parent still sees it die."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        for req in (_PTRACE_SEIZE, _PTRACE_INTERRUPT):
+            if _libc.ptrace(req, pid, None, None) != 0:
+                raise unittest.SkipTest(
+                    "SKIPPED: cannot ptrace pid %d (%s); this test needs "
+                    "root or kernel.yama.ptrace_scope=0"
+                    % (pid, os.strerror(ctypes.get_errno())))
+        self.thread = threading.Thread(target=self._reap, daemon=True)
+        self.thread.start()
+
+    def _reap(self):
+        while True:
+            try:
+                _, status = os.waitpid(self.pid, _WALL)
+            except ChildProcessError:
+                return
+            if os.WIFEXITED(status) or os.WIFSIGNALED(status):
+                return
 
 
 class VarlinkError(Exception):

@@ -6,8 +6,8 @@ import re
 import signal
 import time
 
-from mprocd_test import (DaemonTestCase, alive, cmdline, cpu_ticks, main,
-                         ppid, wait_for)
+from mprocd_test import (DaemonTestCase, Frozen, alive, cmdline, cpu_ticks,
+                         main, ppid, wait_for)
 
 TWO_POOLS = """
 [mprocd]
@@ -183,8 +183,7 @@ kill_grace = 300ms
 """)
         stuck = d.worker("default/0")["pid"]
         other = d.worker("default/1")["pid"]
-        # A stopped process does not act on SIGTERM: only SIGKILL ends it.
-        os.kill(stuck, signal.SIGSTOP)
+        Frozen(stuck)
         d.signal(signal.SIGTERM)
         self.assertEqual(d.wait_exit(), 0)
         self.assertFalse(alive(stuck))
@@ -210,7 +209,7 @@ workers = 1
 kill_grace = 500ms
 """)
         stuck = d.worker("default/0")["pid"]
-        os.kill(stuck, signal.SIGSTOP)
+        Frozen(stuck)
         d.signal(signal.SIGTERM)
         wait_for(lambda: "shutting down" in d.log(), "shutdown to begin")
         d.signal(signal.SIGTERM)

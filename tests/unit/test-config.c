@@ -143,6 +143,16 @@ test_full_file(void **state)
 }
 
 static void
+test_header_spacing(void **state)
+{
+	struct config	*c = load_ok("[ pool  web ]\nworkers = +3\n[ mprocd ]\n");
+
+	assert_non_null(config_find_pool(c, "web"));
+	assert_int_equal(config_find_pool(c, "web")->workers, 3);
+	config_free(c);
+}
+
+static void
 test_workers_auto(void **state)
 {
 	struct config		*c = load_ok("[pool a]\nworkers = auto\n");
@@ -195,8 +205,10 @@ test_bad_structure(void **state)
 	expect_error("[pool a]\nwokers = 2\n", "t.conf:2: unknown key "
 	    "'wokers' in [pool a]; did you mean 'workers'?");
 	expect_error("[mprocd]\nsokcet = /x\n", "did you mean 'socket'?");
-	expect_error("[mprocd]\nworkers = 2\n", "unknown key 'workers' in "
-	    "[mprocd]");
+	expect_error("[mprocd]\nworkers = 2\n", "t.conf:2: workers belongs in "
+	    "a [pool NAME] section, not here");
+	expect_error("[pool a]\nlog_level = info\n", "t.conf:2: log_level "
+	    "belongs in [mprocd], not here");
 	expect_error("[mprocdd]\n", "t.conf:1: unknown section [mprocdd]");
 	expect_error("[mprocdd]\n", "did you mean [mprocd]?");
 	expect_error("\n[pool]\n", "t.conf:2: [pool] needs a name");
@@ -303,6 +315,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_empty_gets_default_pool),
 		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_header_spacing),
 		cmocka_unit_test(test_workers_auto),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_bad_structure),

@@ -1,5 +1,7 @@
-/* lib/util.c: the duration, size, number and mode parsers, the formatters
- * and util_closefrom(). */
+/*
+ * lib/util.c: the duration, size, number and mode parsers, the formatters
+ * and util_closefrom().
+ */
 #include "config.h"
 
 #include <sys/wait.h>
@@ -377,8 +379,13 @@ test_size_overflow(void **state)
 static void
 test_size_fraction_overflow(void **state)
 {
-	size_err("18446744073709.6K", "too large");
-	size_err("18446744073709.9M", "too large");
+	/* UINT64_MAX is 17592186044415.99...M: the fraction decides. */
+	size_err("17592186044416M", "too large");
+	size_ok("17592186044415.5M", UINT64_C(17592186044415) * (1 << 20) +
+	    (1 << 19));
+	size_err("18014398509481984K", "too large");
+	/* Largest whole KiB count with the largest fraction still fits. */
+	size_ok("18014398509481983.999999K", UINT64_MAX);
 }
 
 static void
@@ -435,8 +442,9 @@ static void
 test_format_parse_round_trip(void **state)
 {
 	static const uint64_t	 durs[] = {
-		0, 1, 999, MS, 1500, 1500 * MS, SEC, 61 * SEC, MINUTE, 90 * MINUTE,
-		HOUR, DAY, 7 * DAY, UINT64_C(123456789), 5124095576 * HOUR,
+		0, 1, 999, MS, 1500, 1500 * MS, SEC, 61 * SEC, MINUTE,
+		90 * MINUTE, HOUR, DAY, 7 * DAY, UINT64_C(123456789),
+		UINT64_C(5124095576) * HOUR,
 	};
 	static const uint64_t	 sizes[] = {
 		0, 1, 1023, KIB, 1536, 4 * MIB, GIB, 3 * GIB + 1, TIB,

@@ -89,7 +89,6 @@ reply_err(const char *s, const char *want)
 	assert_non_null(errstr);
 	assert_non_null(strstr(errstr, want));
 	assert_null(reply.msg);
-	assert_null(reply.error);
 	assert_null(reply.params);
 }
 
@@ -368,6 +367,38 @@ test_reply_bad(void **state)
 	reply_err("{", "not valid JSON");
 	reply_err("{\"error\":\"a.B\",\"error\":\"c.D\"}", "JSON");
 	reply_err("", "empty");
+}
+
+/*
+ * Like varlink_call_parse(), a failed parse leaves nothing behind: above
+ * all no "error" pointer into the message it has just freed.
+ */
+static void
+test_reply_failure_leaves_reply_empty(void **state)
+{
+	static const char	*bad[] = {
+		"{\"error\":\"a.B\",\"parameters\":[]}",
+		"{\"error\":\"a.B\",\"parameters\":7}",
+		"{\"error\":42}",
+		"{",
+	};
+	struct varlink_reply	 reply;
+	const char		*errstr;
+	size_t			 i;
+
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		memset(&reply, 0xa5, sizeof reply);
+		errstr = NULL;
+		assert_int_equal(varlink_reply_parse(bad[i], strlen(bad[i]),
+		    &reply, &errstr), -1);
+		assert_non_null(errstr);
+		if (reply.error != NULL)
+			print_message("%s: reply.error left set\n", bad[i]);
+		assert_null(reply.msg);
+		assert_null(reply.params);
+		assert_null(reply.error);
+		assert_int_equal(reply.continues, 0);
+	}
 }
 
 static void
@@ -671,6 +702,7 @@ main(void)
 		cmocka_unit_test(test_reply_error),
 		cmocka_unit_test(test_reply_continues),
 		cmocka_unit_test(test_reply_bad),
+		cmocka_unit_test(test_reply_failure_leaves_reply_empty),
 		cmocka_unit_test(test_encode_call),
 		cmocka_unit_test(test_encode_reply),
 		cmocka_unit_test(test_encode_error),
