@@ -125,15 +125,30 @@ pool_set_degraded(struct pool *p, int degraded, uint64_t ndeaths)
 		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv));
 }
 
-/* Rechecks the tally when its oldest death leaves the window. */
+/*
+ * Re-evaluates the tally at monotonic time now; while degraded, checks
+ * again when the oldest recent death leaves the window.
+ */
 static void
-pool_degraded_timer(evutil_socket_t fd, short events, void *arg)
+pool_check_degraded(struct pool *p, uint64_t now)
 {
-	struct pool	*p = arg;
-	uint64_t	 now = util_mono_usec(), oldest, n;
+	uint64_t	 oldest, n, left;
+	struct timeval	 tv;
 
 	n = pool_recent_deaths(p, now, &oldest);
 	pool_set_degraded(p, n > p->cfg.crash_limit, n);
+	if (!p->degraded || p->timer == NULL)
+		return;
+	left = oldest + p->cfg.crash_interval - now + 1;
+	tv.tv_sec = (time_t)(left / USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(left % USEC_PER_SEC);
+	evtimer_add(p->timer, &tv);
+}
+
+static void
+pool_degraded_timer(evutil_socket_t fd, short events, void *arg)
+{
+	pool_check_degraded(arg, util_mono_usec());
 }
 
 /*
@@ -143,19 +158,11 @@ pool_degraded_timer(evutil_socket_t fd, short events, void *arg)
 int
 pool_record_death(struct pool *p, uint64_t now)
 {
-	uint64_t	 cap = p->cfg.crash_limit + 1, oldest, n, left;
-	struct timeval	 tv;
+	uint64_t	 cap = p->cfg.crash_limit + 1;
 
 	p->deaths[p->ndeaths % cap] = now;
 	p->ndeaths++;
-	n = pool_recent_deaths(p, now, &oldest);
-	pool_set_degraded(p, n > p->cfg.crash_limit, n);
-	if (p->degraded && p->timer != NULL) {
-		left = oldest + p->cfg.crash_interval - now + 1;
-		tv.tv_sec = (time_t)(left / USEC_PER_SEC);
-		tv.tv_usec = (suseconds_t)(left % USEC_PER_SEC);
-		evtimer_add(p->timer, &tv);
-	}
+	pool_check_degraded(p, now);
 	return p->degraded;
 }
 

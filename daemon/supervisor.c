@@ -115,6 +115,7 @@ supervisor_main(struct config *c, const char *socket)
 {
 	static const int	 sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP,
 				    SIGUSR1 };
+	struct event_config	*evcfg;
 	struct pool_config	*pc;
 	struct pool		*p;
 	size_t			 i;
@@ -128,8 +129,13 @@ supervisor_main(struct config *c, const char *socket)
 	proctitle_set("mprocd: supervisor");
 	signal(SIGPIPE, SIG_IGN);
 
-	if ((ev_base = event_base_new()) == NULL)
+	/* Precise timers: backoffs are measured in milliseconds. */
+	if ((evcfg = event_config_new()) == NULL)
+		fatalx("event_config_new failed");
+	event_config_set_flag(evcfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+	if ((ev_base = event_base_new_with_config(evcfg)) == NULL)
 		fatalx("event_base_new failed");
+	event_config_free(evcfg);
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
 		sig_events[i] = evsignal_new(ev_base, sigs[i],
 		    supervisor_signal, NULL);
