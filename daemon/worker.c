@@ -73,6 +73,12 @@ worker_main(int argc, char **argv)
 	log_setlevel(level);
 	proctitle_set("mprocd: %s", procname);
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Ctrl-C and a hangup reach the whole foreground process group; the
+	 * supervisor decides what they mean and stops workers with SIGTERM.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = worker_sigusr1;
 	sa.sa_flags = SA_RESTART;

@@ -167,7 +167,7 @@ class Daemon:
         self.known_pids = set()
         self.conns = []
 
-    def start(self, wait=True, args=()):
+    def start(self, wait=True, args=(), new_group=False):
         env = dict(os.environ, XDG_RUNTIME_DIR=self.dir)
         env.pop("NOTIFY_SOCKET", None)
         env.pop("LISTEN_FDS", None)
@@ -175,7 +175,8 @@ class Daemon:
         self.proc = subprocess.Popen(
             [MPROCD, "-c", self.conf, "-s", self.sock] + list(args),
             stdin=subprocess.DEVNULL, stdout=self.logfile,
-            stderr=self.logfile, env=env)
+            stderr=self.logfile, env=env, process_group=0 if new_group
+            else None)
         if wait:
             self.wait_ready()
         return self

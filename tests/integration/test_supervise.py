@@ -173,6 +173,21 @@ class TestShutdown(DaemonTestCase):
     def test_sigint(self):
         self.check_clean_exit(signal.SIGINT)
 
+    def test_ctrl_c_to_process_group(self):
+        """Ctrl-C signals every process of the group at once: workers leave
+        it to the supervisor, so none of them is taken for a crash."""
+        d = self.daemon(TWO_POOLS, start=False)
+        d.start(wait=False, new_group=True)
+        d.wait_ready()
+        pids = d.worker_pids()
+        os.killpg(d.pid, signal.SIGINT)
+        self.assertEqual(d.wait_exit(), 0)
+        for pid in pids:
+            self.assertFalse(alive(pid), "worker %d left behind" % pid)
+        self.assertNotIn("restarting in", d.log())
+        self.assertEqual(d.log().count("stopped (killed by signal 15 "
+                                       "(SIGTERM))"), 5)
+
     def test_stuck_worker_is_killed_after_grace(self):
         d = self.daemon("""
 [mprocd]
