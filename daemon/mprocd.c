@@ -72,7 +72,7 @@ main(int argc, char **argv)
 	struct config_errors	 errors;
 	const char		*file = MPROCD_DEFAULT_CONFIG, *errstr;
 	char			*socket = NULL;
-	int			 ch, check = 0, print = 0, status;
+	int			 ch, check = 0, print = 0, status, fd;
 
 	proctitle_init(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
@@ -134,7 +134,9 @@ main(int argc, char **argv)
 		return 0;
 	}
 
-	if (c->socket == NULL &&
+	/* Under socket activation the path is systemd's business. */
+	fd = systemd_listen_fd();
+	if (fd == -1 && c->socket == NULL &&
 	    (c->socket = config_default_socket(&errstr)) == NULL) {
 		fprintf(stderr, "mprocd: %s\n", errstr);
 		config_free(c);
@@ -149,7 +151,7 @@ main(int argc, char **argv)
 	log_setlevel(c->log_level);
 	mprocd_self = self_path();
 
-	status = supervisor_main(c, c->socket);
+	status = supervisor_main(c, fd);
 	config_free(c);
 	log_close();
 	return status;

@@ -168,7 +168,7 @@ extern uint64_t	 mprocd_started_usec;
 extern int	 mprocd_shutting_down;
 extern const char *mprocd_self;
 
-int		 supervisor_main(struct config *, const char *);
+int		 supervisor_main(struct config *, int);
 void		 supervisor_check_exit(void);
 void		 supervisor_check_ready(void);
 

@@ -18,6 +18,8 @@ extern char **environ;
 static char	*title_start;	/* argv[0] */
 static char	*title_end;	/* one past the last byte we may use */
 static char	*argv_end;	/* one past the NUL of the last argv string */
+/* Our copies of the environment, kept even when unsetenv() drops one. */
+static char	**env_copies;
 
 void
 proctitle_init(int argc, char **argv)
@@ -37,8 +39,9 @@ proctitle_init(int argc, char **argv)
 		if (environ[n] == end)
 			end = environ[n] + strlen(environ[n]) + 1;
 	env = xcalloc((size_t)n + 1, sizeof *env);
+	env_copies = xcalloc((size_t)n + 1, sizeof *env_copies);
 	for (i = 0; i < n; i++)
-		env[i] = xstrdup(environ[i]);
+		env[i] = env_copies[i] = xstrdup(environ[i]);
 	environ = env;
 	title_start = argv[0];
 	title_end = end;

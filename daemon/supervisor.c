@@ -109,9 +109,12 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 	}
 }
 
-/* Runs until shut down; returns the exit status. */
+/*
+ * Runs until shut down; returns the exit status. Listens on fd if systemd
+ * passed one, else on the configured socket.
+ */
 int
-supervisor_main(struct config *c, const char *socket)
+supervisor_main(struct config *c, int fd)
 {
 	static const int	 sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP,
 				    SIGUSR1 };
@@ -119,7 +122,6 @@ supervisor_main(struct config *c, const char *socket)
 	struct pool_config	*pc;
 	struct pool		*p;
 	size_t			 i;
-	int			 fd;
 	unsigned int		 nworkers = 0, npools = 0;
 	char			 status[128];
 
@@ -142,8 +144,7 @@ supervisor_main(struct config *c, const char *socket)
 		evsignal_add(sig_events[i], NULL);
 	}
 
-	fd = systemd_listen_fd();
-	if (control_init(socket, cfg->socket_mode, fd) != 0)
+	if (control_init(cfg->socket, cfg->socket_mode, fd) != 0)
 		return 1;
 	systemd_init();
 
