@@ -104,6 +104,9 @@ client_send(struct client *c, const char *method, json_t *params, int flags)
 		n = write(c->fd, msg + off, len - off);
 		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
+			ctl_fail("mprocd closed the connection (it may be "
+			    "shutting down, or have too many clients)");
 		if (n == -1)
 			ctl_fail("writing to %s: %s", c->path, strerror(errno));
 		off += (size_t)n;
@@ -133,10 +136,10 @@ client_recv(struct client *c, struct varlink_reply *reply)
 		n = read(c->fd, c->buf + c->len, c->size - c->len);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n == -1)
+		if (n == -1 && errno != ECONNRESET)
 			ctl_fail("reading from %s: %s", c->path,
 			    strerror(errno));
-		if (n == 0)
+		if (n <= 0)
 			ctl_fail("mprocd closed the connection (it may be "
 			    "shutting down, or have too many clients)");
 		c->len += (size_t)n;

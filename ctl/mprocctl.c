@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,8 @@ main(int argc, char **argv)
 	struct ctl		 ctl = { NULL, 0 };
 	int			 ch, nargs;
 
+	/* A daemon that hangs up is an error to report, not a way to die. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt_long(argc, argv, "+s:jhV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':

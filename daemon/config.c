@@ -79,13 +79,16 @@ static const struct key keys[] = {
 	{ "retries", SEC_POOL, K_UINT, POOL(retries), 0, 100, "0" },
 	{ "restart_delay", SEC_POOL, K_DURATION, POOL(restart_delay), 0, HOUR,
 	    "100ms" },
-	{ "restart_delay_max", SEC_POOL, K_DURATION, POOL(restart_delay_max), 0,
-	    DAY, "30s" },
+	/* Not 0: a degraded pool restarts at this pace and must not spin. */
+	{ "restart_delay_max", SEC_POOL, K_DURATION, POOL(restart_delay_max),
+	    10 * USEC_PER_MSEC, DAY, "30s" },
 	{ "crash_limit", SEC_POOL, K_UINT, POOL(crash_limit), 0, 100000, "10" },
 	{ "crash_interval", SEC_POOL, K_DURATION, POOL(crash_interval),
 	    USEC_PER_MSEC, 30 * DAY, "60s" },
 };
 #define NKEYS	(sizeof keys / sizeof keys[0])
+_Static_assert(NKEYS <= sizeof(((struct config *)NULL)->keyline) /
+    sizeof(int), "keyline[] is too small for keys[]");
 
 /* What a bad value of each type should look like. */
 static void

@@ -50,6 +50,7 @@ struct method {
 };
 
 static struct evconnlistener	*listener;
+static struct event		*accept_timer;
 static char			*socket_path;	/* ours to unlink */
 static struct clients		 clients = TAILQ_HEAD_INITIALIZER(clients);
 static unsigned int		 nclients;
@@ -190,7 +191,7 @@ method_getinterface(struct client *c, struct varlink_call *call)
 static void
 control_dispatch(struct client *c, struct varlink_call *call)
 {
-	char	 iface[256];
+	char	 iface[256] = "";
 	size_t	 i;
 
 	for (i = 0; i < sizeof methods / sizeof methods[0]; i++) {
@@ -309,8 +310,11 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client	*c = arg;
 
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+	/* A client that only half-closed still gets the replies it is owed. */
+	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		client_free(c);
+	else if (what & BEV_EVENT_EOF)
+		client_close(c);
 }
 
 static void
@@ -357,10 +361,38 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 }
 
 static void
+control_accept_resume(evutil_socket_t fd, short events, void *arg)
+{
+	if (listener != NULL)
+		evconnlistener_enable(listener);
+}
+
+/*
+ * Out of descriptors (or memory): the pending connection stays queued and
+ * the listener would fire again at once. Pause it for a second instead of
+ * spinning, as tmux does.
+ */
+static void
 control_accept_error(struct evconnlistener *l, void *arg)
 {
-	/* EMFILE and friends: the listener retries on the next event. */
-	log_warn("accept");
+	static const struct timeval	 pause = { 1, 0 };
+
+	switch (EVUTIL_SOCKET_ERROR()) {
+	case EMFILE:
+	case ENFILE:
+	case ENOBUFS:
+	case ENOMEM:
+		log_warn("accept, pausing new connections for 1s");
+		evconnlistener_disable(l);
+		if (accept_timer == NULL)
+			accept_timer = evtimer_new(ev_base,
+			    control_accept_resume, NULL);
+		evtimer_add(accept_timer, &pause);
+		break;
+	default:
+		log_warn("accept, ignoring");
+		break;
+	}
 }
 
 /*
@@ -498,6 +530,10 @@ control_shutdown(void)
 	if (listener != NULL) {
 		evconnlistener_free(listener);
 		listener = NULL;
+	}
+	if (accept_timer != NULL) {
+		event_free(accept_timer);
+		accept_timer = NULL;
 	}
 	if (socket_path != NULL) {
 		unlink(socket_path);

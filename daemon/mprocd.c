@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -73,6 +74,15 @@ main(int argc, char **argv)
 	const char		*file = MPROCD_DEFAULT_CONFIG, *errstr;
 	char			*socket = NULL;
 	int			 ch, check = 0, print = 0, status, fd;
+
+	/*
+	 * Make sure 0, 1 and 2 are open, or the first socket we open would
+	 * become "stderr" and take log records.
+	 */
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= STDERR_FILENO)
+		;
+	if (fd > STDERR_FILENO)
+		close(fd);
 
 	proctitle_init(argc, argv);
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)

@@ -136,9 +136,9 @@ void		 pool_worker_ready(struct worker *);
 unsigned int	 pool_count_live(void);
 unsigned int	 pool_count_starting(void);
 void		 pool_signal_all(int);
-const char	*worker_state_name(enum worker_state);
+const char	*pool_worker_state_name(enum worker_state);
 json_t		*pool_status_json(const struct pool *);
-void		 worker_describe_status(int, char *, size_t);
+void		 pool_describe_status(int, char *, size_t);
 
 /* spawn.c */
 struct spawn {
@@ -171,6 +171,7 @@ extern const char *mprocd_self;
 int		 supervisor_main(struct config *, int);
 void		 supervisor_check_exit(void);
 void		 supervisor_check_ready(void);
+void		 supervisor_update_status(void);
 
 /* systemd.c */
 int		 systemd_listen_fd(void);

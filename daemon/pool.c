@@ -26,6 +26,11 @@
 #include "util.h"
 #include "xmalloc.h"
 
+/* Seconds a new worker has to say HELLO before it is killed. */
+#define WORKER_START_TIMEOUT	30
+
+static const struct timeval start_timeout = { WORKER_START_TIMEOUT, 0 };
+
 struct pools pools = TAILQ_HEAD_INITIALIZER(pools);
 
 static void	worker_spawn(struct worker *);
@@ -33,7 +38,7 @@ static void	worker_free(struct worker *);
 static void	worker_crashed(struct worker *, const char *, uint64_t);
 
 const char *
-worker_state_name(enum worker_state state)
+pool_worker_state_name(enum worker_state state)
 {
 	switch (state) {
 	case WORKER_STARTING:
@@ -52,7 +57,7 @@ worker_state_name(enum worker_state state)
 
 /* "exited with status 1", "killed by signal 9 (SIGKILL)". */
 void
-worker_describe_status(int status, char *buf, size_t len)
+pool_describe_status(int status, char *buf, size_t len)
 {
 	const char	*abbrev;
 
@@ -123,6 +128,7 @@ pool_set_degraded(struct pool *p, int degraded, uint64_t ndeaths)
 		clog_notice(&ctx, "pool recovered: at most %" PRIu64
 		    " worker deaths within %s", p->cfg.crash_limit,
 		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv));
+	supervisor_update_status();
 }
 
 /*
@@ -221,6 +227,11 @@ worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 	case WORKER_BACKOFF:
 		worker_spawn(w);
 		break;
+	case WORKER_STARTING:
+		clog_warnx(&ctx, "worker pid %d did not start within %ds, "
+		    "killing it", (int)w->pid, WORKER_START_TIMEOUT);
+		kill(w->pid, SIGKILL);
+		break;
 	case WORKER_STOPPING:
 		if (w->pid > 0) {
 			clog_warnx(&ctx, "worker pid %d still running %s "
@@ -289,7 +300,7 @@ worker_dispatch(struct worker *w, const struct proto_hdr *h,
 	case PROTO_HELLO:
 		version = proto_get_u32(&r);
 		pid = proto_get_u32(&r);
-		if (r.error || w->state != WORKER_STARTING)
+		if (r.error || (pid_t)pid != w->pid)
 			break;
 		if (version != PROTO_VERSION) {
 			clog_warnx(&ctx, "worker speaks protocol %u, not %u "
@@ -297,7 +308,9 @@ worker_dispatch(struct worker *w, const struct proto_hdr *h,
 			    PROTO_VERSION);
 			return -1;
 		}
-		if ((pid_t)pid != w->pid)
+		if (w->state == WORKER_STOPPING)
+			return 0;	/* raced with the stop: let it finish */
+		if (w->state != WORKER_STARTING)
 			break;
 		pool_worker_ready(w);
 		return 0;
@@ -314,13 +327,15 @@ worker_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct worker		*w = arg;
 	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct log_ctx		 ctx = worker_ctx(w);
 	struct proto_hdr	 h;
 	uint8_t			*p;
 
 	while (evbuffer_get_length(in) >= PROTO_HDRLEN) {
 		p = evbuffer_pullup(in, PROTO_HDRLEN);
 		if (proto_hdr_parse(p, &h) != 0) {
-			worker_dispatch(w, &h, NULL);
+			clog_warnx(&ctx, "bad frame header from worker (type "
+			    "%u, %u bytes), killing it", h.type, h.len);
 			goto bad;
 		}
 		if (evbuffer_get_length(in) < PROTO_HDRLEN + h.len)
@@ -342,10 +357,20 @@ static void
 worker_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct worker	*w = arg;
+	struct log_ctx	 ctx = worker_ctx(w);
 
-	/* The death itself arrives by SIGCHLD; just stop listening. */
-	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		worker_close(w);
+	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+		return;
+	/*
+	 * A worker without its channel is useless: make sure it is dead. The
+	 * death itself is handled when SIGCHLD reaps it.
+	 */
+	worker_close(w);
+	if (w->pid > 0 && w->state != WORKER_STOPPING) {
+		clog_warnx(&ctx, "lost the connection to worker pid %d, "
+		    "killing it", (int)w->pid);
+		kill(w->pid, SIGKILL);
+	}
 }
 
 /* Starts the worker's process: mprocd re-executed as "--worker POOL/N". */
@@ -395,6 +420,7 @@ worker_spawn(struct worker *w)
 	w->job = 0;
 	w->started_usec = util_now_usec();
 	w->started_mono = util_mono_usec();
+	evtimer_add(w->timer, &start_timeout);
 	clog_debug(&ctx, "worker starting, pid %d", (int)pid);
 	return;
 
@@ -411,6 +437,7 @@ pool_worker_ready(struct worker *w)
 	struct log_ctx	 ctx = worker_ctx(w);
 
 	w->state = WORKER_IDLE;
+	evtimer_del(w->timer);
 	clog_info(&ctx, "worker started, pid %d", (int)w->pid);
 	supervisor_check_ready();
 }
@@ -503,15 +530,17 @@ pool_count_starting(void)
 	return n;
 }
 
+/* Signals every running worker. */
 void
 pool_signal_all(int sig)
 {
 	struct pool	*p;
 	struct worker	*w;
 
+	/* A starting worker may not have its handlers yet. */
 	TAILQ_FOREACH(p, &pools, entry)
 		TAILQ_FOREACH(w, &p->workers, entry)
-			if (w->pid > 0)
+			if (w->state == WORKER_IDLE || w->state == WORKER_BUSY)
 				kill(w->pid, sig);
 }
 
@@ -565,7 +594,7 @@ pool_child_exited(pid_t pid, int status)
 	worker_close(w);
 	if (w->timer != NULL)
 		evtimer_del(w->timer);
-	worker_describe_status(status, how, sizeof how);
+	pool_describe_status(status, how, sizeof how);
 
 	switch (w->stop) {
 	case STOP_SHUTDOWN:
@@ -601,7 +630,7 @@ pool_status_json(const struct pool *p)
 		if (w->pid > 0)
 			json_object_set_new(jw, "pid", json_integer(w->pid));
 		json_object_set_new(jw, "state",
-		    json_string(worker_state_name(w->state)));
+		    json_string(pool_worker_state_name(w->state)));
 		if (w->job > 0) {
 			json_object_set_new(jw, "job", json_integer(w->job));
 			running++;

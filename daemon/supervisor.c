@@ -48,6 +48,28 @@ supervisor_reap(void)
 	supervisor_check_exit();
 }
 
+/* systemd's one-line STATUS=: pools, workers, and any degraded pool. */
+void
+supervisor_update_status(void)
+{
+	struct pool	*p;
+	char		 status[512];
+	unsigned int	 npools = 0;
+	size_t		 off;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		npools++;
+	off = (size_t)snprintf(status, sizeof status,
+	    "STATUS=%u pools, %u workers", npools, pool_count_live());
+	TAILQ_FOREACH(p, &pools, entry) {
+		if (!p->degraded || off >= sizeof status)
+			continue;
+		off += (size_t)snprintf(status + off, sizeof status - off,
+		    "; pool %s degraded", p->name);
+	}
+	systemd_notify(status);
+}
+
 /* READY=1 once no worker of the first start is still starting. */
 void
 supervisor_check_ready(void)
@@ -55,6 +77,7 @@ supervisor_check_ready(void)
 	if (ready_sent || mprocd_shutting_down || pool_count_starting() != 0)
 		return;
 	ready_sent = 1;
+	supervisor_update_status();
 	systemd_notify("READY=1");
 	log_info("ready: %u workers running", pool_count_live());
 }
@@ -123,7 +146,6 @@ supervisor_main(struct config *c, int fd)
 	struct pool		*p;
 	size_t			 i;
 	unsigned int		 nworkers = 0, npools = 0;
-	char			 status[128];
 
 	cfg = c;
 	mprocd_started_usec = util_now_usec();
@@ -156,9 +178,6 @@ supervisor_main(struct config *c, int fd)
 	}
 	log_info("mprocd %s started, pid %d, %u pools, %u workers",
 	    PACKAGE_VERSION, (int)getpid(), npools, nworkers);
-	snprintf(status, sizeof status, "STATUS=%u pools, %u workers", npools,
-	    nworkers);
-	systemd_notify(status);
 
 	event_base_dispatch(ev_base);
 

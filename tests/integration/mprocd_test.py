@@ -167,16 +167,18 @@ class Daemon:
         self.known_pids = set()
         self.conns = []
 
-    def start(self, wait=True, args=(), new_group=False):
-        env = dict(os.environ, XDG_RUNTIME_DIR=self.dir)
-        env.pop("NOTIFY_SOCKET", None)
-        env.pop("LISTEN_FDS", None)
+    def start(self, wait=True, args=(), new_group=False, env=None,
+              preexec_fn=None, stdio=True):
+        e = dict(os.environ, XDG_RUNTIME_DIR=self.dir)
+        e.pop("NOTIFY_SOCKET", None)
+        e.pop("LISTEN_FDS", None)
+        e.update(env or {})
         self.logfile = open(self.logpath, "ab")
+        out = self.logfile if stdio else None
         self.proc = subprocess.Popen(
             [MPROCD, "-c", self.conf, "-s", self.sock] + list(args),
-            stdin=subprocess.DEVNULL, stdout=self.logfile,
-            stderr=self.logfile, env=env, process_group=0 if new_group
-            else None)
+            stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=e,
+            process_group=0 if new_group else None, preexec_fn=preexec_fn)
         if wait:
             self.wait_ready()
         return self

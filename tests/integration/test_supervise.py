@@ -154,6 +154,69 @@ crash_interval = 1s
         self.assertIn('msg="pool recovered', d.log())
 
 
+class TestSignalsAndSystemd(DaemonTestCase):
+
+    def test_sigusr1_reopens_log_and_spares_workers(self):
+        d = self.daemon(start=False)
+        logfile = os.path.join(d.dir, "file.log")
+        with open(d.conf, "w") as f:
+            f.write("[mprocd]\nlog_target = file:%s\n[pool a]\nworkers = 8\n"
+                    % logfile)
+        # Signal as soon as the socket exists: workers may still start.
+        d.start(wait=False)
+        wait_for(lambda: os.path.exists(d.sock), "the socket")
+        d.signal(signal.SIGUSR1)
+        d.wait_ready()
+        os.rename(logfile, logfile + ".1")
+        d.signal(signal.SIGUSR1)
+        victim = d.worker("a/3")["pid"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: os.path.exists(logfile) and
+                 "worker pid %d killed" % victim in open(logfile).read(),
+                 "the record to go to the new file")
+        with open(logfile + ".1") as f:
+            old = f.read()
+        self.assertNotIn("worker pid %d killed" % victim, old)
+        self.assertNotIn("SIGUSR1", old)
+        self.assertEqual(d.pool("a")["restarts"], 1)
+
+    def test_closed_stdio(self):
+        d = self.daemon(start=False)
+        d.start(stdio=False, preexec_fn=lambda: [os.close(fd)
+                                                 for fd in (0, 1, 2)])
+        for pid in d.worker_pids() + [d.pid]:
+            for fd in (0, 1, 2):
+                self.assertEqual(os.readlink("/proc/%d/fd/%d" % (pid, fd)),
+                                 "/dev/null")
+        self.assertEqual(d.stop(), 0)
+
+    def test_sd_notify(self):
+        import socket as sk
+        d = self.daemon(start=False)
+        with open(d.conf, "w") as f:
+            f.write("[mprocd]\nlog_target = stderr\n[pool loop]\n"
+                    "workers = 2\nrestart_delay = 10ms\n"
+                    "restart_delay_max = 10ms\ncrash_limit = 0\n")
+        path = os.path.join(d.dir, "notify")
+        n = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
+        self.addCleanup(n.close)
+        n.bind(path)
+        n.settimeout(20)
+        d.start(env={"NOTIFY_SOCKET": path})
+        msgs = [n.recv(4096).decode()]
+        while "READY=1" not in msgs[-1]:
+            msgs.append(n.recv(4096).decode())
+        self.assertIn("STATUS=1 pools, 2 workers", msgs)
+        os.kill(d.worker("loop/0")["pid"], signal.SIGKILL)
+        while "degraded" not in msgs[-1]:
+            msgs.append(n.recv(4096).decode())
+        self.assertRegex(msgs[-1], r"^STATUS=1 pools, \d workers; pool loop "
+                         r"degraded$")
+        d.stop()
+        while "STOPPING=1" not in msgs[-1]:
+            msgs.append(n.recv(4096).decode())
+
+
 class TestShutdown(DaemonTestCase):
 
     def check_clean_exit(self, sig):

@@ -62,6 +62,11 @@ class TestProtocol(DaemonTestCase):
         self.assertEqual(e.exception.parameters,
                          {"method": "io.mprocd.NoSuchMethod"})
         with self.assertRaises(VarlinkError) as e:
+            c.call(".Thing")
+        self.assertEqual(e.exception.error,
+                         "org.varlink.service.InterfaceNotFound")
+        self.assertEqual(e.exception.parameters, {"interface": ""})
+        with self.assertRaises(VarlinkError) as e:
             c.call("com.example.Thing")
         self.assertEqual(e.exception.error,
                          "org.varlink.service.InterfaceNotFound")
@@ -104,6 +109,17 @@ class TestProtocol(DaemonTestCase):
                                  "org.varlink.service.MethodNotFound")
             else:
                 self.assertIn("description", r["parameters"])
+
+    def test_half_closed_client_gets_every_reply(self):
+        d = self.daemon()
+        c = d.connect()
+        n = 2000
+        c.send_raw(b'{"method": "io.mprocd.Status"}\0' * n)
+        c.sock.shutdown(socket.SHUT_WR)
+        got = 0
+        while c.recv() is not None:
+            got += 1
+        self.assertEqual(got, n)
 
     def test_oneway_gets_no_reply(self):
         d = self.daemon()
@@ -222,6 +238,29 @@ max_clients = 3
         self.assert_closed(extra)
         held.pop().close()
         wait_for(lambda: self._can_call(d), "a slot to free up")
+
+    def test_out_of_descriptors_does_not_spin(self):
+        import resource
+
+        def low_nofile():
+            resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
+        d = self.daemon(start=False)
+        d.start(preexec_fn=low_nofile)
+        held = []
+        for _ in range(30):
+            try:
+                held.append(socket.socket(socket.AF_UNIX))
+                held[-1].connect(d.sock)
+            except OSError:
+                break
+        time.sleep(2)
+        pauses = d.log().count("pausing new connections for 1s")
+        self.assertGreaterEqual(pauses, 1)
+        # About one a second, not one per loop iteration.
+        self.assertLessEqual(pauses, 6)
+        for s in held:
+            s.close()
+        wait_for(lambda: self._can_call(d), "the daemon to accept again")
 
     @staticmethod
     def _can_call(d):

@@ -182,6 +182,9 @@ test_bad_values(void **state)
 	expect_error("[pool a]\nrestart_delay = 2h\n", "restart_delay = 2h: "
 	    "too large (expected a duration from 0 to 1h");
 	expect_error("[pool a]\ncrash_interval = 0\n", "too small");
+	expect_error("[pool a]\nrestart_delay = 0\nrestart_delay_max = 0\n",
+	    "t.conf:3: restart_delay_max = 0: too small (expected a duration "
+	    "from 10ms");
 	expect_error("[pool a]\nmax_output = 4Q\n", "max_output = 4Q: unknown "
 	    "unit (use K, M or G)");
 	expect_error("[pool a]\nmax_output = 99999999999999999999\n",

@@ -135,7 +135,7 @@ test_ready(void **state)
 	assert_int_equal(pool_count_live(), 1);
 	pool_worker_ready(w);
 	assert_int_equal(w->state, WORKER_IDLE);
-	assert_string_equal(worker_state_name(w->state), "idle");
+	assert_string_equal(pool_worker_state_name(w->state), "idle");
 }
 
 static void
@@ -244,9 +244,9 @@ test_describe_status(void **state)
 {
 	char	 buf[128];
 
-	worker_describe_status(W_EXITCODE(3, 0), buf, sizeof buf);
+	pool_describe_status(W_EXITCODE(3, 0), buf, sizeof buf);
 	assert_string_equal(buf, "exited with status 3");
-	worker_describe_status(SIGKILL, buf, sizeof buf);
+	pool_describe_status(SIGKILL, buf, sizeof buf);
 	assert_string_equal(buf, "killed by signal 9 (SIGKILL)");
 }
 
