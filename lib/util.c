@@ -183,38 +183,26 @@ int
 util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
     const char **errstr)
 {
-	char			*end;
-	unsigned long long	 v;
+	const char	*end;
+	uint64_t	 whole, frac;
 
-	while (isspace((unsigned char)*s))
-		s++;
-	if (*s == '-') {
-		*errstr = "negative";
+	if (parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
-	}
-	if (*s == '+')
-		s++;
-	if (!isdigit((unsigned char)*s)) {
-		*errstr = "not a number";
-		return -1;
-	}
-	errno = 0;
-	v = strtoull(s, &end, 10);
 	while (isspace((unsigned char)*end))
 		end++;
-	if (*end != '\0') {
+	if (*end != '\0' || strchr(s, '.') != NULL) {
 		*errstr = "not a whole number";
 		return -1;
 	}
-	if (errno == ERANGE || v > max) {
+	if (whole > max) {
 		*errstr = "too large";
 		return -1;
 	}
-	if (v < min) {
+	if (whole < min) {
 		*errstr = "too small";
 		return -1;
 	}
-	*out = v;
+	*out = whole;
 	return 0;
 }
 
