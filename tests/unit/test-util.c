@@ -33,72 +33,47 @@
 /* A value no parser under test should produce by accident. */
 #define SENTINEL	UINT64_C(0xdeadbeefcafe)
 
+typedef int (*parser)(const char *, uint64_t *, const char **);
+
+/* Parses s into want. */
 static void
-dur_ok(const char *s, uint64_t want)
+parse_ok(parser fn, const char *what, const char *s, uint64_t want)
 {
 	const char	*errstr = NULL;
 	uint64_t	 v = SENTINEL;
 	int		 r;
 
-	r = util_parse_duration(s, &v, &errstr);
+	r = fn(s, &v, &errstr);
 	if (r != 0 || v != want)
-		print_message("duration \"%s\": r=%d v=%llu want=%llu (%s)\n",
-		    s, r, (unsigned long long)v, (unsigned long long)want,
-		    errstr != NULL ? errstr : "-");
+		print_message("%s \"%s\": r=%d v=%llu want=%llu (%s)\n",
+		    what, s, r, (unsigned long long)v,
+		    (unsigned long long)want, errstr != NULL ? errstr : "-");
 	assert_int_equal(r, 0);
 	assert_true(v == want);
 }
 
 /* Fails, with an error string that contains want. */
 static void
-dur_err(const char *s, const char *want)
+parse_err(parser fn, const char *what, const char *s, const char *want)
 {
 	const char	*errstr = NULL;
 	uint64_t	 v = SENTINEL;
 	int		 r;
 
-	r = util_parse_duration(s, &v, &errstr);
+	r = fn(s, &v, &errstr);
 	if (r != -1 || errstr == NULL || strstr(errstr, want) == NULL)
-		print_message("duration \"%s\": r=%d v=%llu errstr=%s, "
-		    "want error \"%s\"\n", s, r, (unsigned long long)v,
+		print_message("%s \"%s\": r=%d v=%llu errstr=%s, "
+		    "want error \"%s\"\n", what, s, r, (unsigned long long)v,
 		    errstr != NULL ? errstr : "(null)", want);
 	assert_int_equal(r, -1);
 	assert_non_null(errstr);
 	assert_non_null(strstr(errstr, want));
 }
 
-static void
-size_ok(const char *s, uint64_t want)
-{
-	const char	*errstr = NULL;
-	uint64_t	 v = SENTINEL;
-	int		 r;
-
-	r = util_parse_size(s, &v, &errstr);
-	if (r != 0 || v != want)
-		print_message("size \"%s\": r=%d v=%llu want=%llu (%s)\n",
-		    s, r, (unsigned long long)v, (unsigned long long)want,
-		    errstr != NULL ? errstr : "-");
-	assert_int_equal(r, 0);
-	assert_true(v == want);
-}
-
-static void
-size_err(const char *s, const char *want)
-{
-	const char	*errstr = NULL;
-	uint64_t	 v = SENTINEL;
-	int		 r;
-
-	r = util_parse_size(s, &v, &errstr);
-	if (r != -1 || errstr == NULL || strstr(errstr, want) == NULL)
-		print_message("size \"%s\": r=%d v=%llu errstr=%s, "
-		    "want error \"%s\"\n", s, r, (unsigned long long)v,
-		    errstr != NULL ? errstr : "(null)", want);
-	assert_int_equal(r, -1);
-	assert_non_null(errstr);
-	assert_non_null(strstr(errstr, want));
-}
+#define dur_ok(s, want)	  parse_ok(util_parse_duration, "duration", s, want)
+#define dur_err(s, want)  parse_err(util_parse_duration, "duration", s, want)
+#define size_ok(s, want)  parse_ok(util_parse_size, "size", s, want)
+#define size_err(s, want) parse_err(util_parse_size, "size", s, want)
 
 static void
 uint_ok(const char *s, uint64_t min, uint64_t max, uint64_t want)
