@@ -14,6 +14,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <math.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +35,25 @@ static const char interface_service[] =
 #include "org.varlink.service.varlink.h"
 ;
 
+struct client;
+
+/*
+ * A call waiting for jobs to finish (Wait, or Cancel of a running job).
+ * While one is pending, the client's later calls wait their turn: replies
+ * go out in the order of the calls.
+ */
+struct pending {
+	struct client	*c;
+	int		 flags;		/* the call's: more, oneway */
+	int		 cancel;	/* Cancel: reply {job} */
+	size_t		 n;
+	size_t		 left;
+	int64_t		*ids;
+	json_t		**done;		/* a finished job's snapshot, by index */
+	struct job_watch *watches;
+	struct event	*timer;
+};
+
 struct client {
 	TAILQ_ENTRY(client) entry;
 	struct bufferevent *bev;
@@ -41,6 +62,8 @@ struct client {
 	pid_t		 pid;
 	size_t		 scanned;	/* input already searched for a NUL */
 	int		 closing;	/* flush replies, then close */
+	struct pending	*pending;
+	struct event	*resume;	/* go on after a pending call */
 };
 TAILQ_HEAD(clients, client);
 
@@ -63,12 +86,24 @@ static unsigned int		 notice_count;
 static void	client_free(struct client *);
 static void	client_read_cb(struct bufferevent *, void *);
 
+static void	method_submit(struct client *, struct varlink_call *);
+static void	method_wait(struct client *, struct varlink_call *);
+static void	method_get(struct client *, struct varlink_call *);
+static void	method_list(struct client *, struct varlink_call *);
+static void	method_cancel(struct client *, struct varlink_call *);
 static void	method_status(struct client *, struct varlink_call *);
+static void	method_reload(struct client *, struct varlink_call *);
 static void	method_getinfo(struct client *, struct varlink_call *);
 static void	method_getinterface(struct client *, struct varlink_call *);
 
 static const struct method methods[] = {
+	{ "io.mprocd.Submit", method_submit },
+	{ "io.mprocd.Wait", method_wait },
+	{ "io.mprocd.Get", method_get },
+	{ "io.mprocd.List", method_list },
+	{ "io.mprocd.Cancel", method_cancel },
 	{ "io.mprocd.Status", method_status },
+	{ "io.mprocd.Reload", method_reload },
 	{ "org.varlink.service.GetInfo", method_getinfo },
 	{ "org.varlink.service.GetInterfaceDescription", method_getinterface },
 };
@@ -141,12 +176,509 @@ control_invalid_param(struct client *c, struct varlink_call *call,
 	    json_pack("{s:s}", "parameter", name));
 }
 
+/*
+ * Refuses parameters the method does not have (a misspelt "timeout" would
+ * otherwise be ignored in silence). Returns -1 once it has replied.
+ */
+static int
+control_check_params(struct client *c, struct varlink_call *call,
+    const char *const *known)
+{
+	const char	*key;
+	json_t		*v;
+	size_t		 i;
+
+	if (call->params == NULL)
+		return 0;
+	json_object_foreach(call->params, key, v) {
+		for (i = 0; known[i] != NULL; i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (known[i] == NULL) {
+			control_invalid_param(c, call, key);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Get, Wait and Cancel: the job's submitter, root, or our own user. */
+static int
+client_may(const struct client *c, const struct job *j)
+{
+	return c->uid == 0 || c->uid == geteuid() || c->uid == j->uid;
+}
+
+/*
+ * The job named by parameter name, if it exists and c may see it; else
+ * replies with the error and returns NULL.
+ */
+static struct job *
+control_get_job(struct client *c, struct varlink_call *call, int64_t id)
+{
+	struct job	*j;
+
+	if ((j = job_find(id)) == NULL) {
+		control_error(c, call, "io.mprocd.NoSuchJob",
+		    json_pack("{s:I}", "id", (json_int_t)id));
+		return NULL;
+	}
+	if (!client_may(c, j)) {
+		control_error(c, call, "io.mprocd.PermissionDenied",
+		    json_pack("{s:I}", "id", (json_int_t)id));
+		return NULL;
+	}
+	return j;
+}
+
+/* A NULL-terminated copy of a JSON array of strings, or NULL if it is not. */
+static char **
+strv_from_json(json_t *a, size_t max)
+{
+	char	**v;
+	size_t	 i;
+
+	if (!json_is_array(a) || json_array_size(a) > max)
+		return NULL;
+	for (i = 0; i < json_array_size(a); i++)
+		if (!json_is_string(json_array_get(a, i)))
+			return NULL;
+	v = xcalloc(json_array_size(a) + 1, sizeof *v);
+	for (i = 0; i < json_array_size(a); i++)
+		v[i] = xstrdup(json_string_value(json_array_get(a, i)));
+	return v;
+}
+
+static void
+strv_free(char **v)
+{
+	char	**p;
+
+	if (v == NULL)
+		return;
+	for (p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+/* A duration in seconds: finite, not negative, at most a year. */
+static int
+control_get_seconds(json_t *params, const char *name, uint64_t *usec)
+{
+	double	 d;
+	int	 r;
+
+	if ((r = varlink_get_number(params, name, &d)) != 1)
+		return r;
+	if (!isfinite(d) || d < 0 || d > 366.0 * 86400)
+		return -1;
+	*usec = (uint64_t)(d * 1e6 + 0.5);
+	return 1;
+}
+
+/* The pool a Submit without "pool" goes to: "default", else the first. */
+static struct pool *
+control_default_pool(void)
+{
+	struct pool	*p;
+
+	if ((p = pool_find("default")) != NULL)
+		return p;
+	return TAILQ_FIRST(&pools);
+}
+
+#define MAX_ARGS	65536
+#define MAX_NAME	256
+
+static void
+method_submit(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "argv", "pool", "name", "cwd",
+	    "env", "stdin", "timeout_sec", "retries", NULL };
+	struct pool	*p;
+	struct job	*j;
+	struct log_ctx	 ctx;
+	const char	*pool = NULL, *name = NULL, *cwd = "/", *in = NULL;
+	const char	*bad = NULL;
+	char		**argv = NULL, **env = NULL, **e;
+	uint8_t		*data = NULL;
+	size_t		 len = 0;
+	uint64_t	 timeout = 0;
+	int64_t		 retries = 0;
+	int		 has_timeout = 0, has_retries = 0;
+
+	if (control_check_params(c, call, known) != 0)
+		return;
+	if (mprocd_shutting_down) {
+		control_error(c, call, "io.mprocd.ShuttingDown", NULL);
+		return;
+	}
+	argv = strv_from_json(json_object_get(call->params, "argv"), MAX_ARGS);
+	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
+		bad = "argv";
+	else if (varlink_get_string(call->params, "pool", &pool) == -1)
+		bad = "pool";
+	else if (varlink_get_string(call->params, "name", &name) == -1 ||
+	    (name != NULL && strlen(name) > MAX_NAME))
+		bad = "name";
+	else if (varlink_get_string(call->params, "cwd", &cwd) == -1 ||
+	    cwd[0] != '/' || strlen(cwd) >= 4096)
+		bad = "cwd";
+	else if (varlink_get_string(call->params, "stdin", &in) == -1)
+		bad = "stdin";
+	else if ((has_timeout = control_get_seconds(call->params,
+	    "timeout_sec", &timeout)) == -1)
+		bad = "timeout_sec";
+	else if ((has_retries = varlink_get_int(call->params, "retries", 0,
+	    100, &retries)) == -1)
+		bad = "retries";
+	if (bad == NULL && json_object_get(call->params, "env") != NULL &&
+	    !json_is_null(json_object_get(call->params, "env"))) {
+		env = strv_from_json(json_object_get(call->params, "env"),
+		    MAX_ARGS);
+		for (e = env; e != NULL && *e != NULL; e++)
+			if (**e == '=' || strchr(*e, '=') == NULL)
+				break;
+		if (env == NULL || *e != NULL)
+			bad = "env";
+	}
+	if (bad == NULL && in != NULL) {
+		data = util_base64_decode(in, strlen(in), &len);
+		if (data == NULL || len > JOB_MAX_STDIN)
+			bad = "stdin";
+	}
+	if (bad != NULL) {
+		control_invalid_param(c, call, bad);
+		goto out;
+	}
+
+	p = pool != NULL ? pool_find(pool) : control_default_pool();
+	if (p == NULL) {
+		control_error(c, call, "io.mprocd.NoSuchPool",
+		    json_pack("{s:s}", "pool", pool != NULL ? pool : "default"));
+		goto out;
+	}
+	if (p->nqueued >= p->cfg.queue_limit) {
+		control_error(c, call, "io.mprocd.QueueFull",
+		    json_pack("{s:s, s:I}", "pool", p->name, "limit",
+		    (json_int_t)p->cfg.queue_limit));
+		goto out;
+	}
+
+	j = job_new(p->name, argv, cwd, c->uid);
+	argv = NULL;
+	if (name != NULL)
+		j->name = xstrdup(name);
+	j->env = env;
+	env = NULL;
+	j->stdin_data = data;
+	j->stdin_len = len;
+	data = NULL;
+	j->timeout = has_timeout == 1 ? timeout : p->cfg.job_timeout;
+	j->retries = has_retries == 1 ? (uint64_t)retries : p->cfg.retries;
+	ctx = (struct log_ctx){ p->name, NULL, j->id };
+	clog_debug(&ctx, "job submitted by uid %u pid %d: %s", (unsigned)c->uid,
+	    (int)c->pid, j->argv[0]);
+	pool_enqueue(p, j, 0);
+	control_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
+	pool_dispatch(p);
+out:
+	strv_free(argv);
+	strv_free(env);
+	free(data);
+}
+
+static void
+method_get(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "id", NULL };
+	struct job	*j;
+	int64_t		 id;
+	char		*out, *err;
+
+	if (control_check_params(c, call, known) != 0)
+		return;
+	if (varlink_get_int(call->params, "id", 1, INT64_MAX, &id) != 1) {
+		control_invalid_param(c, call, "id");
+		return;
+	}
+	if ((j = control_get_job(c, call, id)) == NULL)
+		return;
+	out = util_base64_encode(j->out[0].data, j->out[0].len);
+	err = util_base64_encode(j->out[1].data, j->out[1].len);
+	if (out == NULL || err == NULL)
+		fatal("base64");
+	control_reply(c, call, json_pack("{s:o, s:s, s:s, s:b}",
+	    "job", job_to_json(j), "stdout", out, "stderr", err,
+	    "truncated", j->truncated));
+	free(out);
+	free(err);
+}
+
+static void
+method_list(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "pool", "state", NULL };
+	const char	*pool = NULL, *state = NULL;
+	int		 st = -1;
+
+	if (control_check_params(c, call, known) != 0)
+		return;
+	if (varlink_get_string(call->params, "pool", &pool) == -1) {
+		control_invalid_param(c, call, "pool");
+		return;
+	}
+	if (varlink_get_string(call->params, "state", &state) == -1 ||
+	    (state != NULL && (st = job_parse_state(state)) == -1)) {
+		control_invalid_param(c, call, "state");
+		return;
+	}
+	if (pool != NULL && pool_find(pool) == NULL) {
+		control_error(c, call, "io.mprocd.NoSuchPool",
+		    json_pack("{s:s}", "pool", pool));
+		return;
+	}
+	control_reply(c, call, json_pack("{s:o}", "jobs", job_list(pool, st)));
+}
+
+static void
+pending_free(struct pending *pd)
+{
+	size_t	 i;
+
+	if (pd == NULL)
+		return;
+	for (i = 0; i < pd->n; i++) {
+		job_watch_remove(&pd->watches[i]);
+		json_decref(pd->done[i]);
+	}
+	if (pd->timer != NULL)
+		event_free(pd->timer);
+	free(pd->watches);
+	free(pd->done);
+	free(pd->ids);
+	free(pd);
+}
+
+/* The pending call has been answered: go on with the client's next. */
+static void
+pending_finish(struct pending *pd)
+{
+	struct client	*c = pd->c;
+
+	c->pending = NULL;
+	pending_free(pd);
+	event_active(c->resume, 0, 0);
+}
+
+/* Sends the reply to a pending call; with "more", one per job. */
+static void
+pending_reply(struct pending *pd, json_t *params, int continues)
+{
+	struct client		*c = pd->c;
+	char			*msg;
+	size_t			 len;
+
+	if (pd->flags & VARLINK_ONEWAY) {
+		json_decref(params);
+		return;
+	}
+	msg = varlink_reply_encode(params, continues ? VARLINK_CONTINUES : 0,
+	    &len);
+	client_send(c, msg, len);
+}
+
+static void
+pending_job_done(struct pending *pd, size_t i, const struct job *j)
+{
+	json_t	*all;
+	size_t	 k;
+
+	pd->done[i] = job_to_json(j);
+	pd->left--;
+	if (pd->cancel) {
+		pending_reply(pd, json_pack("{s:O}", "job", pd->done[i]), 0);
+	} else if (pd->flags & VARLINK_MORE) {
+		pending_reply(pd, json_pack("{s:[O]}", "jobs", pd->done[i]),
+		    pd->left > 0);
+	} else if (pd->left == 0) {
+		all = json_array();
+		for (k = 0; k < pd->n; k++)
+			json_array_append(all, pd->done[k]);
+		pending_reply(pd, json_pack("{s:o}", "jobs", all), 0);
+	}
+	if (pd->left == 0)
+		pending_finish(pd);
+}
+
+static void
+pending_watch_cb(struct job_watch *jw, struct job *j)
+{
+	pending_job_done(jw->arg, jw->index, j);
+}
+
+static void
+pending_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	struct pending	*pd = arg;
+	json_t		*ids = json_array();
+	char		*msg;
+	size_t		 i, len;
+
+	for (i = 0; i < pd->n; i++)
+		if (pd->done[i] == NULL)
+			json_array_append_new(ids, json_integer(pd->ids[i]));
+	if (pd->flags & VARLINK_ONEWAY)
+		json_decref(ids);
+	else {
+		msg = varlink_error_encode("io.mprocd.TimedOut",
+		    json_pack("{s:o}", "ids", ids), &len);
+		client_send(pd->c, msg, len);
+	}
+	pending_finish(pd);
+}
+
+/* Waits on jobs (all of which c may see); replies at once if all ended. */
+static void
+pending_start(struct client *c, struct varlink_call *call, struct job **jobs,
+    int64_t *ids, size_t n, int cancel, int has_timeout, uint64_t timeout)
+{
+	struct pending	*pd = xcalloc(1, sizeof *pd);
+	struct timeval	 tv;
+	size_t		 i;
+
+	pd->c = c;
+	pd->flags = call->flags;
+	pd->cancel = cancel;
+	pd->n = pd->left = n;
+	pd->ids = ids;
+	pd->done = xcalloc(n, sizeof *pd->done);
+	pd->watches = xcalloc(n, sizeof *pd->watches);
+	c->pending = pd;
+	if (n == 0) {
+		pending_reply(pd, json_pack("{s:[]}", "jobs"), 0);
+		pending_finish(pd);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		pd->watches[i].cb = pending_watch_cb;
+		pd->watches[i].arg = pd;
+		pd->watches[i].index = i;
+		if (!job_is_finished(jobs[i]))
+			job_watch_add(jobs[i], &pd->watches[i]);
+	}
+	/* Those already finished answer first, in the order asked. */
+	for (i = 0; i < n && c->pending == pd; i++)
+		if (jobs[i] != NULL && job_is_finished(jobs[i]))
+			pending_job_done(pd, i, jobs[i]);
+	if (c->pending != pd)
+		return;
+	if (has_timeout) {
+		pd->timer = evtimer_new(ev_base, pending_timeout, pd);
+		tv.tv_sec = (time_t)(timeout / USEC_PER_SEC);
+		tv.tv_usec = (suseconds_t)(timeout % USEC_PER_SEC);
+		evtimer_add(pd->timer, &tv);
+	}
+}
+
+static void
+method_wait(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "ids", "timeout_sec", NULL };
+	json_t		*a = json_object_get(call->params, "ids"), *v;
+	struct job	**jobs;
+	int64_t		*ids;
+	uint64_t	 timeout = 0;
+	size_t		 i, n;
+	int		 has_timeout;
+
+	if (control_check_params(c, call, known) != 0)
+		return;
+	if (!json_is_array(a)) {
+		control_invalid_param(c, call, "ids");
+		return;
+	}
+	n = json_array_size(a);
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1) {
+			control_invalid_param(c, call, "ids");
+			return;
+		}
+	}
+	if ((has_timeout = control_get_seconds(call->params, "timeout_sec",
+	    &timeout)) == -1) {
+		control_invalid_param(c, call, "timeout_sec");
+		return;
+	}
+	jobs = xcalloc(n + 1, sizeof *jobs);
+	ids = xcalloc(n + 1, sizeof *ids);
+	for (i = 0; i < n; i++) {
+		ids[i] = json_integer_value(json_array_get(a, i));
+		if ((jobs[i] = control_get_job(c, call, ids[i])) == NULL) {
+			free(jobs);
+			free(ids);
+			return;
+		}
+	}
+	pending_start(c, call, jobs, ids, n, 0, has_timeout == 1, timeout);
+	free(jobs);
+}
+
+static void
+method_cancel(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "id", NULL };
+	struct job	*j;
+	struct log_ctx	 ctx;
+	int64_t		 id, *ids;
+
+	if (control_check_params(c, call, known) != 0)
+		return;
+	if (varlink_get_int(call->params, "id", 1, INT64_MAX, &id) != 1) {
+		control_invalid_param(c, call, "id");
+		return;
+	}
+	if ((j = control_get_job(c, call, id)) == NULL)
+		return;
+	if (!job_is_finished(j)) {
+		ctx = (struct log_ctx){ j->pool, NULL, j->id };
+		clog_info(&ctx, "job cancelled by uid %u pid %d (it was %s)",
+		    (unsigned)c->uid, (int)c->pid, job_state_name(j->state));
+		job_kill(j, JOB_KILL_CANCEL);
+	}
+	/* A running job answers once its process group is gone. */
+	ids = xcalloc(1, sizeof *ids);
+	ids[0] = id;
+	pending_start(c, call, &j, ids, 1, 1, 0, 0);
+}
+
+static void
+method_reload(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { NULL };
+
+	if (control_check_params(c, call, known) != 0)
+		return;
+	if (c->uid != 0 && c->uid != geteuid()) {
+		control_error(c, call, "org.varlink.service.PermissionDenied",
+		    NULL);
+		return;
+	}
+	control_error(c, call, "io.mprocd.ReloadFailed", json_pack("{s:s}",
+	    "reason", "reloading the configuration is not supported yet; "
+	    "restart mprocd to apply changes"));
+}
+
 static void
 method_status(struct client *c, struct varlink_call *call)
 {
-	json_t		*jpools = json_array();
+	static const char *const known[] = { NULL };
+	json_t		*jpools;
 	struct pool	*p;
 
+	if (control_check_params(c, call, known) != 0)
+		return;
+	jpools = json_array();
 	TAILQ_FOREACH(p, &pools, entry)
 		json_array_append_new(jpools, pool_status_json(p));
 	control_reply(c, call, json_pack("{s:s, s:I, s:I, s:o}",
@@ -219,7 +751,8 @@ client_close(struct client *c)
 {
 	c->closing = 1;
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    c->pending == NULL)
 		client_free(c);
 }
 
@@ -255,6 +788,12 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	const char		*msg;
 
 	while (!c->closing) {
+		/* Later calls wait for the pending one; do not hoard them. */
+		if (c->pending != NULL) {
+			if (evbuffer_get_length(in) > cfg->max_message)
+				bufferevent_disable(bev, EV_READ);
+			return;
+		}
 		/* A client that does not read its replies is not read either. */
 		if (evbuffer_get_length(out) > cfg->max_message) {
 			bufferevent_disable(bev, EV_READ);
@@ -295,14 +834,28 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	struct client	*c = arg;
 
 	if (c->closing) {
-		client_free(c);
+		if (c->pending == NULL)
+			client_free(c);
 		return;
 	}
 	/* Everything written: read (and answer) whatever was held back. */
-	if (!(bufferevent_get_enabled(bev) & EV_READ)) {
+	if (!(bufferevent_get_enabled(bev) & EV_READ) && c->pending == NULL) {
 		bufferevent_enable(bev, EV_READ);
 		client_read_cb(bev, c);
 	}
+}
+
+/*
+ * End of file: a client that only shut down its writing half still reads
+ * our replies, one that closed the socket is gone. On Linux the second
+ * shows as POLLHUP.
+ */
+static int
+client_hung_up(struct client *c)
+{
+	struct pollfd	 pfd = { bufferevent_getfd(c->bev), POLLOUT, 0 };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
 }
 
 static void
@@ -313,8 +866,31 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 	/* A client that only half-closed still gets the replies it is owed. */
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		client_free(c);
-	else if (what & BEV_EVENT_EOF)
-		client_close(c);
+	else if (what & BEV_EVENT_EOF) {
+		if (c->pending != NULL && client_hung_up(c))
+			client_free(c);
+		else
+			client_close(c);
+	}
+}
+
+/* After a pending call: answer what was held back, or finish closing. */
+static void
+client_resume(evutil_socket_t fd, short events, void *arg)
+{
+	struct client	*c = arg;
+
+	if (c->pending != NULL)
+		return;
+	if (c->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+			client_free(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <=
+	    cfg->max_message)
+		bufferevent_enable(c->bev, EV_READ);
+	client_read_cb(c->bev, c);
 }
 
 static void
@@ -324,6 +900,8 @@ client_free(struct client *c)
 		return;
 	TAILQ_REMOVE(&clients, c, entry);
 	nclients--;
+	pending_free(c->pending);
+	event_free(c->resume);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -355,6 +933,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
 	    client_event_cb, c);
+	c->resume = event_new(ev_base, -1, 0, client_resume, c);
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;
@@ -542,14 +1121,21 @@ control_shutdown(void)
 	}
 }
 
+/* At exit: write what replies the clients' sockets will take, then close. */
 void
 control_close(void)
 {
 	struct client	*c;
+	struct evbuffer	*out;
 
 	control_shutdown();
-	while ((c = TAILQ_FIRST(&clients)) != NULL)
+	while ((c = TAILQ_FIRST(&clients)) != NULL) {
+		out = bufferevent_get_output(c->bev);
+		while (evbuffer_get_length(out) > 0 &&
+		    evbuffer_write(out, bufferevent_getfd(c->bev)) > 0)
+			;
 		client_free(c);
+	}
 }
 
 unsigned int

@@ -68,6 +68,106 @@ void		 config_print(const struct config *, FILE *);
 struct pool_config *config_find_pool(const struct config *, const char *);
 char		*config_default_socket(const char **);
 
+/* job.c */
+enum job_state {
+	JOB_QUEUED,
+	JOB_RUNNING,
+	JOB_SUCCEEDED,
+	JOB_FAILED,
+	JOB_TIMEOUT,
+	JOB_CANCELLED,
+	JOB_LOST,
+};
+
+/* Why mprocd is killing a running job; decides its final state. */
+enum job_kill {
+	JOB_KILL_NONE,
+	JOB_KILL_TIMEOUT,
+	JOB_KILL_CANCEL,
+	JOB_KILL_SHUTDOWN,
+};
+
+/* Largest stdin a job may be given: it travels in one frame. */
+#define JOB_MAX_STDIN	(16U << 20)
+
+struct job;
+struct worker;
+
+/* Someone waiting for a job to finish (a client's Wait or Cancel). */
+struct job_watch {
+	TAILQ_ENTRY(job_watch) entry;
+	struct job	*job;
+	void		(*cb)(struct job_watch *, struct job *);
+	void		*arg;
+	size_t		 index;
+};
+TAILQ_HEAD(job_watches, job_watch);
+
+struct job_output {
+	uint8_t		*data;
+	size_t		 len;
+	size_t		 size;
+};
+
+struct job {
+	TAILQ_ENTRY(job) entry;		/* a pool's queue, or the finished */
+	TAILQ_ENTRY(job) all;		/* every job, by id */
+	struct job	*hnext;		/* id hash chain */
+	int64_t		 id;
+	char		*name;
+	char		*pool;		/* its pool's name */
+	char		**argv;
+	char		*cwd;
+	char		**env;		/* "K=V" added to the pool's */
+	uint8_t		*stdin_data;	/* NULL: /dev/null */
+	size_t		 stdin_len;
+	uid_t		 uid;
+	uint64_t	 timeout;	/* usec; 0: none */
+	uint64_t	 retries;
+
+	enum job_state	 state;
+	enum job_kill	 kill;
+	int		 kill_signal;	/* last signal sent: 0, TERM, KILL */
+	int		 exit_status;	/* -1: none */
+	int		 signal;	/* 0: none */
+	char		 worker[80];	/* "" until it first runs */
+	struct worker	*w;		/* running on, or NULL */
+	pid_t		 pid;
+	unsigned int	 attempts;
+	uint64_t	 submitted_usec;
+	uint64_t	 started_usec;
+	uint64_t	 finished_usec;
+	uint64_t	 started_mono;
+
+	struct job_output out[2];	/* stdout, stderr */
+	int		 truncated;
+	struct event	*timer;		/* timeout, then kill_grace */
+	struct job_watches watches;
+};
+TAILQ_HEAD(jobs, job);
+
+struct job	*job_new(const char *, char **, const char *, uid_t);
+void		 job_free(struct job *);
+struct job	*job_find(int64_t);
+const char	*job_state_name(enum job_state);
+int		 job_parse_state(const char *);
+int		 job_is_finished(const struct job *);
+enum job_state	 job_final_state(enum job_kill, int);
+void		 job_output_add(struct job *, int, const void *, size_t,
+		    uint64_t);
+json_t		*job_to_json(const struct job *);
+void		 job_watch_add(struct job *, struct job_watch *);
+void		 job_watch_remove(struct job_watch *);
+void		 job_finish(struct job *, enum job_state);
+void		 job_started(struct job *, struct worker *);
+void		 job_done(struct job *, int, int);
+void		 job_worker_died(struct job *);
+void		 job_kill(struct job *, enum job_kill);
+void		 job_dequeue(struct job *);
+json_t		*job_list(const char *, int);
+uint64_t	 job_count_finished(void);
+void		 job_free_all(void);
+
 /* pool.c */
 enum worker_state {
 	WORKER_STARTING,
@@ -95,6 +195,7 @@ struct worker {
 	enum worker_state state;
 	enum worker_stop stop;
 	pid_t		 pid;
+	int		 reaped;	/* pid is dead: reading its last words */
 	struct bufferevent *bev;
 	struct event	*timer;		/* restart after backoff; kill */
 	uint64_t	 started_usec;	/* wall clock, for Status */
@@ -103,7 +204,7 @@ struct worker {
 	uint64_t	 backoff;	/* the wait chosen at the last death */
 	uint64_t	 restarts;
 	uint64_t	 jobs_done;
-	int64_t		 job;		/* running job id, or 0 */
+	struct job	*job;		/* the job it runs, or NULL */
 };
 TAILQ_HEAD(workers, worker);
 
@@ -117,6 +218,11 @@ struct pool {
 	int		 degraded;
 	struct event	*timer;		/* rechecks degraded */
 	uint64_t	 restarts;
+	struct jobs	 queue;
+	uint64_t	 nqueued;
+	uint64_t	 succeeded;
+	uint64_t	 failed;	/* failed, timeout and lost */
+	uint64_t	 cancelled;
 };
 TAILQ_HEAD(pools, pool);
 
@@ -139,6 +245,12 @@ void		 pool_signal_all(int);
 const char	*pool_worker_state_name(enum worker_state);
 json_t		*pool_status_json(const struct pool *);
 void		 pool_describe_status(int, char *, size_t);
+int		 pool_enqueue(struct pool *, struct job *, int);
+void		 pool_dispatch(struct pool *);
+void		 pool_job_signal(struct worker *, struct job *, int);
+void		 pool_kill_running(enum job_kill);
+unsigned int	 pool_count_busy(void);
+uint64_t	 pool_count_queued(void);
 
 /* spawn.c */
 struct spawn {

@@ -36,6 +36,8 @@ struct pools pools = TAILQ_HEAD_INITIALIZER(pools);
 static void	worker_spawn(struct worker *);
 static void	worker_free(struct worker *);
 static void	worker_crashed(struct worker *, const char *, uint64_t);
+static void	worker_stop(struct worker *, enum worker_stop);
+static void	worker_read_cb(struct bufferevent *, void *);
 
 const char *
 pool_worker_state_name(enum worker_state state)
@@ -75,7 +77,8 @@ pool_describe_status(int status, char *buf, size_t len)
 static struct log_ctx
 worker_ctx(const struct worker *w)
 {
-	struct log_ctx	 ctx = { w->pool->name, w->name, w->job };
+	struct log_ctx	 ctx = { w->pool->name, w->name,
+			    w->job != NULL ? w->job->id : 0 };
 
 	return ctx;
 }
@@ -181,6 +184,7 @@ pool_new(const struct pool_config *pc)
 	p->cfg = *pc;
 	p->cfg.name = p->name;
 	TAILQ_INIT(&p->workers);
+	TAILQ_INIT(&p->queue);
 	p->deaths = xcalloc(p->cfg.crash_limit + 1, sizeof *p->deaths);
 	if (ev_base != NULL)
 		p->timer = evtimer_new(ev_base, pool_degraded_timer, p);
@@ -278,6 +282,156 @@ worker_free(struct worker *w)
 }
 
 static void
+worker_send(struct worker *w, uint32_t type, const struct proto_buf *b)
+{
+	uint8_t		 hdr[PROTO_HDRLEN];
+
+	if (w->bev == NULL)
+		return;
+	proto_hdr_pack(hdr, type, (uint32_t)b->len);
+	bufferevent_write(w->bev, hdr, sizeof hdr);
+	bufferevent_write(w->bev, b->data, b->len);
+}
+
+/* Hands a job to an idle worker. */
+static void
+worker_run(struct worker *w, struct job *j)
+{
+	struct proto_buf b;
+	uint32_t	 n;
+	char		**p;
+
+	proto_buf_init(&b);
+	proto_put_u64(&b, (uint64_t)j->id);
+	proto_put_u64(&b, w->pool->cfg.max_output);
+	proto_put_str(&b, j->cwd);
+	for (n = 0; j->argv[n] != NULL; n++)
+		;
+	proto_put_u32(&b, n);
+	for (p = j->argv; *p != NULL; p++)
+		proto_put_str(&b, *p);
+	for (n = 0; j->env != NULL && j->env[n] != NULL; n++)
+		;
+	proto_put_u32(&b, n);
+	for (p = j->env; p != NULL && *p != NULL; p++)
+		proto_put_str(&b, *p);
+	proto_put_u32(&b, j->stdin_data != NULL);
+	proto_put_bytes(&b, j->stdin_data != NULL ? j->stdin_data : b.data,
+	    j->stdin_len);
+	worker_send(w, PROTO_JOB_START, &b);
+	proto_buf_free(&b);
+
+	w->state = WORKER_BUSY;
+	w->job = j;
+	job_started(j, w);
+}
+
+/* Sends sig to the process group of the job w runs. */
+void
+pool_job_signal(struct worker *w, struct job *j, int sig)
+{
+	struct proto_buf b;
+
+	if (w == NULL)
+		return;
+	proto_buf_init(&b);
+	proto_put_u64(&b, (uint64_t)j->id);
+	proto_put_u32(&b, (uint32_t)sig);
+	worker_send(w, PROTO_JOB_SIGNAL, &b);
+	proto_buf_free(&b);
+}
+
+/* Queues a job at the back (or, for a retry, the front) of its pool. */
+int
+pool_enqueue(struct pool *p, struct job *j, int front)
+{
+	j->state = JOB_QUEUED;
+	if (front)
+		TAILQ_INSERT_HEAD(&p->queue, j, entry);
+	else
+		TAILQ_INSERT_TAIL(&p->queue, j, entry);
+	p->nqueued++;
+	return 0;
+}
+
+/* Gives queued jobs to idle workers, oldest job first. */
+void
+pool_dispatch(struct pool *p)
+{
+	struct worker	*w;
+	struct job	*j;
+
+	if (mprocd_shutting_down)
+		return;
+	TAILQ_FOREACH(w, &p->workers, entry) {
+		if ((j = TAILQ_FIRST(&p->queue)) == NULL)
+			break;
+		if (w->state != WORKER_IDLE || w->stop != STOP_NONE ||
+		    w->reaped)
+			continue;
+		job_dequeue(j);
+		worker_run(w, j);
+	}
+}
+
+/* The worker is done with its job: take the next, or stop as asked. */
+static void
+worker_job_done(struct worker *w)
+{
+	uint64_t	 max = w->pool->cfg.max_jobs_per_worker;
+
+	w->job = NULL;
+	w->jobs_done++;
+	if (w->reaped)
+		return;
+	w->state = WORKER_IDLE;
+	if (w->stop != STOP_NONE)
+		worker_stop(w, w->stop);
+	else if (max != 0 && w->jobs_done >= max)
+		worker_stop(w, STOP_RECYCLE);
+	else
+		pool_dispatch(w->pool);
+}
+
+/* Kills every running job for why (shutdown_timeout passed, or forced). */
+void
+pool_kill_running(enum job_kill why)
+{
+	struct pool	*p;
+	struct worker	*w;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->job != NULL)
+				job_kill(w->job, why);
+}
+
+unsigned int
+pool_count_busy(void)
+{
+	struct pool	*p;
+	struct worker	*w;
+	unsigned int	 n = 0;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->job != NULL)
+				n++;
+	return n;
+}
+
+uint64_t
+pool_count_queued(void)
+{
+	struct pool	*p;
+	uint64_t	 n = 0;
+
+	TAILQ_FOREACH(p, &pools, entry)
+		n += p->nqueued;
+	return n;
+}
+
+static void
 worker_close(struct worker *w)
 {
 	if (w->bev != NULL) {
@@ -293,10 +447,40 @@ worker_dispatch(struct worker *w, const struct proto_hdr *h,
 {
 	struct proto_reader	 r;
 	struct log_ctx		 ctx = worker_ctx(w);
-	uint32_t		 version, pid;
+	struct job		*j = w->job;
+	const void		*data;
+	uint64_t		 id;
+	uint32_t		 version, pid, stream, status, flags;
+	size_t			 n;
 
 	proto_reader_init(&r, payload, h->len);
 	switch (h->type) {
+	case PROTO_JOB_STARTED:
+		id = proto_get_u64(&r);
+		pid = proto_get_u32(&r);
+		if (r.error || j == NULL || (int64_t)id != j->id)
+			break;
+		j->pid = (pid_t)pid;
+		return 0;
+	case PROTO_JOB_OUTPUT:
+		id = proto_get_u64(&r);
+		stream = proto_get_u32(&r);
+		data = proto_get_bytes(&r, &n);
+		if (r.error || j == NULL || (int64_t)id != j->id ||
+		    (stream != 1 && stream != 2))
+			break;
+		job_output_add(j, (int)stream - 1, data, n,
+		    w->pool->cfg.max_output);
+		return 0;
+	case PROTO_JOB_DONE:
+		id = proto_get_u64(&r);
+		status = proto_get_u32(&r);
+		flags = proto_get_u32(&r);
+		if (r.error || j == NULL || (int64_t)id != j->id)
+			break;
+		job_done(j, (int)status, flags & PROTO_DONE_TRUNCATED);
+		worker_job_done(w);
+		return 0;
 	case PROTO_HELLO:
 		version = proto_get_u32(&r);
 		pid = proto_get_u32(&r);
@@ -349,7 +533,7 @@ worker_read_cb(struct bufferevent *bev, void *arg)
 
 bad:
 	worker_close(w);
-	if (w->pid > 0)
+	if (w->pid > 0 && !w->reaped)
 		kill(w->pid, SIGKILL);
 }
 
@@ -417,7 +601,8 @@ worker_spawn(struct worker *w)
 	w->pid = pid;
 	w->state = WORKER_STARTING;
 	w->stop = STOP_NONE;
-	w->job = 0;
+	w->job = NULL;
+	w->jobs_done = 0;
 	w->started_usec = util_now_usec();
 	w->started_mono = util_mono_usec();
 	evtimer_add(w->timer, &start_timeout);
@@ -440,6 +625,7 @@ pool_worker_ready(struct worker *w)
 	evtimer_del(w->timer);
 	clog_info(&ctx, "worker started, pid %d", (int)w->pid);
 	supervisor_check_ready();
+	pool_dispatch(w->pool);
 }
 
 void
@@ -481,8 +667,14 @@ pool_stop(struct pool *p, enum worker_stop why)
 {
 	struct worker	*w, *next;
 
-	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next)
+	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
+		/* At shutdown a running job gets shutdown_timeout to end. */
+		if (w->state == WORKER_BUSY && why == STOP_SHUTDOWN) {
+			w->stop = why;
+			continue;
+		}
 		worker_stop(w, why);
+	}
 	if (p->timer != NULL)
 		evtimer_del(p->timer);
 }
@@ -578,11 +770,32 @@ worker_crashed(struct worker *w, const char *how, uint64_t now)
 		evtimer_add(w->timer, &tv);
 }
 
+/*
+ * Reads what a dead worker wrote before it died (a JOB_DONE may be there),
+ * so SIGCHLD arriving before the data does not lose a result.
+ */
+static void
+worker_drain(struct worker *w)
+{
+	struct evbuffer	*in;
+	int		 fd, n;
+
+	if (w->bev == NULL)
+		return;
+	in = bufferevent_get_input(w->bev);
+	fd = bufferevent_getfd(w->bev);
+	do {
+		n = evbuffer_read(in, fd, 65536);
+	} while (n > 0);
+	worker_read_cb(w->bev, w);
+}
+
 /* A child was reaped. Returns 1 if it was one of our workers. */
 int
 pool_child_exited(pid_t pid, int status)
 {
 	struct worker	*w;
+	struct job	*j;
 	struct log_ctx	 ctx;
 	char		 how[128];
 
@@ -591,7 +804,12 @@ pool_child_exited(pid_t pid, int status)
 	if ((w = pool_find_worker(pid)) == NULL)
 		return 0;
 	ctx = worker_ctx(w);
+	w->reaped = 1;
+	worker_drain(w);
+	w->reaped = 0;
 	worker_close(w);
+	j = w->job;
+	w->job = NULL;
 	if (w->timer != NULL)
 		evtimer_del(w->timer);
 	pool_describe_status(status, how, sizeof how);
@@ -614,6 +832,8 @@ pool_child_exited(pid_t pid, int status)
 		supervisor_check_ready();
 		break;
 	}
+	if (j != NULL)
+		job_worker_died(j);
 	return 1;
 }
 
@@ -622,7 +842,7 @@ pool_status_json(const struct pool *p)
 {
 	json_t			*jp, *jw, *workers = json_array();
 	const struct worker	*w;
-	json_int_t		 queued = 0, running = 0;
+	json_int_t		 running = 0;
 
 	TAILQ_FOREACH(w, &p->workers, entry) {
 		jw = json_object();
@@ -631,8 +851,8 @@ pool_status_json(const struct pool *p)
 			json_object_set_new(jw, "pid", json_integer(w->pid));
 		json_object_set_new(jw, "state",
 		    json_string(pool_worker_state_name(w->state)));
-		if (w->job > 0) {
-			json_object_set_new(jw, "job", json_integer(w->job));
+		if (w->job != NULL) {
+			json_object_set_new(jw, "job", json_integer(w->job->id));
 			running++;
 		}
 		json_object_set_new(jw, "jobs_done",
@@ -648,11 +868,13 @@ pool_status_json(const struct pool *p)
 	json_object_set_new(jp, "name", json_string(p->name));
 	json_object_set_new(jp, "size", json_integer(p->cfg.workers));
 	json_object_set_new(jp, "degraded", json_boolean(p->degraded));
-	json_object_set_new(jp, "queued", json_integer(queued));
+	json_object_set_new(jp, "queued", json_integer((json_int_t)p->nqueued));
 	json_object_set_new(jp, "running", json_integer(running));
-	json_object_set_new(jp, "succeeded", json_integer(0));
-	json_object_set_new(jp, "failed", json_integer(0));
-	json_object_set_new(jp, "cancelled", json_integer(0));
+	json_object_set_new(jp, "succeeded",
+	    json_integer((json_int_t)p->succeeded));
+	json_object_set_new(jp, "failed", json_integer((json_int_t)p->failed));
+	json_object_set_new(jp, "cancelled",
+	    json_integer((json_int_t)p->cancelled));
 	json_object_set_new(jp, "restarts", json_integer((json_int_t)p->restarts));
 	json_object_set_new(jp, "workers", workers);
 	return jp;

@@ -4,9 +4,11 @@
  */
 #include "config.h"
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,7 @@ int			 mprocd_shutting_down;
 const char		*mprocd_self;
 
 static struct event	*sig_events[5];
+static struct event	*shutdown_timer;
 static int		 ready_sent;
 
 static void
@@ -60,7 +63,8 @@ supervisor_update_status(void)
 	TAILQ_FOREACH(p, &pools, entry)
 		npools++;
 	off = (size_t)snprintf(status, sizeof status,
-	    "STATUS=%u pools, %u workers", npools, pool_count_live());
+	    "STATUS=%u pools, %u workers, %u busy, %" PRIu64 " queued", npools,
+	    pool_count_live(), pool_count_busy(), pool_count_queued());
 	TAILQ_FOREACH(p, &pools, entry) {
 		if (!p->degraded || off >= sizeof status)
 			continue;
@@ -90,22 +94,58 @@ supervisor_check_exit(void)
 		event_base_loopexit(ev_base, NULL);
 }
 
+/* shutdown_timeout has passed: running jobs are killed. */
+static void
+supervisor_shutdown_timeout(evutil_socket_t fd, short events, void *arg)
+{
+	char	 t[UTIL_FMTLEN];
+
+	if (pool_count_busy() > 0)
+		log_notice("%u jobs still running after shutdown_timeout %s, "
+		    "killing them", pool_count_busy(), util_format_duration(
+		    cfg->shutdown_timeout, t, sizeof t));
+	pool_kill_running(JOB_KILL_SHUTDOWN);
+}
+
+/*
+ * Stop taking jobs, cancel the queued ones, let the running ones finish
+ * within shutdown_timeout, stop the workers; exit once all are reaped.
+ * A second signal kills the running jobs at once.
+ */
 static void
 supervisor_shutdown(int sig)
 {
 	struct pool	*p;
+	struct job	*j;
+	struct timeval	 tv;
+	char		 t[UTIL_FMTLEN];
 
 	if (mprocd_shutting_down) {
-		log_info("received SIG%s again, still stopping %u workers",
-		    sigabbrev_np(sig), pool_count_live());
+		log_info("received SIG%s again: killing %u running jobs now",
+		    sigabbrev_np(sig), pool_count_busy());
+		pool_kill_running(JOB_KILL_SHUTDOWN);
 		return;
 	}
 	mprocd_shutting_down = 1;
 	log_info("received SIG%s, shutting down", sigabbrev_np(sig));
 	systemd_notify("STOPPING=1");
 	control_shutdown();
-	TAILQ_FOREACH(p, &pools, entry)
+	TAILQ_FOREACH(p, &pools, entry) {
+		while ((j = TAILQ_FIRST(&p->queue)) != NULL)
+			job_kill(j, JOB_KILL_SHUTDOWN);
 		pool_stop(p, STOP_SHUTDOWN);
+	}
+	if (pool_count_busy() > 0) {
+		log_info("waiting up to %s for %u running jobs",
+		    util_format_duration(cfg->shutdown_timeout, t, sizeof t),
+		    pool_count_busy());
+		tv.tv_sec = (time_t)(cfg->shutdown_timeout / USEC_PER_SEC);
+		tv.tv_usec = (suseconds_t)(cfg->shutdown_timeout %
+		    USEC_PER_SEC);
+		shutdown_timer = evtimer_new(ev_base,
+		    supervisor_shutdown_timeout, NULL);
+		evtimer_add(shutdown_timer, &tv);
+	}
 	supervisor_check_exit();
 }
 
@@ -152,6 +192,12 @@ supervisor_main(struct config *c, int fd)
 	log_procinit("supervisor");
 	proctitle_set("mprocd: supervisor");
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Whatever a job leaves behind is reparented to us, not to init: we
+	 * reap it, and a dead worker's job stays a group we can kill.
+	 */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		log_warn("PR_SET_CHILD_SUBREAPER, ignoring");
 
 	/* Precise timers: backoffs are measured in milliseconds. */
 	if ((evcfg = event_config_new()) == NULL)
@@ -183,8 +229,11 @@ supervisor_main(struct config *c, int fd)
 
 	log_info("all workers stopped, exiting");
 	control_close();
+	if (shutdown_timer != NULL)
+		event_free(shutdown_timer);
 	while ((p = TAILQ_FIRST(&pools)) != NULL)
 		pool_free(p);
+	job_free_all();
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
 		event_free(sig_events[i]);
 	event_base_free(ev_base);

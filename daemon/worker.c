@@ -1,13 +1,23 @@
 /*
  * A worker process, "mprocd: worker POOL/N": re-executed from the supervisor
- * with its socketpair on descriptor 3. It blocks on that socket and does
- * what the frames say; when the supervisor goes (end of stream, or the
- * parent-death signal) it exits.
+ * with its socketpair on descriptor 3. It blocks in poll() on that socket
+ * and, while a job runs, on the job's pipes: it starts the job in a session
+ * of its own, feeds it stdin, streams its stdout and stderr back as they
+ * come (so a job never stalls on a full pipe), and reports how it ended.
+ *
+ * When the job's process exits, whatever it left in its process group is
+ * killed. When the supervisor goes (end of stream, or the parent-death
+ * signal), the worker kills its job's process group and exits.
  */
 #include "config.h"
 
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +25,37 @@
 
 #include "mprocd.h"
 #include "proto.h"
+#include "util.h"
 #include "xmalloc.h"
 
 #define WORKER_FD	3
+#define WORKER_READ	65536
+
+/* Variables of ours that a job must not inherit. */
+static const char *const env_drop[] = {
+	"NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LISTEN_PID=",
+	"LISTEN_FDS=", "LISTEN_FDNAMES=", "JOURNAL_STREAM=", "MPROCD_JOB_ID=",
+	"MPROCD_POOL=", "MPROCD_WORKER=",
+};
+
+/* The job being run. */
+struct run {
+	uint64_t	 id;
+	pid_t		 pid;
+	int		 out[2];	/* read ends of stdout, stderr; -1 */
+	int		 in;		/* write end of stdin; -1 */
+	const uint8_t	*stdin_data;
+	size_t		 stdin_len;
+	size_t		 stdin_off;
+	uint64_t	 max_output;
+	uint64_t	 sent[2];
+	int		 truncated;
+};
+
+extern char	**environ;
+
+static const char *worker_name;
+static int	 sigfd = -1;
 
 static void
 worker_sigusr1(int sig)
@@ -31,6 +69,356 @@ worker_usage(void)
 	fatalx("--worker is for mprocd's own use");
 }
 
+static void
+worker_send(uint32_t type, const struct proto_buf *b)
+{
+	if (proto_send(WORKER_FD, type, b->data, b->len) != 0) {
+		/* The supervisor is gone; worker_exit() will follow. */
+		if (errno == EPIPE || errno == ECONNRESET)
+			return;
+		fatal("writing to the supervisor");
+	}
+}
+
+static void
+send_output(struct run *r, int stream, const void *data, size_t len)
+{
+	struct proto_buf b;
+	uint64_t	 room;
+
+	room = r->sent[stream] < r->max_output ?
+	    r->max_output - r->sent[stream] : 0;
+	if (len > room) {
+		r->truncated = 1;
+		len = (size_t)room;
+	}
+	if (len == 0)
+		return;
+	r->sent[stream] += len;
+	proto_buf_init(&b);
+	proto_put_u64(&b, r->id);
+	proto_put_u32(&b, (uint32_t)stream + 1);
+	proto_put_bytes(&b, data, len);
+	worker_send(PROTO_JOB_OUTPUT, &b);
+	proto_buf_free(&b);
+}
+
+static void
+send_done(struct run *r, int status)
+{
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	proto_put_u64(&b, r->id);
+	proto_put_u32(&b, (uint32_t)status);
+	proto_put_u32(&b, r->truncated ? PROTO_DONE_TRUNCATED : 0);
+	worker_send(PROTO_JOB_DONE, &b);
+	proto_buf_free(&b);
+}
+
+/* The pool's environment (ours, less mprocd's own), the job's, then ids. */
+static char **
+job_environ(uint64_t id, char **jobenv, size_t njobenv)
+{
+	char	**env, **e;
+	size_t	 n = 0, i, k, keylen;
+	char	 pool[80];
+
+	for (e = environ; *e != NULL; e++)
+		n++;
+	env = xcalloc(n + njobenv + 4, sizeof *env);
+	n = 0;
+	for (e = environ; *e != NULL; e++) {
+		for (i = 0; i < sizeof env_drop / sizeof env_drop[0]; i++)
+			if (strncmp(*e, env_drop[i], strlen(env_drop[i])) == 0)
+				break;
+		if (i < sizeof env_drop / sizeof env_drop[0])
+			continue;
+		/* The job's own value wins. */
+		keylen = strcspn(*e, "=") + 1;
+		for (k = 0; k < njobenv; k++)
+			if (strncmp(*e, jobenv[k], keylen) == 0)
+				break;
+		if (k == njobenv)
+			env[n++] = xstrdup(*e);
+	}
+	for (k = 0; k < njobenv; k++) {
+		for (i = 0; i < sizeof env_drop / sizeof env_drop[0]; i++)
+			if (strncmp(jobenv[k], env_drop[i],
+			    strlen(env_drop[i])) == 0)
+				break;
+		if (i == sizeof env_drop / sizeof env_drop[0])
+			env[n++] = xstrdup(jobenv[k]);
+	}
+	snprintf(pool, sizeof pool, "%.*s", (int)strcspn(worker_name, "/"),
+	    worker_name);
+	xasprintf(&env[n++], "MPROCD_JOB_ID=%llu", (unsigned long long)id);
+	xasprintf(&env[n++], "MPROCD_POOL=%s", pool);
+	xasprintf(&env[n++], "MPROCD_WORKER=%s", worker_name);
+	env[n] = NULL;
+	return env;
+}
+
+static void
+strv_free(char **v, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void
+close_fd(int *fd)
+{
+	if (*fd != -1) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/* Reads what a stream has now; returns 0 at end of file. */
+static int
+pump_output(struct run *r, int stream)
+{
+	char	 buf[WORKER_READ];
+	ssize_t	 n;
+
+	for (;;) {
+		n = read(r->out[stream], buf, sizeof buf);
+		if (n > 0) {
+			send_output(r, stream, buf, (size_t)n);
+			continue;
+		}
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return 1;
+		close_fd(&r->out[stream]);
+		return 0;
+	}
+}
+
+static void
+pump_input(struct run *r)
+{
+	ssize_t	 n;
+
+	while (r->stdin_off < r->stdin_len) {
+		n = write(r->in, r->stdin_data + r->stdin_off,
+		    r->stdin_len - r->stdin_off);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
+		if (n == -1)
+			break;	/* EPIPE: the job does not want the rest */
+		r->stdin_off += (size_t)n;
+	}
+	close_fd(&r->in);
+}
+
+/* Kills what is left of the job, reaps it and exits. */
+static void __attribute__((noreturn))
+worker_exit(struct run *r)
+{
+	if (r != NULL && r->pid > 0) {
+		kill(-r->pid, SIGKILL);
+		while (waitpid(r->pid, NULL, 0) == -1 && errno == EINTR)
+			;
+	}
+	exit(0);
+}
+
+/* A signal from the signalfd: SIGTERM ends us, SIGCHLD may end the job. */
+static int
+handle_signal(struct run *r, int *status)
+{
+	struct signalfd_siginfo	 si;
+	pid_t			 pid;
+
+	if (read(sigfd, &si, sizeof si) != sizeof si)
+		return 0;
+	if (si.ssi_signo == SIGTERM) {
+		if (r != NULL && r->pid > 0)
+			log_notice("stopping: killing job %llu (pid %d)",
+			    (unsigned long long)r->id, (int)r->pid);
+		worker_exit(r);
+	}
+	if (si.ssi_signo != SIGCHLD || r == NULL || r->pid <= 0)
+		return 0;
+	pid = waitpid(r->pid, status, WNOHANG);
+	return pid == r->pid;
+}
+
+/* A frame from the supervisor while a job runs. */
+static void
+handle_frame(struct run *r)
+{
+	struct proto_hdr	 h;
+	struct proto_reader	 rd;
+	uint8_t			*payload;
+	uint64_t		 id;
+	uint32_t		 sig;
+
+	if (proto_recv(WORKER_FD, &h, &payload) != 0) {
+		if (errno != 0)
+			log_warn("reading from the supervisor");
+		worker_exit(r);
+	}
+	proto_reader_init(&rd, payload, h.len);
+	switch (h.type) {
+	case PROTO_JOB_SIGNAL:
+		id = proto_get_u64(&rd);
+		sig = proto_get_u32(&rd);
+		if (rd.error || (sig != SIGTERM && sig != SIGKILL))
+			fatalx("bad JOB_SIGNAL from the supervisor");
+		if (r != NULL && id == r->id && r->pid > 0)
+			kill(-r->pid, (int)sig);
+		break;
+	case PROTO_EXIT:
+		worker_exit(r);
+	default:
+		fatalx("unexpected frame type %u from the supervisor", h.type);
+	}
+	free(payload);
+}
+
+/* Runs one job to its end; JOB_STARTED, JOB_OUTPUT..., JOB_DONE. */
+static void
+run_job(const uint8_t *payload, size_t len)
+{
+	struct proto_reader	 rd;
+	struct proto_buf	 b;
+	struct spawn		 sp;
+	struct run		 r;
+	struct pollfd		 pfd[5];
+	char			**argv = NULL, **jobenv = NULL, **env, *cwd;
+	const void		*stdin_data;
+	uint32_t		 argc, envc, has_stdin, i;
+	int			 outp[2][2], inp[2] = { -1, -1 }, status = 0;
+	int			 exited = 0, n, s;
+	char			 msg[512];
+
+	memset(&r, 0, sizeof r);
+	proto_reader_init(&rd, payload, len);
+	r.id = proto_get_u64(&rd);
+	r.max_output = proto_get_u64(&rd);
+	cwd = proto_get_str(&rd);
+	argc = proto_get_u32(&rd);
+	if (rd.error || argc == 0 || argc > len)
+		fatalx("bad JOB_START from the supervisor");
+	argv = xcalloc(argc + 1, sizeof *argv);
+	for (i = 0; i < argc; i++)
+		argv[i] = proto_get_str(&rd);
+	envc = proto_get_u32(&rd);
+	if (rd.error || envc > len)
+		fatalx("bad JOB_START from the supervisor");
+	jobenv = xcalloc(envc + 1, sizeof *jobenv);
+	for (i = 0; i < envc; i++)
+		jobenv[i] = proto_get_str(&rd);
+	has_stdin = proto_get_u32(&rd);
+	stdin_data = proto_get_bytes(&rd, &r.stdin_len);
+	if (rd.error)
+		fatalx("bad JOB_START from the supervisor");
+	r.stdin_data = stdin_data;
+	env = job_environ(r.id, jobenv, envc);
+	log_debug("running job %llu: %s", (unsigned long long)r.id, argv[0]);
+
+	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||
+	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0))
+		fatal("pipe");
+	memset(&sp, 0, sizeof sp);
+	sp.argv = (const char *const *)argv;
+	sp.envp = (const char *const *)env;
+	sp.cwd = cwd;
+	sp.fds[0] = inp[0];
+	sp.fds[1] = outp[0][1];
+	sp.fds[2] = outp[1][1];
+	sp.fds[3] = -1;
+	sp.setsid = 1;
+	sp.pdeathsig = SIGKILL;
+	r.pid = spawn_process(&sp);
+	close(outp[0][1]);
+	close(outp[1][1]);
+	close_fd(&inp[0]);
+	r.out[0] = outp[0][0];
+	r.out[1] = outp[1][0];
+	r.in = inp[1];
+	util_set_nonblock(r.out[0]);
+	util_set_nonblock(r.out[1]);
+	if (r.in != -1)
+		util_set_nonblock(r.in);
+
+	if (r.pid == -1) {
+		/* As a shell does: status 127 and why on the job's stderr. */
+		n = snprintf(msg, sizeof msg, "mprocd: cannot start '%s': %s\n",
+		    argv[0], strerror(errno));
+		log_warnx("job %llu: %.*s", (unsigned long long)r.id, n - 1,
+		    msg);
+		r.pid = 0;
+		send_output(&r, 1, msg, (size_t)n);
+		status = 127 << 8;
+		exited = 1;
+	} else {
+		proto_buf_init(&b);
+		proto_put_u64(&b, r.id);
+		proto_put_u32(&b, (uint32_t)r.pid);
+		worker_send(PROTO_JOB_STARTED, &b);
+		proto_buf_free(&b);
+		if (r.in != -1)
+			pump_input(&r);
+	}
+
+	while (!exited) {
+		n = 0;
+		pfd[n++] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ r.out[0], POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ r.out[1], POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ r.in, POLLOUT, 0 };
+		if (poll(pfd, (nfds_t)n, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if (pfd[1].revents & POLLIN)
+			exited = handle_signal(&r, &status);
+		for (s = 0; s < 2; s++)
+			if (pfd[2 + s].revents != 0)
+				pump_output(&r, s);
+		if (pfd[4].revents != 0)
+			pump_input(&r);
+		if (!exited && pfd[0].revents != 0)
+			handle_frame(&r);
+	}
+
+	/*
+	 * The job's process is gone: end what it left behind in its group,
+	 * then take what is still in the pipes (what the job wrote is there
+	 * whole; a writer that escaped the group does not hold us up).
+	 */
+	if (r.pid > 0)
+		kill(-r.pid, SIGKILL);
+	for (s = 0; s < 2; s++)
+		if (r.out[s] != -1) {
+			pump_output(&r, s);
+			close_fd(&r.out[s]);
+		}
+	close_fd(&r.in);
+	send_done(&r, status);
+	log_debug("job %llu done, wait status 0x%x", (unsigned long long)r.id,
+	    status);
+
+	strv_free(argv, argc);
+	strv_free(jobenv, envc);
+	for (i = 0; env[i] != NULL; i++)
+		free(env[i]);
+	free(env);
+	free(cwd);
+}
+
 int
 worker_main(int argc, char **argv)
 {
@@ -40,18 +428,20 @@ worker_main(int argc, char **argv)
 		{ "log-level", required_argument, NULL, 'l' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char		*name = NULL, *target = "stderr", *errstr;
+	const char		*target = "stderr", *errstr;
 	char			 procname[96];
 	struct proto_hdr	 h;
 	struct proto_buf	 b;
+	struct pollfd		 pfd[2];
 	uint8_t			*payload;
 	struct sigaction	 sa;
-	int			 ch, level = LOG_INFO;
+	sigset_t		 mask;
+	int			 ch, level = LOG_INFO, status;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w':
-			name = optarg;
+			worker_name = optarg;
 			break;
 		case 't':
 			target = optarg;
@@ -64,9 +454,9 @@ worker_main(int argc, char **argv)
 			worker_usage();
 		}
 	}
-	if (name == NULL)
+	if (worker_name == NULL)
 		worker_usage();
-	snprintf(procname, sizeof procname, "worker %s", name);
+	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
 	if (log_open(target, &errstr) != 0)
 		log_warnx("log target %s: %s, using stderr", target, errstr);
@@ -83,6 +473,12 @@ worker_main(int argc, char **argv)
 	sa.sa_handler = worker_sigusr1;
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGUSR1, &sa, NULL);
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	if ((sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
+		fatal("signalfd");
 
 	proto_buf_init(&b);
 	proto_put_u32(&b, PROTO_VERSION);
@@ -92,12 +488,28 @@ worker_main(int argc, char **argv)
 	proto_buf_free(&b);
 
 	for (;;) {
+		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
+		pfd[1] = (struct pollfd){ sigfd, POLLIN, 0 };
+		if (poll(pfd, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			fatal("poll");
+		}
+		if (pfd[1].revents & POLLIN)
+			handle_signal(NULL, &status);
+		if (pfd[0].revents == 0)
+			continue;
 		if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 			if (errno == 0)
 				exit(0);	/* the supervisor is gone */
 			fatal("reading from the supervisor");
 		}
 		switch (h.type) {
+		case PROTO_JOB_START:
+			run_job(payload, h.len);
+			break;
+		case PROTO_JOB_SIGNAL:
+			break;	/* for a job that has just ended */
 		case PROTO_EXIT:
 			free(payload);
 			exit(0);
@@ -105,5 +517,6 @@ worker_main(int argc, char **argv)
 			fatalx("unexpected frame type %u from the supervisor",
 			    h.type);
 		}
+		free(payload);
 	}
 }

@@ -23,10 +23,17 @@ enum proto_type {
 	PROTO_JOB_OUTPUT,	/* u64 job, u32 stream (1, 2), bytes */
 	PROTO_JOB_DONE,		/* u64 job, u32 wait status, u32 flags */
 	/* supervisor -> worker */
-	PROTO_JOB_START = 64,	/* u64 job, ... (see worker.c) */
+	/*
+	 * u64 job, u64 max_output, str cwd, u32 argc, str argv[argc],
+	 * u32 envc, str env[envc], u32 has_stdin, bytes stdin
+	 */
+	PROTO_JOB_START = 64,
 	PROTO_JOB_SIGNAL,	/* u64 job, u32 signal */
 	PROTO_EXIT,		/* (empty): finish and exit 0 */
 };
+
+/* JOB_DONE flags. */
+#define PROTO_DONE_TRUNCATED	0x1	/* output went past max_output */
 
 struct proto_hdr {
 	uint32_t	 type;

@@ -360,3 +360,104 @@ fallback:
 	closedir(d);
 	(void)next;
 }
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Standard base64 with padding; a malloc'd, NUL-terminated string. */
+char *
+util_base64_encode(const void *data, size_t len)
+{
+	const uint8_t	*p = data;
+	char		*out, *o;
+	uint32_t	 v;
+	size_t		 i;
+
+	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
+		return NULL;
+	o = out;
+	for (i = 0; i + 2 < len; i += 3) {
+		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = b64[v >> 6 & 63];
+		*o++ = b64[v & 63];
+	}
+	if (i < len) {
+		v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		*o++ = b64[v >> 18 & 63];
+		*o++ = b64[v >> 12 & 63];
+		*o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
+		*o++ = '=';
+	}
+	*o = '\0';
+	return out;
+}
+
+static int
+b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Decodes standard base64 (padding required, no whitespace). Returns a
+ * malloc'd buffer (NUL-terminated, for convenience) and its length in *outlen,
+ * or NULL with errno EINVAL if s is not valid base64.
+ */
+void *
+util_base64_decode(const char *s, size_t len, size_t *outlen)
+{
+	uint8_t		*out, *o;
+	uint32_t	 v;
+	size_t		 i, pad = 0;
+	int		 d, k;
+
+	if (len % 4 != 0)
+		goto bad;
+	if (len > 0 && s[len - 1] == '=')
+		pad++;
+	if (len > 1 && s[len - 2] == '=')
+		pad++;
+	if ((out = malloc(len / 4 * 3 + 1)) == NULL)
+		return NULL;
+	o = out;
+	for (i = 0; i < len; i += 4) {
+		v = 0;
+		for (k = 0; k < 4; k++) {
+			if (i + 4 == len && k >= 4 - (int)pad) {
+				if (s[i + k] != '=')
+					goto bad_free;
+				d = 0;
+			} else if ((d = b64_value(s[i + k])) == -1)
+				goto bad_free;
+			v = v << 6 | (uint32_t)d;
+		}
+		*o++ = (uint8_t)(v >> 16);
+		if (i + 4 < len || pad < 2)
+			*o++ = (uint8_t)(v >> 8);
+		if (i + 4 < len || pad < 1)
+			*o++ = (uint8_t)v;
+	}
+	*o = '\0';
+	*outlen = (size_t)(o - out);
+	return out;
+
+bad_free:
+	free(out);
+bad:
+	errno = EINVAL;
+	return NULL;
+}

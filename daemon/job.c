@@ -1,0 +1,577 @@
+/*
+ * Jobs: the table of every job by id, their state machine and their output.
+ *
+ *   queued --(a worker takes it)--> running --(JOB_DONE)--> a final state
+ *   running --(its worker died)--> queued at the front, or lost
+ *   queued --(Cancel, shutdown)--> cancelled
+ *
+ * A job is never dropped without a final state: whoever waits for it is told,
+ * and it is kept, output included, until keep_finished newer ones finished.
+ */
+#include "config.h"
+
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mprocd.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static struct jobs	 all_jobs = TAILQ_HEAD_INITIALIZER(all_jobs);
+static struct jobs	 finished = TAILQ_HEAD_INITIALIZER(finished);
+static uint64_t		 nfinished;
+static int64_t		 next_id = 1;
+
+/* Jobs by id: chained buckets, doubled as the table fills. */
+static struct job	**buckets;
+static size_t		 nbuckets;
+static size_t		 njobs;
+
+static const char *const state_names[] = {
+	[JOB_QUEUED] = "queued",
+	[JOB_RUNNING] = "running",
+	[JOB_SUCCEEDED] = "succeeded",
+	[JOB_FAILED] = "failed",
+	[JOB_TIMEOUT] = "timeout",
+	[JOB_CANCELLED] = "cancelled",
+	[JOB_LOST] = "lost",
+};
+
+static void	job_timer_cb(evutil_socket_t, short, void *);
+
+static struct log_ctx
+job_ctx(const struct job *j)
+{
+	struct log_ctx	 ctx = { j->pool, j->worker[0] != '\0' ? j->worker :
+			    NULL, j->id };
+
+	return ctx;
+}
+
+const char *
+job_state_name(enum job_state state)
+{
+	if ((size_t)state < sizeof state_names / sizeof state_names[0])
+		return state_names[state];
+	return "unknown";
+}
+
+/* A state's number, or -1 if name is not one. */
+int
+job_parse_state(const char *name)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
+		if (strcmp(name, state_names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+job_is_finished(const struct job *j)
+{
+	return j->state != JOB_QUEUED && j->state != JOB_RUNNING;
+}
+
+/* What a job that ended with wait status became, given why we killed it. */
+enum job_state
+job_final_state(enum job_kill why, int status)
+{
+	switch (why) {
+	case JOB_KILL_TIMEOUT:
+		return JOB_TIMEOUT;
+	case JOB_KILL_CANCEL:
+	case JOB_KILL_SHUTDOWN:
+		return JOB_CANCELLED;
+	case JOB_KILL_NONE:
+		break;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		return JOB_SUCCEEDED;
+	return JOB_FAILED;
+}
+
+static size_t
+job_hash(int64_t id)
+{
+	return (size_t)((uint64_t)id * UINT64_C(0x9e3779b97f4a7c15) >> 32) &
+	    (nbuckets - 1);
+}
+
+static void
+table_grow(void)
+{
+	struct job	**old = buckets, *j, *next;
+	size_t		  i, n = nbuckets;
+
+	nbuckets = n == 0 ? 1024 : n * 2;
+	buckets = xcalloc(nbuckets, sizeof *buckets);
+	for (i = 0; i < n; i++) {
+		for (j = old[i]; j != NULL; j = next) {
+			next = j->hnext;
+			j->hnext = buckets[job_hash(j->id)];
+			buckets[job_hash(j->id)] = j;
+		}
+	}
+	free(old);
+}
+
+struct job *
+job_find(int64_t id)
+{
+	struct job	*j;
+
+	if (nbuckets == 0)
+		return NULL;
+	for (j = buckets[job_hash(id)]; j != NULL; j = j->hnext)
+		if (j->id == id)
+			return j;
+	return NULL;
+}
+
+/* A new queued job with the next id; takes argv (NULL-terminated). */
+struct job *
+job_new(const char *pool, char **argv, const char *cwd, uid_t uid)
+{
+	struct job	*j = xcalloc(1, sizeof *j);
+	size_t		 h;
+
+	j->id = next_id++;
+	j->pool = xstrdup(pool);
+	j->argv = argv;
+	j->cwd = xstrdup(cwd);
+	j->uid = uid;
+	j->state = JOB_QUEUED;
+	j->exit_status = -1;
+	j->submitted_usec = util_now_usec();
+	TAILQ_INIT(&j->watches);
+	if (ev_base != NULL)
+		j->timer = evtimer_new(ev_base, job_timer_cb, j);
+
+	if (njobs >= nbuckets)
+		table_grow();
+	h = job_hash(j->id);
+	j->hnext = buckets[h];
+	buckets[h] = j;
+	njobs++;
+	TAILQ_INSERT_TAIL(&all_jobs, j, all);
+	return j;
+}
+
+static void
+strv_free(char **v)
+{
+	char	**p;
+
+	if (v == NULL)
+		return;
+	for (p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
+}
+
+/* Frees a job that is in no queue and runs nowhere. */
+void
+job_free(struct job *j)
+{
+	struct job	**pp;
+	struct job_watch *jw;
+
+	if (j == NULL)
+		return;
+	while ((jw = TAILQ_FIRST(&j->watches)) != NULL)
+		job_watch_remove(jw);
+	for (pp = &buckets[job_hash(j->id)]; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == j) {
+			*pp = j->hnext;
+			break;
+		}
+	}
+	njobs--;
+	TAILQ_REMOVE(&all_jobs, j, all);
+	if (job_is_finished(j)) {
+		TAILQ_REMOVE(&finished, j, entry);
+		nfinished--;
+	}
+	if (j->timer != NULL)
+		event_free(j->timer);
+	strv_free(j->argv);
+	strv_free(j->env);
+	free(j->name);
+	free(j->pool);
+	free(j->cwd);
+	free(j->stdin_data);
+	free(j->out[0].data);
+	free(j->out[1].data);
+	free(j);
+}
+
+/* At exit: every job, whatever its state (the queues went with the pools). */
+void
+job_free_all(void)
+{
+	struct job	*j;
+
+	while ((j = TAILQ_FIRST(&all_jobs)) != NULL) {
+		if (job_is_finished(j)) {
+			TAILQ_REMOVE(&finished, j, entry);
+			nfinished--;
+			j->state = JOB_QUEUED;	/* no list left to leave */
+		}
+		job_free(j);
+	}
+	free(buckets);
+	buckets = NULL;
+	nbuckets = 0;
+}
+
+uint64_t
+job_count_finished(void)
+{
+	return nfinished;
+}
+
+/*
+ * Keeps up to max bytes of a stream (0 stdout, 1 stderr); the rest is
+ * counted as truncated and dropped.
+ */
+void
+job_output_add(struct job *j, int stream, const void *data, size_t len,
+    uint64_t max)
+{
+	struct job_output	*o = &j->out[stream];
+	size_t			 room, n;
+
+	room = o->len < max ? (size_t)(max - o->len) : 0;
+	n = len < room ? len : room;
+	if (n < len)
+		j->truncated = 1;
+	if (n == 0)
+		return;
+	if (o->size - o->len < n) {
+		o->size = o->size == 0 ? 4096 : o->size;
+		while (o->size - o->len < n)
+			o->size *= 2;
+		if (o->size > max && max >= o->len + n)
+			o->size = (size_t)max;
+		o->data = xreallocarray(o->data, 1, o->size);
+	}
+	memcpy(o->data + o->len, data, n);
+	o->len += n;
+}
+
+json_t *
+job_to_json(const struct job *j)
+{
+	json_t	*o, *argv = json_array();
+	char	**p;
+
+	for (p = j->argv; *p != NULL; p++)
+		json_array_append_new(argv, json_string(*p));
+	o = json_object();
+	json_object_set_new(o, "id", json_integer(j->id));
+	if (j->name != NULL)
+		json_object_set_new(o, "name", json_string(j->name));
+	json_object_set_new(o, "pool", json_string(j->pool));
+	json_object_set_new(o, "argv", argv);
+	json_object_set_new(o, "cwd", json_string(j->cwd));
+	json_object_set_new(o, "uid", json_integer((json_int_t)j->uid));
+	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
+	if (j->exit_status >= 0)
+		json_object_set_new(o, "exit_status",
+		    json_integer(j->exit_status));
+	if (j->signal > 0)
+		json_object_set_new(o, "signal", json_integer(j->signal));
+	if (j->worker[0] != '\0')
+		json_object_set_new(o, "worker", json_string(j->worker));
+	if (j->pid > 0)
+		json_object_set_new(o, "pid", json_integer(j->pid));
+	json_object_set_new(o, "attempts", json_integer(j->attempts));
+	json_object_set_new(o, "submitted_usec",
+	    json_integer((json_int_t)j->submitted_usec));
+	if (j->started_usec != 0)
+		json_object_set_new(o, "started_usec",
+		    json_integer((json_int_t)j->started_usec));
+	if (j->finished_usec != 0)
+		json_object_set_new(o, "finished_usec",
+		    json_integer((json_int_t)j->finished_usec));
+	return o;
+}
+
+/* Jobs of pool (NULL: all) in state (-1: any), by id. */
+json_t *
+job_list(const char *pool, int state)
+{
+	json_t		*a = json_array();
+	struct job	*j;
+
+	TAILQ_FOREACH(j, &all_jobs, all) {
+		if (pool != NULL && strcmp(j->pool, pool) != 0)
+			continue;
+		if (state != -1 && (int)j->state != state)
+			continue;
+		json_array_append_new(a, job_to_json(j));
+	}
+	return a;
+}
+
+/* jw->cb is called once, when the job finishes (at once if it has). */
+void
+job_watch_add(struct job *j, struct job_watch *jw)
+{
+	jw->job = j;
+	TAILQ_INSERT_TAIL(&j->watches, jw, entry);
+}
+
+void
+job_watch_remove(struct job_watch *jw)
+{
+	if (jw->job == NULL)
+		return;
+	TAILQ_REMOVE(&jw->job->watches, jw, entry);
+	jw->job = NULL;
+}
+
+static void
+job_evict(void)
+{
+	struct job	*j;
+
+	while (nfinished > cfg->keep_finished) {
+		j = TAILQ_FIRST(&finished);
+		job_free(j);
+	}
+}
+
+/* Gives a job its final state; tells its watchers; forgets old jobs. */
+void
+job_finish(struct job *j, enum job_state state)
+{
+	struct log_ctx	 ctx = job_ctx(j);
+	struct pool	*p = pool_find(j->pool);
+	struct job_watch *jw;
+	char		 how[64] = "", took[UTIL_FMTLEN] = "-";
+
+	if (j->timer != NULL)
+		evtimer_del(j->timer);
+	j->state = state;
+	j->w = NULL;
+	j->finished_usec = util_now_usec();
+	TAILQ_INSERT_TAIL(&finished, j, entry);
+	nfinished++;
+	if (p != NULL) {
+		switch (state) {
+		case JOB_SUCCEEDED:
+			p->succeeded++;
+			break;
+		case JOB_CANCELLED:
+			p->cancelled++;
+			break;
+		default:
+			p->failed++;
+			break;
+		}
+	}
+	if (j->signal > 0)
+		snprintf(how, sizeof how, " signal=%d", j->signal);
+	else if (j->exit_status >= 0)
+		snprintf(how, sizeof how, " status=%d", j->exit_status);
+	if (j->started_mono != 0)
+		util_format_duration(util_mono_usec() - j->started_mono, took,
+		    sizeof took);
+	clog_info(&ctx, "job finished: %s%s time=%s attempts=%u",
+	    job_state_name(state), how, took, j->attempts);
+
+	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
+		job_watch_remove(jw);
+		jw->cb(jw, j);
+	}
+	if (cfg != NULL)
+		job_evict();
+}
+
+/* A worker has been sent the job. */
+void
+job_started(struct job *j, struct worker *w)
+{
+	struct log_ctx	 ctx;
+	struct timeval	 tv;
+
+	j->state = JOB_RUNNING;
+	j->w = w;
+	j->attempts++;
+	j->pid = 0;
+	j->exit_status = -1;
+	j->signal = 0;
+	j->kill = JOB_KILL_NONE;
+	j->kill_signal = 0;
+	j->truncated = 0;
+	j->out[0].len = j->out[1].len = 0;
+	j->started_usec = util_now_usec();
+	j->started_mono = util_mono_usec();
+	snprintf(j->worker, sizeof j->worker, "%s", w->name);
+	ctx = job_ctx(j);
+	clog_debug(&ctx, "job started, attempt %u", j->attempts);
+	if (j->timeout != 0 && j->timer != NULL) {
+		tv.tv_sec = (time_t)(j->timeout / USEC_PER_SEC);
+		tv.tv_usec = (suseconds_t)(j->timeout % USEC_PER_SEC);
+		evtimer_add(j->timer, &tv);
+	}
+}
+
+/* The worker reports the job's process ended with wait status. */
+void
+job_done(struct job *j, int status, int truncated)
+{
+	if (WIFEXITED(status))
+		j->exit_status = WEXITSTATUS(status);
+	else if (WIFSIGNALED(status))
+		j->signal = WTERMSIG(status);
+	if (truncated)
+		j->truncated = 1;
+	job_finish(j, job_final_state(j->kill, status));
+}
+
+/* Its worker died while running it: run it again, or it is lost. */
+void
+job_worker_died(struct job *j)
+{
+	struct log_ctx	 ctx = job_ctx(j);
+	struct pool	*p;
+
+	if (j->timer != NULL)
+		evtimer_del(j->timer);
+	j->w = NULL;
+	/* Its process group is ours to reap now (we are a subreaper). */
+	if (j->pid > 0)
+		kill(-j->pid, SIGKILL);
+	if (j->kill != JOB_KILL_NONE) {
+		job_finish(j, job_final_state(j->kill, 0));
+		return;
+	}
+	if (mprocd_shutting_down) {
+		job_finish(j, JOB_CANCELLED);
+		return;
+	}
+	if (j->attempts <= j->retries && (p = pool_find(j->pool)) != NULL) {
+		clog_warnx(&ctx, "its worker died; running the job again "
+		    "(attempt %u of %" PRIu64 ")", j->attempts + 1,
+		    j->retries + 1);
+		j->state = JOB_QUEUED;
+		j->pid = 0;
+		pool_enqueue(p, j, 1);
+		pool_dispatch(p);
+		return;
+	}
+	clog_warnx(&ctx, "its worker died after %u attempt%s: job lost",
+	    j->attempts, j->attempts == 1 ? "" : "s");
+	job_finish(j, JOB_LOST);
+}
+
+static void
+job_arm(struct job *j, uint64_t usec)
+{
+	struct timeval	 tv;
+
+	if (j->timer == NULL)
+		return;
+	tv.tv_sec = (time_t)(usec / USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(usec % USEC_PER_SEC);
+	evtimer_add(j->timer, &tv);
+}
+
+static uint64_t
+job_kill_grace(const struct job *j)
+{
+	struct pool	*p = pool_find(j->pool);
+
+	return p != NULL ? p->cfg.kill_grace : 5 * USEC_PER_SEC;
+}
+
+/*
+ * Ends a job for why: a queued one at once, a running one by SIGTERM to its
+ * process group and SIGKILL after kill_grace. The first reason sticks.
+ */
+void
+job_kill(struct job *j, enum job_kill why)
+{
+	struct log_ctx	 ctx = job_ctx(j);
+	char		 took[UTIL_FMTLEN];
+
+	switch (j->state) {
+	case JOB_QUEUED:
+		if (why == JOB_KILL_TIMEOUT)
+			return;
+		job_dequeue(j);
+		job_finish(j, JOB_CANCELLED);
+		return;
+	case JOB_RUNNING:
+		break;
+	default:
+		return;
+	}
+	if (j->kill == JOB_KILL_NONE)
+		j->kill = why;
+	if (j->kill_signal != 0)
+		return;
+	if (why == JOB_KILL_TIMEOUT)
+		clog_notice(&ctx, "job timed out after %s, sending SIGTERM",
+		    util_format_duration(j->timeout, took, sizeof took));
+	else
+		clog_debug(&ctx, "%s the job: sending SIGTERM",
+		    why == JOB_KILL_CANCEL ? "cancelling" : "shutting down");
+	j->kill_signal = SIGTERM;
+	pool_job_signal(j->w, j, SIGTERM);
+	job_arm(j, job_kill_grace(j));
+}
+
+static void
+job_timer_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct job	*j = arg;
+	struct log_ctx	 ctx = job_ctx(j);
+	char		 grace[UTIL_FMTLEN];
+
+	if (j->state != JOB_RUNNING)
+		return;
+	util_format_duration(job_kill_grace(j), grace, sizeof grace);
+	switch (j->kill_signal) {
+	case 0:
+		job_kill(j, JOB_KILL_TIMEOUT);
+		break;
+	case SIGTERM:
+		clog_notice(&ctx, "job still running %s after SIGTERM, "
+		    "sending SIGKILL", grace);
+		j->kill_signal = SIGKILL;
+		pool_job_signal(j->w, j, SIGKILL);
+		job_arm(j, job_kill_grace(j));
+		break;
+	default:
+		/* The worker does not answer: kill both, it ends as a crash. */
+		clog_warnx(&ctx, "worker did not end the job %s after SIGKILL, "
+		    "killing the worker", grace);
+		if (j->pid > 0)
+			kill(-j->pid, SIGKILL);
+		if (j->w != NULL && j->w->pid > 0)
+			kill(j->w->pid, SIGKILL);
+		break;
+	}
+}
+
+/* Takes a queued job out of its pool's queue. */
+void
+job_dequeue(struct job *j)
+{
+	struct pool	*p = pool_find(j->pool);
+
+	if (p == NULL || j->state != JOB_QUEUED)
+		return;
+	TAILQ_REMOVE(&p->queue, j, entry);
+	p->nqueued--;
+}
