@@ -184,22 +184,33 @@ static int
 control_check_params(struct client *c, struct varlink_call *call,
     const char *const *known)
 {
+	const char	*bad;
+
+	if ((bad = control_unknown_param(call->params, known)) != NULL) {
+		control_invalid_param(c, call, bad);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first parameter not in known (NULL-terminated), or NULL. */
+const char *
+control_unknown_param(json_t *params, const char *const *known)
+{
 	const char	*key;
 	json_t		*v;
 	size_t		 i;
 
-	if (call->params == NULL)
-		return 0;
-	json_object_foreach(call->params, key, v) {
+	if (params == NULL)
+		return NULL;
+	json_object_foreach(params, key, v) {
 		for (i = 0; known[i] != NULL; i++)
 			if (strcmp(key, known[i]) == 0)
 				break;
-		if (known[i] == NULL) {
-			control_invalid_param(c, call, key);
-			return -1;
-		}
+		if (known[i] == NULL)
+			return key;
 	}
-	return 0;
+	return NULL;
 }
 
 /* Get, Wait and Cancel: the job's submitter, root, or our own user. */
@@ -262,7 +273,7 @@ strv_free(char **v)
 }
 
 /* A duration in seconds: finite, not negative, at most a year. */
-static int
+int
 control_get_seconds(json_t *params, const char *name, uint64_t *usec)
 {
 	double	 d;
@@ -290,72 +301,97 @@ control_default_pool(void)
 #define MAX_ARGS	65536
 #define MAX_NAME	256
 
-static void
-method_submit(struct client *c, struct varlink_call *call)
+/* Frees what control_parse_submit() allocated. */
+void
+control_submit_free(struct submit *sb)
+{
+	strv_free(sb->argv);
+	strv_free(sb->env);
+	free(sb->stdin_data);
+	memset(sb, 0, sizeof *sb);
+}
+
+/*
+ * Checks and converts Submit's parameters. Returns 0, or -1 with *bad set
+ * to the name of the first parameter that is wrong.
+ */
+int
+control_parse_submit(json_t *params, struct submit *sb, const char **bad)
 {
 	static const char *const known[] = { "argv", "pool", "name", "cwd",
 	    "env", "stdin", "timeout_sec", "retries", NULL };
+	json_t		*env;
+	const char	*in = NULL;
+	char		**e;
+	int64_t		 retries = 0;
+
+	memset(sb, 0, sizeof *sb);
+	sb->cwd = "/";
+	if ((*bad = control_unknown_param(params, known)) != NULL)
+		return -1;
+	sb->argv = strv_from_json(json_object_get(params, "argv"), MAX_ARGS);
+	if (sb->argv == NULL || sb->argv[0] == NULL || sb->argv[0][0] == '\0')
+		*bad = "argv";
+	else if (varlink_get_string(params, "pool", &sb->pool) == -1)
+		*bad = "pool";
+	else if (varlink_get_string(params, "name", &sb->name) == -1 ||
+	    (sb->name != NULL && strlen(sb->name) > MAX_NAME))
+		*bad = "name";
+	else if (varlink_get_string(params, "cwd", &sb->cwd) == -1 ||
+	    sb->cwd[0] != '/' || strlen(sb->cwd) >= 4096)
+		*bad = "cwd";
+	else if (varlink_get_string(params, "stdin", &in) == -1)
+		*bad = "stdin";
+	else if ((sb->has_timeout = control_get_seconds(params,
+	    "timeout_sec", &sb->timeout)) == -1)
+		*bad = "timeout_sec";
+	else if ((sb->has_retries = varlink_get_int(params, "retries", 0,
+	    100, &retries)) == -1)
+		*bad = "retries";
+	sb->retries = (uint64_t)retries;
+	env = json_object_get(params, "env");
+	if (*bad == NULL && env != NULL && !json_is_null(env)) {
+		sb->env = strv_from_json(env, MAX_ARGS);
+		for (e = sb->env; e != NULL && *e != NULL; e++)
+			if (**e == '=' || strchr(*e, '=') == NULL)
+				break;
+		if (sb->env == NULL || *e != NULL)
+			*bad = "env";
+	}
+	if (*bad == NULL && in != NULL) {
+		sb->stdin_data = util_base64_decode(in, strlen(in),
+		    &sb->stdin_len);
+		if (sb->stdin_data == NULL || sb->stdin_len > JOB_MAX_STDIN)
+			*bad = "stdin";
+	}
+	if (*bad != NULL) {
+		control_submit_free(sb);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+method_submit(struct client *c, struct varlink_call *call)
+{
+	struct submit	 sb;
 	struct pool	*p;
 	struct job	*j;
 	struct log_ctx	 ctx;
-	const char	*pool = NULL, *name = NULL, *cwd = "/", *in = NULL;
-	const char	*bad = NULL;
-	char		**argv = NULL, **env = NULL, **e;
-	uint8_t		*data = NULL;
-	size_t		 len = 0;
-	uint64_t	 timeout = 0;
-	int64_t		 retries = 0;
-	int		 has_timeout = 0, has_retries = 0;
+	const char	*bad;
 
-	if (control_check_params(c, call, known) != 0)
+	if (control_parse_submit(call->params, &sb, &bad) != 0) {
+		control_invalid_param(c, call, bad);
 		return;
+	}
 	if (mprocd_shutting_down) {
 		control_error(c, call, "io.mprocd.ShuttingDown", NULL);
-		return;
-	}
-	argv = strv_from_json(json_object_get(call->params, "argv"), MAX_ARGS);
-	if (argv == NULL || argv[0] == NULL || argv[0][0] == '\0')
-		bad = "argv";
-	else if (varlink_get_string(call->params, "pool", &pool) == -1)
-		bad = "pool";
-	else if (varlink_get_string(call->params, "name", &name) == -1 ||
-	    (name != NULL && strlen(name) > MAX_NAME))
-		bad = "name";
-	else if (varlink_get_string(call->params, "cwd", &cwd) == -1 ||
-	    cwd[0] != '/' || strlen(cwd) >= 4096)
-		bad = "cwd";
-	else if (varlink_get_string(call->params, "stdin", &in) == -1)
-		bad = "stdin";
-	else if ((has_timeout = control_get_seconds(call->params,
-	    "timeout_sec", &timeout)) == -1)
-		bad = "timeout_sec";
-	else if ((has_retries = varlink_get_int(call->params, "retries", 0,
-	    100, &retries)) == -1)
-		bad = "retries";
-	if (bad == NULL && json_object_get(call->params, "env") != NULL &&
-	    !json_is_null(json_object_get(call->params, "env"))) {
-		env = strv_from_json(json_object_get(call->params, "env"),
-		    MAX_ARGS);
-		for (e = env; e != NULL && *e != NULL; e++)
-			if (**e == '=' || strchr(*e, '=') == NULL)
-				break;
-		if (env == NULL || *e != NULL)
-			bad = "env";
-	}
-	if (bad == NULL && in != NULL) {
-		data = util_base64_decode(in, strlen(in), &len);
-		if (data == NULL || len > JOB_MAX_STDIN)
-			bad = "stdin";
-	}
-	if (bad != NULL) {
-		control_invalid_param(c, call, bad);
 		goto out;
 	}
-
-	p = pool != NULL ? pool_find(pool) : control_default_pool();
+	p = sb.pool != NULL ? pool_find(sb.pool) : control_default_pool();
 	if (p == NULL) {
-		control_error(c, call, "io.mprocd.NoSuchPool",
-		    json_pack("{s:s}", "pool", pool != NULL ? pool : "default"));
+		control_error(c, call, "io.mprocd.NoSuchPool", json_pack(
+		    "{s:s}", "pool", sb.pool != NULL ? sb.pool : "default"));
 		goto out;
 	}
 	if (p->nqueued >= p->cfg.queue_limit) {
@@ -365,17 +401,17 @@ method_submit(struct client *c, struct varlink_call *call)
 		goto out;
 	}
 
-	j = job_new(p->name, argv, cwd, c->uid);
-	argv = NULL;
-	if (name != NULL)
-		j->name = xstrdup(name);
-	j->env = env;
-	env = NULL;
-	j->stdin_data = data;
-	j->stdin_len = len;
-	data = NULL;
-	j->timeout = has_timeout == 1 ? timeout : p->cfg.job_timeout;
-	j->retries = has_retries == 1 ? (uint64_t)retries : p->cfg.retries;
+	j = job_new(p->name, sb.argv, sb.cwd, c->uid);
+	sb.argv = NULL;
+	if (sb.name != NULL)
+		j->name = xstrdup(sb.name);
+	j->env = sb.env;
+	sb.env = NULL;
+	j->stdin_data = sb.stdin_data;
+	j->stdin_len = sb.stdin_len;
+	sb.stdin_data = NULL;
+	j->timeout = sb.has_timeout == 1 ? sb.timeout : p->cfg.job_timeout;
+	j->retries = sb.has_retries == 1 ? sb.retries : p->cfg.retries;
 	ctx = (struct log_ctx){ p->name, NULL, j->id };
 	clog_debug(&ctx, "job submitted by uid %u pid %d: %s", (unsigned)c->uid,
 	    (int)c->pid, j->argv[0]);
@@ -383,9 +419,7 @@ method_submit(struct client *c, struct varlink_call *call)
 	control_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
 	pool_dispatch(p);
 out:
-	strv_free(argv);
-	strv_free(env);
-	free(data);
+	control_submit_free(&sb);
 }
 
 static void

@@ -268,6 +268,25 @@ pid_t		 spawn_process(const struct spawn *);
 int		 worker_main(int, char **);
 
 /* control.c */
+/* Submit's parameters, checked. Strings point into the call's JSON. */
+struct submit {
+	char		**argv;
+	const char	*pool;
+	const char	*name;
+	const char	*cwd;
+	char		**env;
+	uint8_t		*stdin_data;
+	size_t		 stdin_len;
+	int		 has_timeout;
+	uint64_t	 timeout;
+	int		 has_retries;
+	uint64_t	 retries;
+};
+
+int		 control_parse_submit(json_t *, struct submit *, const char **);
+void		 control_submit_free(struct submit *);
+const char	*control_unknown_param(json_t *, const char *const *);
+int		 control_get_seconds(json_t *, const char *, uint64_t *);
 int		 control_init(const char *, unsigned int, int);
 void		 control_close(void);
 void		 control_shutdown(void);
