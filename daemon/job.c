@@ -448,9 +448,12 @@ job_worker_died(struct job *j)
 	if (j->timer != NULL)
 		evtimer_del(j->timer);
 	j->w = NULL;
-	/* Its process group is ours to reap now (we are a subreaper). */
-	if (j->pid > 0)
-		kill(-j->pid, SIGKILL);
+	/*
+	 * Its process group is ours to reap now (we are a subreaper). A job
+	 * that had not called setsid() yet is only its own process.
+	 */
+	if (j->pid > 0 && kill(-j->pid, SIGKILL) == -1 && errno == ESRCH)
+		kill(j->pid, SIGKILL);
 	if (j->kill != JOB_KILL_NONE) {
 		job_finish(j, job_final_state(j->kill, 0));
 		return;

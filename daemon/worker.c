@@ -219,12 +219,24 @@ pump_input(struct run *r)
 	close_fd(&r->in);
 }
 
+/*
+ * Signals the job's process group. Just after fork() the child may not have
+ * called setsid() yet, so there is no such group: signal the process then
+ * (it has every signal blocked until exec, so none is lost).
+ */
+static void
+kill_job(struct run *r, int sig)
+{
+	if (kill(-r->pid, sig) == -1 && errno == ESRCH)
+		kill(r->pid, sig);
+}
+
 /* Kills what is left of the job, reaps it and exits. */
 static void __attribute__((noreturn))
 worker_exit(struct run *r)
 {
 	if (r != NULL && r->pid > 0) {
-		kill(-r->pid, SIGKILL);
+		kill_job(r, SIGKILL);
 		while (waitpid(r->pid, NULL, 0) == -1 && errno == EINTR)
 			;
 	}
@@ -275,7 +287,7 @@ handle_frame(struct run *r)
 		if (rd.error || (sig != SIGTERM && sig != SIGKILL))
 			fatalx("bad JOB_SIGNAL from the supervisor");
 		if (r != NULL && id == r->id && r->pid > 0)
-			kill(-r->pid, (int)sig);
+			kill_job(r, (int)sig);
 		break;
 	case PROTO_EXIT:
 		worker_exit(r);
