@@ -356,7 +356,8 @@ job_finish(struct job *j, enum job_state state)
 	struct log_ctx	 ctx = job_ctx(j);
 	struct pool	*p = pool_find(j->pool);
 	struct job_watch *jw;
-	char		 how[64] = "", took[UTIL_FMTLEN] = "-";
+	char		 how[64] = "";
+	uint64_t	 ms = 0;
 
 	if (j->timer != NULL)
 		evtimer_del(j->timer);
@@ -383,10 +384,9 @@ job_finish(struct job *j, enum job_state state)
 	else if (j->exit_status >= 0)
 		snprintf(how, sizeof how, " status=%d", j->exit_status);
 	if (j->started_mono != 0)
-		util_format_duration(util_mono_usec() - j->started_mono, took,
-		    sizeof took);
-	clog_info(&ctx, "job finished: %s%s time=%s attempts=%u",
-	    job_state_name(state), how, took, j->attempts);
+		ms = (util_mono_usec() - j->started_mono) / USEC_PER_MSEC;
+	clog_info(&ctx, "job finished: %s%s ms=%" PRIu64 " attempts=%u",
+	    job_state_name(state), how, ms, j->attempts);
 
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
 		job_watch_remove(jw);
