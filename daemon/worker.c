@@ -453,7 +453,7 @@ worker_main(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w':
-			worker_name = optarg;
+			worker_name = xstrdup(optarg);	/* argv is the title */
 			break;
 		case 't':
 			target = optarg;
