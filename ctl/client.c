@@ -8,6 +8,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -16,13 +17,16 @@
 #include "xmalloc.h"
 
 #define CLIENT_MAX_MESSAGE	(256U << 20)
+#define CLIENT_HINT		"it may be shutting down, or have too many clients"
 
 struct client {
 	int		 fd;
 	const char	*path;
+	const char	*hint;	/* why mprocd may have hung up */
 	char		*buf;
 	size_t		 len;	/* bytes in buf */
 	size_t		 size;
+	size_t		 scanned;	/* bytes of buf known to hold no NUL */
 };
 
 /* $MPROCD_SOCKET, else the system socket for root, else the user's. */
@@ -79,6 +83,7 @@ client_connect(const char *path)
 	c = xcalloc(1, sizeof *c);
 	c->fd = fd;
 	c->path = path;
+	c->hint = CLIENT_HINT;
 	return c;
 }
 
@@ -93,6 +98,38 @@ client_free(struct client *c)
 }
 
 int
+client_fd(struct client *c)
+{
+	return c->fd;
+}
+
+/* True if a whole reply is already read, so poll(2) would not tell. */
+int
+client_buffered(struct client *c)
+{
+	return c->len > 0 && memchr(c->buf, '\0', c->len) != NULL;
+}
+
+/* What to say if mprocd closes the connection from now on (NULL: reset). */
+void
+client_hint(struct client *c, const char *hint)
+{
+	c->hint = hint != NULL ? hint : CLIENT_HINT;
+}
+
+static void
+client_wait(struct client *c, short events)
+{
+	struct pollfd	 pfd = { .fd = c->fd, .events = events };
+
+	while (ctl_poll(&pfd, 1, -1) == -1) {
+		if (errno != EINTR)
+			ctl_fail("poll: %s", strerror(errno));
+	}
+}
+
+/* Sends a call; params (which may be NULL) are stolen. */
+void
 client_send(struct client *c, const char *method, json_t *params, int flags)
 {
 	char	*msg;
@@ -101,22 +138,21 @@ client_send(struct client *c, const char *method, json_t *params, int flags)
 
 	msg = varlink_call_encode(method, params, flags, &len);
 	while (off < len) {
-		n = write(c->fd, msg + off, len - off);
-		if (n == -1 && errno == EINTR)
+		client_wait(c, POLLOUT);
+		n = send(c->fd, msg + off, len - off, MSG_DONTWAIT);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
-			ctl_fail("mprocd closed the connection (it may be "
-			    "shutting down, or have too many clients)");
+			ctl_fail("mprocd closed the connection (%s)", c->hint);
 		if (n == -1)
 			ctl_fail("writing to %s: %s", c->path, strerror(errno));
 		off += (size_t)n;
 	}
 	free(msg);
-	return 0;
 }
 
-/* The next reply, whole. */
-int
+/* The next reply, whole; reply->msg is the caller's to free. */
+void
 client_recv(struct client *c, struct varlink_reply *reply)
 {
 	const char	*errstr;
@@ -125,23 +161,27 @@ client_recv(struct client *c, struct varlink_reply *reply)
 	ssize_t		 n;
 
 	for (;;) {
-		if (c->len > 0 && (nul = memchr(c->buf, '\0', c->len)) != NULL)
+		if (c->len > c->scanned &&
+		    (nul = memchr(c->buf + c->scanned, '\0',
+		    c->len - c->scanned)) != NULL)
 			break;
+		c->scanned = c->len;
 		if (c->len == c->size) {
 			if (c->size >= CLIENT_MAX_MESSAGE)
 				ctl_fail("reply from mprocd is too large");
 			c->size = c->size == 0 ? 65536 : c->size * 2;
 			c->buf = xreallocarray(c->buf, 1, c->size);
 		}
-		n = read(c->fd, c->buf + c->len, c->size - c->len);
-		if (n == -1 && errno == EINTR)
+		client_wait(c, POLLIN);
+		n = recv(c->fd, c->buf + c->len, c->size - c->len,
+		    MSG_DONTWAIT);
+		if (n == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n == -1 && errno != ECONNRESET)
 			ctl_fail("reading from %s: %s", c->path,
 			    strerror(errno));
 		if (n <= 0)
-			ctl_fail("mprocd closed the connection (it may be "
-			    "shutting down, or have too many clients)");
+			ctl_fail("mprocd closed the connection (%s)", c->hint);
 		c->len += (size_t)n;
 	}
 	mlen = (size_t)(nul - c->buf);
@@ -149,7 +189,95 @@ client_recv(struct client *c, struct varlink_reply *reply)
 		ctl_fail("bad reply from mprocd: %s", errstr);
 	memmove(c->buf, nul + 1, c->len - mlen - 1);
 	c->len -= mlen + 1;
-	return 0;
+	c->scanned = 0;
+}
+
+static json_int_t
+param_int(struct varlink_reply *reply, const char *key)
+{
+	return json_integer_value(json_object_get(reply->params, key));
+}
+
+static const char *
+param_str(struct varlink_reply *reply, const char *key, char *buf,
+    size_t len)
+{
+	return ctl_printable(json_string_value(json_object_get(reply->params,
+	    key)), buf, len);
+}
+
+/*
+ * An error reply as one line that says what to do about it. method is the
+ * call's, for errors that do not explain themselves.
+ */
+const char *
+client_error_message(const char *method, struct varlink_reply *reply,
+    char *buf, size_t len)
+{
+	const char	*e = reply->error;
+	char		 s[256], ids[128];
+	json_t		*v;
+	size_t		 i, o;
+
+	if (strcmp(e, "io.mprocd.NoSuchJob") == 0)
+		snprintf(buf, len, "no job %" JSON_INTEGER_FORMAT " (it never "
+		    "existed, or was forgotten after keep_finished newer jobs; "
+		    "'mprocctl list' shows the jobs)", param_int(reply, "id"));
+	else if (strcmp(e, "io.mprocd.NoSuchPool") == 0)
+		snprintf(buf, len, "no pool '%s' ('mprocctl status' shows the "
+		    "pools)", param_str(reply, "pool", s, sizeof s));
+	else if (strcmp(e, "io.mprocd.QueueFull") == 0)
+		snprintf(buf, len, "pool '%s' has %" JSON_INTEGER_FORMAT " jobs "
+		    "queued, its queue_limit: retry once some have run",
+		    param_str(reply, "pool", s, sizeof s),
+		    param_int(reply, "limit"));
+	else if (strcmp(e, "io.mprocd.PermissionDenied") == 0)
+		snprintf(buf, len, "job %" JSON_INTEGER_FORMAT " is another "
+		    "user's (only they, root or mprocd's own user may use it)",
+		    param_int(reply, "id"));
+	else if (strcmp(e, "io.mprocd.TimedOut") == 0) {
+		o = 0;
+		ids[0] = '\0';
+		json_array_foreach(json_object_get(reply->params, "ids"), i,
+		    v) {
+			if (o < sizeof ids - 24)
+				o += (size_t)snprintf(ids + o, sizeof ids - o,
+				    " %" JSON_INTEGER_FORMAT,
+				    json_integer_value(v));
+			else if (o < sizeof ids - 4) {
+				memcpy(ids + o, " ...", 5);
+				o += 4;
+			}
+		}
+		snprintf(buf, len, "timed out; still unfinished:%s", ids);
+	} else if (strcmp(e, "io.mprocd.ShuttingDown") == 0)
+		snprintf(buf, len, "mprocd is shutting down and takes no new "
+		    "jobs; retry once it is running again");
+	else if (strcmp(e, "io.mprocd.ReloadFailed") == 0)
+		snprintf(buf, len, "reload failed, the old configuration stays "
+		    "in effect: %s", param_str(reply, "reason", s, sizeof s));
+	else if (strcmp(e, VARLINK_ERR_PARAM) == 0)
+		snprintf(buf, len, "mprocd refused the value of '%s' in %s",
+		    param_str(reply, "parameter", s, sizeof s), method);
+	else if (strcmp(e, VARLINK_ERR_METHOD) == 0)
+		snprintf(buf, len, "mprocd does not know %s yet (it is older "
+		    "than mprocctl; upgrade it)", method);
+	else if (strcmp(e, "org.varlink.service.PermissionDenied") == 0)
+		snprintf(buf, len, "%s: permission denied (it needs root or "
+		    "mprocd's own user; try sudo)", method);
+	else
+		snprintf(buf, len, "%s failed: %s",
+		    method, ctl_printable(e, s, sizeof s));
+	return buf;
+}
+
+/* Ends mprocctl on an error reply, with one line about it. */
+void
+client_fail_reply(const char *method, struct varlink_reply *reply)
+{
+	char	 msg[512];
+
+	ctl_fail("%s", client_error_message(method, reply, msg, sizeof msg));
 }
 
 /*
@@ -161,15 +289,11 @@ client_call(struct client *c, const char *method, json_t *params)
 {
 	struct varlink_reply	 reply;
 	json_t			*out;
-	char			*detail;
 
 	client_send(c, method, params, 0);
 	client_recv(c, &reply);
-	if (reply.error != NULL) {
-		detail = json_dumps(reply.params, JSON_COMPACT);
-		ctl_fail("%s: %s %s", method, reply.error,
-		    detail != NULL ? detail : "");
-	}
+	if (reply.error != NULL)
+		client_fail_reply(method, &reply);
 	out = json_incref(reply.params);
 	varlink_reply_free(&reply);
 	return out;

@@ -5,8 +5,16 @@
 
 #include "mprocctl.h"
 
+/* In the order of mprocctl --help and the manual. */
 const struct ctl_cmd *const ctl_cmds[] = {
+	&cmd_submit_entry,
+	&cmd_map_entry,
+	&cmd_wait_entry,
+	&cmd_get_entry,
+	&cmd_list_entry,
 	&cmd_status_entry,
+	&cmd_cancel_entry,
+	&cmd_reload_entry,
 	NULL,
 };
 

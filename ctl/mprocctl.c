@@ -1,15 +1,26 @@
 /* mprocctl: the command-line client of mprocd. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mprocctl.h"
+#include "util.h"
+
+/* Set by ctl_catch_signals(): what to undo when a signal ends us. */
+static void			(*ctl_cleanup)(void *);
+static void			*ctl_cleanup_arg;
+static sigset_t			 ctl_oldmask;
+static sigset_t			 ctl_caught;
+static int			 ctl_catching;
+static volatile sig_atomic_t	 ctl_signal;
 
 static void
 usage(FILE *f)
@@ -30,11 +41,38 @@ usage(FILE *f)
 "\n"
 "Commands:\n");
 	for (i = 0; ctl_cmds[i] != NULL; i++)
-		fprintf(f, "  %-10s %s\n", ctl_cmds[i]->name, ctl_cmds[i]->help);
+		fprintf(f, "  %-8s %s\n", ctl_cmds[i]->name, ctl_cmds[i]->help);
 	fprintf(f,
 "\n"
-"Exit status: 125 when mprocctl itself fails (cannot connect, error\n"
-"reply, bad usage). See mprocctl(1).\n");
+"Exit status:\n"
+"  0        success: the job (or every job) succeeded\n"
+"  N        the job's own exit status, where one job is waited for\n"
+"  1        several jobs and not all succeeded; or a job cancelled or\n"
+"           lost without a signal; or cancel found a job already finished\n"
+"  124      the job timed out, or wait -t gave up\n"
+"  125      mprocctl itself failed: cannot connect, error reply, bad usage\n"
+"  128+N    the job was killed by signal N (or mprocctl was, while it\n"
+"           waited for its jobs; it cancels them first)\n"
+"See mprocctl(1).\n");
+}
+
+static void
+vwarn(const char *fmt, va_list ap)
+{
+	fflush(stdout);
+	fputs("mprocctl: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+ctl_warn(const char *fmt, ...)
+{
+	va_list	 ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
 }
 
 void
@@ -42,24 +80,25 @@ ctl_fail(const char *fmt, ...)
 {
 	va_list	 ap;
 
-	fputs("mprocctl: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vwarn(fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	exit(CTL_EXIT_FAILURE);
 }
 
+/* One line: what is wrong, then the usage that would be right. */
 void
 ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
 	va_list	 ap;
 
-	fputs("mprocctl: ", stderr);
+	fflush(stdout);
+	fprintf(stderr, "mprocctl %s: ", cmd->name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: mprocctl %s %s\n", cmd->name, cmd->usage);
+	fprintf(stderr, "; usage: mprocctl %s%s%s\n", cmd->name,
+	    *cmd->usage != '\0' ? " " : "", cmd->usage);
 	exit(CTL_EXIT_FAILURE);
 }
 
@@ -68,6 +107,181 @@ ctl_print_json(json_t *v)
 {
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
+}
+
+/*
+ * getopt(3) for a command's own options, argv[0] being the command's name.
+ * Errors end mprocctl with a usage line; a leading '+' in optstring is
+ * implied, so a job's arguments are never taken for ours.
+ */
+int
+ctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
+    const char *optstring)
+{
+	static const struct ctl_cmd	*current;
+	char				 opts[64];
+	int				 ch;
+
+	if (current != cmd) {
+		current = cmd;
+		optind = 0;	/* glibc and musl: start afresh */
+	}
+	opterr = 0;
+	snprintf(opts, sizeof opts, "+:%s", optstring);
+	ch = getopt(argc, argv, opts);
+	if (ch == '?')
+		ctl_usage_error(cmd, "unknown option -%c", optopt);
+	if (ch == ':')
+		ctl_usage_error(cmd, "option -%c needs a value", optopt);
+	return ch;
+}
+
+/* The number of arguments left after the options, against the table's. */
+void
+ctl_check_nargs(const struct ctl_cmd *cmd, int nargs, int min, int max)
+{
+	if (nargs < min)
+		ctl_usage_error(cmd, "%s", min == 1 && max == 1 ?
+		    "needs one argument" : "missing arguments");
+	if (max >= 0 && nargs > max)
+		ctl_usage_error(cmd, "too many arguments");
+}
+
+json_int_t
+ctl_parse_id(const struct ctl_cmd *cmd, const char *s)
+{
+	const char	*errstr;
+	uint64_t	 id;
+
+	if (util_parse_uint(s, 1, INT64_MAX, &id, &errstr) != 0)
+		ctl_usage_error(cmd, "bad job id '%s': %s", s, errstr);
+	return (json_int_t)id;
+}
+
+/* A duration for option -ch ("30", "1.5s", "2min") in seconds. */
+double
+ctl_parse_seconds(const struct ctl_cmd *cmd, int ch, const char *s)
+{
+	const char	*errstr;
+	uint64_t	 usec;
+
+	if (util_parse_duration(s, &usec, &errstr) != 0)
+		ctl_usage_error(cmd, "bad -%c '%s': %s", ch, s, errstr);
+	return (double)usec / (double)USEC_PER_SEC;
+}
+
+/*
+ * s with control characters escaped and cut to fit buf, so that text from
+ * a job or the daemon can neither break a line nor drive the terminal.
+ */
+const char *
+ctl_printable(const char *s, char *buf, size_t len)
+{
+	const unsigned char	*p;
+	size_t			 o = 0, n;
+	char			 esc[5];
+
+	if (s == NULL)
+		s = "";
+	for (p = (const unsigned char *)s; *p != '\0'; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			snprintf(esc, sizeof esc, "\\x%02x", *p);
+		else {
+			esc[0] = (char)*p;
+			esc[1] = '\0';
+		}
+		n = strlen(esc);
+		/* Always room left for "..." and the NUL (len >= 4). */
+		if (o + n + 4 > len) {
+			memcpy(buf + o, "...", 4);
+			return buf;
+		}
+		memcpy(buf + o, esc, n);
+		o += n;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+static void
+ctl_signal_handler(int sig)
+{
+	ctl_signal = sig;
+}
+
+/*
+ * From now on SIGINT, SIGTERM and SIGHUP end mprocctl through cleanup (which
+ * cancels the jobs it waits for), exiting 128+N as if the signal had killed
+ * it. They are blocked but while ctl_poll() waits, so none goes unseen.
+ */
+void
+ctl_catch_signals(void (*cleanup)(void *), void *arg)
+{
+	static const int	 sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction	 sa, old;
+	sigset_t		 set;
+	size_t			 i;
+
+	ctl_cleanup = cleanup;
+	ctl_cleanup_arg = arg;
+	if (ctl_catching)
+		return;
+	sigemptyset(&set);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = ctl_signal_handler;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+		/* One ignored from the start (nohup, &) stays ignored. */
+		if (sigaction(sigs[i], NULL, &old) == 0 &&
+		    old.sa_handler == SIG_IGN)
+			continue;
+		sigaddset(&set, sigs[i]);
+		sigaction(sigs[i], &sa, NULL);
+	}
+	sigprocmask(SIG_BLOCK, &set, &ctl_oldmask);
+	ctl_caught = set;
+	ctl_catching = 1;
+}
+
+static void
+ctl_interrupted(void)
+{
+	void	(*cleanup)(void *) = ctl_cleanup;
+	int	 sig = ctl_signal;
+
+	/* A second signal kills at once. */
+	if (sigismember(&ctl_caught, SIGINT))
+		signal(SIGINT, SIG_DFL);
+	if (sigismember(&ctl_caught, SIGTERM))
+		signal(SIGTERM, SIG_DFL);
+	if (sigismember(&ctl_caught, SIGHUP))
+		signal(SIGHUP, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &ctl_oldmask, NULL);
+	ctl_cleanup = NULL;
+	if (cleanup != NULL)
+		cleanup(ctl_cleanup_arg);
+	exit(CTL_EXIT_SIGNAL + sig);
+}
+
+/*
+ * poll(2) that lets the signals of ctl_catch_signals() in while it waits,
+ * and ends mprocctl if one came; interrupted otherwise, it returns -1 EINTR.
+ */
+int
+ctl_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+{
+	struct timespec	 ts, *tsp = NULL;
+	int		 n;
+
+	if (timeout >= 0) {
+		ts.tv_sec = timeout / 1000;
+		ts.tv_nsec = (long)(timeout % 1000) * 1000000;
+		tsp = &ts;
+	}
+	n = ppoll(fds, nfds, tsp, ctl_catching ? &ctl_oldmask : NULL);
+	if (ctl_signal != 0 && ctl_cleanup != NULL)
+		ctl_interrupted();
+	return n;
 }
 
 int
@@ -82,11 +296,12 @@ main(int argc, char **argv)
 	};
 	const struct ctl_cmd	*cmd;
 	struct ctl		 ctl = { NULL, 0 };
-	int			 ch, nargs;
+	int			 ch;
 
 	/* A daemon that hangs up is an error to report, not a way to die. */
 	signal(SIGPIPE, SIG_IGN);
-	while ((ch = getopt_long(argc, argv, "+s:jhV", opts, NULL)) != -1) {
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:s:jhV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 's':
 			ctl.socket = optarg;
@@ -100,32 +315,33 @@ main(int argc, char **argv)
 		case 'V':
 			printf("mprocctl %s\n", PACKAGE_VERSION);
 			return 0;
+		case ':':
+			ctl_fail("option %s needs a value; see 'mprocctl "
+			    "--help'", argv[optind - 1]);
 		default:
-			usage(stderr);
-			return CTL_EXIT_FAILURE;
+			if (optopt != 0)
+				ctl_fail("unknown option -%c; see 'mprocctl "
+				    "--help'", optopt);
+			ctl_fail("unknown option %s; see 'mprocctl --help'",
+			    argv[optind - 1]);
 		}
 	}
-	if (optind == argc) {
-		usage(stderr);
-		return CTL_EXIT_FAILURE;
-	}
-	if ((cmd = cmd_find(argv[optind])) == NULL) {
-		fprintf(stderr, "mprocctl: unknown command '%s' (see "
-		    "'mprocctl --help')\n", argv[optind]);
-		return CTL_EXIT_FAILURE;
-	}
+	if (optind == argc)
+		ctl_fail("no command given; see 'mprocctl --help'");
+	if ((cmd = cmd_find(argv[optind])) == NULL)
+		ctl_fail("unknown command '%s' (see 'mprocctl --help')",
+		    argv[optind]);
 	argc -= optind;
 	argv += optind;
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
-		printf("usage: mprocctl %s %s\n\n%s\n", cmd->name, cmd->usage,
+		printf("usage: mprocctl %s %s\n\n%s.\n", cmd->name, cmd->usage,
 		    cmd->help);
+		if (cmd->details != NULL)
+			printf("\n%s", cmd->details);
 		return 0;
 	}
-	nargs = argc - 1;
-	if (nargs < cmd->minargs || (cmd->maxargs >= 0 && nargs > cmd->maxargs))
-		ctl_usage_error(cmd, "wrong number of arguments for %s",
-		    cmd->name);
+	ctl_check_nargs(cmd, argc - 1, cmd->minargs, cmd->maxargs);
 	if (ctl.socket == NULL)
 		ctl.socket = client_default_socket();
 	return cmd->exec(&ctl, argc, argv);

@@ -2,12 +2,18 @@
 #ifndef MPROCCTL_H
 #define MPROCCTL_H
 
+#include <poll.h>
+#include <stddef.h>
+
 #include <jansson.h>
 
 #include "varlink.h"
 
-/* Exit status when mprocctl itself fails (cannot connect, bad usage...). */
-#define CTL_EXIT_FAILURE	125
+/* Exit statuses of mprocctl itself; a job's own status passes through. */
+#define CTL_EXIT_SOME_FAILED	1	/* several jobs, not all succeeded */
+#define CTL_EXIT_TIMEOUT	124	/* job timed out, or Wait did */
+#define CTL_EXIT_FAILURE	125	/* cannot connect, error reply, usage */
+#define CTL_EXIT_SIGNAL		128	/* plus the signal's number */
 
 /* mprocctl.c */
 struct ctl {
@@ -18,7 +24,8 @@ struct ctl {
 struct ctl_cmd {
 	const char	*name;
 	const char	*usage;
-	const char	*help;
+	const char	*help;		/* one line, for mprocctl --help */
+	const char	*details;	/* options and exit status, or NULL */
 	int		 minargs;
 	int		 maxargs;	/* -1: any */
 	int		(*exec)(struct ctl *, int, char **);
@@ -28,22 +35,68 @@ void	 ctl_usage_error(const struct ctl_cmd *, const char *, ...)
 	    __attribute__((format(printf, 2, 3), noreturn));
 void	 ctl_fail(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
+void	 ctl_warn(const char *, ...)
+	    __attribute__((format(printf, 1, 2)));
 void	 ctl_print_json(json_t *);
+int	 ctl_getopt(const struct ctl_cmd *, int, char **, const char *);
+void	 ctl_check_nargs(const struct ctl_cmd *, int, int, int);
+json_int_t ctl_parse_id(const struct ctl_cmd *, const char *);
+double	 ctl_parse_seconds(const struct ctl_cmd *, int, const char *);
+const char *ctl_printable(const char *, char *, size_t);
+void	 ctl_catch_signals(void (*)(void *), void *);
+int	 ctl_poll(struct pollfd *, nfds_t, int);
 
 /* cmd.c */
 extern const struct ctl_cmd *const ctl_cmds[];
 const struct ctl_cmd *cmd_find(const char *);
 
-/* cmd-status.c */
+/* cmd-*.c */
+extern const struct ctl_cmd cmd_cancel_entry;
+extern const struct ctl_cmd cmd_get_entry;
+extern const struct ctl_cmd cmd_list_entry;
+extern const struct ctl_cmd cmd_map_entry;
+extern const struct ctl_cmd cmd_reload_entry;
 extern const struct ctl_cmd cmd_status_entry;
+extern const struct ctl_cmd cmd_submit_entry;
+extern const struct ctl_cmd cmd_wait_entry;
 
 /* client.c */
 struct client;
 struct client	*client_connect(const char *);
 void		 client_free(struct client *);
-int		 client_send(struct client *, const char *, json_t *, int);
-int		 client_recv(struct client *, struct varlink_reply *);
+int		 client_fd(struct client *);
+int		 client_buffered(struct client *);
+void		 client_hint(struct client *, const char *);
+void		 client_send(struct client *, const char *, json_t *, int);
+void		 client_recv(struct client *, struct varlink_reply *);
 json_t		*client_call(struct client *, const char *, json_t *);
+void		 client_fail_reply(const char *, struct varlink_reply *)
+		    __attribute__((noreturn));
+const char	*client_error_message(const char *, struct varlink_reply *,
+		    char *, size_t);
 const char	*client_default_socket(void);
+
+/* job.c */
+#define JOB_DESCLEN	96
+int		 job_state_is(json_t *, const char *);
+int		 job_finished(json_t *);
+int		 job_exit_status(json_t *);
+int		 job_jobs_status(json_t *, size_t);
+json_int_t	 job_id(json_t *);
+const char	*job_describe(json_t *, char *, size_t);
+const char	*job_signame(int, char *, size_t);
+const char	*job_format_duration(json_t *, char *, size_t);
+void		 job_print_table(json_t *);
+int		 job_write_output(json_t *, int);
+int		 job_write_all(int, const void *, size_t);
+json_t		*job_string(const struct ctl_cmd *, const char *,
+		    const char *);
+json_t		*job_string_array(const struct ctl_cmd *, char **, int,
+		    const char *);
+json_t		*job_cwd(void);
+json_t		*job_check_jobs(json_t *, const char *);
+#define JOB_CANCEL_CONNS 8
+void		 job_cancel(const char *, const json_int_t *, size_t,
+		    void (*)(void *, size_t, struct varlink_reply *), void *);
 
 #endif

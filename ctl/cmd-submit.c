@@ -1,0 +1,214 @@
+/*
+ * mprocctl submit: queue one job and print its id; with -w, wait for it and
+ * behave as the command itself would have, output and exit status included.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mprocctl.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static int	cmd_submit_exec(struct ctl *, int, char **);
+
+const struct ctl_cmd cmd_submit_entry = {
+	.name = "submit",
+	.usage = "[-p POOL] [-n NAME] [-t SEC] [-r N] [-e K=V]... [-i] [-w] "
+	    "-- CMD [ARG]...",
+	.help = "queue a job and print its id; -w runs it as if here",
+	.details =
+"  -p POOL  run it in POOL (default: mprocd's default pool)\n"
+"  -n NAME  a name for it, shown by list instead of the command\n"
+"  -t SEC   end it after SEC (30, 1.5s, 2min; 0: never) instead of the\n"
+"           pool's job_timeout\n"
+"  -r N     run it again up to N times if its worker dies, instead of the\n"
+"           pool's retries\n"
+"  -e K=V   add K=V to its environment; may be given more than once\n"
+"  -i       send all of standard input as the job's standard input\n"
+"  -w       wait for it, write its stdout and stderr to mprocctl's, and\n"
+"           exit with its status; a signal to mprocctl cancels the job\n"
+"\n"
+"The job runs in mprocctl's current directory. Put -- before CMD.\n"
+"With -w the exit status is the job's own; 128+N if it was killed by\n"
+"signal N; 124 if it timed out; 1 if it was cancelled or lost without a\n"
+"signal; 125 if mprocctl failed. With --json, prints the reply of Submit\n"
+"({\"id\": N}), or with -w that of Get (the job and its output in base64).\n",
+	.minargs = 1,
+	.maxargs = -1,
+	.exec = cmd_submit_exec,
+};
+
+struct submit {
+	const char	*socket;
+	json_int_t	 id;
+};
+
+/* All of standard input, base64-encoded. */
+static json_t *
+read_stdin(void)
+{
+	char	*buf = NULL, *b64;
+	size_t	 len = 0, size = 0;
+	ssize_t	 n;
+	json_t	*v;
+
+	for (;;) {
+		if (len == size) {
+			size = size == 0 ? 65536 : size * 2;
+			buf = xreallocarray(buf, 1, size);
+		}
+		n = read(STDIN_FILENO, buf + len, size - len);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			ctl_fail("reading standard input: %s", strerror(errno));
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if ((b64 = util_base64_encode(buf, len)) == NULL)
+		ctl_fail("out of memory encoding %zu bytes of input", len);
+	v = json_string_nocheck(b64);
+	free(b64);
+	free(buf);
+	return v;
+}
+
+static void
+submit_cancelled(void *arg, size_t i, struct varlink_reply *reply)
+{
+	struct submit	*s = arg;
+
+	if (reply->error == NULL)
+		ctl_warn("interrupted: cancelled job %" JSON_INTEGER_FORMAT,
+		    s->id);
+}
+
+/* Interrupted while waiting: cancel the job, as Ctrl-C would end it. */
+static void
+submit_cancel(void *arg)
+{
+	struct submit	*s = arg;
+
+	job_cancel(s->socket, &s->id, 1, submit_cancelled, s);
+}
+
+/* Waits for the job, then writes its output; returns its exit status. */
+static int
+submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
+{
+	static struct submit	 s;
+	struct varlink_reply	 reply;
+	json_t			*r, *job;
+	int			 status;
+
+	s.socket = ctl->socket;
+	s.id = id;
+	ctl_catch_signals(submit_cancel, &s);
+	client_send(c, "io.mprocd.Wait", json_pack("{s:[I]}", "ids", id), 0);
+	client_recv(c, &reply);
+	if (reply.error != NULL)
+		client_fail_reply("io.mprocd.Wait", &reply);
+	varlink_reply_free(&reply);
+
+	/* Only now: a Get sent with the Wait could see it still running. */
+	r = client_call(c, "io.mprocd.Get", json_pack("{s:I}", "id", id));
+	job = json_object_get(r, "job");
+	if (!json_is_object(job) || !job_finished(job))
+		ctl_fail("bad reply from mprocd: Get after Wait has no "
+		    "finished job");
+	if (ctl->json)
+		ctl_print_json(r);
+	else
+		(void)job_write_output(r, 0);
+	status = job_exit_status(job);
+	json_decref(r);
+	return status;
+}
+
+static int
+cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
+{
+	const struct ctl_cmd	*cmd = &cmd_submit_entry;
+	struct client		*c;
+	json_t			*params, *env, *r, *id;
+	const char		*errstr;
+	uint64_t		 n;
+	int			 ch, in = 0, wait = 0, status = 0;
+
+	params = json_object();
+	env = json_array();
+	while ((ch = ctl_getopt(cmd, argc, argv, "p:n:t:r:e:iw")) != -1) {
+		switch (ch) {
+		case 'p':
+			json_object_set_new(params, "pool",
+			    job_string(cmd, "-p", optarg));
+			break;
+		case 'n':
+			json_object_set_new(params, "name",
+			    job_string(cmd, "-n", optarg));
+			break;
+		case 't':
+			json_object_set_new(params, "timeout_sec",
+			    json_real(ctl_parse_seconds(cmd, ch, optarg)));
+			break;
+		case 'r':
+			if (util_parse_uint(optarg, 0, INT32_MAX, &n,
+			    &errstr) != 0)
+				ctl_usage_error(cmd, "bad -r '%s': %s", optarg,
+				    errstr);
+			json_object_set_new(params, "retries",
+			    json_integer((json_int_t)n));
+			break;
+		case 'e':
+			if (strchr(optarg, '=') == NULL || *optarg == '=')
+				ctl_usage_error(cmd, "bad -e '%s': expected "
+				    "NAME=VALUE", optarg);
+			json_array_append_new(env, job_string(cmd, "-e",
+			    optarg));
+			break;
+		case 'i':
+			in = 1;
+			break;
+		case 'w':
+			wait = 1;
+			break;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	ctl_check_nargs(cmd, argc, 1, -1);
+	json_object_set_new(params, "argv", job_string_array(cmd, argv, argc,
+	    "argument"));
+	json_object_set_new(params, "cwd", job_cwd());
+	if (json_array_size(env) > 0)
+		json_object_set(params, "env", env);
+	json_decref(env);
+
+	c = client_connect(ctl->socket);
+	if (in) {
+		json_object_set_new(params, "stdin", read_stdin());
+		client_hint(c, "the input may be more than its max_message; "
+		    "have the job read a file instead");
+	}
+	r = client_call(c, "io.mprocd.Submit", params);
+	client_hint(c, NULL);
+	id = json_object_get(r, "id");
+	if (!json_is_integer(id) || json_integer_value(id) <= 0)
+		ctl_fail("bad reply from mprocd: Submit gave no job id");
+	if (wait)
+		status = submit_wait(ctl, c, json_integer_value(id));
+	else if (ctl->json)
+		ctl_print_json(r);
+	else
+		printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
+	json_decref(r);
+	client_free(c);
+	return status;
+}

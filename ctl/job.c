@@ -1,0 +1,454 @@
+/*
+ * Jobs as mprocd's replies carry them: their exit status for mprocctl,
+ * descriptions, the table that list and wait print, and their output.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mprocctl.h"
+#include "util.h"
+#include "xmalloc.h"
+
+static const char *
+job_str(json_t *job, const char *key)
+{
+	return json_string_value(json_object_get(job, key));
+}
+
+/* An integer member, or -1 if it is absent (or null, or not a number). */
+static json_int_t
+job_int(json_t *job, const char *key)
+{
+	json_t	*v = json_object_get(job, key);
+
+	return json_is_integer(v) ? json_integer_value(v) : -1;
+}
+
+json_int_t
+job_id(json_t *job)
+{
+	return job_int(job, "id");
+}
+
+int
+job_state_is(json_t *job, const char *state)
+{
+	const char	*s = job_str(job, "state");
+
+	return s != NULL && strcmp(s, state) == 0;
+}
+
+int
+job_finished(json_t *job)
+{
+	const char	*state = job_str(job, "state");
+
+	return state != NULL && strcmp(state, "queued") != 0 &&
+	    strcmp(state, "running") != 0;
+}
+
+/*
+ * The exit status mprocctl passes on for one job: its own, 128+N for
+ * signal N, 124 for a timeout, 1 when cancelled or lost without a signal.
+ */
+int
+job_exit_status(json_t *job)
+{
+	const char	*state = job_str(job, "state");
+	json_int_t	 status = job_int(job, "exit_status");
+	json_int_t	 sig = job_int(job, "signal");
+
+	if (state == NULL || !job_finished(job))
+		return CTL_EXIT_FAILURE;
+	if (strcmp(state, "succeeded") == 0)
+		return 0;
+	if (strcmp(state, "timeout") == 0)
+		return CTL_EXIT_TIMEOUT;
+	if (sig > 0 && sig < 128)
+		return CTL_EXIT_SIGNAL + (int)sig;
+	/* failed, with a status from 1 to 255; never report success. */
+	if (strcmp(state, "failed") == 0 && status > 0 && status < 256)
+		return (int)status;
+	return CTL_EXIT_SOME_FAILED;
+}
+
+/* The exit status for the jobs of a Wait: the job's own if there is one. */
+int
+job_jobs_status(json_t *jobs, size_t expected)
+{
+	json_t	*job;
+	size_t	 i;
+
+	if (expected == 1 && json_array_size(jobs) == 1)
+		return job_exit_status(json_array_get(jobs, 0));
+	json_array_foreach(jobs, i, job) {
+		if (job_exit_status(job) != 0)
+			return CTL_EXIT_SOME_FAILED;
+	}
+	return 0;
+}
+
+/* "SIGKILL", or "signal 40" for one without a short name. */
+const char *
+job_signame(int sig, char *buf, size_t len)
+{
+	static const struct {
+		int		 sig;
+		const char	*name;
+	} names[] = {
+		{ SIGHUP, "SIGHUP" }, { SIGINT, "SIGINT" },
+		{ SIGQUIT, "SIGQUIT" }, { SIGILL, "SIGILL" },
+		{ SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
+		{ SIGBUS, "SIGBUS" }, { SIGFPE, "SIGFPE" },
+		{ SIGKILL, "SIGKILL" }, { SIGUSR1, "SIGUSR1" },
+		{ SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
+		{ SIGPIPE, "SIGPIPE" }, { SIGALRM, "SIGALRM" },
+		{ SIGTERM, "SIGTERM" }, { SIGXCPU, "SIGXCPU" },
+		{ SIGXFSZ, "SIGXFSZ" }, { SIGSYS, "SIGSYS" },
+	};
+	size_t	 i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (names[i].sig == sig) {
+			snprintf(buf, len, "%s", names[i].name);
+			return buf;
+		}
+	}
+	snprintf(buf, len, "signal %d", sig);
+	return buf;
+}
+
+/* "succeeded", "failed with exit status 2", "killed by SIGSEGV"... */
+const char *
+job_describe(json_t *job, char *buf, size_t len)
+{
+	const char	*state = job_str(job, "state");
+	json_int_t	 status = job_int(job, "exit_status");
+	json_int_t	 sig = job_int(job, "signal");
+	char		 name[32];
+
+	if (state == NULL)
+		state = "in an unknown state";
+	if (sig > 0 && sig < 128)
+		job_signame((int)sig, name, sizeof name);
+	if (strcmp(state, "failed") == 0 && sig > 0 && sig < 128)
+		snprintf(buf, len, "failed, killed by %s", name);
+	else if (strcmp(state, "failed") == 0 && status == 127)
+		snprintf(buf, len, "failed, could not be started");
+	else if (strcmp(state, "failed") == 0 && status >= 0)
+		snprintf(buf, len, "failed with exit status %" JSON_INTEGER_FORMAT,
+		    status);
+	else if (strcmp(state, "timeout") == 0)
+		snprintf(buf, len, "timed out");
+	else if (strcmp(state, "cancelled") == 0 && sig > 0 && sig < 128)
+		snprintf(buf, len, "cancelled, killed by %s", name);
+	else if (strcmp(state, "lost") == 0)
+		snprintf(buf, len, "lost (its worker died)");
+	else
+		snprintf(buf, len, "%s", state);
+	return buf;
+}
+
+static void
+format_usec(uint64_t usec, char *buf, size_t len)
+{
+	uint64_t	 s = usec / USEC_PER_SEC;
+
+	if (usec < USEC_PER_SEC)
+		snprintf(buf, len, "%ums", (unsigned)(usec / USEC_PER_MSEC));
+	else if (s < 60)
+		snprintf(buf, len, "%u.%us", (unsigned)s,
+		    (unsigned)(usec % USEC_PER_SEC / 100000));
+	else if (s < 3600)
+		snprintf(buf, len, "%um%02us", (unsigned)(s / 60),
+		    (unsigned)(s % 60));
+	else
+		snprintf(buf, len, "%uh%02um", (unsigned)(s / 3600),
+		    (unsigned)(s % 3600 / 60));
+}
+
+/* How long it ran, or has been running; "-" before it started. */
+const char *
+job_format_duration(json_t *job, char *buf, size_t len)
+{
+	json_int_t	 start = job_int(job, "started_usec");
+	json_int_t	 end = job_int(job, "finished_usec");
+
+	if (end < 0 && !job_finished(job))
+		end = (json_int_t)util_now_usec();
+	if (start <= 0 || end < start)
+		snprintf(buf, len, "-");
+	else
+		format_usec((uint64_t)(end - start), buf, len);
+	return buf;
+}
+
+/*
+ * Appends s to buf at *o, single-quoted if a shell would need it, control
+ * characters escaped; cut short if buf is full.
+ */
+static void
+append_arg(char *buf, size_t len, size_t *o, const char *s)
+{
+	const char	*p;
+	int		 quote = *s == '\0';
+	char		 tmp[8];
+	size_t		 n;
+
+	for (p = s; *p != '\0' && !quote; p++) {
+		if (strchr(" \t\n'\"\\$`!*?[]{}()<>|&;#~", *p) != NULL)
+			quote = 1;
+	}
+	if (quote && *o + 2 < len)
+		buf[(*o)++] = '\'';
+	for (p = s; *p != '\0'; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			snprintf(tmp, sizeof tmp, "\\x%02x", (unsigned char)*p);
+		else if (*p == '\'' && quote)
+			snprintf(tmp, sizeof tmp, "'\\''");
+		else
+			snprintf(tmp, sizeof tmp, "%c", *p);
+		n = strlen(tmp);
+		if (*o + n + 2 >= len)
+			break;
+		memcpy(buf + *o, tmp, n);
+		*o += n;
+	}
+	if (quote && *o + 1 < len)
+		buf[(*o)++] = '\'';
+	buf[*o] = '\0';
+}
+
+/* Its name, else its command line as a shell would take it. */
+static const char *
+job_label(json_t *job, char *buf, size_t len)
+{
+	json_t	*arg;
+	size_t	 i, o = 0;
+
+	if (job_str(job, "name") != NULL)
+		return ctl_printable(job_str(job, "name"), buf, len);
+	buf[0] = '\0';
+	json_array_foreach(json_object_get(job, "argv"), i, arg) {
+		if (i > 0 && o + 1 < len) {
+			buf[o++] = ' ';
+			buf[o] = '\0';
+		}
+		append_arg(buf, len, &o, json_string_value(arg) != NULL ?
+		    json_string_value(arg) : "?");
+	}
+	return buf;
+}
+
+static int
+width(const char *s, int min)
+{
+	int	 n = (int)strlen(s);
+
+	return n > min ? n : min;
+}
+
+/* The jobs as a table for people: one line each, columns aligned. */
+void
+job_print_table(json_t *jobs)
+{
+	json_t		*job;
+	size_t		 i;
+	int		 wid = 2, wpool = 4, wworker = 6;
+	json_int_t	 v;
+	char		 id[24], exit[32], dur[32], label[256], pool[64];
+	char		 worker[64];
+
+	json_array_foreach(jobs, i, job) {
+		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, job_id(job));
+		wid = width(id, wid);
+		wpool = width(ctl_printable(job_str(job, "pool"), pool,
+		    sizeof pool), wpool);
+		wworker = width(ctl_printable(job_str(job, "worker"), worker,
+		    sizeof worker), wworker);
+	}
+	printf("%*s %-9s %-*s %-*s %8s %-9s %8s %s\n", wid, "ID", "STATE",
+	    wpool, "POOL", wworker, "WORKER", "ATTEMPTS", "EXIT", "DURATION",
+	    "NAME/COMMAND");
+	json_array_foreach(jobs, i, job) {
+		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, job_id(job));
+		if ((v = job_int(job, "signal")) > 0 && v < 128)
+			job_signame((int)v, exit, sizeof exit);
+		else if ((v = job_int(job, "exit_status")) >= 0)
+			snprintf(exit, sizeof exit, "%" JSON_INTEGER_FORMAT, v);
+		else
+			snprintf(exit, sizeof exit, "-");
+		ctl_printable(job_str(job, "pool"), pool, sizeof pool);
+		ctl_printable(job_str(job, "worker"), worker, sizeof worker);
+		printf("%*s %-9s %-*s %-*s %8" JSON_INTEGER_FORMAT
+		    " %-9s %8s %s\n", wid, id,
+		    job_str(job, "state") != NULL ? job_str(job, "state") : "?",
+		    wpool, pool, wworker, *worker != '\0' ? worker : "-",
+		    job_int(job, "attempts") >= 0 ? job_int(job, "attempts") : 0,
+		    exit, job_format_duration(job, dur, sizeof dur),
+		    job_label(job, label, sizeof label));
+	}
+}
+
+/* write(2) all of it; -1 if the descriptor will take no more. */
+int
+job_write_all(int fd, const void *buf, size_t len)
+{
+	const char	*p = buf;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(fd, p, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static void *
+decode(json_t *reply, const char *key, size_t *len)
+{
+	const char	*s = json_string_value(json_object_get(reply, key));
+	void		*data;
+
+	if (s == NULL)
+		ctl_fail("bad reply from mprocd: Get has no %s", key);
+	if ((data = util_base64_decode(s, strlen(s), len)) == NULL)
+		ctl_fail("bad reply from mprocd: the job's %s is not base64",
+		    key);
+	return data;
+}
+
+/*
+ * Writes a Get reply's stdout to our stdout and its stderr to our stderr,
+ * byte for byte. Returns -1 if stdout would take no more (a closed pipe):
+ * stderr is then skipped, else 0.
+ */
+int
+job_write_output(json_t *reply, int quiet)
+{
+	void	*out, *err;
+	size_t	 outlen, errlen;
+	int	 rv = 0;
+
+	out = decode(reply, "stdout", &outlen);
+	err = decode(reply, "stderr", &errlen);
+	fflush(stdout);
+	if (job_write_all(STDOUT_FILENO, out, outlen) != 0)
+		rv = -1;
+	else
+		(void)job_write_all(STDERR_FILENO, err, errlen);
+	if (rv == 0 && !quiet &&
+	    json_is_true(json_object_get(reply, "truncated")))
+		ctl_warn("job %" JSON_INTEGER_FORMAT "'s output went past "
+		    "max_output and was cut", job_id(json_object_get(reply,
+		    "job")));
+	free(out);
+	free(err);
+	return rv;
+}
+
+/* s as a JSON string; what names it in an error ("-n"). */
+json_t *
+job_string(const struct ctl_cmd *cmd, const char *what, const char *s)
+{
+	json_t	*v;
+
+	if ((v = json_string(s)) == NULL)
+		ctl_usage_error(cmd, "%s is not valid UTF-8 (mprocd carries "
+		    "text only)", what);
+	return v;
+}
+
+/* A JSON array of the strings; what names them in an error ("argument"). */
+json_t *
+job_string_array(const struct ctl_cmd *cmd, char **v, int n,
+    const char *what)
+{
+	json_t	*a = json_array();
+	json_t	*s;
+	int	 i;
+
+	for (i = 0; i < n; i++) {
+		if ((s = json_string(v[i])) == NULL)
+			ctl_usage_error(cmd, "%s %d is not valid UTF-8 (mprocd "
+			    "carries text only; pass data with -i)", what,
+			    i + 1);
+		json_array_append_new(a, s);
+	}
+	return a;
+}
+
+/* mprocctl's working directory, for the job to run in. */
+json_t *
+job_cwd(void)
+{
+	json_t	*v;
+	char	*cwd;
+
+	if ((cwd = getcwd(NULL, 0)) == NULL)
+		ctl_fail("cannot tell the current directory: %s (cd to one "
+		    "that exists)", strerror(errno));
+	if ((v = json_string(cwd)) == NULL)
+		ctl_fail("the current directory is not valid UTF-8, which "
+		    "mprocd cannot carry (cd elsewhere)");
+	free(cwd);
+	return v;
+}
+
+/*
+ * Cancels jobs, calling cb with each reply in the order of ids. mprocd
+ * answers a connection's calls one at a time and a Cancel only once its
+ * job has ended, so the calls are spread over a few connections: running
+ * jobs then end together rather than one after the other.
+ */
+void
+job_cancel(const char *socket, const json_int_t *ids, size_t n,
+    void (*cb)(void *, size_t, struct varlink_reply *), void *arg)
+{
+	struct client		*c[JOB_CANCEL_CONNS];
+	struct varlink_reply	 reply;
+	size_t			 i, nc;
+
+	nc = n < JOB_CANCEL_CONNS ? n : JOB_CANCEL_CONNS;
+	for (i = 0; i < nc; i++)
+		c[i] = client_connect(socket);
+	for (i = 0; i < n; i++)
+		client_send(c[i % nc], "io.mprocd.Cancel", json_pack("{s:I}",
+		    "id", ids[i]), 0);
+	for (i = 0; i < n; i++) {
+		client_recv(c[i % nc], &reply);
+		cb(arg, i, &reply);
+		varlink_reply_free(&reply);
+	}
+	for (i = 0; i < nc; i++)
+		client_free(c[i]);
+}
+
+/* A reply's "jobs", checked to be jobs; borrowed from params. */
+json_t *
+job_check_jobs(json_t *params, const char *method)
+{
+	json_t	*jobs = json_object_get(params, "jobs"), *job;
+	size_t	 i;
+
+	if (!json_is_array(jobs))
+		ctl_fail("bad reply from mprocd: %s has no jobs", method);
+	json_array_foreach(jobs, i, job) {
+		if (!json_is_object(job) || job_id(job) < 0 ||
+		    job_str(job, "state") == NULL)
+			ctl_fail("bad reply from mprocd: %s has a job without "
+			    "an id or state", method);
+	}
+	return jobs;
+}
