@@ -229,7 +229,8 @@ map_take_lines(struct map *m)
 		p += len;
 		left -= len;
 	}
-	memmove(m->in, p, left);
+	if (p != m->in && left > 0)
+		memmove(m->in, p, left);
 	m->inlen = left;
 }
 
@@ -397,7 +398,7 @@ static void
 map_wait_reply(struct map *m)
 {
 	struct varlink_reply	 reply;
-	struct map_wait		 key, *w;
+	struct map_wait		 key = { 0, 0 }, *w;
 	struct map_line		*l;
 	json_t			*jobs, *job;
 	size_t			 i;

@@ -56,7 +56,7 @@ usage(FILE *f)
 "See mprocctl(1).\n");
 }
 
-static void
+static void __attribute__((format(printf, 1, 0)))
 vwarn(const char *fmt, va_list ap)
 {
 	fflush(stdout);
@@ -118,17 +118,20 @@ int
 ctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
     const char *optstring)
 {
-	static const struct ctl_cmd	*current;
-	char				 opts[64];
-	int				 ch;
+	char	 opts[64];
+	int	 ch, i;
 
-	if (current != cmd) {
-		current = cmd;
-		optind = 0;	/* glibc and musl: start afresh */
-	}
 	opterr = 0;
 	snprintf(opts, sizeof opts, "+:%s", optstring);
 	ch = getopt(argc, argv, opts);
+	if (ch == '?' && optopt == '-') {
+		/* getopt(3) reports only the second dash of "--name". */
+		for (i = 1; i < argc - 1; i++) {
+			if (strncmp(argv[i], "--", 2) == 0)
+				break;
+		}
+		ctl_usage_error(cmd, "unknown option %s", argv[i]);
+	}
 	if (ch == '?')
 		ctl_usage_error(cmd, "unknown option -%c", optopt);
 	if (ch == ':')
@@ -344,5 +347,6 @@ main(int argc, char **argv)
 	ctl_check_nargs(cmd, argc - 1, cmd->minargs, cmd->maxargs);
 	if (ctl.socket == NULL)
 		ctl.socket = client_default_socket();
+	optind = 0;	/* the command's options next: start afresh */
 	return cmd->exec(&ctl, argc, argv);
 }

@@ -197,6 +197,8 @@ class TestSubmit(CtlTestCase):
                          "bad -e '=x'")
         self.assertFails(self.ctl("submit", "-x", "--", "true"),
                          "unknown option -x")
+        self.assertFails(self.ctl("submit", "--wait", "--", "true"),
+                         "unknown option --wait")
         self.assertFails(self.ctl("submit", "-p"), "-p needs a value")
         self.assertFails(self.ctl("submit", "--", b"\xff"),
                          "not valid UTF-8")
