@@ -1,6 +1,7 @@
 /* mprocctl: the command-line client of mprocd. */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -338,8 +339,9 @@ main(int argc, char **argv)
 	argv += optind;
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
-		printf("usage: mprocctl %s %s\n\n%s.\n", cmd->name, cmd->usage,
-		    cmd->help);
+		printf("usage: mprocctl %s %s\n\n%c%s.\n", cmd->name,
+		    cmd->usage, toupper((unsigned char)*cmd->help),
+		    cmd->help + 1);
 		if (cmd->details != NULL)
 			printf("\n%s", cmd->details);
 		return 0;
