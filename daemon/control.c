@@ -586,8 +586,9 @@ pending_start(struct client *c, struct varlink_call *call, struct job **jobs,
 	pd->cancel = cancel;
 	pd->n = pd->left = n;
 	pd->ids = ids;
-	pd->done = xcalloc(n, sizeof *pd->done);
-	pd->watches = xcalloc(n, sizeof *pd->watches);
+	/* n may be 0, which xcalloc refuses. */
+	pd->done = xcalloc(n + 1, sizeof *pd->done);
+	pd->watches = xcalloc(n + 1, sizeof *pd->watches);
 	c->pending = pd;
 	if (n == 0) {
 		pending_reply(pd, json_pack("{s:[]}", "jobs"), 0);

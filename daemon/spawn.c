@@ -7,6 +7,7 @@
 
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,13 +39,23 @@ static void __attribute__((noreturn))
 spawn_child(const struct spawn *sp, pid_t parent)
 {
 	struct sigaction	 sa;
+	/* The kernel's struct sigaction, all zero: SIG_DFL, no flags. */
+	unsigned long		 kdfl[4] = { 0, 0, 0, 0 };
 	sigset_t		 none;
 	int			 sig, i, tmp[4], nfds = 0;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
-	for (sig = 1; sig < NSIG; sig++)
-		sigaction(sig, &sa, NULL);
+	for (sig = 1; sig < NSIG; sig++) {
+		/*
+		 * glibc refuses its own signals (32, 33), which may still be
+		 * ignored from whoever started us: ask the kernel directly.
+		 */
+		if (sigaction(sig, &sa, NULL) == -1 && errno == EINVAL &&
+		    sig != SIGKILL && sig != SIGSTOP)
+			(void)syscall(SYS_rt_sigaction, sig, &kdfl, NULL,
+			    (size_t)_NSIG / 8);
+	}
 
 	if (sp->setsid)
 		setsid();

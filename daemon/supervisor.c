@@ -121,8 +121,9 @@ supervisor_shutdown(int sig)
 	char		 t[UTIL_FMTLEN];
 
 	if (mprocd_shutting_down) {
-		log_info("received SIG%s again: killing %u running jobs now",
-		    sigabbrev_np(sig), pool_count_busy());
+		log_info("received SIG%s again: still stopping %u workers, "
+		    "killing %u running jobs now", sigabbrev_np(sig),
+		    pool_count_live(), pool_count_busy());
 		pool_kill_running(JOB_KILL_SHUTDOWN);
 		return;
 	}

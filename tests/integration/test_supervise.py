@@ -50,9 +50,16 @@ class TestWorkers(DaemonTestCase):
     def test_worker_has_no_stray_descriptors(self):
         d = self.daemon()
         for pid in d.worker_pids():
-            fds = sorted(int(fd) for fd in os.listdir("/proc/%d/fd" % pid))
+            fds = {int(fd): os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                   for fd in os.listdir("/proc/%d/fd" % pid)}
+            # Its own signalfd (for SIGCHLD and SIGTERM) is the only
+            # descriptor it opened itself.
+            own = [fd for fd, target in fds.items()
+                   if target == "anon_inode:[signalfd]"]
+            self.assertEqual(len(own), 1, fds)
             # stdin (/dev/null), stdout, stderr, and its socket to mprocd.
-            self.assertEqual(fds, [0, 1, 2, 3])
+            self.assertEqual(sorted(set(fds) - set(own)), [0, 1, 2, 3])
+            self.assertTrue(fds[3].startswith("socket:"), fds)
 
     def test_killed_worker_is_replaced_and_counted(self):
         d = self.daemon(TWO_POOLS)
@@ -206,12 +213,12 @@ class TestSignalsAndSystemd(DaemonTestCase):
         msgs = [n.recv(4096).decode()]
         while "READY=1" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
-        self.assertIn("STATUS=1 pools, 2 workers", msgs)
+        self.assertIn("STATUS=1 pools, 2 workers, 0 busy, 0 queued", msgs)
         os.kill(d.worker("loop/0")["pid"], signal.SIGKILL)
         while "degraded" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
-        self.assertRegex(msgs[-1], r"^STATUS=1 pools, \d workers; pool loop "
-                         r"degraded$")
+        self.assertRegex(msgs[-1], r"^STATUS=1 pools, \d workers, 0 busy, "
+                         r"0 queued; pool loop degraded$")
         d.stop()
         while "STOPPING=1" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
@@ -248,8 +255,9 @@ class TestShutdown(DaemonTestCase):
         for pid in pids:
             self.assertFalse(alive(pid), "worker %d left behind" % pid)
         self.assertNotIn("restarting in", d.log())
-        self.assertEqual(d.log().count("stopped (killed by signal 15 "
-                                       "(SIGTERM))"), 5)
+        # SIGTERM from the supervisor ends an idle worker cleanly.
+        self.assertEqual(d.log().count("stopped (exited with status 0)"),
+                         5)
 
     def test_stuck_worker_is_killed_after_grace(self):
         d = self.daemon("""
@@ -293,7 +301,7 @@ kill_grace = 500ms
         d.signal(signal.SIGTERM)
         self.assertEqual(d.wait_exit(), 0)
         self.assertFalse(alive(stuck))
-        self.assertIn("again, still stopping 1 workers", d.log())
+        self.assertIn("again: still stopping 1 workers", d.log())
 
 
 if __name__ == "__main__":
