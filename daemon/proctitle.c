@@ -20,6 +20,7 @@ static char	*title_end;	/* one past the last byte we may use */
 static char	*argv_end;	/* one past the NUL of the last argv string */
 /* Our copies of the environment, kept even when unsetenv() drops one. */
 static char	**env_copies;
+static char	**volatile env_array;	/* never read: keeps it reachable */
 
 void
 proctitle_init(int argc, char **argv)
@@ -38,7 +39,8 @@ proctitle_init(int argc, char **argv)
 	for (n = 0; environ[n] != NULL; n++)
 		if (environ[n] == end)
 			end = environ[n] + strlen(environ[n]) + 1;
-	env = xcalloc((size_t)n + 1, sizeof *env);
+	/* Kept in env_array too: setenv() may move environ elsewhere. */
+	env = env_array = xcalloc((size_t)n + 1, sizeof *env);
 	env_copies = xcalloc((size_t)n + 1, sizeof *env_copies);
 	for (i = 0; i < n; i++)
 		env[i] = env_copies[i] = xstrdup(environ[i]);
