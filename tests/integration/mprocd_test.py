@@ -169,7 +169,7 @@ class Daemon:
         self.conns = []
 
     def start(self, wait=True, args=(), new_group=False, env=None,
-              preexec_fn=None, stdio=True):
+              preexec_fn=None, stdio=True, wrapper=()):
         e = dict(os.environ, XDG_RUNTIME_DIR=self.dir)
         e.pop("NOTIFY_SOCKET", None)
         e.pop("LISTEN_FDS", None)
@@ -177,7 +177,8 @@ class Daemon:
         self.logfile = open(self.logpath, "ab")
         out = self.logfile if stdio else None
         self.proc = subprocess.Popen(
-            [MPROCD, "-c", self.conf, "-s", self.sock] + list(args),
+            list(wrapper) + [MPROCD, "-c", self.conf, "-s", self.sock]
+            + list(args),
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, env=e,
             process_group=0 if new_group else None, preexec_fn=preexec_fn)
         if wait:

@@ -1,0 +1,99 @@
+"""The supervisor and its workers under valgrind's memcheck, through a job
+workload that touches every method and the shutdown path: no invalid
+access, no use of uninitialised memory, no definite leak in any process."""
+
+import base64
+import glob
+import os
+import shutil
+import signal
+import unittest
+
+from mprocd_test import DaemonTestCase, main, wait_for
+
+CONFIG = """
+[mprocd]
+log_target = stderr
+log_level = debug
+keep_finished = 5
+[pool default]
+workers = 2
+# A worker under valgrind takes a while to exit (the leak check): do not
+# SIGKILL it, which would leave its report unfinished.
+kill_grace = 20s
+max_output = 64K
+max_jobs_per_worker = 4
+"""
+
+
+class TestValgrind(DaemonTestCase):
+
+    def setUp(self):
+        self.valgrind = shutil.which("valgrind")
+        if self.valgrind is None:
+            raise unittest.SkipTest("SKIPPED: valgrind is not installed "
+                                    "(apt-get install valgrind)")
+
+    def test_clean_under_memcheck(self):
+        d = self.daemon(CONFIG, start=False)
+        logs = os.path.join(d.dir, "vg.%p.log")
+        # Workers are mprocd re-executed, so they are traced too; the jobs'
+        # own programs are not ours to check.
+        d.start(wrapper=[self.valgrind, "--leak-check=full",
+                         "--errors-for-leak-kinds=definite",
+                         "--trace-children=yes",
+                         "--child-silent-after-fork=yes",
+                         "--trace-children-skip=*/sh,*/sleep,*/head,*/cat,"
+                         "*/true,*/false,*/nonexistent",
+                         "--log-file=" + logs])
+        c = d.connect()
+        ids = []
+        for i in range(12):
+            ids.append(c.call("io.mprocd.Submit", {
+                "argv": ["sh", "-c", "head -c 100000 /dev/zero; cat; "
+                         "echo err >&2; exit %d" % (i % 2)],
+                "stdin": base64.b64encode(b"in\n").decode(),
+                "env": ["A=%d" % i], "name": "n%d" % i})["id"])
+        ids.append(c.call("io.mprocd.Submit",
+                          {"argv": ["nonexistent"]})["id"])
+        jobs = c.call("io.mprocd.Wait", {"ids": ids})["jobs"]
+        self.assertEqual([j["state"] for j in jobs],
+                         ["succeeded", "failed"] * 6 + ["failed"])
+        got = c.call("io.mprocd.Get", {"id": ids[-2]})
+        self.assertTrue(got["truncated"])
+        slow = c.call("io.mprocd.Submit",
+                      {"argv": ["sleep", "30"], "timeout_sec": 0.2})["id"]
+        c.call("io.mprocd.Wait", {"ids": [slow]})
+        victim = c.call("io.mprocd.Submit", {"argv": ["sleep", "30"]})["id"]
+        self.assertEqual(c.call("io.mprocd.Cancel", {"id": victim})["job"]
+                         ["state"], "cancelled")
+        c.call("io.mprocd.List", {"state": "failed"})
+        c.call("io.mprocd.Status")
+        c.send("io.mprocd.Wait", {"ids": []})
+        c.send("io.mprocd.Bogus", {})
+        self.assertEqual(c.recv()["parameters"], {"jobs": []})
+        self.assertEqual(c.recv()["error"],
+                         "org.varlink.service.MethodNotFound")
+        # A job still running at shutdown, and a client waiting for it.
+        last = c.call("io.mprocd.Submit", {"argv": ["sleep", "30"]})["id"]
+        w = d.connect()
+        w.send("io.mprocd.Wait", {"ids": [last]})
+        d.signal(signal.SIGTERM)
+        wait_for(lambda: "waiting up to" in d.log(), "shutdown to begin")
+        d.signal(signal.SIGTERM)
+        self.assertEqual(d.wait_exit(), 0)
+
+        reports = glob.glob(os.path.join(d.dir, "vg.*.log"))
+        # The supervisor, two workers and the ones recycled after 4 jobs.
+        self.assertGreaterEqual(len(reports), 3, reports)
+        for path in reports:
+            with open(path) as f:
+                text = f.read()
+            if "Command: " not in text or "mprocd" not in text:
+                continue
+            self.assertIn("ERROR SUMMARY: 0 errors", text, text)
+            self.assertNotRegex(text, r"definitely lost: [1-9]", text)
+
+
+if __name__ == "__main__":
+    main()
