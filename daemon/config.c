@@ -59,8 +59,9 @@ static const struct key keys[] = {
 	{ "log_target", SEC_MAIN, K_LOGTARGET, MAIN(log_target), 0, 0, "auto" },
 	{ "log_level", SEC_MAIN, K_LOGLEVEL, MAIN(log_level), 0, 0, "info" },
 	{ "max_clients", SEC_MAIN, K_UINT, MAIN(max_clients), 1, 65536, "256" },
+	/* A Submit must fit in one frame to a worker (PROTO_MAX_PAYLOAD). */
 	{ "max_message", SEC_MAIN, K_SIZE, MAIN(max_message), 4096,
-	    1ULL << 30, "4M" },
+	    32ULL << 20, "4M" },
 	{ "keep_finished", SEC_MAIN, K_UINT, MAIN(keep_finished), 0,
 	    10000000, "10000" },
 	{ "shutdown_timeout", SEC_MAIN, K_DURATION, MAIN(shutdown_timeout), 0,

@@ -62,6 +62,7 @@ struct client {
 	pid_t		 pid;
 	size_t		 scanned;	/* input already searched for a NUL */
 	int		 closing;	/* flush replies, then close */
+	int		 eof;		/* it sends no more; answer what it sent */
 	struct pending	*pending;
 	struct event	*resume;	/* go on after a pending call */
 };
@@ -260,18 +261,6 @@ strv_from_json(json_t *a, size_t max)
 	return v;
 }
 
-static void
-strv_free(char **v)
-{
-	char	**p;
-
-	if (v == NULL)
-		return;
-	for (p = v; *p != NULL; p++)
-		free(*p);
-	free(v);
-}
-
 /* A duration in seconds: finite, not negative, at most a year. */
 int
 control_get_seconds(json_t *params, const char *name, uint64_t *usec)
@@ -305,8 +294,8 @@ control_default_pool(void)
 void
 control_submit_free(struct submit *sb)
 {
-	strv_free(sb->argv);
-	strv_free(sb->env);
+	util_strv_free(sb->argv);
+	util_strv_free(sb->env);
 	free(sb->stdin_data);
 	memset(sb, 0, sizeof *sb);
 }
@@ -616,6 +605,32 @@ pending_start(struct client *c, struct varlink_call *call, struct job **jobs,
 	}
 }
 
+static int
+cmp_id(const void *a, const void *b)
+{
+	int64_t	 x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int
+has_duplicate(const int64_t *ids, size_t n)
+{
+	int64_t	*s;
+	size_t	 i;
+	int	 dup = 0;
+
+	if (n < 2)
+		return 0;
+	s = xcalloc(n, sizeof *s);
+	memcpy(s, ids, n * sizeof *s);
+	qsort(s, n, sizeof *s, cmp_id);
+	for (i = 1; i < n && !dup; i++)
+		dup = s[i] == s[i - 1];
+	free(s);
+	return dup;
+}
+
 static void
 method_wait(struct client *c, struct varlink_call *call)
 {
@@ -647,15 +662,23 @@ method_wait(struct client *c, struct varlink_call *call)
 	}
 	jobs = xcalloc(n + 1, sizeof *jobs);
 	ids = xcalloc(n + 1, sizeof *ids);
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < n; i++)
 		ids[i] = json_integer_value(json_array_get(a, i));
-		if ((jobs[i] = control_get_job(c, call, ids[i])) == NULL) {
-			free(jobs);
-			free(ids);
-			return;
-		}
+	/* Each job once: a Wait costs memory per id. */
+	if (has_duplicate(ids, n)) {
+		control_invalid_param(c, call, "ids");
+		goto out;
 	}
+	for (i = 0; i < n; i++)
+		if ((jobs[i] = control_get_job(c, call, ids[i])) == NULL)
+			goto out;
+	/* Nothing to answer: do not hold the connection's later calls. */
+	if (call->flags & VARLINK_ONEWAY)
+		goto out;
 	pending_start(c, call, jobs, ids, n, 0, has_timeout == 1, timeout);
+	ids = NULL;
+out:
+	free(ids);
 	free(jobs);
 }
 
@@ -681,6 +704,8 @@ method_cancel(struct client *c, struct varlink_call *call)
 		    (unsigned)c->uid, (int)c->pid, job_state_name(j->state));
 		job_kill(j, JOB_KILL_CANCEL);
 	}
+	if (call->flags & VARLINK_ONEWAY)
+		return;
 	/* A running job answers once its process group is gone. */
 	ids = xcalloc(1, sizeof *ids);
 	ids[0] = id;
@@ -836,14 +861,14 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		}
 		len = evbuffer_get_length(in);
 		if (len == 0)
-			return;
+			goto drained;
 		evbuffer_ptr_set(in, &pos, c->scanned, EVBUFFER_PTR_SET);
 		pos = evbuffer_search(in, "", 1, &pos);
 		if (pos.pos == -1) {
 			c->scanned = len;
 			if (len > cfg->max_message)
 				goto oversize;
-			return;
+			goto drained;
 		}
 		if ((size_t)pos.pos >= cfg->max_message)
 			goto oversize;
@@ -853,6 +878,12 @@ client_read_cb(struct bufferevent *bev, void *arg)
 			return;
 		evbuffer_drain(in, (size_t)pos.pos + 1);
 	}
+	return;
+
+drained:
+	/* Every whole call of a client that half-closed has been answered. */
+	if (c->eof)
+		client_close(c);
 	return;
 
 oversize:
@@ -875,7 +906,8 @@ client_write_cb(struct bufferevent *bev, void *arg)
 	}
 	/* Everything written: read (and answer) whatever was held back. */
 	if (!(bufferevent_get_enabled(bev) & EV_READ) && c->pending == NULL) {
-		bufferevent_enable(bev, EV_READ);
+		if (!c->eof)
+			bufferevent_enable(bev, EV_READ);
 		client_read_cb(bev, c);
 	}
 }
@@ -898,14 +930,21 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct client	*c = arg;
 
-	/* A client that only half-closed still gets the replies it is owed. */
+	/*
+	 * A client that only half-closed still gets the replies to every
+	 * call it sent, pipelined ones behind a pending Wait included.
+	 */
 	if (what & (BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
 		client_free(c);
 	else if (what & BEV_EVENT_EOF) {
-		if (c->pending != NULL && client_hung_up(c))
+		/* Gone for good: nobody is left to wait for. */
+		if (c->pending != NULL && client_hung_up(c)) {
 			client_free(c);
-		else
-			client_close(c);
+			return;
+		}
+		c->eof = 1;
+		bufferevent_disable(bev, EV_READ);
+		client_read_cb(bev, c);
 	}
 }
 
@@ -923,7 +962,7 @@ client_resume(evutil_socket_t fd, short events, void *arg)
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <=
-	    cfg->max_message)
+	    cfg->max_message && !c->eof)
 		bufferevent_enable(c->bev, EV_READ);
 	client_read_cb(c->bev, c);
 }

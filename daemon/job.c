@@ -164,18 +164,6 @@ job_new(const char *pool, char **argv, const char *cwd, uid_t uid)
 	return j;
 }
 
-static void
-strv_free(char **v)
-{
-	char	**p;
-
-	if (v == NULL)
-		return;
-	for (p = v; *p != NULL; p++)
-		free(*p);
-	free(v);
-}
-
 /* Frees a job that is in no queue and runs nowhere. */
 void
 job_free(struct job *j)
@@ -201,8 +189,8 @@ job_free(struct job *j)
 	}
 	if (j->timer != NULL)
 		event_free(j->timer);
-	strv_free(j->argv);
-	strv_free(j->env);
+	util_strv_free(j->argv);
+	util_strv_free(j->env);
 	free(j->name);
 	free(j->pool);
 	free(j->cwd);
@@ -338,15 +326,19 @@ job_watch_remove(struct job_watch *jw)
 	jw->job = NULL;
 }
 
+/*
+ * Forgets the oldest finished jobs beyond keep_finished, but never keep,
+ * the one finishing now: its caller (a Cancel, say) may still use it. With
+ * keep_finished 0 it goes when the next job finishes.
+ */
 static void
-job_evict(void)
+job_evict(struct job *keep)
 {
 	struct job	*j;
 
-	while (nfinished > cfg->keep_finished) {
-		j = TAILQ_FIRST(&finished);
+	while (nfinished > cfg->keep_finished &&
+	    (j = TAILQ_FIRST(&finished)) != keep)
 		job_free(j);
-	}
 }
 
 /* Gives a job its final state; tells its watchers; forgets old jobs. */
@@ -393,7 +385,7 @@ job_finish(struct job *j, enum job_state state)
 		jw->cb(jw, j);
 	}
 	if (cfg != NULL)
-		job_evict();
+		job_evict(j);
 }
 
 /* A worker has been sent the job. */

@@ -366,8 +366,9 @@ pool_dispatch(struct pool *p)
 	TAILQ_FOREACH(w, &p->workers, entry) {
 		if ((j = TAILQ_FIRST(&p->queue)) == NULL)
 			break;
+		/* One whose channel is gone is dying: SIGCHLD will tell. */
 		if (w->state != WORKER_IDLE || w->stop != STOP_NONE ||
-		    w->reaped)
+		    w->reaped || w->bev == NULL)
 			continue;
 		job_dequeue(j);
 		worker_run(w, j);

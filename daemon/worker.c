@@ -310,7 +310,7 @@ run_job(const uint8_t *payload, size_t len)
 	const void		*stdin_data;
 	uint32_t		 argc, envc, has_stdin, i;
 	int			 outp[2][2], inp[2] = { -1, -1 }, status = 0;
-	int			 exited = 0, n, s;
+	int			 exited = 0, n, s, error;
 	char			 msg[512];
 
 	memset(&r, 0, sizeof r);
@@ -352,6 +352,7 @@ run_job(const uint8_t *payload, size_t len)
 	sp.setsid = 1;
 	sp.pdeathsig = SIGKILL;
 	r.pid = spawn_process(&sp);
+	error = errno;
 	close(outp[0][1]);
 	close(outp[1][1]);
 	close_fd(&inp[0]);
@@ -366,7 +367,7 @@ run_job(const uint8_t *payload, size_t len)
 	if (r.pid == -1) {
 		/* As a shell does: status 127 and why on the job's stderr. */
 		n = snprintf(msg, sizeof msg, "mprocd: cannot start '%s': %s\n",
-		    argv[0], strerror(errno));
+		    argv[0], strerror(error));
 		log_warnx("job %llu: %.*s", (unsigned long long)r.id, n - 1,
 		    msg);
 		r.pid = 0;

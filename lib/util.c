@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "xmalloc.h"
 
 /*
  * Reads a non-negative decimal number with an optional fraction: the whole
@@ -373,8 +374,7 @@ util_base64_encode(const void *data, size_t len)
 	uint32_t	 v;
 	size_t		 i;
 
-	if ((out = malloc((len + 2) / 3 * 4 + 1)) == NULL)
-		return NULL;
+	out = xmalloc((len + 2) / 3 * 4 + 1);
 	o = out;
 	for (i = 0; i + 2 < len; i += 3) {
 		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
@@ -431,8 +431,7 @@ util_base64_decode(const char *s, size_t len, size_t *outlen)
 		pad++;
 	if (len > 1 && s[len - 2] == '=')
 		pad++;
-	if ((out = malloc(len / 4 * 3 + 1)) == NULL)
-		return NULL;
+	out = xmalloc(len / 4 * 3 + 1);
 	o = out;
 	for (i = 0; i < len; i += 4) {
 		v = 0;
@@ -460,4 +459,17 @@ bad_free:
 bad:
 	errno = EINVAL;
 	return NULL;
+}
+
+/* Frees a NULL-terminated array of strings and the strings. */
+void
+util_strv_free(char **v)
+{
+	char	**p;
+
+	if (v == NULL)
+		return;
+	for (p = v; *p != NULL; p++)
+		free(*p);
+	free(v);
 }

@@ -32,7 +32,9 @@ int	 util_set_cloexec(int);
 /* Closes every descriptor from lowest up, except those in keep[]. */
 void	 util_closefrom(int lowest, const int *keep, size_t nkeep);
 
-/* Base64 (RFC 4648, padded): malloc'd results, NULL on bad input or OOM. */
+void	 util_strv_free(char **);
+
+/* Base64 (RFC 4648, padded): malloc'd results; decode gives NULL on bad input. */
 char	*util_base64_encode(const void *, size_t);
 void	*util_base64_decode(const char *, size_t, size_t *);
 

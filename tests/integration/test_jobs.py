@@ -714,8 +714,13 @@ class TestManyJobs(JobTestCase):
         # timeout_sec: TimedOut names the unfinished jobs.
         other = self.d.connect()
         self.assert_error("io.mprocd.Wait",
-                          {"ids": [done, blocked, done], "timeout_sec": 0.2},
+                          {"ids": [done, blocked], "timeout_sec": 0.2},
                           "io.mprocd.TimedOut", {"ids": [blocked]}, c=other)
+        # Each job once: a repeated id is refused, not multiplied.
+        self.assert_error("io.mprocd.Wait",
+                          {"ids": [done, blocked, done], "timeout_sec": 0.2},
+                          "org.varlink.service.InvalidParameter",
+                          {"parameter": "ids"}, c=other)
         other.send("io.mprocd.Wait", {"ids": [done, blocked],
                                       "timeout_sec": 0.2}, more=True)
         r = other.recv()
@@ -744,9 +749,10 @@ class TestManyJobs(JobTestCase):
             self.assertEqual([(j["id"], j["state"]) for j in
                               r["parameters"]["jobs"]],
                              [(blocked, "succeeded")])
-        # Without "more": one reply in the order asked, duplicates too.
-        jobs = self.wait([done, blocked, done])
-        self.assertEqual([j["state"] for j in jobs], ["succeeded"] * 3)
+        # Without "more": one reply in the order asked.
+        jobs = self.wait([blocked, done])
+        self.assertEqual([j["id"] for j in jobs], [blocked, done])
+        self.assertEqual([j["state"] for j in jobs], ["succeeded"] * 2)
         self.assertEqual(self.c.call("io.mprocd.Wait", {"ids": []}),
                          {"jobs": []})
 
@@ -1293,6 +1299,80 @@ class TestCounters(JobTestCase):
                                             "failed", "cancelled")],
                          [0, 0, 4, 3, 1])
         self.assertEqual(pool["workers"][0]["jobs_done"], 7)
+
+
+class TestEdges(JobTestCase):
+    """Corners a review found: each of these once lost a job, crashed or
+    stalled the daemon, or left a process behind."""
+
+    def test_cancel_queued_with_keep_finished_0(self):
+        self.start(conf("keep_finished = 0", default="workers = 1"))
+        gate = self.path("g")
+        first = self.submit(["sh", "-c", GATE, "sh", gate])
+        queued = self.submit(["true"])
+        r = self.c.call("io.mprocd.Cancel", {"id": queued})
+        self.assertEqual((r["job"]["id"], r["job"]["state"]),
+                         (queued, "cancelled"))
+        touch(gate)
+        self.assertEqual(self.wait1(first)["state"], "succeeded")
+        self.assertIn("pools", self.c.call("io.mprocd.Status"))
+
+    def test_half_closed_client_gets_every_reply(self):
+        self.start()
+        gate = self.path("g")
+        jid = self.submit(["sh", "-c", GATE, "sh", gate])
+        self.c.send("io.mprocd.Wait", {"ids": [jid]})
+        self.c.send("io.mprocd.Status")
+        self.c.send("io.mprocd.Get", {"id": jid})
+        self.c.sock.shutdown(socket.SHUT_WR)
+        touch(gate)
+        self.assertEqual(self.c.recv()["parameters"]["jobs"][0]["state"],
+                         "succeeded")
+        self.assertEqual(self.c.recv()["parameters"]["pid"], self.d.pid)
+        self.assertEqual(self.c.recv()["parameters"]["job"]["id"], jid)
+        self.assertEqual(self.c.sock.recv(1), b"")
+
+    def test_oneway_wait_holds_nothing_back(self):
+        self.start()
+        gate = self.path("g")
+        jid = self.submit(["sh", "-c", GATE, "sh", gate])
+        self.c.send("io.mprocd.Wait", {"ids": [jid]}, oneway=True)
+        self.c.send("io.mprocd.Cancel", {"id": jid}, oneway=True)
+        # Answered although the job has not ended: nothing was pending.
+        self.c.send("io.mprocd.Get", {"id": jid})
+        self.assertEqual(self.c.recv()["parameters"]["job"]["id"], jid)
+        self.assertEqual(self.wait1(jid)["state"], "cancelled")
+
+    def test_job_not_given_to_a_worker_that_died(self):
+        self.start(conf(default="workers = 1; retries = 0; "
+                        "restart_delay = 10ms"))
+        worker = self.d.worker("default/0")["pid"]
+        # The supervisor cannot see the death before the Submit arrives.
+        os.kill(self.d.pid, signal.SIGSTOP)
+        try:
+            os.kill(worker, signal.SIGKILL)
+            wait_for(lambda: gone(worker), "the worker to die")
+            self.c.send("io.mprocd.Submit", {"argv": ["true"]})
+        finally:
+            os.kill(self.d.pid, signal.SIGCONT)
+        jid = self.c.recv()["parameters"]["id"]
+        job = self.wait1(jid)
+        self.assertEqual((job["state"], job["attempts"]), ("succeeded", 1))
+
+    def test_escaped_processes_do_not_outlive_mprocd(self):
+        self.start()
+        pidfile = self.path("escaped")
+        jid = self.submit(["sh", "-c", "setsid sh -c 'echo $$ > \"$1\"; "
+                           "exec sleep 300' sh \"$1\" & "
+                           "while [ ! -s \"$1\" ]; do sleep 0.02; done",
+                           "sh", pidfile])
+        self.assertEqual(self.wait1(jid)["state"], "succeeded")
+        escaped = wait_for(lambda: read_pid(pidfile), "the escaped pid")
+        self.assertFalse(gone(escaped))
+        self.d.signal(signal.SIGTERM)
+        self.assertEqual(self.d.wait_exit(), 0)
+        self.assertTrue(gone(escaped), "pid %d outlived mprocd" % escaped)
+        self.assertIn("left behind by a job", self.d.log())
 
 
 if __name__ == "__main__":

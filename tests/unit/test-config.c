@@ -191,6 +191,8 @@ test_bad_values(void **state)
 	    "too large");
 	expect_error("[pool a]\nretries = 1000\n", "too large");
 	expect_error("[mprocd]\nmax_message = 10\n", "too small");
+	/* A Submit must fit in one frame to a worker. */
+	expect_error("[mprocd]\nmax_message = 64M\n", "too large");
 	expect_error("[mprocd]\nsocket = relative/path\n", "not an absolute "
 	    "path");
 	expect_error("[mprocd]\nsocket_mode = 999\n", "not an octal mode");

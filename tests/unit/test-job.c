@@ -306,13 +306,23 @@ test_keep_finished(void **state)
 	assert_null(job_find(ids[1]));
 	for (i = 2; i < 5; i++)
 		assert_non_null(job_find(ids[i]));
-	/* Queued and running jobs are never evicted. */
+	/*
+	 * Queued and running jobs are never evicted; with keep_finished 0
+	 * the job finishing stays until the next one finishes, so whoever
+	 * finished it can still use it.
+	 */
 	cfg->keep_finished = 0;
 	j[0] = queued_job();
 	j[1] = running_job();
-	job_done(running_job(), 0, 0);
-	assert_int_equal(job_count_finished(), 0);
-	assert_non_null(job_find(j[0]->id));
+	j[2] = running_job();
+	job_done(j[2], 0, 0);
+	assert_int_equal(job_count_finished(), 1);
+	assert_ptr_equal(job_find(j[2]->id), j[2]);
+	ids[2] = j[2]->id;
+	job_kill(j[0], JOB_KILL_CANCEL);
+	assert_int_equal(j[0]->state, JOB_CANCELLED);
+	assert_null(job_find(ids[2]));
+	assert_int_equal(job_count_finished(), 1);
 	assert_non_null(job_find(j[1]->id));
 }
 

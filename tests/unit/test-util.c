@@ -614,6 +614,41 @@ test_closefrom_keep_high_and_gaps(void **state)
 	close_all(fds, 6);
 }
 
+static void
+test_base64(void **state)
+{
+	static const struct {
+		const char	*plain;
+		const char	*enc;
+	} v[] = {
+		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" }, { "\xff\xfe\x00", "//4A" },
+	};
+	static const char *const bad[] = { "Z", "Zg=", "Zg", "Z===", "====",
+	    "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm-_", "=Zm9" };
+	char	*e;
+	uint8_t	*d;
+	size_t	 i, n, len;
+
+	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
+		len = i == 7 ? 3 : strlen(v[i].plain);
+		e = util_base64_encode(v[i].plain, len);
+		assert_string_equal(e, v[i].enc);
+		free(e);
+		d = util_base64_decode(v[i].enc, strlen(v[i].enc), &n);
+		assert_non_null(d);
+		assert_int_equal(n, len);
+		assert_memory_equal(d, v[i].plain, len);
+		free(d);
+	}
+	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		d = util_base64_decode(bad[i], strlen(bad[i]), &n);
+		if (d != NULL)
+			fail_msg("'%s' decoded", bad[i]);
+	}
+}
+
 int
 main(void)
 {
@@ -641,6 +676,7 @@ main(void)
 		cmocka_unit_test(test_closefrom_no_keep),
 		cmocka_unit_test(test_closefrom_above_lowest),
 		cmocka_unit_test(test_closefrom_keep_high_and_gaps),
+		cmocka_unit_test(test_base64),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
