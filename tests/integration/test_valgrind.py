@@ -69,7 +69,13 @@ class TestValgrind(DaemonTestCase):
         slow = c.call("io.mprocd.Submit",
                       {"argv": ["sleep", "30"], "timeout_sec": 0.2})["id"]
         c.call("io.mprocd.Wait", {"ids": [slow]})
-        victim = c.call("io.mprocd.Submit", {"argv": ["sleep", "30"]})["id"]
+        # Signals are sent once the jobs run: a signal that reaches a child
+        # still between fork and exec under valgrind may be lost.
+        started = os.path.join(d.dir, "started")
+        running = ["sh", "-c", 'touch "$1"; exec sleep 30', "sh", started]
+        victim = c.call("io.mprocd.Submit", {"argv": running})["id"]
+        wait_for(lambda: os.path.exists(started), "the job to start")
+        os.unlink(started)
         self.assertEqual(c.call("io.mprocd.Cancel", {"id": victim})["job"]
                          ["state"], "cancelled")
         c.call("io.mprocd.List", {"state": "failed"})
@@ -80,7 +86,8 @@ class TestValgrind(DaemonTestCase):
         self.assertEqual(c.recv()["error"],
                          "org.varlink.service.MethodNotFound")
         # A job still running at shutdown, and a client waiting for it.
-        last = c.call("io.mprocd.Submit", {"argv": ["sleep", "30"]})["id"]
+        last = c.call("io.mprocd.Submit", {"argv": running})["id"]
+        wait_for(lambda: os.path.exists(started), "the job to start")
         w = d.connect()
         w.send("io.mprocd.Wait", {"ids": [last]})
         d.signal(signal.SIGTERM)
