@@ -44,7 +44,7 @@ struct client;
  */
 struct pending {
 	struct client	*c;
-	int		 flags;		/* the call's: more, oneway */
+	int		 flags;		/* the call's: more */
 	int		 cancel;	/* Cancel: reply {job} */
 	size_t		 n;
 	size_t		 left;
@@ -139,34 +139,40 @@ client_send(struct client *c, char *msg, size_t len)
 	free(msg);
 }
 
-/* The reply to call; params (stolen) may be NULL. */
+/*
+ * Answers a call: a reply, or the error if error is set. flags: ONEWAY
+ * (say nothing), CONTINUES (more replies follow). params (stolen) may be
+ * NULL.
+ */
 static void
-control_reply(struct client *c, struct varlink_call *call, json_t *params)
+client_answer(struct client *c, int flags, const char *error, json_t *params)
 {
 	char	*msg;
 	size_t	 len;
 
-	if (call->flags & VARLINK_ONEWAY) {
+	if (flags & VARLINK_ONEWAY) {
 		json_decref(params);
 		return;
 	}
-	msg = varlink_reply_encode(params, 0, &len);
+	if (error != NULL)
+		msg = varlink_error_encode(error, params, &len);
+	else
+		msg = varlink_reply_encode(params, flags & VARLINK_CONTINUES,
+		    &len);
 	client_send(c, msg, len);
+}
+
+static void
+control_reply(struct client *c, struct varlink_call *call, json_t *params)
+{
+	client_answer(c, call->flags & VARLINK_ONEWAY, NULL, params);
 }
 
 static void
 control_error(struct client *c, struct varlink_call *call, const char *error,
     json_t *params)
 {
-	char	*msg;
-	size_t	 len;
-
-	if (call->flags & VARLINK_ONEWAY) {
-		json_decref(params);
-		return;
-	}
-	msg = varlink_error_encode(error, params, &len);
-	client_send(c, msg, len);
+	client_answer(c, call->flags & VARLINK_ONEWAY, error, params);
 }
 
 static void
@@ -241,6 +247,22 @@ control_get_job(struct client *c, struct varlink_call *call, int64_t id)
 		return NULL;
 	}
 	return j;
+}
+
+/* Get and Cancel: the job named by the one parameter, "id". */
+static struct job *
+control_id_param(struct client *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "id", NULL };
+	int64_t		 id;
+
+	if (control_check_params(c, call, known) != 0)
+		return NULL;
+	if (varlink_get_int(call->params, "id", 1, INT64_MAX, &id) != 1) {
+		control_invalid_param(c, call, "id");
+		return NULL;
+	}
+	return control_get_job(c, call, id);
 }
 
 /* A NULL-terminated copy of a JSON array of strings, or NULL if it is not. */
@@ -414,18 +436,10 @@ out:
 static void
 method_get(struct client *c, struct varlink_call *call)
 {
-	static const char *const known[] = { "id", NULL };
 	struct job	*j;
-	int64_t		 id;
 	char		*out, *err;
 
-	if (control_check_params(c, call, known) != 0)
-		return;
-	if (varlink_get_int(call->params, "id", 1, INT64_MAX, &id) != 1) {
-		control_invalid_param(c, call, "id");
-		return;
-	}
-	if ((j = control_get_job(c, call, id)) == NULL)
+	if ((j = control_id_param(c, call)) == NULL)
 		return;
 	out = util_base64_encode(j->out[0].data, j->out[0].len);
 	err = util_base64_encode(j->out[1].data, j->out[1].len);
@@ -494,21 +508,11 @@ pending_finish(struct pending *pd)
 	event_active(c->resume, 0, 0);
 }
 
-/* Sends the reply to a pending call; with "more", one per job. */
+/* A reply to a pending call (never oneway); with "more", one per job. */
 static void
 pending_reply(struct pending *pd, json_t *params, int continues)
 {
-	struct client		*c = pd->c;
-	char			*msg;
-	size_t			 len;
-
-	if (pd->flags & VARLINK_ONEWAY) {
-		json_decref(params);
-		return;
-	}
-	msg = varlink_reply_encode(params, continues ? VARLINK_CONTINUES : 0,
-	    &len);
-	client_send(c, msg, len);
+	client_answer(pd->c, continues ? VARLINK_CONTINUES : 0, NULL, params);
 }
 
 static void
@@ -545,19 +549,13 @@ pending_timeout(evutil_socket_t fd, short events, void *arg)
 {
 	struct pending	*pd = arg;
 	json_t		*ids = json_array();
-	char		*msg;
-	size_t		 i, len;
+	size_t		 i;
 
 	for (i = 0; i < pd->n; i++)
 		if (pd->done[i] == NULL)
 			json_array_append_new(ids, json_integer(pd->ids[i]));
-	if (pd->flags & VARLINK_ONEWAY)
-		json_decref(ids);
-	else {
-		msg = varlink_error_encode("io.mprocd.TimedOut",
-		    json_pack("{s:o}", "ids", ids), &len);
-		client_send(pd->c, msg, len);
-	}
+	client_answer(pd->c, 0, "io.mprocd.TimedOut",
+	    json_pack("{s:o}", "ids", ids));
 	pending_finish(pd);
 }
 
@@ -599,8 +597,7 @@ pending_start(struct client *c, struct varlink_call *call, struct job **jobs,
 		return;
 	if (has_timeout) {
 		pd->timer = evtimer_new(ev_base, pending_timeout, pd);
-		tv.tv_sec = (time_t)(timeout / USEC_PER_SEC);
-		tv.tv_usec = (suseconds_t)(timeout % USEC_PER_SEC);
+		tv = util_timeval(timeout);
 		evtimer_add(pd->timer, &tv);
 	}
 }
@@ -685,18 +682,11 @@ out:
 static void
 method_cancel(struct client *c, struct varlink_call *call)
 {
-	static const char *const known[] = { "id", NULL };
 	struct job	*j;
 	struct log_ctx	 ctx;
-	int64_t		 id, *ids;
+	int64_t		*ids;
 
-	if (control_check_params(c, call, known) != 0)
-		return;
-	if (varlink_get_int(call->params, "id", 1, INT64_MAX, &id) != 1) {
-		control_invalid_param(c, call, "id");
-		return;
-	}
-	if ((j = control_get_job(c, call, id)) == NULL)
+	if ((j = control_id_param(c, call)) == NULL)
 		return;
 	if (!job_is_finished(j)) {
 		ctx = (struct log_ctx){ j->pool, NULL, j->id };
@@ -708,7 +698,7 @@ method_cancel(struct client *c, struct varlink_call *call)
 		return;
 	/* A running job answers once its process group is gone. */
 	ids = xcalloc(1, sizeof *ids);
-	ids[0] = id;
+	ids[0] = j->id;
 	pending_start(c, call, &j, ids, 1, 1, 0, 0);
 }
 

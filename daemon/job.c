@@ -43,6 +43,7 @@ static const char *const state_names[] = {
 };
 
 static void	job_timer_cb(evutil_socket_t, short, void *);
+static void	job_arm(struct job *, uint64_t);
 
 static struct log_ctx
 job_ctx(const struct job *j)
@@ -393,7 +394,6 @@ void
 job_started(struct job *j, struct worker *w)
 {
 	struct log_ctx	 ctx;
-	struct timeval	 tv;
 
 	j->state = JOB_RUNNING;
 	j->w = w;
@@ -410,11 +410,8 @@ job_started(struct job *j, struct worker *w)
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);
 	ctx = job_ctx(j);
 	clog_debug(&ctx, "job started, attempt %u", j->attempts);
-	if (j->timeout != 0 && j->timer != NULL) {
-		tv.tv_sec = (time_t)(j->timeout / USEC_PER_SEC);
-		tv.tv_usec = (suseconds_t)(j->timeout % USEC_PER_SEC);
-		evtimer_add(j->timer, &tv);
-	}
+	if (j->timeout != 0)
+		job_arm(j, j->timeout);
 }
 
 /* The worker reports the job's process ended with wait status. */
@@ -476,8 +473,7 @@ job_arm(struct job *j, uint64_t usec)
 
 	if (j->timer == NULL)
 		return;
-	tv.tv_sec = (time_t)(usec / USEC_PER_SEC);
-	tv.tv_usec = (suseconds_t)(usec % USEC_PER_SEC);
+	tv = util_timeval(usec);
 	evtimer_add(j->timer, &tv);
 }
 

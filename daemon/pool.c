@@ -149,8 +149,7 @@ pool_check_degraded(struct pool *p, uint64_t now)
 	if (!p->degraded || p->timer == NULL)
 		return;
 	left = oldest + p->cfg.crash_interval - now + 1;
-	tv.tv_sec = (time_t)(left / USEC_PER_SEC);
-	tv.tv_usec = (suseconds_t)(left % USEC_PER_SEC);
+	tv = util_timeval(left);
 	evtimer_add(p->timer, &tv);
 }
 
@@ -407,20 +406,6 @@ pool_kill_running(enum job_kill why)
 				job_kill(w->job, why);
 }
 
-unsigned int
-pool_count_busy(void)
-{
-	struct pool	*p;
-	struct worker	*w;
-	unsigned int	 n = 0;
-
-	TAILQ_FOREACH(p, &pools, entry)
-		TAILQ_FOREACH(w, &p->workers, entry)
-			if (w->job != NULL)
-				n++;
-	return n;
-}
-
 uint64_t
 pool_count_queued(void)
 {
@@ -658,8 +643,7 @@ worker_stop(struct worker *w, enum worker_stop why)
 		return;
 	w->state = WORKER_STOPPING;
 	kill(w->pid, SIGTERM);
-	tv.tv_sec = (time_t)(grace / USEC_PER_SEC);
-	tv.tv_usec = (suseconds_t)(grace % USEC_PER_SEC);
+	tv = util_timeval(grace);
 	evtimer_add(w->timer, &tv);
 }
 
@@ -693,9 +677,27 @@ pool_find_worker(pid_t pid)
 	return NULL;
 }
 
-/* Workers with a process. */
-unsigned int
-pool_count_live(void)
+static int
+worker_is_live(const struct worker *w)
+{
+	return w->pid > 0;
+}
+
+static int
+worker_is_starting(const struct worker *w)
+{
+	return w->state == WORKER_STARTING;
+}
+
+static int
+worker_is_busy(const struct worker *w)
+{
+	return w->job != NULL;
+}
+
+/* Workers of every pool that match. */
+static unsigned int
+pool_count(int (*match)(const struct worker *))
 {
 	struct pool	*p;
 	struct worker	*w;
@@ -703,24 +705,30 @@ pool_count_live(void)
 
 	TAILQ_FOREACH(p, &pools, entry)
 		TAILQ_FOREACH(w, &p->workers, entry)
-			if (w->pid > 0)
+			if (match(w))
 				n++;
 	return n;
+}
+
+/* Workers with a process. */
+unsigned int
+pool_count_live(void)
+{
+	return pool_count(worker_is_live);
 }
 
 /* Workers started but not yet ready. */
 unsigned int
 pool_count_starting(void)
 {
-	struct pool	*p;
-	struct worker	*w;
-	unsigned int	 n = 0;
+	return pool_count(worker_is_starting);
+}
 
-	TAILQ_FOREACH(p, &pools, entry)
-		TAILQ_FOREACH(w, &p->workers, entry)
-			if (w->state == WORKER_STARTING)
-				n++;
-	return n;
+/* Workers running a job. */
+unsigned int
+pool_count_busy(void)
+{
+	return pool_count(worker_is_busy);
 }
 
 /* Signals every running worker. */
@@ -765,8 +773,7 @@ worker_crashed(struct worker *w, const char *how, uint64_t now)
 		clog_warnx(&ctx, "worker %s, retrying in %s", how,
 		    util_format_duration(w->backoff, delay, sizeof delay));
 	w->pid = 0;
-	tv.tv_sec = (time_t)(w->backoff / USEC_PER_SEC);
-	tv.tv_usec = (suseconds_t)(w->backoff % USEC_PER_SEC);
+	tv = util_timeval(w->backoff);
 	if (w->timer != NULL)
 		evtimer_add(w->timer, &tv);
 }

@@ -142,9 +142,7 @@ supervisor_shutdown(int sig)
 		log_info("waiting up to %s for %u running jobs",
 		    util_format_duration(cfg->shutdown_timeout, t, sizeof t),
 		    pool_count_busy());
-		tv.tv_sec = (time_t)(cfg->shutdown_timeout / USEC_PER_SEC);
-		tv.tv_usec = (suseconds_t)(cfg->shutdown_timeout %
-		    USEC_PER_SEC);
+		tv = util_timeval(cfg->shutdown_timeout);
 		shutdown_timer = evtimer_new(ev_base,
 		    supervisor_shutdown_timeout, NULL);
 		evtimer_add(shutdown_timer, &tv);

@@ -60,8 +60,7 @@ systemd_init(void)
 	if (sd_watchdog_enabled(0, &usec) <= 0)
 		return;
 	usec /= 2;
-	watchdog_tv.tv_sec = (time_t)(usec / USEC_PER_SEC);
-	watchdog_tv.tv_usec = (suseconds_t)(usec % USEC_PER_SEC);
+	watchdog_tv = util_timeval(usec);
 	watchdog_ev = evtimer_new(ev_base, watchdog_cb, NULL);
 	evtimer_add(watchdog_ev, &watchdog_tv);
 	log_debug("watchdog every %llu us", (unsigned long long)usec);

@@ -116,12 +116,23 @@ send_done(struct run *r, int status)
 	proto_buf_free(&b);
 }
 
+static int
+env_dropped(const char *var)
+{
+	size_t	 i;
+
+	for (i = 0; i < sizeof env_drop / sizeof env_drop[0]; i++)
+		if (strncmp(var, env_drop[i], strlen(env_drop[i])) == 0)
+			return 1;
+	return 0;
+}
+
 /* The pool's environment (ours, less mprocd's own), the job's, then ids. */
 static char **
 job_environ(uint64_t id, char **jobenv, size_t njobenv)
 {
 	char	**env, **e;
-	size_t	 n = 0, i, k, keylen;
+	size_t	 n = 0, k, keylen;
 	char	 pool[80];
 
 	for (e = environ; *e != NULL; e++)
@@ -129,10 +140,7 @@ job_environ(uint64_t id, char **jobenv, size_t njobenv)
 	env = xcalloc(n + njobenv + 4, sizeof *env);
 	n = 0;
 	for (e = environ; *e != NULL; e++) {
-		for (i = 0; i < sizeof env_drop / sizeof env_drop[0]; i++)
-			if (strncmp(*e, env_drop[i], strlen(env_drop[i])) == 0)
-				break;
-		if (i < sizeof env_drop / sizeof env_drop[0])
+		if (env_dropped(*e))
 			continue;
 		/* The job's own value wins. */
 		keylen = strcspn(*e, "=") + 1;
@@ -142,14 +150,9 @@ job_environ(uint64_t id, char **jobenv, size_t njobenv)
 		if (k == njobenv)
 			env[n++] = xstrdup(*e);
 	}
-	for (k = 0; k < njobenv; k++) {
-		for (i = 0; i < sizeof env_drop / sizeof env_drop[0]; i++)
-			if (strncmp(jobenv[k], env_drop[i],
-			    strlen(env_drop[i])) == 0)
-				break;
-		if (i == sizeof env_drop / sizeof env_drop[0])
+	for (k = 0; k < njobenv; k++)
+		if (!env_dropped(jobenv[k]))
 			env[n++] = xstrdup(jobenv[k]);
-	}
 	snprintf(pool, sizeof pool, "%.*s", (int)strcspn(worker_name, "/"),
 	    worker_name);
 	xasprintf(&env[n++], "MPROCD_JOB_ID=%llu", (unsigned long long)id);
@@ -157,16 +160,6 @@ job_environ(uint64_t id, char **jobenv, size_t njobenv)
 	xasprintf(&env[n++], "MPROCD_WORKER=%s", worker_name);
 	env[n] = NULL;
 	return env;
-}
-
-static void
-strv_free(char **v, size_t n)
-{
-	size_t	 i;
-
-	for (i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
 }
 
 static void
@@ -424,11 +417,9 @@ run_job(const uint8_t *payload, size_t len)
 	log_debug("job %llu done, wait status 0x%x", (unsigned long long)r.id,
 	    status);
 
-	strv_free(argv, argc);
-	strv_free(jobenv, envc);
-	for (i = 0; env[i] != NULL; i++)
-		free(env[i]);
-	free(env);
+	util_strv_free(argv);
+	util_strv_free(jobenv);
+	util_strv_free(env);
 	free(cwd);
 }
 

@@ -269,6 +269,16 @@ util_format_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
+struct timeval
+util_timeval(uint64_t usec)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = (time_t)(usec / USEC_PER_SEC);
+	tv.tv_usec = (suseconds_t)(usec % USEC_PER_SEC);
+	return tv;
+}
+
 uint64_t
 util_now_usec(void)
 {

@@ -2,6 +2,8 @@
 #ifndef MPROCD_UTIL_H
 #define MPROCD_UTIL_H
 
+#include <sys/time.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +26,8 @@ int	 util_parse_mode(const char *, unsigned int *, const char **);
 const char *util_format_duration(uint64_t, char *, size_t);
 const char *util_format_size(uint64_t, char *, size_t);
 
+/* For libevent timers. */
+struct timeval util_timeval(uint64_t);
 uint64_t util_now_usec(void);
 uint64_t util_mono_usec(void);
 

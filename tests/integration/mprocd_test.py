@@ -114,6 +114,15 @@ class Conn:
     def close(self):
         self.sock.close()
 
+    def closed_by_peer(self, timeout=10):
+        """True once the daemon closed this connection: EOF, or a reset when
+        it dropped input it had not read."""
+        self.sock.settimeout(timeout)
+        try:
+            return self.sock.recv(100) == b""
+        except ConnectionResetError:
+            return True
+
     def send_raw(self, data):
         self.sock.sendall(data)
 
