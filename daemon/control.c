@@ -80,9 +80,10 @@ static struct clients		 clients = TAILQ_HEAD_INITIALIZER(clients);
 static unsigned int		 nclients;
 
 /* Notices about misbehaving clients, at most this many a minute. */
-#define CLIENT_NOTICES_PER_MIN	20
-static uint64_t			 notice_window;
-static unsigned int		 notice_count;
+static struct log_ratelimit	 client_notices =
+				    LOG_RATELIMIT("client error", 20, 60);
+static struct log_ratelimit	 client_refusals =
+				    LOG_RATELIMIT("refused client", 5, 60);
 
 static void	client_free(struct client *);
 static void	client_read_cb(struct bufferevent *, void *);
@@ -118,18 +119,9 @@ static const char *const interfaces[] = {
 static void
 client_notice(struct client *c, const char *what)
 {
-	uint64_t	 now = util_mono_usec();
-
-	if (now - notice_window > 60 * USEC_PER_SEC) {
-		if (notice_count > CLIENT_NOTICES_PER_MIN)
-			log_notice("%u more client notices were suppressed",
-			    notice_count - CLIENT_NOTICES_PER_MIN);
-		notice_window = now;
-		notice_count = 0;
-	}
-	if (notice_count++ < CLIENT_NOTICES_PER_MIN)
-		log_notice("client pid %d uid %u: %s", (int)c->pid,
-		    (unsigned)c->uid, what);
+	if (log_ratelimit(&client_notices, util_mono_usec()))
+		log_notice("client error: %s" LOG_KV "uid=%u" LOG_KV
+		    "client_pid=%d", what, (unsigned)c->uid, (int)c->pid);
 }
 
 static void
@@ -424,8 +416,8 @@ method_submit(struct client *c, struct varlink_call *call)
 	j->timeout = sb.has_timeout == 1 ? sb.timeout : p->cfg.job_timeout;
 	j->retries = sb.has_retries == 1 ? sb.retries : p->cfg.retries;
 	ctx = (struct log_ctx){ p->name, NULL, j->id };
-	clog_debug(&ctx, "job submitted by uid %u pid %d: %s", (unsigned)c->uid,
-	    (int)c->pid, j->argv[0]);
+	clog_debug(&ctx, "job submitted" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
+	    LOG_KV "cmd=%s", (unsigned)c->uid, (int)c->pid, j->argv[0]);
 	pool_enqueue(p, j, 0);
 	control_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
 	pool_dispatch(p);
@@ -690,8 +682,9 @@ method_cancel(struct client *c, struct varlink_call *call)
 		return;
 	if (!job_is_finished(j)) {
 		ctx = (struct log_ctx){ j->pool, NULL, j->id };
-		clog_info(&ctx, "job cancelled by uid %u pid %d (it was %s)",
-		    (unsigned)c->uid, (int)c->pid, job_state_name(j->state));
+		clog_info(&ctx, "job cancelled" LOG_KV "was=%s" LOG_KV "uid=%u"
+		    LOG_KV "client_pid=%d", job_state_name(j->state),
+		    (unsigned)c->uid, (int)c->pid);
 		job_kill(j, JOB_KILL_CANCEL);
 	}
 	if (call->flags & VARLINK_ONEWAY)
@@ -714,6 +707,8 @@ method_reload(struct client *c, struct varlink_call *call)
 		    NULL);
 		return;
 	}
+	log_notice("reload requested, failed: not supported yet" LOG_KV "uid=%u"
+	    LOG_KV "client_pid=%d", (unsigned)c->uid, (int)c->pid);
 	control_error(c, call, "io.mprocd.ReloadFailed", json_pack("{s:s}",
 	    "reason", "reloading the configuration is not supported yet; "
 	    "restart mprocd to apply changes"));
@@ -980,8 +975,11 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 
 	if (nclients >= cfg->max_clients || mprocd_shutting_down) {
 		close(fd);
-		log_debug("refused a client: %s", mprocd_shutting_down ?
-		    "shutting down" : "max_clients reached");
+		if (mprocd_shutting_down)
+			log_debug("refused a client: shutting down");
+		else if (log_ratelimit(&client_refusals, util_mono_usec()))
+			log_notice("refused a client: max_clients reached"
+			    LOG_KV "max_clients=%" PRIu64, cfg->max_clients);
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {

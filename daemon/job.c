@@ -373,13 +373,16 @@ job_finish(struct job *j, enum job_state state)
 		}
 	}
 	if (j->signal > 0)
-		snprintf(how, sizeof how, " signal=%d", j->signal);
+		snprintf(how, sizeof how, LOG_KV "signal=%d", j->signal);
 	else if (j->exit_status >= 0)
-		snprintf(how, sizeof how, " status=%d", j->exit_status);
+		snprintf(how, sizeof how, LOG_KV "status=%d", j->exit_status);
+	if (j->pid > 0)
+		snprintf(how + strlen(how), sizeof how - strlen(how),
+		    LOG_KV "pid=%d", (int)j->pid);
 	if (j->started_mono != 0)
 		ms = (util_mono_usec() - j->started_mono) / USEC_PER_MSEC;
-	clog_info(&ctx, "job finished: %s%s ms=%" PRIu64 " attempts=%u",
-	    job_state_name(state), how, ms, j->attempts);
+	clog_info(&ctx, "job finished" LOG_KV "state=%s%s" LOG_KV "ms=%" PRIu64
+	    LOG_KV "attempts=%u", job_state_name(state), how, ms, j->attempts);
 
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
 		job_watch_remove(jw);
@@ -409,7 +412,7 @@ job_started(struct job *j, struct worker *w)
 	j->started_mono = util_mono_usec();
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);
 	ctx = job_ctx(j);
-	clog_debug(&ctx, "job started, attempt %u", j->attempts);
+	clog_debug(&ctx, "job started" LOG_KV "attempt=%u", j->attempts);
 	if (j->timeout != 0)
 		job_arm(j, j->timeout);
 }
@@ -452,17 +455,17 @@ job_worker_died(struct job *j)
 		return;
 	}
 	if (j->attempts <= j->retries && (p = pool_find(j->pool)) != NULL) {
-		clog_warnx(&ctx, "its worker died; running the job again "
-		    "(attempt %u of %" PRIu64 ")", j->attempts + 1,
-		    j->retries + 1);
+		clog_warnx(&ctx, "its worker died; running the job again"
+		    LOG_KV "attempt=%u" LOG_KV "attempts_max=%" PRIu64,
+		    j->attempts + 1, j->retries + 1);
 		j->state = JOB_QUEUED;
 		j->pid = 0;
 		pool_enqueue(p, j, 1);
 		pool_dispatch(p);
 		return;
 	}
-	clog_warnx(&ctx, "its worker died after %u attempt%s: job lost",
-	    j->attempts, j->attempts == 1 ? "" : "s");
+	clog_warnx(&ctx, "its worker died: job lost" LOG_KV "attempts=%u",
+	    j->attempts);
 	job_finish(j, JOB_LOST);
 }
 
@@ -512,8 +515,9 @@ job_kill(struct job *j, enum job_kill why)
 	if (j->kill_signal != 0)
 		return;
 	if (why == JOB_KILL_TIMEOUT)
-		clog_notice(&ctx, "job timed out after %s, sending SIGTERM",
-		    util_format_duration(j->timeout, took, sizeof took));
+		clog_notice(&ctx, "job timed out, sending SIGTERM"
+		    LOG_KV "timeout=%s", util_format_duration(j->timeout,
+		    took, sizeof took));
 	else
 		clog_debug(&ctx, "%s the job: sending SIGTERM",
 		    why == JOB_KILL_CANCEL ? "cancelling" : "shutting down");
@@ -537,16 +541,16 @@ job_timer_cb(evutil_socket_t fd, short events, void *arg)
 		job_kill(j, JOB_KILL_TIMEOUT);
 		break;
 	case SIGTERM:
-		clog_notice(&ctx, "job still running %s after SIGTERM, "
-		    "sending SIGKILL", grace);
+		clog_notice(&ctx, "job still running after SIGTERM, "
+		    "sending SIGKILL" LOG_KV "kill_grace=%s", grace);
 		j->kill_signal = SIGKILL;
 		pool_job_signal(j->w, j, SIGKILL);
 		job_arm(j, job_kill_grace(j));
 		break;
 	default:
 		/* The worker does not answer: kill both, it ends as a crash. */
-		clog_warnx(&ctx, "worker did not end the job %s after SIGKILL, "
-		    "killing the worker", grace);
+		clog_warnx(&ctx, "worker did not end the job after SIGKILL, "
+		    "killing the worker" LOG_KV "kill_grace=%s", grace);
 		if (j->pid > 0)
 			kill(-j->pid, SIGKILL);
 		if (j->w != NULL && j->w->pid > 0)

@@ -196,6 +196,7 @@ struct worker {
 	enum worker_stop stop;
 	pid_t		 pid;
 	int		 reaped;	/* pid is dead: reading its last words */
+	int		 reopen_log;	/* SIGUSR1 once it has said HELLO */
 	struct bufferevent *bev;
 	struct event	*timer;		/* restart after backoff; kill */
 	uint64_t	 started_usec;	/* wall clock, for Status */
@@ -241,10 +242,10 @@ int		 pool_child_exited(pid_t, int);
 void		 pool_worker_ready(struct worker *);
 unsigned int	 pool_count_live(void);
 unsigned int	 pool_count_starting(void);
-void		 pool_signal_all(int);
+void		 pool_reopen_logs(void);
 const char	*pool_worker_state_name(enum worker_state);
 json_t		*pool_status_json(const struct pool *);
-void		 pool_describe_status(int, char *, size_t);
+void		 pool_status_fields(int, char *, size_t);
 int		 pool_enqueue(struct pool *, struct job *, int);
 void		 pool_dispatch(struct pool *);
 void		 pool_job_signal(struct worker *, struct job *, int);

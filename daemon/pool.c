@@ -59,19 +59,15 @@ pool_worker_state_name(enum worker_state state)
 
 /* "exited with status 1", "killed by signal 9 (SIGKILL)". */
 void
-pool_describe_status(int status, char *buf, size_t len)
+pool_status_fields(int status, char *buf, size_t len)
 {
-	const char	*abbrev;
-
 	if (WIFEXITED(status))
-		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status)) {
-		abbrev = sigabbrev_np(WTERMSIG(status));
-		snprintf(buf, len, "killed by signal %d (SIG%s)%s",
-		    WTERMSIG(status), abbrev != NULL ? abbrev : "?",
-		    WCOREDUMP(status) ? ", core dumped" : "");
-	} else
-		snprintf(buf, len, "ended with wait status 0x%x", status);
+		snprintf(buf, len, LOG_KV "status=%d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, LOG_KV "signal=%d%s", WTERMSIG(status),
+		    WCOREDUMP(status) ? LOG_KV "core_dumped=yes" : "");
+	else
+		snprintf(buf, len, LOG_KV "wait_status=0x%x", status);
 }
 
 static struct log_ctx
@@ -122,14 +118,17 @@ pool_set_degraded(struct pool *p, int degraded, uint64_t ndeaths)
 		return;
 	p->degraded = degraded;
 	if (degraded)
-		clog_warnx(&ctx, "pool degraded: %" PRIu64 " worker deaths "
-		    "within %s (crash_limit %" PRIu64 "); restarting every %s",
-		    ndeaths, util_format_duration(p->cfg.crash_interval, iv,
-		    sizeof iv), p->cfg.crash_limit, util_format_duration(
-		    p->cfg.restart_delay_max, max, sizeof max));
+		clog_warnx(&ctx, "pool degraded: more worker deaths than "
+		    "crash_limit within crash_interval; restarting each at "
+		    "restart_delay_max" LOG_KV "deaths=%" PRIu64 LOG_KV
+		    "crash_limit=%" PRIu64 LOG_KV "crash_interval=%s" LOG_KV
+		    "restart_delay_max=%s", ndeaths, p->cfg.crash_limit,
+		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv),
+		    util_format_duration(p->cfg.restart_delay_max, max,
+		    sizeof max));
 	else
-		clog_notice(&ctx, "pool recovered: at most %" PRIu64
-		    " worker deaths within %s", p->cfg.crash_limit,
+		clog_notice(&ctx, "pool recovered" LOG_KV "crash_limit=%" PRIu64
+		    LOG_KV "crash_interval=%s", p->cfg.crash_limit,
 		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv));
 	supervisor_update_status();
 }
@@ -231,14 +230,16 @@ worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 		worker_spawn(w);
 		break;
 	case WORKER_STARTING:
-		clog_warnx(&ctx, "worker pid %d did not start within %ds, "
-		    "killing it", (int)w->pid, WORKER_START_TIMEOUT);
+		clog_warnx(&ctx, "worker did not start in time, killing it"
+		    LOG_KV "worker_pid=%d" LOG_KV "timeout=%ds", (int)w->pid,
+		    WORKER_START_TIMEOUT);
 		kill(w->pid, SIGKILL);
 		break;
 	case WORKER_STOPPING:
 		if (w->pid > 0) {
-			clog_warnx(&ctx, "worker pid %d still running %s "
-			    "after SIGTERM, sending SIGKILL", (int)w->pid,
+			clog_warnx(&ctx, "worker still running after "
+			    "SIGTERM, sending SIGKILL" LOG_KV "worker_pid=%d"
+			    LOG_KV "kill_grace=%s", (int)w->pid,
 			    util_format_duration(w->pool->cfg.kill_grace,
 			    grace, sizeof grace));
 			kill(w->pid, SIGKILL);
@@ -537,8 +538,8 @@ worker_event_cb(struct bufferevent *bev, short what, void *arg)
 	 */
 	worker_close(w);
 	if (w->pid > 0 && w->state != WORKER_STOPPING) {
-		clog_warnx(&ctx, "lost the connection to worker pid %d, "
-		    "killing it", (int)w->pid);
+		clog_warnx(&ctx, "lost the connection to the worker, "
+		    "killing it" LOG_KV "worker_pid=%d", (int)w->pid);
 		kill(w->pid, SIGKILL);
 	}
 }
@@ -587,19 +588,20 @@ worker_spawn(struct worker *w)
 	w->pid = pid;
 	w->state = WORKER_STARTING;
 	w->stop = STOP_NONE;
+	w->reopen_log = 0;
 	w->job = NULL;
 	w->jobs_done = 0;
 	w->started_usec = util_now_usec();
 	w->started_mono = util_mono_usec();
 	evtimer_add(w->timer, &start_timeout);
-	clog_debug(&ctx, "worker starting, pid %d", (int)pid);
+	clog_debug(&ctx, "worker starting" LOG_KV "worker_pid=%d", (int)pid);
 	return;
 
 fail:
 	/* Try again later, as if it had died at once. */
 	w->pid = 0;
 	w->started_mono = util_mono_usec();
-	worker_crashed(w, "could not be started", w->started_mono);
+	worker_crashed(w, NULL, w->started_mono);
 }
 
 void
@@ -609,7 +611,11 @@ pool_worker_ready(struct worker *w)
 
 	w->state = WORKER_IDLE;
 	evtimer_del(w->timer);
-	clog_info(&ctx, "worker started, pid %d", (int)w->pid);
+	if (w->reopen_log) {
+		w->reopen_log = 0;
+		kill(w->pid, SIGUSR1);
+	}
+	clog_info(&ctx, "worker started" LOG_KV "worker_pid=%d", (int)w->pid);
 	supervisor_check_ready();
 	pool_dispatch(w->pool);
 }
@@ -731,21 +737,30 @@ pool_count_busy(void)
 	return pool_count(worker_is_busy);
 }
 
-/* Signals every running worker. */
+/*
+ * Has every worker reopen its log file (SIGUSR1). One still starting may not
+ * have its handler yet, so it is told once it says HELLO.
+ */
 void
-pool_signal_all(int sig)
+pool_reopen_logs(void)
 {
 	struct pool	*p;
 	struct worker	*w;
 
-	/* A starting worker may not have its handlers yet. */
 	TAILQ_FOREACH(p, &pools, entry)
-		TAILQ_FOREACH(w, &p->workers, entry)
+		TAILQ_FOREACH(w, &p->workers, entry) {
 			if (w->state == WORKER_IDLE || w->state == WORKER_BUSY)
-				kill(w->pid, sig);
+				kill(w->pid, SIGUSR1);
+			else if (w->state == WORKER_STARTING)
+				w->reopen_log = 1;
+		}
 }
 
-/* A worker that died unexpectedly: count it, then restart after a backoff. */
+/*
+ * A worker that died unexpectedly (how: its exit status as log fields) or
+ * could not be started (how is NULL): count it, then restart after a
+ * backoff.
+ */
 static void
 worker_crashed(struct worker *w, const char *how, uint64_t now)
 {
@@ -765,13 +780,14 @@ worker_crashed(struct worker *w, const char *how, uint64_t now)
 		w->backoff = w->delay;
 	w->delay = pool_backoff_next(w->delay, p->cfg.restart_delay_max);
 	w->state = WORKER_BACKOFF;
-	if (w->pid > 0)
-		clog_warnx(&ctx, "worker pid %d %s, restarting in %s",
-		    (int)w->pid, how, util_format_duration(w->backoff, delay,
-		    sizeof delay));
+	util_format_duration(w->backoff, delay, sizeof delay);
+	if (how != NULL)
+		clog_warnx(&ctx, "worker exited" LOG_KV "why=crash%s" LOG_KV
+		    "worker_pid=%d" LOG_KV "restart_delay=%s", how,
+		    (int)w->pid, delay);
 	else
-		clog_warnx(&ctx, "worker %s, retrying in %s", how,
-		    util_format_duration(w->backoff, delay, sizeof delay));
+		clog_warnx(&ctx, "worker could not be started" LOG_KV
+		    "restart_delay=%s", delay);
 	w->pid = 0;
 	tv = util_timeval(w->backoff);
 	if (w->timer != NULL)
@@ -820,18 +836,21 @@ pool_child_exited(pid_t pid, int status)
 	w->job = NULL;
 	if (w->timer != NULL)
 		evtimer_del(w->timer);
-	pool_describe_status(status, how, sizeof how);
+	pool_status_fields(status, how, sizeof how);
 
 	switch (w->stop) {
 	case STOP_SHUTDOWN:
 	case STOP_RETIRE:
-		clog_info(&ctx, "worker pid %d stopped (%s)", (int)pid, how);
+		clog_info(&ctx, "worker exited" LOG_KV "why=%s%s" LOG_KV
+		    "worker_pid=%d", w->stop == STOP_SHUTDOWN ? "shutdown" :
+		    "retired", how, (int)pid);
 		w->pid = 0;
 		worker_free(w);
 		break;
 	case STOP_RECYCLE:
-		clog_info(&ctx, "worker pid %d recycled after %" PRIu64
-		    " jobs (%s)", (int)pid, w->jobs_done, how);
+		clog_info(&ctx, "worker exited" LOG_KV "why=recycled%s" LOG_KV
+		    "worker_pid=%d" LOG_KV "jobs=%" PRIu64, how, (int)pid,
+		    w->jobs_done);
 		w->pid = 0;
 		worker_spawn(w);
 		break;

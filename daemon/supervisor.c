@@ -166,9 +166,10 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 		    "ignoring");
 		break;
 	case SIGUSR1:
-		if (log_reopen() != 0)
-			log_warn("reopening the log file");
-		pool_signal_all(SIGUSR1);
+		log_request_reopen();
+		log_reopen_if_requested();
+		log_debug("received SIGUSR1: log reopened");
+		pool_reopen_logs();
 		break;
 	}
 }

@@ -63,6 +63,15 @@ worker_sigusr1(int sig)
 	log_request_reopen();
 }
 
+/* Who this worker's records about its job are about. */
+static struct log_ctx
+run_ctx(const struct run *r)
+{
+	struct log_ctx	 ctx = { NULL, NULL, (int64_t)r->id };
+
+	return ctx;
+}
+
 static void __attribute__((noreturn))
 worker_usage(void)
 {
@@ -241,14 +250,17 @@ static int
 handle_signal(struct run *r, int *status)
 {
 	struct signalfd_siginfo	 si;
+	struct log_ctx		 ctx;
 	pid_t			 pid;
 
 	if (read(sigfd, &si, sizeof si) != sizeof si)
 		return 0;
 	if (si.ssi_signo == SIGTERM) {
-		if (r != NULL && r->pid > 0)
-			log_notice("stopping: killing job %llu (pid %d)",
-			    (unsigned long long)r->id, (int)r->pid);
+		if (r != NULL && r->pid > 0) {
+			ctx = run_ctx(r);
+			clog_notice(&ctx, "worker stopping, killing its job"
+			    LOG_KV "pid=%d", (int)r->pid);
+		}
 		worker_exit(r);
 	}
 	if (si.ssi_signo != SIGCHLD || r == NULL || r->pid <= 0)
@@ -304,7 +316,8 @@ run_job(const uint8_t *payload, size_t len)
 	uint32_t		 argc, envc, has_stdin, i;
 	int			 outp[2][2], inp[2] = { -1, -1 }, status = 0;
 	int			 exited = 0, n, s, error;
-	char			 msg[512];
+	char			 msg[512], how[64];
+	struct log_ctx		 ctx;
 
 	memset(&r, 0, sizeof r);
 	proto_reader_init(&rd, payload, len);
@@ -329,7 +342,7 @@ run_job(const uint8_t *payload, size_t len)
 		fatalx("bad JOB_START from the supervisor");
 	r.stdin_data = stdin_data;
 	env = job_environ(r.id, jobenv, envc);
-	log_debug("running job %llu: %s", (unsigned long long)r.id, argv[0]);
+	ctx = run_ctx(&r);
 
 	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||
 	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0))
@@ -361,13 +374,15 @@ run_job(const uint8_t *payload, size_t len)
 		/* As a shell does: status 127 and why on the job's stderr. */
 		n = snprintf(msg, sizeof msg, "mprocd: cannot start '%s': %s\n",
 		    argv[0], strerror(error));
-		log_warnx("job %llu: %.*s", (unsigned long long)r.id, n - 1,
-		    msg);
+		clog_warnx(&ctx, "cannot start the job" LOG_KV "error=%s"
+		    LOG_KV "cmd=%s", strerror(error), argv[0]);
 		r.pid = 0;
 		send_output(&r, 1, msg, (size_t)n);
 		status = 127 << 8;
 		exited = 1;
 	} else {
+		clog_debug(&ctx, "job running" LOG_KV "pid=%d" LOG_KV "cmd=%s",
+		    (int)r.pid, argv[0]);
 		proto_buf_init(&b);
 		proto_put_u64(&b, r.id);
 		proto_put_u32(&b, (uint32_t)r.pid);
@@ -378,6 +393,7 @@ run_job(const uint8_t *payload, size_t len)
 	}
 
 	while (!exited) {
+		log_reopen_if_requested();
 		n = 0;
 		pfd[n++] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
 		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
@@ -414,8 +430,8 @@ run_job(const uint8_t *payload, size_t len)
 		}
 	close_fd(&r.in);
 	send_done(&r, status);
-	log_debug("job %llu done, wait status 0x%x", (unsigned long long)r.id,
-	    status);
+	pool_status_fields(status, how, sizeof how);
+	clog_debug(&ctx, "job done%s", how);
 
 	util_strv_free(argv);
 	util_strv_free(jobenv);
@@ -492,6 +508,7 @@ worker_main(int argc, char **argv)
 	proto_buf_free(&b);
 
 	for (;;) {
+		log_reopen_if_requested();
 		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
 		pfd[1] = (struct pollfd){ sigfd, POLLIN, 0 };
 		if (poll(pfd, 2, -1) == -1) {

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/param.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -29,6 +31,7 @@ static enum log_target	 log_target = LOG_TO_STDERR;
 static int		 log_fd = STDERR_FILENO;
 static char		*log_path;
 static int		 log_level = LOG_INFO;
+static int		 log_prefix;	/* "<N>" for journald's stream */
 static volatile sig_atomic_t log_reopen_pending;
 
 /* This process's own name and the fields it implies. */
@@ -114,6 +117,7 @@ log_open(const char *target, const char **errstr)
 	    (strcmp(target, "auto") == 0 && !stderr_is_journal())) {
 		log_close();
 		log_target = LOG_TO_STDERR;
+		log_prefix = stderr_is_journal();
 		return 0;
 	}
 	if (strcmp(target, "journal") == 0 || strcmp(target, "auto") == 0) {
@@ -146,6 +150,7 @@ log_close(void)
 	log_path = NULL;
 	log_fd = STDERR_FILENO;
 	log_target = LOG_TO_STDERR;
+	log_prefix = 0;
 }
 
 /*
@@ -180,6 +185,24 @@ log_request_reopen(void)
 	log_reopen_pending = 1;
 }
 
+/*
+ * Does a reopen log_request_reopen() asked for. Every record does it first;
+ * a process idle in poll() calls it too, so it lets go of the old file.
+ */
+void
+log_reopen_if_requested(void)
+{
+	int	 saved = errno;
+
+	if (!log_reopen_pending)
+		return;
+	log_reopen_pending = 0;
+	if (log_reopen() != 0)
+		log_warn("cannot reopen %s, still writing to the file it "
+		    "was", log_path);
+	errno = saved;
+}
+
 /* "supervisor" or "worker default/2": names every record this process logs. */
 void
 log_procinit(const char *name)
@@ -203,139 +226,252 @@ log_procname(void)
 }
 
 /*
- * Appends n bytes at *off, all or nothing: returns -1 (and writes nothing)
- * if they would go past len.
+ * A record's pieces in the order they are written: the context fields, msg,
+ * then the fields that followed LOG_KV in the message.
  */
-static int
-put(char *buf, size_t len, size_t *off, const char *s, size_t n)
+struct piece {
+	const char	*key;
+	size_t		 klen;
+	const char	*val;
+	size_t		 len;		/* of val */
+	size_t		 budget;	/* the bytes it may take once cut, or 0 */
+};
+
+#define LOG_PIECES_MAX	24
+#define LOG_KEY_MAX	32
+
+static const char cut_mark[] = " [cut]\"";
+#define CUT_LEN		(sizeof cut_mark - 1)
+#define CUT_MIN		(1 + CUT_LEN)	/* a quote, nothing kept, the mark */
+
+/* If s starts "key=" with a field key, the key's length; else 0. */
+static size_t
+field_key(const char *s, size_t n)
 {
-	if (n > len - *off)
-		return -1;
-	memcpy(buf + *off, s, n);
-	*off += n;
+	size_t	 i;
+
+	if (n == 0 || *s < 'a' || *s > 'z')
+		return 0;
+	for (i = 1; i < n && i <= LOG_KEY_MAX; i++) {
+		if (s[i] == '=')
+			return i;
+		if ((s[i] < 'a' || s[i] > 'z') && (s[i] < '0' || s[i] > '9') &&
+		    s[i] != '_')
+			return 0;
+	}
 	return 0;
 }
 
-static int
-needs_quotes(const char *v)
+/*
+ * Splits a formatted message at LOG_KV into msg and its "key=value" fields,
+ * after the n pieces already in pc. A part that is not "key=value" (a value
+ * that itself held the separator) stays in the piece before it, so nothing
+ * is dropped. Returns the new number of pieces.
+ */
+static size_t
+split_message(const char *msg, struct piece *pc, size_t n)
 {
-	const unsigned char	*p;
+	const char	*p = msg, *end = msg + strlen(msg), *sep;
+	size_t		 k;
 
-	if (*v == '\0')
+	pc[n] = (struct piece){ "msg", 3, msg, 0, 0 };
+	while ((sep = memchr(p, LOG_KV[0], (size_t)(end - p))) != NULL) {
+		p = sep + 1;
+		if ((k = field_key(p, (size_t)(end - p))) == 0 ||
+		    n + 1 == LOG_PIECES_MAX)
+			continue;	/* part of this piece's value */
+		pc[n].len = (size_t)(sep - pc[n].val);
+		pc[++n] = (struct piece){ p, k, p + k + 1, 0, 0 };
+	}
+	pc[n].len = (size_t)(end - pc[n].val);
+	return n + 1;
+}
+
+static int
+needs_quotes(const char *v, size_t n)
+{
+	const unsigned char	*p = (const unsigned char *)v;
+	size_t			 i;
+
+	if (n == 0)
 		return 1;
-	for (p = (const unsigned char *)v; *p != '\0'; p++)
-		if (*p <= ' ' || *p == '"' || *p == '=' || *p == '\\' ||
-		    *p == 0x7f)
+	for (i = 0; i < n; i++)
+		if (p[i] <= ' ' || p[i] == '"' || p[i] == '=' ||
+		    p[i] == '\\' || p[i] == 0x7f)
 			return 1;
 	return 0;
 }
 
-/*
- * A logfmt value: bare when simple, else quoted with escapes. Each escape
- * goes in whole or not at all; returns -1 if the value did not fit, leaving
- * *off after the last whole character (and with no closing quote).
- */
-static int
-put_value(char *buf, size_t len, size_t *off, const char *v, int quote)
+/* How c is written inside quotes; returns the escape's length. */
+static size_t
+escape(unsigned char c, char esc[8])
 {
-	const unsigned char	*p;
-	char			 esc[8];
-	const char		*e;
-	size_t			 n;
-
-	if (!quote)
-		return put(buf, len, off, v, strlen(v));
-	if (put(buf, len, off, "\"", 1) != 0)
-		return -1;
-	for (p = (const unsigned char *)v; *p != '\0'; p++) {
-		e = esc;
-		switch (*p) {
-		case '"':
-			e = "\\\"";
-			break;
-		case '\\':
-			e = "\\\\";
-			break;
-		case '\n':
-			e = "\\n";
-			break;
-		case '\t':
-			e = "\\t";
-			break;
-		case '\r':
-			e = "\\r";
-			break;
-		default:
-			if (*p < ' ' || *p == 0x7f)
-				snprintf(esc, sizeof esc, "\\x%02x", *p);
-			else {
-				esc[0] = (char)*p;
-				esc[1] = '\0';
-			}
-		}
-		n = strlen(e);
-		if (put(buf, len, off, e, n) != 0)
-			return -1;
+	switch (c) {
+	case '"':
+	case '\\':
+		esc[0] = '\\';
+		esc[1] = (char)c;
+		return 2;
+	case '\n':
+		memcpy(esc, "\\n", 2);
+		return 2;
+	case '\t':
+		memcpy(esc, "\\t", 2);
+		return 2;
+	case '\r':
+		memcpy(esc, "\\r", 2);
+		return 2;
 	}
-	return put(buf, len, off, "\"", 1);
+	if (c < ' ' || c == 0x7f)
+		return (size_t)snprintf(esc, 8, "\\x%02x", c);
+	esc[0] = (char)c;
+	return 1;
 }
 
-static void
-put_field(char *buf, size_t len, size_t *off, const char *key, const char *v)
+/* The bytes a whole piece takes: " key=" and its value. */
+static size_t
+piece_len(const struct piece *pc)
 {
-	size_t	 start = *off;
+	const unsigned char	*p = (const unsigned char *)pc->val;
+	char			 esc[8];
+	size_t			 i, n;
 
-	if (put(buf, len, off, " ", 1) != 0 ||
-	    put(buf, len, off, key, strlen(key)) != 0 ||
-	    put(buf, len, off, "=", 1) != 0 ||
-	    put_value(buf, len, off, v, needs_quotes(v)) != 0)
-		*off = start;	/* context fields are short; drop, never tear */
+	if (pc->budget != 0)
+		return 2 + pc->klen + pc->budget;
+	if (!needs_quotes(pc->val, pc->len))
+		return 2 + pc->klen + pc->len;
+	for (i = 0, n = 2; i < pc->len; i++)
+		n += escape(p[i], esc);
+	return 2 + pc->klen + n;
 }
 
 /*
- * One line: "TIMESTAMP LEVEL [worker=|pool=] [job=] msg=..." and a newline,
- * at most size bytes. A message that does not fit is cut between characters
- * and ends "... [cut]" inside its quotes.
+ * Writes a piece at *off. A cut piece keeps the whole characters that fit in
+ * its budget with the mark, so no escape is ever split.
  */
-size_t
-log_format(char *buf, size_t size, uint64_t usec, int level,
-    const struct log_ctx *ctx, const char *msg)
+static size_t
+put_piece(char *buf, size_t off, const struct piece *pc)
 {
-	static const char	 cut[] = " [cut]\"\n";
-	char			 ts[40], num[32];
-	struct tm		 tm;
-	time_t			 sec = (time_t)(usec / USEC_PER_SEC);
-	size_t			 off, start, len = size - 1;
-	const char		*pool = log_pool, *worker = log_worker;
+	const unsigned char	*p = (const unsigned char *)pc->val;
+	char			 esc[8];
+	size_t			 i, n, end;
+	int			 quote = pc->budget != 0 ||
+				    needs_quotes(pc->val, pc->len);
+
+	buf[off++] = ' ';
+	memcpy(buf + off, pc->key, pc->klen);
+	off += pc->klen;
+	buf[off++] = '=';
+	if (!quote) {
+		memcpy(buf + off, pc->val, pc->len);
+		return off + pc->len;
+	}
+	end = off + (pc->budget != 0 ? pc->budget - CUT_LEN : SIZE_MAX / 2);
+	buf[off++] = '"';
+	for (i = 0; i < pc->len; i++) {
+		n = escape(p[i], esc);
+		if (off + n > end)
+			break;
+		memcpy(buf + off, esc, n);
+		off += n;
+	}
+	if (pc->budget != 0) {
+		memcpy(buf + off, cut_mark, CUT_LEN);
+		return off + CUT_LEN;
+	}
+	buf[off++] = '"';
+	return off;
+}
+
+/*
+ * Cuts the longest pieces until the record fits in size bytes. Returns
+ * the number of pieces that fit (all of them unless size is tiny).
+ */
+static size_t
+fit_pieces(struct piece *pc, size_t n, size_t room)
+{
+	size_t	 i, longest, len, total;
+
+	for (;;) {
+		total = 0;
+		longest = n;
+		for (i = 0; i < n; i++) {
+			len = piece_len(&pc[i]);
+			total += len;
+			if (len - 2 - pc[i].klen > CUT_MIN && (longest == n ||
+			    len > piece_len(&pc[longest])))
+				longest = i;
+		}
+		if (total <= room)
+			return n;
+		if (longest == n)
+			break;
+		len = piece_len(&pc[longest]) - 2 - pc[longest].klen;
+		pc[longest].budget = len > total - room + CUT_MIN ?
+		    len - (total - room) : CUT_MIN;
+	}
+	/* Even cut to nothing they do not fit: keep those that do. */
+	for (i = 0, total = 0; i < n; i++) {
+		if ((total += piece_len(&pc[i])) > room)
+			return i;
+	}
+	return n;
+}
+
+/* The context's fields, or this process's own: worker (or pool), job. */
+static size_t
+context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
+    size_t numlen)
+{
+	const char	*pool = log_pool, *worker = log_worker;
+	size_t		 n = 0;
 
 	if (ctx != NULL && ctx->pool != NULL)
 		pool = ctx->pool;
 	if (ctx != NULL && ctx->worker != NULL)
 		worker = ctx->worker;
+	if (*worker != '\0')
+		pc[n++] = (struct piece){ "worker", 6, worker, strlen(worker),
+		    0 };
+	else if (*pool != '\0')
+		pc[n++] = (struct piece){ "pool", 4, pool, strlen(pool), 0 };
+	if (ctx != NULL && ctx->job > 0) {
+		snprintf(num, numlen, "%" PRId64, ctx->job);
+		pc[n++] = (struct piece){ "job", 3, num, strlen(num), 0 };
+	}
+	return n;
+}
+
+/*
+ * One line: "TIMESTAMP LEVEL [worker=|pool=] [job=] msg=... [key=value...]"
+ * and a newline, at most size bytes. The message may carry fields after
+ * LOG_KV. A record that does not fit has its longest values cut between
+ * characters, each ending "... [cut]" inside its quotes.
+ */
+size_t
+log_format(char *buf, size_t size, uint64_t usec, int level,
+    const struct log_ctx *ctx, const char *msg)
+{
+	struct piece	 pc[LOG_PIECES_MAX];
+	char		 ts[40], num[32];
+	struct tm	 tm;
+	time_t		 sec = (time_t)(usec / USEC_PER_SEC);
+	size_t		 off, i, n;
+
 	gmtime_r(&sec, &tm);
 	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
 	off = (size_t)snprintf(buf, size, "%s.%06uZ %s", ts,
 	    (unsigned)(usec % USEC_PER_SEC), log_level_name(level));
-	if (*worker != '\0')
-		put_field(buf, len, &off, "worker", worker);
-	else if (*pool != '\0')
-		put_field(buf, len, &off, "pool", pool);
-	if (ctx != NULL && ctx->job > 0) {
-		snprintf(num, sizeof num, "%" PRId64, ctx->job);
-		put_field(buf, len, &off, "job", num);
-	}
-	start = off;
-	if (put(buf, len, &off, " msg=", 5) == 0 &&
-	    put_value(buf, len, &off, msg, needs_quotes(msg)) == 0) {
-		buf[off++] = '\n';
-		return off;
-	}
-	/* Too long: again, quoted, leaving room for the marker. */
-	off = start;
-	put(buf, len, &off, " msg=", 5);
-	put_value(buf, size - (sizeof cut - 1), &off, msg, 1);
-	memcpy(buf + off, cut, sizeof cut - 1);
-	return off + sizeof cut - 1;
+	if (off >= size)
+		off = size - 1;
+
+	n = context_pieces(ctx, pc, num, sizeof num);
+	n = split_message(msg, pc, n);
+	n = fit_pieces(pc, n, size - off - 1);
+	for (i = 0; i < n; i++)
+		off = put_piece(buf, off, &pc[i]);
+	buf[off++] = '\n';
+	return off;
 }
 
 static void
@@ -348,69 +484,140 @@ write_record(const char *rec, size_t n)
 	while (w == -1 && errno == EINTR);
 }
 
-/* One sd_journal_sendv() with the fields that apply. */
+/* Appends "KEY=value" to a journal record: one iovec into store. */
+static void
+journal_field(struct iovec *iov, int *n, char **store, const char *end,
+    const char *prefix, const char *key, size_t klen, const char *val,
+    size_t len)
+{
+	char	*p = *store;
+	size_t	 i, plen = strlen(prefix);
+
+	if (plen + klen + 1 + len > (size_t)(end - p))
+		len = (size_t)(end - p) > plen + klen + 1 ?
+		    (size_t)(end - p) - plen - klen - 1 : 0;
+	if (plen + klen + 1 > (size_t)(end - p))
+		return;
+	memcpy(p, prefix, plen);
+	for (i = 0; i < klen; i++)
+		p[plen + i] = (char)toupper((unsigned char)key[i]);
+	p[plen + klen] = '=';
+	memcpy(p + plen + klen + 1, val, len);
+	iov[*n].iov_base = p;
+	iov[*n].iov_len = plen + klen + 1 + len;
+	(*n)++;
+	*store = p + plen + klen + 1 + len;
+}
+
+/*
+ * One sd_journal_sendv(): MESSAGE is the message with its fields in logfmt
+ * (what journalctl shows), and every field is also MPROCD_KEY=value.
+ */
 static void
 journal_send(int level, const struct log_ctx *ctx, const char *file,
     int line, const char *func, const char *msg)
 {
-	char		 f[9][LOG_RECORD_MAX + 16];
-	struct iovec	 iov[9];
-	int		 n = 0, i;
-	const char	*pool = log_pool, *worker = log_worker;
+	struct piece	 pc[LOG_PIECES_MAX];
+	struct iovec	 iov[LOG_PIECES_MAX + 8];
+	char		 store[4 * LOG_RECORD_MAX], text[LOG_RECORD_MAX];
+	char		 num[32], pri[4], lineno[16], *s = store;
+	const char	*end = store + sizeof store;
+	size_t		 i, n, nctx, off;
+	int		 k = 0;
 
-	if (ctx != NULL && ctx->pool != NULL)
-		pool = ctx->pool;
-	if (ctx != NULL && ctx->worker != NULL)
-		worker = ctx->worker;
-	snprintf(f[n++], sizeof f[0], "MESSAGE=%s", msg);
-	snprintf(f[n++], sizeof f[0], "PRIORITY=%d", level);
-	snprintf(f[n++], sizeof f[0], "SYSLOG_IDENTIFIER=mprocd");
-	snprintf(f[n++], sizeof f[0], "CODE_FILE=%s", file);
-	snprintf(f[n++], sizeof f[0], "CODE_LINE=%d", line);
-	snprintf(f[n++], sizeof f[0], "CODE_FUNC=%s", func);
-	if (*pool != '\0')
-		snprintf(f[n++], sizeof f[0], "MPROCD_POOL=%s", pool);
-	if (*worker != '\0')
-		snprintf(f[n++], sizeof f[0], "MPROCD_WORKER=%s", worker);
-	if (ctx != NULL && ctx->job > 0)
-		snprintf(f[n++], sizeof f[0], "MPROCD_JOB=%" PRId64, ctx->job);
-	for (i = 0; i < n; i++) {
-		iov[i].iov_base = f[i];
-		iov[i].iov_len = strlen(f[i]);
-	}
-	sd_journal_sendv(iov, n);
+	nctx = context_pieces(ctx, pc, num, sizeof num);
+	n = split_message(msg, pc, nctx);
+
+	/* MESSAGE: the text, then " key=value" for each field. */
+	memcpy(text, pc[nctx].val, off = MIN(pc[nctx].len, sizeof text - 1));
+	pc[nctx].len = 0;	/* msg itself is the text */
+	n = nctx + 1 + fit_pieces(pc + nctx + 1, n - nctx - 1,
+	    sizeof text - 1 - off);
+	for (i = nctx + 1; i < n; i++)
+		off = put_piece(text, off, &pc[i]);
+	journal_field(iov, &k, &s, end, "", "MESSAGE", 7, text, off);
+
+	snprintf(pri, sizeof pri, "%d", level);
+	journal_field(iov, &k, &s, end, "", "PRIORITY", 8, pri, strlen(pri));
+	journal_field(iov, &k, &s, end, "", "SYSLOG_IDENTIFIER", 17, "mprocd",
+	    6);
+	journal_field(iov, &k, &s, end, "", "CODE_FILE", 9, file, strlen(file));
+	snprintf(lineno, sizeof lineno, "%d", line);
+	journal_field(iov, &k, &s, end, "", "CODE_LINE", 9, lineno,
+	    strlen(lineno));
+	journal_field(iov, &k, &s, end, "", "CODE_FUNC", 9, func, strlen(func));
+	for (i = 0; i < n; i++)
+		if (i != nctx)
+			journal_field(iov, &k, &s, end, "MPROCD_", pc[i].key,
+			    pc[i].klen, pc[i].val, pc[i].len);
+	sd_journal_sendv(iov, k);
+}
+
+/* Puts ": strerror" at the end of the message text, before its fields. */
+static void
+add_error(char *msg, size_t size, int error)
+{
+	char	 err[128], *kv;
+	size_t	 len = strlen(msg), at, n;
+
+	n = (size_t)snprintf(err, sizeof err, ": %s", strerror(error));
+	if (n >= sizeof err)
+		n = sizeof err - 1;
+	at = (kv = strchr(msg, LOG_KV[0])) != NULL ? (size_t)(kv - msg) : len;
+	if (len + n >= size)
+		return;
+	memmove(msg + at + n, msg + at, len - at + 1);
+	memcpy(msg + at, err, n);
 }
 
 static void
 log_vemit(int level, const struct log_ctx *ctx, int with_errno,
     const char *file, int line, const char *func, const char *fmt, va_list ap)
 {
-	char		 msg[LOG_RECORD_MAX], rec[LOG_RECORD_MAX];
+	char		 msg[4 * LOG_RECORD_MAX], rec[LOG_RECORD_MAX + 4];
 	int		 saved = errno;
-	size_t		 n;
+	size_t		 n = 0;
 
 	if (level > log_level) {
 		errno = saved;
 		return;
 	}
-	if (log_reopen_pending) {
-		log_reopen_pending = 0;
-		log_reopen();
-	}
+	log_reopen_if_requested();
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	if (with_errno) {
-		n = strlen(msg);
-		snprintf(msg + n, sizeof msg - n, ": %s", strerror(saved));
-	}
+	if (with_errno)
+		add_error(msg, sizeof msg, saved);
 
 	if (log_target == LOG_TO_JOURNAL) {
 		journal_send(level, ctx, file, line, func, msg);
 		errno = saved;
 		return;
 	}
-	n = log_format(rec, sizeof rec, util_now_usec(), level, ctx, msg);
+	/* journald reads a "<N>" prefix on its stream as the priority. */
+	if (log_prefix)
+		n = (size_t)snprintf(rec, sizeof rec, "<%d>", level);
+	n += log_format(rec + n, LOG_RECORD_MAX, util_now_usec(), level, ctx,
+	    msg);
 	write_record(rec, n);
 	errno = saved;
+}
+
+/*
+ * Whether one more record from rl's source may be logged at monotonic time
+ * now (microseconds).
+ */
+int
+log_ratelimit(struct log_ratelimit *rl, uint64_t now)
+{
+	if (rl->count == 0 || now - rl->start >= rl->interval) {
+		if (rl->count > rl->burst)
+			log_notice("dropped %u %s records in the last %llus"
+			    LOG_KV "dropped=%u", rl->count - rl->burst,
+			    rl->what, (unsigned long long)(rl->interval /
+			    USEC_PER_SEC), rl->count - rl->burst);
+		rl->start = now;
+		rl->count = 0;
+	}
+	return rl->count++ < rl->burst;
 }
 
 void

@@ -12,6 +12,16 @@
 
 #define LOG_RECORD_MAX	4096
 
+/*
+ * Fields after the message, formatted with it and checked like it:
+ *	clog_info(&ctx, "job finished" LOG_KV "state=%s" LOG_KV "ms=%llu", ...)
+ * Files and stderr get them as logfmt after msg= (msg="job finished"
+ * state=failed ms=12), the journal as MPROCD_STATE=failed, MPROCD_MS=12 and
+ * in MESSAGE. Keys are [a-z][a-z0-9_]*. Put long user data last: a record
+ * that does not fit has its longest values cut.
+ */
+#define LOG_KV		"\x1f"
+
 /* Who a record is about; any field may be left empty (NULL or -1). */
 struct log_ctx {
 	const char	*pool;
@@ -23,6 +33,7 @@ int	 log_open(const char *, const char **);
 void	 log_close(void);
 int	 log_reopen(void);
 void	 log_request_reopen(void);
+void	 log_reopen_if_requested(void);
 void	 log_setlevel(int);
 int	 log_getlevel(void);
 int	 log_parse_level(const char *);
@@ -53,6 +64,23 @@ void	 log_fatal(int, const char *, int, const char *, const char *, ...)
 #define clog_notice(c, ...) log_emit(LOG_NOTICE, c, 0, LOG_AT, __VA_ARGS__)
 #define clog_warn(c, ...)   log_emit(LOG_WARNING, c, 1, LOG_AT, __VA_ARGS__)
 #define clog_warnx(c, ...)  log_emit(LOG_WARNING, c, 0, LOG_AT, __VA_ARGS__)
+
+/*
+ * At most burst records per interval for one source a hostile peer could
+ * drive: if (log_ratelimit(&rl, now)) log_notice(...). When a new interval
+ * starts, how many were dropped in the last one is logged.
+ */
+struct log_ratelimit {
+	const char	*what;		/* names them in the "dropped" record */
+	unsigned int	 burst;
+	uint64_t	 interval;	/* microseconds */
+	uint64_t	 start;
+	unsigned int	 count;
+};
+#define LOG_RATELIMIT(what, burst, seconds) \
+	{ (what), (burst), (uint64_t)(seconds) * 1000000, 0, 0 }
+
+int	 log_ratelimit(struct log_ratelimit *, uint64_t);
 
 /* Formats a record the way the stderr and file targets write it. */
 size_t	 log_format(char *, size_t, uint64_t, int, const struct log_ctx *,

@@ -78,9 +78,9 @@ class TestWorkers(DaemonTestCase):
         # Nobody else was touched.
         self.assertEqual(d.pool("beta")["restarts"], 0)
         self.assertEqual(d.worker("alpha/0")["restarts"], 0)
-        self.assertRegex(d.log(), r'worker=alpha/1 msg="worker pid %d '
-                         r'killed by signal 9 \(SIGKILL\), restarting in '
-                         r'100ms"' % old)
+        self.assertRegex(d.log(), r'warning worker=alpha/1 msg="worker '
+                         r'exited" why=crash signal=9 worker_pid=%d '
+                         r'restart_delay=100ms\n' % old)
 
     def test_crash_loop_backs_off_and_degrades(self):
         d = self.daemon("""
@@ -110,14 +110,15 @@ crash_interval = 60s
         for gap, delay in zip(gaps, expected):
             self.assertGreaterEqual(gap, delay * 0.95,
                                     "restart came too soon: gaps %s" % gaps)
-        waits = re.findall(r'restarting in (\d+ms)', d.log())
+        waits = re.findall(r'why=crash .*restart_delay=(\d+ms)', d.log())
         self.assertEqual(waits, ["100ms", "200ms", "400ms", "800ms",
                                  "800ms"])
         pool = d.pool("loop")
         self.assertTrue(pool["degraded"])
         self.assertEqual(pool["restarts"], 5)
-        self.assertIn('msg="pool degraded: 5 worker deaths within 1min '
-                      '(crash_limit 4); restarting every 800ms"', d.log())
+        self.assertRegex(d.log(), r'warning pool=loop msg="pool degraded: '
+                         r'[^"]*" deaths=5 crash_limit=4 crash_interval=1min '
+                         r'restart_delay_max=800ms\n')
 
     def test_no_busy_loop_while_backing_off(self):
         d = self.daemon("""
@@ -179,11 +180,11 @@ class TestSignalsAndSystemd(DaemonTestCase):
         victim = d.worker("a/3")["pid"]
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: os.path.exists(logfile) and
-                 "worker pid %d killed" % victim in open(logfile).read(),
+                 "worker_pid=%d " % victim in open(logfile).read(),
                  "the record to go to the new file")
         with open(logfile + ".1") as f:
             old = f.read()
-        self.assertNotIn("worker pid %d killed" % victim, old)
+        self.assertNotIn("worker_pid=%d " % victim, old)
         self.assertNotIn("SIGUSR1", old)
         self.assertEqual(d.pool("a")["restarts"], 1)
 
@@ -254,10 +255,10 @@ class TestShutdown(DaemonTestCase):
         self.assertEqual(d.wait_exit(), 0)
         for pid in pids:
             self.assertFalse(alive(pid), "worker %d left behind" % pid)
-        self.assertNotIn("restarting in", d.log())
+        self.assertNotIn("why=crash", d.log())
         # SIGTERM from the supervisor ends an idle worker cleanly.
-        self.assertEqual(d.log().count("stopped (exited with status 0)"),
-                         5)
+        self.assertEqual(d.log().count('msg="worker exited" why=shutdown '
+                                       'status=0 '), 5)
 
     def test_stuck_worker_is_killed_after_grace(self):
         d = self.daemon("""
@@ -274,8 +275,8 @@ kill_grace = 300ms
         self.assertEqual(d.wait_exit(), 0)
         self.assertFalse(alive(stuck))
         self.assertFalse(alive(other))
-        self.assertIn("still running 300ms after SIGTERM, sending SIGKILL",
-                      d.log())
+        self.assertIn('still running after SIGTERM, sending SIGKILL" '
+                      'worker_pid=%d kill_grace=300ms\n' % stuck, d.log())
 
     def test_kill9_of_supervisor_takes_workers_with_it(self):
         d = self.daemon(TWO_POOLS)

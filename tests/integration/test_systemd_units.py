@@ -90,8 +90,13 @@ class TestSocketActivation(unittest.TestCase):
                               os.path.abspath(MPROCD), "-c", conf],
                              stdout=log, stderr=log, env=env)
         self.addCleanup(lambda: p.poll() is None and p.kill())
-        wait_for(lambda: os.path.exists(sock), "the activation socket")
-        c = Conn(sock)
+        # The path exists between bind() and listen(): wait for a connect.
+        def connect():
+            try:
+                return Conn(sock)
+            except (FileNotFoundError, ConnectionRefusedError):
+                return None
+        c = wait_for(connect, "the activation socket")
         self.addCleanup(c.close)
         st = c.call("io.mprocd.Status")
         self.assertEqual(st["pid"], p.pid)    # execed in place

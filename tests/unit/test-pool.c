@@ -244,10 +244,12 @@ test_describe_status(void **state)
 {
 	char	 buf[128];
 
-	pool_describe_status(W_EXITCODE(3, 0), buf, sizeof buf);
-	assert_string_equal(buf, "exited with status 3");
-	pool_describe_status(SIGKILL, buf, sizeof buf);
-	assert_string_equal(buf, "killed by signal 9 (SIGKILL)");
+	pool_status_fields(W_EXITCODE(3, 0), buf, sizeof buf);
+	assert_string_equal(buf, LOG_KV "status=3");
+	pool_status_fields(SIGKILL, buf, sizeof buf);
+	assert_string_equal(buf, LOG_KV "signal=9");
+	pool_status_fields(SIGSEGV | 0x80, buf, sizeof buf);
+	assert_string_equal(buf, LOG_KV "signal=11" LOG_KV "core_dumped=yes");
 }
 
 static void
