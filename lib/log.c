@@ -418,10 +418,13 @@ fit_pieces(struct piece *pc, size_t n, size_t room)
 	return n;
 }
 
-/* The context's fields, or this process's own: worker (or pool), job. */
+/*
+ * The context's fields, or this process's own: worker (which names the pool,
+ * so pool only without one, unless both), job.
+ */
 static size_t
 context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
-    size_t numlen)
+    size_t numlen, int both)
 {
 	const char	*pool = log_pool, *worker = log_worker;
 	size_t		 n = 0;
@@ -430,11 +433,11 @@ context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
 		pool = ctx->pool;
 	if (ctx != NULL && ctx->worker != NULL)
 		worker = ctx->worker;
+	if (*pool != '\0' && (both || *worker == '\0'))
+		pc[n++] = (struct piece){ "pool", 4, pool, strlen(pool), 0 };
 	if (*worker != '\0')
 		pc[n++] = (struct piece){ "worker", 6, worker, strlen(worker),
 		    0 };
-	else if (*pool != '\0')
-		pc[n++] = (struct piece){ "pool", 4, pool, strlen(pool), 0 };
 	if (ctx != NULL && ctx->job > 0) {
 		snprintf(num, numlen, "%" PRId64, ctx->job);
 		pc[n++] = (struct piece){ "job", 3, num, strlen(num), 0 };
@@ -465,7 +468,7 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
 	if (off >= size)
 		off = size - 1;
 
-	n = context_pieces(ctx, pc, num, sizeof num);
+	n = context_pieces(ctx, pc, num, sizeof num, 0);
 	n = split_message(msg, pc, n);
 	n = fit_pieces(pc, n, size - off - 1);
 	for (i = 0; i < n; i++)
@@ -525,7 +528,7 @@ journal_send(int level, const struct log_ctx *ctx, const char *file,
 	size_t		 i, n, nctx, off;
 	int		 k = 0;
 
-	nctx = context_pieces(ctx, pc, num, sizeof num);
+	nctx = context_pieces(ctx, pc, num, sizeof num, 1);
 	n = split_message(msg, pc, nctx);
 
 	/* MESSAGE: the text, then " key=value" for each field. */
