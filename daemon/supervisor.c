@@ -85,7 +85,7 @@ supervisor_check_ready(void)
 	ready_sent = 1;
 	supervisor_update_status();
 	systemd_notify("READY=1");
-	log_info("ready: %u workers running", pool_count_live());
+	log_info("ready" LOG_KV "workers=%u", pool_count_live());
 }
 
 /* Once shutting down, exit when the last child has been reaped. */
@@ -103,9 +103,10 @@ supervisor_shutdown_timeout(evutil_socket_t fd, short events, void *arg)
 	char	 t[UTIL_FMTLEN];
 
 	if (pool_count_busy() > 0)
-		log_notice("%u jobs still running after shutdown_timeout %s, "
-		    "killing them", pool_count_busy(), util_format_duration(
-		    cfg->shutdown_timeout, t, sizeof t));
+		log_notice("jobs still running after shutdown_timeout, "
+		    "killing them" LOG_KV "jobs=%u" LOG_KV
+		    "shutdown_timeout=%s", pool_count_busy(),
+		    util_format_duration(cfg->shutdown_timeout, t, sizeof t));
 	pool_kill_running(JOB_KILL_SHUTDOWN);
 }
 
@@ -123,8 +124,8 @@ supervisor_shutdown(int sig)
 	char		 t[UTIL_FMTLEN];
 
 	if (mprocd_shutting_down) {
-		log_info("received SIG%s again: still stopping %u workers, "
-		    "killing %u running jobs now", sigabbrev_np(sig),
+		log_info("received SIG%s again: killing running jobs now"
+		    LOG_KV "workers=%u" LOG_KV "jobs=%u", sigabbrev_np(sig),
 		    pool_count_live(), pool_count_busy());
 		pool_kill_running(JOB_KILL_SHUTDOWN);
 		return;
@@ -139,9 +140,10 @@ supervisor_shutdown(int sig)
 		pool_stop(p, STOP_SHUTDOWN);
 	}
 	if (pool_count_busy() > 0) {
-		log_info("waiting up to %s for %u running jobs",
-		    util_format_duration(cfg->shutdown_timeout, t, sizeof t),
-		    pool_count_busy());
+		log_info("waiting up to shutdown_timeout for running jobs"
+		    LOG_KV "jobs=%u" LOG_KV "shutdown_timeout=%s",
+		    pool_count_busy(), util_format_duration(
+		    cfg->shutdown_timeout, t, sizeof t));
 		tv = util_timeval(cfg->shutdown_timeout);
 		shutdown_timer = evtimer_new(ev_base,
 		    supervisor_shutdown_timeout, NULL);
@@ -216,8 +218,8 @@ supervisor_kill_orphans(void)
 			    sscanf(p + 1, " %c %ld", &state, &ppid) != 2 ||
 			    ppid != (long)self || state == 'Z')
 				continue;
-			log_info("killing pid %d, left behind by a job",
-			    (int)pid);
+			log_info("killing a process left behind by a job"
+			    LOG_KV "pid=%d", (int)pid);
 			kill(pid, SIGKILL);
 		}
 		closedir(d);
@@ -274,8 +276,9 @@ supervisor_main(struct config *c, int fd)
 		nworkers += p->cfg.workers;
 		npools++;
 	}
-	log_info("mprocd %s started, pid %d, %u pools, %u workers",
-	    PACKAGE_VERSION, (int)getpid(), npools, nworkers);
+	log_info("mprocd started" LOG_KV "version=%s" LOG_KV "mprocd_pid=%d"
+	    LOG_KV "pools=%u" LOG_KV "workers=%u", PACKAGE_VERSION,
+	    (int)getpid(), npools, nworkers);
 
 	event_base_dispatch(ev_base);
 

@@ -1365,7 +1365,7 @@ class TestEdges(JobTestCase):
         self.d.signal(signal.SIGTERM)
         self.assertEqual(self.d.wait_exit(), 0)
         self.assertTrue(gone(escaped), "pid %d outlived mprocd" % escaped)
-        self.assertIn("left behind by a job", self.d.log())
+        self.assertIn("left behind by a job\" pid=", self.d.log())
 
 
 if __name__ == "__main__":

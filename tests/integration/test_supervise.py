@@ -302,7 +302,7 @@ kill_grace = 500ms
         d.signal(signal.SIGTERM)
         self.assertEqual(d.wait_exit(), 0)
         self.assertFalse(alive(stuck))
-        self.assertIn("again: still stopping 1 workers", d.log())
+        self.assertIn('again: killing running jobs now" workers=1 ', d.log())
 
 
 if __name__ == "__main__":

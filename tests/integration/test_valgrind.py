@@ -91,7 +91,7 @@ class TestValgrind(DaemonTestCase):
         w = d.connect()
         w.send("io.mprocd.Wait", {"ids": [last]})
         d.signal(signal.SIGTERM)
-        wait_for(lambda: "waiting up to" in d.log(), "shutdown to begin")
+        wait_for(lambda: "waiting up to shutdown_timeout" in d.log(), "shutdown to begin")
         d.signal(signal.SIGTERM)
         self.assertEqual(d.wait_exit(), 0)
 
