@@ -513,10 +513,10 @@ journal_field(struct iovec *iov, int *n, char **store, const char *end,
 }
 
 /*
- * One sd_journal_sendv(): MESSAGE is the message with its fields in logfmt
+ * One sd_journal_sendv(), returning its result: MESSAGE is the message with its fields in logfmt
  * (what journalctl shows), and every field is also MPROCD_KEY=value.
  */
-static void
+static int
 journal_send(int level, const struct log_ctx *ctx, const char *file,
     int line, const char *func, const char *msg)
 {
@@ -553,7 +553,7 @@ journal_send(int level, const struct log_ctx *ctx, const char *file,
 		if (i != nctx)
 			journal_field(iov, &k, &s, end, "MPROCD_", pc[i].key,
 			    pc[i].klen, pc[i].val, pc[i].len);
-	sd_journal_sendv(iov, k);
+	return sd_journal_sendv(iov, k);
 }
 
 /* Puts ": strerror" at the end of the message text, before its fields. */
@@ -590,8 +590,9 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 	if (with_errno)
 		add_error(msg, sizeof msg, saved);
 
-	if (log_target == LOG_TO_JOURNAL) {
-		journal_send(level, ctx, file, line, func, msg);
+	/* A journal that is not there (yet): stderr rather than nowhere. */
+	if (log_target == LOG_TO_JOURNAL &&
+	    journal_send(level, ctx, file, line, func, msg) >= 0) {
 		errno = saved;
 		return;
 	}
