@@ -262,11 +262,24 @@ field_key(const char *s, size_t n)
 	return 0;
 }
 
+/* Whether one of the n pieces already has the key (k bytes at key). */
+static int
+has_key(const struct piece *pc, size_t n, const char *key, size_t k)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (pc[i].klen == k && memcmp(pc[i].key, key, k) == 0)
+			return 1;
+	return 0;
+}
+
 /*
  * Splits a formatted message at LOG_KV into msg and its "key=value" fields,
- * after the n pieces already in pc. A part that is not "key=value" (a value
- * that itself held the separator) stays in the piece before it, so nothing
- * is dropped. Returns the new number of pieces.
+ * after the n pieces already in pc. A part that is not "key=value" with a
+ * key of its own (a value that itself held the separator) stays in the
+ * piece before it, so nothing is dropped and no field is overridden.
+ * Returns the new number of pieces.
  */
 static size_t
 split_message(const char *msg, struct piece *pc, size_t n)
@@ -278,7 +291,7 @@ split_message(const char *msg, struct piece *pc, size_t n)
 	while ((sep = memchr(p, LOG_KV[0], (size_t)(end - p))) != NULL) {
 		p = sep + 1;
 		if ((k = field_key(p, (size_t)(end - p))) == 0 ||
-		    n + 1 == LOG_PIECES_MAX)
+		    n + 1 == LOG_PIECES_MAX || has_key(pc, n + 1, p, k))
 			continue;	/* part of this piece's value */
 		pc[n].len = (size_t)(sep - pc[n].val);
 		pc[++n] = (struct piece){ p, k, p + k + 1, 0, 0 };
@@ -328,6 +341,19 @@ escape(unsigned char c, char esc[8])
 	return 1;
 }
 
+/* How many bytes the UTF-8 character that starts with c has. */
+static size_t
+utf8_len(unsigned char c)
+{
+	if ((c & 0xe0) == 0xc0)
+		return 2;
+	if ((c & 0xf0) == 0xe0)
+		return 3;
+	if ((c & 0xf8) == 0xf0)
+		return 4;
+	return 1;
+}
+
 /* The bytes a whole piece takes: " key=" and its value. */
 static size_t
 piece_len(const struct piece *pc)
@@ -354,7 +380,7 @@ put_piece(char *buf, size_t off, const struct piece *pc)
 {
 	const unsigned char	*p = (const unsigned char *)pc->val;
 	char			 esc[8];
-	size_t			 i, n, end;
+	size_t			 i, n, end, start, lead;
 	int			 quote = pc->budget != 0 ||
 				    needs_quotes(pc->val, pc->len);
 
@@ -368,14 +394,22 @@ put_piece(char *buf, size_t off, const struct piece *pc)
 	}
 	end = off + (pc->budget != 0 ? pc->budget - CUT_LEN : SIZE_MAX / 2);
 	buf[off++] = '"';
-	for (i = 0; i < pc->len; i++) {
+	for (i = 0, lead = 0, start = off; i < pc->len; i++) {
 		n = escape(p[i], esc);
 		if (off + n > end)
 			break;
+		if ((p[i] & 0xc0) != 0x80) {
+			lead = i;	/* where this character begins */
+			start = off;
+		}
 		memcpy(buf + off, esc, n);
 		off += n;
 	}
 	if (pc->budget != 0) {
+		/* Cut inside a UTF-8 character: drop its first bytes too. */
+		if (i < pc->len && (p[i] & 0xc0) == 0x80 &&
+		    i - lead < utf8_len(p[lead]))
+			off = start;
 		memcpy(buf + off, cut_mark, CUT_LEN);
 		return off + CUT_LEN;
 	}
@@ -383,38 +417,53 @@ put_piece(char *buf, size_t off, const struct piece *pc)
 	return off;
 }
 
+/* The bytes the pieces take if no value takes more than level. */
+static size_t
+total_at(const struct piece *pc, const size_t *full, size_t n, size_t level)
+{
+	size_t	 i, total = 0;
+
+	for (i = 0; i < n; i++)
+		total += 2 + pc[i].klen + MIN(full[i], level);
+	return total;
+}
+
 /*
- * Cuts the longest pieces until the record fits in size bytes. Returns
- * the number of pieces that fit (all of them unless size is tiny).
+ * Makes the pieces fit in room bytes by cutting the longest values down to
+ * one level, the highest that fits, so the room is shared rather than one
+ * value emptied. Returns the number of pieces that fit: all of them unless
+ * room is tiny.
  */
 static size_t
 fit_pieces(struct piece *pc, size_t n, size_t room)
 {
-	size_t	 i, longest, len, total;
+	size_t	 full[LOG_PIECES_MAX], i, lo = CUT_MIN, hi = CUT_MIN, mid;
+	size_t	 total;
 
-	for (;;) {
-		total = 0;
-		longest = n;
-		for (i = 0; i < n; i++) {
-			len = piece_len(&pc[i]);
-			total += len;
-			if (len - 2 - pc[i].klen > CUT_MIN && (longest == n ||
-			    len > piece_len(&pc[longest])))
-				longest = i;
-		}
-		if (total <= room)
-			return n;
-		if (longest == n)
-			break;
-		len = piece_len(&pc[longest]) - 2 - pc[longest].klen;
-		pc[longest].budget = len > total - room + CUT_MIN ?
-		    len - (total - room) : CUT_MIN;
+	for (i = 0; i < n; i++) {
+		pc[i].budget = 0;
+		full[i] = piece_len(&pc[i]) - 2 - pc[i].klen;
+		hi = MAX(hi, full[i]);
 	}
-	/* Even cut to nothing they do not fit: keep those that do. */
-	for (i = 0, total = 0; i < n; i++) {
+	if (total_at(pc, full, n, hi) <= room)
+		return n;
+	if (total_at(pc, full, n, lo) <= room) {
+		/* The highest level that fits is in [lo, hi). */
+		while (hi - lo > 1) {
+			mid = lo + (hi - lo) / 2;
+			if (total_at(pc, full, n, mid) <= room)
+				lo = mid;
+			else
+				hi = mid;
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (full[i] > lo)
+			pc[i].budget = lo;
+	/* Even cut to nothing they may not fit: keep those that do. */
+	for (i = 0, total = 0; i < n; i++)
 		if ((total += piece_len(&pc[i])) > room)
 			return i;
-	}
 	return n;
 }
 
@@ -560,13 +609,15 @@ journal_send(int level, const struct log_ctx *ctx, const char *file,
 static void
 add_error(char *msg, size_t size, int error)
 {
-	char	 err[128], *kv;
-	size_t	 len = strlen(msg), at, n;
+	struct piece	 pc[LOG_PIECES_MAX];
+	char		 err[128];
+	size_t		 len = strlen(msg), at, n;
 
 	n = (size_t)snprintf(err, sizeof err, ": %s", strerror(error));
 	if (n >= sizeof err)
 		n = sizeof err - 1;
-	at = (kv = strchr(msg, LOG_KV[0])) != NULL ? (size_t)(kv - msg) : len;
+	split_message(msg, pc, 0);
+	at = pc[0].len;
 	if (len + n >= size)
 		return;
 	memmove(msg + at + n, msg + at, len - at + 1);
@@ -577,7 +628,7 @@ static void
 log_vemit(int level, const struct log_ctx *ctx, int with_errno,
     const char *file, int line, const char *func, const char *fmt, va_list ap)
 {
-	char		 msg[4 * LOG_RECORD_MAX], rec[LOG_RECORD_MAX + 4];
+	char		 msg[4 * LOG_RECORD_MAX], rec[LOG_RECORD_MAX];
 	int		 saved = errno;
 	size_t		 n = 0;
 
@@ -599,8 +650,8 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 	/* journald reads a "<N>" prefix on its stream as the priority. */
 	if (log_prefix)
 		n = (size_t)snprintf(rec, sizeof rec, "<%d>", level);
-	n += log_format(rec + n, LOG_RECORD_MAX, util_now_usec(), level, ctx,
-	    msg);
+	n += log_format(rec + n, LOG_RECORD_MAX - n, util_now_usec(), level,
+	    ctx, msg);
 	write_record(rec, n);
 	errno = saved;
 }

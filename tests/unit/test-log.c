@@ -1333,8 +1333,12 @@ check_fit(const struct log_ctx *ctx, const char *msg, const struct want *w,
 			    pr->cut ? " cut" : "", w[i].len, size);
 		cuts += pr->cut != 0;
 	}
-	/* A cut leaves no room unused but part of an escape per value. */
-	if (cuts > 0 && n + 3 * cuts < size)
+	/*
+	 * A cut leaves no room unused but, per cut value, part of an escape or
+	 * of a UTF-8 character, and a byte where the values cut to one level
+	 * could not all take one more.
+	 */
+	if (cuts > 0 && n + 4 * cuts < size)
 		fail_msg("cut to %zu bytes of %zu", n, size);
 	if (lenp != NULL)
 		*lenp = n;
@@ -1548,6 +1552,17 @@ rnd_name(uint64_t *s, char *buf, size_t size)
 	return buf;
 }
 
+static int
+want_has_key(const struct want *w, size_t n, const char *key)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(w[i].key, key) == 0)
+			return 1;
+	return 0;
+}
+
 static void
 rnd_case(uint64_t *s, struct rcase *c)
 {
@@ -1585,11 +1600,16 @@ rnd_case(uint64_t *s, struct rcase *c)
 
 	nf = rnd_below(s, 4) == 0 ? rnd_below(s, 31) : rnd_below(s, 6);
 	for (i = 0; i < nf; i++) {
+		/* A key given twice is not a field: keep them unique. */
 		key = c->keys[i];
-		key[0] = (char)('a' + rnd_below(s, 26));
-		for (k = 1 + rnd_below(s, KEY_MAX), len = 1; len < k; len++)
-			key[len] = keychars[rnd_below(s, sizeof keychars - 1)];
-		key[len] = '\0';
+		do {
+			key[0] = (char)('a' + rnd_below(s, 26));
+			for (k = 1 + rnd_below(s, KEY_MAX), len = 1; len < k;
+			    len++)
+				key[len] = keychars[rnd_below(s,
+				    sizeof keychars - 1)];
+			key[len] = '\0';
+		} while (want_has_key(c->w, c->nw, key));
 		off += (size_t)snprintf(c->msg + off, sizeof c->msg - off,
 		    LOG_KV "%s=", key);
 		len = rnd_len(s, &left);
@@ -1919,6 +1939,148 @@ test_reopen_if_requested_fails(void **state)
 	free(s);
 }
 
+/* Whether s holds only whole UTF-8 sequences (lead and continuations). */
+static int
+utf8_whole(const char *s, size_t n)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i, k, need;
+
+	for (i = 0; i < n; i += need) {
+		if (p[i] < 0x80)
+			need = 1;
+		else if ((p[i] & 0xe0) == 0xc0)
+			need = 2;
+		else if ((p[i] & 0xf0) == 0xe0)
+			need = 3;
+		else if ((p[i] & 0xf8) == 0xf0)
+			need = 4;
+		else
+			return 0;
+		if (i + need > n)
+			return 0;
+		for (k = 1; k < need; k++)
+			if ((p[i + k] & 0xc0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
+/* A cut keeps whole UTF-8 characters, as it keeps whole escapes. */
+static void
+test_cut_keeps_utf8_whole(void **state)
+{
+	static const char	*chars[] = { "\xc3\xa9", "\xe2\x9c\x93",
+	    "\xf0\x9f\x98\x80" };
+	static struct record	 r;
+	static char		 msg[8010];
+	const char		*rec;
+	size_t			 i, shift, off, len;
+
+	for (i = 0; i < sizeof chars / sizeof chars[0]; i++) {
+		len = strlen(chars[i]);
+		for (shift = 0; shift < len; shift++) {
+			memset(msg, 'a', shift);
+			for (off = shift; off + len <= 8000; off += len)
+				memcpy(msg + off, chars[i], len);
+			msg[off] = '\0';
+			rec = fmt(LOG_INFO, NULL, msg);
+			record_check(rec, strlen(rec), LOG_RECORD_MAX, &r);
+			assert_true(r.pairs[0].cut);
+			if (!utf8_whole(r.pairs[0].val, r.pairs[0].len))
+				fail_msg("%zu-byte characters after %zu 'a': "
+				    "cut inside a character", len, shift);
+		}
+	}
+}
+
+/*
+ * ": strerror" goes after the message text even when that text holds a
+ * separator that starts no field.
+ */
+static void
+test_warn_error_after_text_with_separator(void **state)
+{
+	static struct record	 r;
+	struct logdir		*d = *state;
+	char			*s;
+
+	open_file_target(d);
+	errno = ENOENT;
+	log_warn("read %s" LOG_KV "fd=%d", "a" LOG_KV "b", 3);
+	s = slurp(d->path);
+	line_check(s, 0, "", &r);
+	expect_pairs(&r, "msg", "read a" LOG_KV "b: No such file or directory",
+	    "fd", "3", NULL);
+	free(s);
+}
+
+/* With the "<N>" prefix, a record is still at most LOG_RECORD_MAX. */
+static void
+test_journal_prefix_record_max(void **state)
+{
+	struct logdir	*d = *state;
+	const char	*errstr = NULL;
+	static char	 big[8001];
+	char		 stream[64], *s;
+	int		 saved, rc;
+
+	memset(big, 'x', 8000);
+	saved = stderr_divert(d->path, stream, sizeof stream);
+	setenv("JOURNAL_STREAM", stream, 1);
+	if ((rc = log_open("stderr", &errstr)) == 0)
+		log_info("%s", big);
+	log_close();
+	stderr_restore(saved);
+	assert_int_equal(rc, 0);
+	s = slurp(d->path);
+	assert_memory_equal(s, "<6>", 3);
+	if (strlen(s) > LOG_RECORD_MAX)
+		fail_msg("wrote %zu bytes, more than LOG_RECORD_MAX",
+		    strlen(s));
+	free(s);
+}
+
+/* Values too long share the room: none is emptied while another is kept. */
+static void
+test_cut_shares_room(void **state)
+{
+	static char	 msg[12000];
+	static struct record r;
+	const char	*rec;
+	size_t		 a, b;
+
+	snprintf(msg, sizeof msg, "two" LOG_KV "a=%s" LOG_KV "b=%s",
+	    "", "");
+	memset(msg, 0, sizeof msg);
+	strcpy(msg, "two" LOG_KV "a=");
+	memset(msg + strlen(msg), 'a', 5000);
+	strcat(msg, LOG_KV "b=");
+	memset(msg + strlen(msg), 'b', 6000);
+	rec = fmt(LOG_INFO, NULL, msg);
+	record_check(rec, strlen(rec), LOG_RECORD_MAX, &r);
+	assert_int_equal(r.npairs, 3);
+	assert_true(r.pairs[1].cut && r.pairs[2].cut);
+	a = r.pairs[1].len;
+	b = r.pairs[2].len;
+	/* Cut to one level: within a byte of each other, both substantial. */
+	assert_true(a + 1 >= b && b + 1 >= a);
+	assert_true(a > 1900);
+}
+
+/* A field cannot be given twice, so client data cannot override one. */
+static void
+test_fields_no_override(void **state)
+{
+	struct log_ctx	 ctx = { NULL, NULL, 7 };
+
+	fmt_is("x" LOG_KV "msg=spoof", TS_STR " info msg=\"x\\x1fmsg=spoof\"\n");
+	fmt_is("x" LOG_KV "k=1" LOG_KV "k=2",
+	    TS_STR " info msg=x k=\"1\\x1fk=2\"\n");
+	assert_string_equal(fmt(LOG_INFO, &ctx, "x" LOG_KV "job=1"),
+	    TS_STR " info job=7 msg=\"x\\x1fjob=1\"\n");
+}
+
 int
 main(void)
 {
@@ -1991,6 +2153,16 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_if_requested_fails,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_keeps_utf8_whole,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_warn_error_after_text_with_separator, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_journal_prefix_record_max,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cut_shares_room, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_fields_no_override, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
