@@ -21,6 +21,8 @@
 #include "log.h"
 #include "util.h"
 
+#define JOURNAL_SOCKET	"/run/systemd/journal/socket"
+
 enum log_target {
 	LOG_TO_STDERR,
 	LOG_TO_FILE,
@@ -113,14 +115,20 @@ log_open(const char *target, const char **errstr)
 {
 	int	 fd;
 
-	if (strcmp(target, "stderr") == 0 ||
-	    (strcmp(target, "auto") == 0 && !stderr_is_journal())) {
+	if (strcmp(target, "stderr") == 0 || (strcmp(target, "auto") == 0 &&
+	    (!stderr_is_journal() || access(JOURNAL_SOCKET, W_OK) != 0))) {
 		log_close();
 		log_target = LOG_TO_STDERR;
 		log_prefix = stderr_is_journal();
 		return 0;
 	}
 	if (strcmp(target, "journal") == 0 || strcmp(target, "auto") == 0) {
+		/* sd_journal_send() drops records silently without it. */
+		if (access(JOURNAL_SOCKET, W_OK) != 0) {
+			*errstr = "the journal is not running (no "
+			    JOURNAL_SOCKET "); use stderr or file:PATH";
+			return -1;
+		}
 		log_close();
 		log_target = LOG_TO_JOURNAL;
 		return 0;
@@ -641,7 +649,7 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 	if (with_errno)
 		add_error(msg, sizeof msg, saved);
 
-	/* A journal that is not there (yet): stderr rather than nowhere. */
+	/* A journal that fails to take it: stderr rather than nowhere. */
 	if (log_target == LOG_TO_JOURNAL &&
 	    journal_send(level, ctx, file, line, func, msg) >= 0) {
 		errno = saved;

@@ -1,7 +1,9 @@
 /* lib/log.c: the record format, levels, process names and log targets. */
 #include "config.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -1731,6 +1733,8 @@ log_via_stderr(const char *path, const char *target, const char *stream)
 	return rc;
 }
 
+static int	journald_listening(void);
+
 /* On journald's stream each record starts with its priority, "<N>". */
 static void
 test_journal_prefix(void **state)
@@ -1752,10 +1756,16 @@ test_journal_prefix(void **state)
 	assert_int_equal(count_char(s, strlen(s), '\n'), 2);
 	free(s);
 
-	/* "auto" sends them to the journal itself: nothing on stderr. */
+	/*
+	 * "auto" sends them to the journal itself: nothing on stderr. With no
+	 * journald to take them, they stay on the stream, prefixed.
+	 */
 	assert_int_equal(log_via_stderr(d->path, "auto", "same"), 0);
 	s = slurp(d->path);
-	assert_string_equal(s, "");
+	if (journald_listening())
+		assert_string_equal(s, "");
+	else
+		line_check(s, 0, "<4>", &r);
 	free(s);
 }
 
@@ -2081,6 +2091,51 @@ test_fields_no_override(void **state)
 	    TS_STR " info job=7 msg=\"x\\x1fjob=1\"\n");
 }
 
+
+/* Whether a journald listens here (then the fallback cannot be seen). */
+static int
+journald_listening(void)
+{
+	struct sockaddr_un	 sun = { .sun_family = AF_UNIX };
+	int			 fd, ok;
+
+	snprintf(sun.sun_path, sizeof sun.sun_path,
+	    "/run/systemd/journal/socket");
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	ok = connect(fd, (struct sockaddr *)&sun, sizeof sun) == 0;
+	close(fd);
+	return ok;
+}
+
+/*
+ * sd_journal_send() drops records silently when no journald listens, so
+ * the journal target is refused then, saying why.
+ */
+static void
+test_journal_unreachable_refused(void **state)
+{
+	static struct record	 r;
+	struct logdir		*d = *state;
+	const char		*errstr = NULL;
+	char			*s;
+
+	if (journald_listening()) {
+		print_message("SKIPPED: a journald listens on this machine\n");
+		skip();
+	}
+	open_file_target(d);
+	assert_int_equal(log_open("journal", &errstr), -1);
+	assert_non_null(errstr);
+	assert_non_null(strstr(errstr, "the journal is not running"));
+	/* The target in place stays. */
+	log_info("still here");
+	s = slurp(d->path);
+	line_check(s, 0, "", &r);
+	expect_pairs(&r, "msg", "still here", NULL);
+	free(s);
+}
+
 int
 main(void)
 {
@@ -2163,6 +2218,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_fields_no_override, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_journal_unreachable_refused, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
