@@ -57,12 +57,6 @@ extern char	**environ;
 static const char *worker_name;
 static int	 sigfd = -1;
 
-static void
-worker_sigusr1(int sig)
-{
-	log_request_reopen();
-}
-
 /* Who this worker's records about its job are about. */
 static struct log_ctx
 run_ctx(const struct run *r)
@@ -255,6 +249,11 @@ handle_signal(struct run *r, int *status)
 
 	if (read(sigfd, &si, sizeof si) != sizeof si)
 		return 0;
+	if (si.ssi_signo == SIGUSR1) {
+		log_request_reopen();
+		log_reopen_if_requested();
+		return 0;
+	}
 	if (si.ssi_signo == SIGTERM) {
 		if (r != NULL && r->pid > 0) {
 			ctx = run_ctx(r);
@@ -393,7 +392,6 @@ run_job(const uint8_t *payload, size_t len)
 	}
 
 	while (!exited) {
-		log_reopen_if_requested();
 		n = 0;
 		pfd[n++] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
 		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
@@ -454,7 +452,6 @@ worker_main(int argc, char **argv)
 	struct proto_buf	 b;
 	struct pollfd		 pfd[2];
 	uint8_t			*payload;
-	struct sigaction	 sa;
 	sigset_t		 mask;
 	int			 ch, level = LOG_INFO, status;
 
@@ -489,13 +486,14 @@ worker_main(int argc, char **argv)
 	 */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = worker_sigusr1;
-	sa.sa_flags = SA_RESTART;
-	sigaction(SIGUSR1, &sa, NULL);
+	/*
+	 * Signals are read from a signalfd, so none slips in between a check
+	 * and poll(): SIGUSR1 reopens the log at once, even when idle.
+	 */
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
 	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
 		fatal("signalfd");
@@ -508,7 +506,6 @@ worker_main(int argc, char **argv)
 	proto_buf_free(&b);
 
 	for (;;) {
-		log_reopen_if_requested();
 		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
 		pfd[1] = (struct pollfd){ sigfd, POLLIN, 0 };
 		if (poll(pfd, 2, -1) == -1) {

@@ -88,8 +88,10 @@ main(int argc, char **argv)
 	for (i = 0; i < procs; i++) {
 		if ((pids[i] = fork()) == -1)
 			fatal("fork");
-		if (pids[i] == 0)
+		if (pids[i] == 0) {
+			free(pids);
 			child(target, i, records);
+		}
 	}
 
 	for (left = procs; left > 0; ) {
