@@ -381,6 +381,7 @@ method_submit(struct client *c, struct varlink_call *call)
 	struct pool	*p;
 	struct job	*j;
 	struct log_ctx	 ctx;
+	char		 cmd[1024];
 	const char	*bad;
 
 	if (control_parse_submit(call->params, &sb, &bad) != 0) {
@@ -417,7 +418,8 @@ method_submit(struct client *c, struct varlink_call *call)
 	j->retries = sb.has_retries == 1 ? sb.retries : p->cfg.retries;
 	ctx = (struct log_ctx){ p->name, NULL, j->id };
 	clog_debug(&ctx, "job submitted" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
-	    LOG_KV "cmd=%s", (unsigned)c->uid, (int)c->pid, j->argv[0]);
+	    LOG_KV "cmd=%s", (unsigned)c->uid, (int)c->pid,
+	    log_safe(j->argv[0], cmd, sizeof cmd));
 	pool_enqueue(p, j, 0);
 	control_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
 	pool_dispatch(p);

@@ -455,7 +455,7 @@ job_worker_died(struct job *j)
 		return;
 	}
 	if (j->attempts <= j->retries && (p = pool_find(j->pool)) != NULL) {
-		clog_warnx(&ctx, "its worker died; running the job again"
+		clog_warnx(&ctx, "the job's worker died; running the job again"
 		    LOG_KV "attempt=%u" LOG_KV "attempts_max=%" PRIu64,
 		    j->attempts + 1, j->retries + 1);
 		j->state = JOB_QUEUED;
@@ -464,7 +464,7 @@ job_worker_died(struct job *j)
 		pool_dispatch(p);
 		return;
 	}
-	clog_warnx(&ctx, "its worker died: job lost" LOG_KV "attempts=%u",
+	clog_warnx(&ctx, "the job's worker died; job lost" LOG_KV "attempts=%u",
 	    j->attempts);
 	job_finish(j, JOB_LOST);
 }

@@ -196,6 +196,7 @@ struct worker {
 	enum worker_stop stop;
 	pid_t		 pid;
 	int		 reaped;	/* pid is dead: reading its last words */
+	int		 said_hello;	/* reads its signals now */
 	int		 reopen_log;	/* SIGUSR1 once it has said HELLO */
 	struct bufferevent *bev;
 	struct event	*timer;		/* restart after backoff; kill */

@@ -36,6 +36,7 @@ struct pools pools = TAILQ_HEAD_INITIALIZER(pools);
 static void	worker_spawn(struct worker *);
 static void	worker_free(struct worker *);
 static void	worker_crashed(struct worker *, const char *, uint64_t);
+static void	worker_reopen_log(struct worker *);
 static void	worker_stop(struct worker *, enum worker_stop);
 static void	worker_read_cb(struct bufferevent *, void *);
 
@@ -479,10 +480,12 @@ worker_dispatch(struct worker *w, const struct proto_hdr *h,
 			    PROTO_VERSION);
 			return -1;
 		}
+		if (w->state != WORKER_STARTING && w->state != WORKER_STOPPING)
+			break;
+		w->said_hello = 1;
+		worker_reopen_log(w);
 		if (w->state == WORKER_STOPPING)
 			return 0;	/* raced with the stop: let it finish */
-		if (w->state != WORKER_STARTING)
-			break;
 		pool_worker_ready(w);
 		return 0;
 	default:
@@ -589,6 +592,7 @@ worker_spawn(struct worker *w)
 	w->state = WORKER_STARTING;
 	w->stop = STOP_NONE;
 	w->reopen_log = 0;
+	w->said_hello = 0;
 	w->job = NULL;
 	w->jobs_done = 0;
 	w->started_usec = util_now_usec();
@@ -611,10 +615,6 @@ pool_worker_ready(struct worker *w)
 
 	w->state = WORKER_IDLE;
 	evtimer_del(w->timer);
-	if (w->reopen_log) {
-		w->reopen_log = 0;
-		kill(w->pid, SIGUSR1);
-	}
 	clog_info(&ctx, "worker started" LOG_KV "worker_pid=%d", (int)w->pid);
 	supervisor_check_ready();
 	pool_dispatch(w->pool);
@@ -738,9 +738,20 @@ pool_count_busy(void)
 }
 
 /*
- * Has every worker reopen its log file (SIGUSR1). One still starting may not
- * have its handler yet, so it is told once it says HELLO.
+ * Has a worker reopen its log file (SIGUSR1) if one was asked for. Until it
+ * says HELLO it may not read the signal yet (its default kills), so it is
+ * told then.
  */
+static void
+worker_reopen_log(struct worker *w)
+{
+	if (!w->reopen_log || !w->said_hello || w->pid <= 0 || w->reaped)
+		return;
+	w->reopen_log = 0;
+	kill(w->pid, SIGUSR1);
+}
+
+/* Has every worker, stopping ones too, reopen its log file. */
 void
 pool_reopen_logs(void)
 {
@@ -749,10 +760,8 @@ pool_reopen_logs(void)
 
 	TAILQ_FOREACH(p, &pools, entry)
 		TAILQ_FOREACH(w, &p->workers, entry) {
-			if (w->state == WORKER_IDLE || w->state == WORKER_BUSY)
-				kill(w->pid, SIGUSR1);
-			else if (w->state == WORKER_STARTING)
-				w->reopen_log = 1;
+			w->reopen_log = 1;
+			worker_reopen_log(w);
 		}
 }
 
@@ -849,7 +858,7 @@ pool_child_exited(pid_t pid, int status)
 		break;
 	case STOP_RECYCLE:
 		clog_info(&ctx, "worker exited" LOG_KV "why=recycled%s" LOG_KV
-		    "worker_pid=%d" LOG_KV "jobs=%" PRIu64, how, (int)pid,
+		    "worker_pid=%d" LOG_KV "jobs_done=%" PRIu64, how, (int)pid,
 		    w->jobs_done);
 		w->pid = 0;
 		worker_spawn(w);

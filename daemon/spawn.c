@@ -28,8 +28,11 @@ child_fail(const char *what, const char *arg, int error)
 	char	 msg[512];
 	int	 n;
 
-	n = snprintf(msg, sizeof msg, "mprocd: %s '%s': %s\n", what, arg,
-	    strerror(error));
+	/* A long argument is cut: the line is never more than msg holds. */
+	n = snprintf(msg, sizeof msg, "mprocd: %s '%.300s%s': %s\n", what, arg,
+	    strlen(arg) > 300 ? "..." : "", strerror(error));
+	if (n > (int)sizeof msg - 1)
+		n = (int)sizeof msg - 1;
 	if (n > 0)
 		(void)!write(STDERR_FILENO, msg, (size_t)n);
 	_exit(127);

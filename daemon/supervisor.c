@@ -169,8 +169,8 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 		break;
 	case SIGUSR1:
 		log_request_reopen();
-		log_reopen_if_requested();
-		log_debug("received SIGUSR1: log reopened");
+		if (log_reopen_if_requested() == 0)
+			log_debug("received SIGUSR1: log reopened");
 		pool_reopen_logs();
 		break;
 	}
@@ -219,7 +219,7 @@ supervisor_kill_orphans(void)
 			    ppid != (long)self || state == 'Z')
 				continue;
 			log_info("killing a process left behind by a job"
-			    LOG_KV "pid=%d", (int)pid);
+			    LOG_KV "orphan_pid=%d", (int)pid);
 			kill(pid, SIGKILL);
 		}
 		closedir(d);
@@ -276,7 +276,7 @@ supervisor_main(struct config *c, int fd)
 		nworkers += p->cfg.workers;
 		npools++;
 	}
-	log_info("mprocd started" LOG_KV "version=%s" LOG_KV "mprocd_pid=%d"
+	log_info("mprocd started" LOG_KV "version=%s" LOG_KV "supervisor_pid=%d"
 	    LOG_KV "pools=%u" LOG_KV "workers=%u", PACKAGE_VERSION,
 	    (int)getpid(), npools, nworkers);
 

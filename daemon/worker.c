@@ -315,7 +315,7 @@ run_job(const uint8_t *payload, size_t len)
 	uint32_t		 argc, envc, has_stdin, i;
 	int			 outp[2][2], inp[2] = { -1, -1 }, status = 0;
 	int			 exited = 0, n, s, error;
-	char			 msg[512], how[64];
+	char			 msg[512], how[64], cmd[1024];
 	struct log_ctx		 ctx;
 
 	memset(&r, 0, sizeof r);
@@ -371,17 +371,21 @@ run_job(const uint8_t *payload, size_t len)
 
 	if (r.pid == -1) {
 		/* As a shell does: status 127 and why on the job's stderr. */
-		n = snprintf(msg, sizeof msg, "mprocd: cannot start '%s': %s\n",
-		    argv[0], strerror(error));
+		n = snprintf(msg, sizeof msg, "mprocd: cannot start "
+		    "'%.300s%s': %s\n", argv[0], strlen(argv[0]) > 300 ?
+		    "..." : "", strerror(error));
+		if (n > (int)sizeof msg - 1)
+			n = (int)sizeof msg - 1;
 		clog_warnx(&ctx, "cannot start the job" LOG_KV "error=%s"
-		    LOG_KV "cmd=%s", strerror(error), argv[0]);
+		    LOG_KV "cmd=%s", strerror(error), log_safe(argv[0], cmd,
+		    sizeof cmd));
 		r.pid = 0;
 		send_output(&r, 1, msg, (size_t)n);
 		status = 127 << 8;
 		exited = 1;
 	} else {
 		clog_debug(&ctx, "job running" LOG_KV "pid=%d" LOG_KV "cmd=%s",
-		    (int)r.pid, argv[0]);
+		    (int)r.pid, log_safe(argv[0], cmd, sizeof cmd));
 		proto_buf_init(&b);
 		proto_put_u64(&b, r.id);
 		proto_put_u32(&b, (uint32_t)r.pid);

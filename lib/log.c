@@ -131,6 +131,7 @@ log_open(const char *target, const char **errstr)
 		}
 		log_close();
 		log_target = LOG_TO_JOURNAL;
+		log_prefix = stderr_is_journal();	/* for the fallback */
 		return 0;
 	}
 	if (strncmp(target, "file:", 5) == 0 && target[5] == '/') {
@@ -141,7 +142,11 @@ log_open(const char *target, const char **errstr)
 		log_close();
 		log_target = LOG_TO_FILE;
 		log_fd = fd;
-		log_path = strdup(target + 5);
+		if ((log_path = strdup(target + 5)) == NULL) {
+			log_close();
+			*errstr = strerror(ENOMEM);
+			return -1;
+		}
 		return 0;
 	}
 	*errstr = "unknown log target (use auto, journal, stderr or "
@@ -197,18 +202,20 @@ log_request_reopen(void)
  * Does a reopen log_request_reopen() asked for. Every record does it first;
  * a process idle in poll() calls it too, so it lets go of the old file.
  */
-void
+int
 log_reopen_if_requested(void)
 {
-	int	 saved = errno;
+	int	 saved = errno, rc;
 
 	if (!log_reopen_pending)
-		return;
+		return 0;
 	log_reopen_pending = 0;
-	if (log_reopen() != 0)
-		log_warn("cannot reopen %s, still writing to the file it "
-		    "was", log_path);
+	if ((rc = log_reopen()) != 0)
+		log_warnx("cannot reopen the log file; records still go to "
+		    "the old one" LOG_KV "path=%s" LOG_KV "error=%s",
+		    log_path, strerror(errno));
 	errno = saved;
+	return rc;
 }
 
 /* "supervisor" or "worker default/2": names every record this process logs. */
@@ -544,71 +551,109 @@ write_record(const char *rec, size_t n)
 	while (w == -1 && errno == EINTR);
 }
 
-/* Appends "KEY=value" to a journal record: one iovec into store. */
-static void
-journal_field(struct iovec *iov, int *n, char **store, const char *end,
-    const char *prefix, const char *key, size_t klen, const char *val,
-    size_t len)
+/*
+ * How much of s (len bytes) to keep in at most max bytes without splitting
+ * a UTF-8 character.
+ */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
 {
-	char	*p = *store;
-	size_t	 i, plen = strlen(prefix);
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 lead;
 
-	if (plen + klen + 1 + len > (size_t)(end - p))
-		len = (size_t)(end - p) > plen + klen + 1 ?
-		    (size_t)(end - p) - plen - klen - 1 : 0;
-	if (plen + klen + 1 > (size_t)(end - p))
-		return;
+	if (len <= max)
+		return len;
+	if ((p[max] & 0xc0) != 0x80)
+		return max;
+	for (lead = max; lead > 0 && max - lead < 3 &&
+	    (p[lead] & 0xc0) == 0x80; lead--)
+		;
+	return max - lead < utf8_len(p[lead]) ? lead : max;
+}
+
+/*
+ * A journal record's fields are built here; one record is sent before the
+ * next is made. Each value may take JOURNAL_VALUE_MAX bytes, so every field
+ * fits.
+ */
+#define JOURNAL_VALUE_MAX	LOG_RECORD_MAX
+#define JOURNAL_FIELDS_MAX	(LOG_PIECES_MAX + 6)
+static char journal_store[JOURNAL_FIELDS_MAX * (JOURNAL_VALUE_MAX + 64)];
+
+/*
+ * Appends "KEY=value" as one iovec: the key in capitals after prefix, the
+ * value cut with a mark if longer than JOURNAL_VALUE_MAX.
+ */
+static void
+journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
+    const char *key, size_t klen, const char *val, size_t len)
+{
+	const char	*end = journal_store + sizeof journal_store;
+	char		*p = *store;
+	size_t		 i, plen = strlen(prefix), keep;
+
+	if (*n == JOURNAL_FIELDS_MAX || klen > 64 - plen - 1 ||
+	    (size_t)(end - p) < plen + klen + 1 + JOURNAL_VALUE_MAX)
+		return;		/* cannot happen: room is made for all */
 	memcpy(p, prefix, plen);
 	for (i = 0; i < klen; i++)
 		p[plen + i] = (char)toupper((unsigned char)key[i]);
 	p[plen + klen] = '=';
-	memcpy(p + plen + klen + 1, val, len);
-	iov[*n].iov_base = p;
-	iov[*n].iov_len = plen + klen + 1 + len;
+	p += plen + klen + 1;
+	keep = utf8_cut(val, len, JOURNAL_VALUE_MAX - (CUT_LEN - 1));
+	memcpy(p, val, keep);
+	if (keep < len) {
+		memcpy(p + keep, cut_mark, CUT_LEN - 1);	/* no quote */
+		keep += CUT_LEN - 1;
+	}
+	iov[*n].iov_base = *store;
+	iov[*n].iov_len = (size_t)(p + keep - *store);
 	(*n)++;
-	*store = p + plen + klen + 1 + len;
+	*store = p + keep;
 }
 
 /*
- * One sd_journal_sendv(), returning its result: MESSAGE is the message with its fields in logfmt
- * (what journalctl shows), and every field is also MPROCD_KEY=value.
+ * One sd_journal_sendv(), returning its result: MESSAGE is the message
+ * text with its fields in logfmt (what journalctl shows), and every field
+ * is also MPROCD_KEY=value, whole unless longer than JOURNAL_VALUE_MAX.
  */
-static int
+static int __attribute__((noinline))
 journal_send(int level, const struct log_ctx *ctx, const char *file,
     int line, const char *func, const char *msg)
 {
-	struct piece	 pc[LOG_PIECES_MAX];
-	struct iovec	 iov[LOG_PIECES_MAX + 8];
-	char		 store[4 * LOG_RECORD_MAX], text[LOG_RECORD_MAX];
-	char		 num[32], pri[4], lineno[16], *s = store;
-	const char	*end = store + sizeof store;
-	size_t		 i, n, nctx, off;
+	struct piece	 pc[LOG_PIECES_MAX], shown[LOG_PIECES_MAX];
+	struct iovec	 iov[JOURNAL_FIELDS_MAX];
+	char		 text[LOG_RECORD_MAX], num[32], pri[4], lineno[16];
+	char		*s = journal_store;
+	size_t		 i, n, nctx, nshown, off;
 	int		 k = 0;
 
 	nctx = context_pieces(ctx, pc, num, sizeof num, 1);
 	n = split_message(msg, pc, nctx);
 
-	/* MESSAGE: the text, then " key=value" for each field. */
-	memcpy(text, pc[nctx].val, off = MIN(pc[nctx].len, sizeof text - 1));
-	pc[nctx].len = 0;	/* msg itself is the text */
-	n = nctx + 1 + fit_pieces(pc + nctx + 1, n - nctx - 1,
-	    sizeof text - 1 - off);
-	for (i = nctx + 1; i < n; i++)
-		off = put_piece(text, off, &pc[i]);
-	journal_field(iov, &k, &s, end, "", "MESSAGE", 7, text, off);
+	/* MESSAGE: the text (half the room at most), then its fields. */
+	off = utf8_cut(pc[nctx].val, pc[nctx].len, sizeof text / 2);
+	memcpy(text, pc[nctx].val, off);
+	if (off < pc[nctx].len) {
+		memcpy(text + off, cut_mark, CUT_LEN - 1);
+		off += CUT_LEN - 1;
+	}
+	memcpy(shown, pc + nctx + 1, (n - nctx - 1) * sizeof *shown);
+	nshown = fit_pieces(shown, n - nctx - 1, sizeof text - CUT_LEN - off);
+	for (i = 0; i < nshown; i++)
+		off = put_piece(text, off, &shown[i]);
+	journal_field(iov, &k, &s, "", "MESSAGE", 7, text, off);
 
 	snprintf(pri, sizeof pri, "%d", level);
-	journal_field(iov, &k, &s, end, "", "PRIORITY", 8, pri, strlen(pri));
-	journal_field(iov, &k, &s, end, "", "SYSLOG_IDENTIFIER", 17, "mprocd",
-	    6);
-	journal_field(iov, &k, &s, end, "", "CODE_FILE", 9, file, strlen(file));
+	journal_field(iov, &k, &s, "", "PRIORITY", 8, pri, strlen(pri));
+	journal_field(iov, &k, &s, "", "SYSLOG_IDENTIFIER", 17, "mprocd", 6);
+	journal_field(iov, &k, &s, "", "CODE_FILE", 9, file, strlen(file));
 	snprintf(lineno, sizeof lineno, "%d", line);
-	journal_field(iov, &k, &s, end, "", "CODE_LINE", 9, lineno,
-	    strlen(lineno));
-	journal_field(iov, &k, &s, end, "", "CODE_FUNC", 9, func, strlen(func));
+	journal_field(iov, &k, &s, "", "CODE_LINE", 9, lineno, strlen(lineno));
+	journal_field(iov, &k, &s, "", "CODE_FUNC", 9, func, strlen(func));
 	for (i = 0; i < n; i++)
 		if (i != nctx)
-			journal_field(iov, &k, &s, end, "MPROCD_", pc[i].key,
+			journal_field(iov, &k, &s, "MPROCD_", pc[i].key,
 			    pc[i].klen, pc[i].val, pc[i].len);
 	return sd_journal_sendv(iov, k);
 }
@@ -664,6 +709,26 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 	errno = saved;
 }
 
+const char *
+log_safe(const char *s, char *buf, size_t len)
+{
+	size_t	 n = strlen(s), keep;
+	char	*p;
+
+	if (n < len)
+		memcpy(buf, s, n + 1);
+	else if (len > CUT_LEN) {
+		keep = utf8_cut(s, n, len - CUT_LEN);
+		memcpy(buf, s, keep);
+		memcpy(buf + keep, cut_mark, CUT_LEN - 1);	/* no quote */
+		buf[keep + CUT_LEN - 1] = '\0';
+	} else if (len > 0)
+		buf[0] = '\0';
+	for (p = buf; (p = strchr(p, LOG_KV[0])) != NULL; p++)
+		*p = '?';
+	return buf;
+}
+
 /*
  * Whether one more record from rl's source may be logged at monotonic time
  * now (microseconds).
@@ -673,10 +738,10 @@ log_ratelimit(struct log_ratelimit *rl, uint64_t now)
 {
 	if (rl->count == 0 || now - rl->start >= rl->interval) {
 		if (rl->count > rl->burst)
-			log_notice("dropped %u %s records in the last %llus"
-			    LOG_KV "dropped=%u", rl->count - rl->burst,
-			    rl->what, (unsigned long long)(rl->interval /
-			    USEC_PER_SEC), rl->count - rl->burst);
+			log_notice("dropped %u %s records (at most %u per "
+			    "%llus)" LOG_KV "dropped=%u", rl->count - rl->burst,
+			    rl->what, rl->burst, (unsigned long long)(
+			    rl->interval / USEC_PER_SEC), rl->count - rl->burst);
 		rl->start = now;
 		rl->count = 0;
 	}

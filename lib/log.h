@@ -22,7 +22,7 @@
  */
 #define LOG_KV		"\x1f"
 
-/* Who a record is about; any field may be left empty (NULL or -1). */
+/* Who a record is about; pool and worker may be NULL, job 0 for none. */
 struct log_ctx {
 	const char	*pool;
 	const char	*worker;
@@ -33,7 +33,7 @@ int	 log_open(const char *, const char **);
 void	 log_close(void);
 int	 log_reopen(void);
 void	 log_request_reopen(void);
-void	 log_reopen_if_requested(void);
+int	 log_reopen_if_requested(void);
 void	 log_setlevel(int);
 int	 log_getlevel(void);
 int	 log_parse_level(const char *);
@@ -47,7 +47,12 @@ void	 log_emit(int, const struct log_ctx *, int, const char *, int,
 void	 log_fatal(int, const char *, int, const char *, const char *, ...)
 	    __attribute__((format(printf, 5, 6), noreturn));
 
+/* CODE_FILE: the file's name, not the build's path to it. */
+#ifdef __FILE_NAME__
+#define LOG_AT	__FILE_NAME__, __LINE__, __func__
+#else
 #define LOG_AT	__FILE__, __LINE__, __func__
+#endif
 
 /* log_warn and fatal append ": strerror(errno)"; the x forms do not. */
 #define log_debug(...)	log_emit(LOG_DEBUG, NULL, 0, LOG_AT, __VA_ARGS__)
@@ -64,6 +69,14 @@ void	 log_fatal(int, const char *, int, const char *, const char *, ...)
 #define clog_notice(c, ...) log_emit(LOG_NOTICE, c, 0, LOG_AT, __VA_ARGS__)
 #define clog_warn(c, ...)   log_emit(LOG_WARNING, c, 1, LOG_AT, __VA_ARGS__)
 #define clog_warnx(c, ...)  log_emit(LOG_WARNING, c, 0, LOG_AT, __VA_ARGS__)
+
+/*
+ * Text from outside (a job's command, say) for a record: a copy in buf,
+ * cut to fit with " [cut]", any LOG_KV byte made '?' so it cannot add
+ * fields.
+ * Returns buf.
+ */
+const char *log_safe(const char *, char *, size_t);
 
 /*
  * At most burst records per interval for one source a hostile peer could

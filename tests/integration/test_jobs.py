@@ -396,6 +396,14 @@ print("done")
                              "No such file or directory\n" % cmd)
             self.assertEqual(r["stdout"], b"")
 
+        # A name too long to run: its message is cut, never overruns.
+        cmd = "y" * 9000
+        r = self.run_job([cmd])
+        self.assertEqual((r["job"]["state"], r["job"]["exit_status"]),
+                         ("failed", 127))
+        self.assertEqual(r["stderr"].decode(), "mprocd: cannot run '%s...': "
+                         "File name too long\n" % cmd[:300])
+
         r = self.run_job(["pwd"], cwd="/nonexistent/dir")
         self.assertEqual(r["job"]["state"], "failed")
         self.assertEqual(r["job"]["exit_status"], 127)
@@ -1365,7 +1373,7 @@ class TestEdges(JobTestCase):
         self.d.signal(signal.SIGTERM)
         self.assertEqual(self.d.wait_exit(), 0)
         self.assertTrue(gone(escaped), "pid %d outlived mprocd" % escaped)
-        self.assertIn("left behind by a job\" pid=", self.d.log())
+        self.assertIn("left behind by a job\" orphan_pid=", self.d.log())
 
 
 if __name__ == "__main__":

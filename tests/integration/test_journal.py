@@ -408,6 +408,31 @@ class TestNative(JournalTestCase):
         self.assert_native(rec, 7, {"p/0": new, "p/1": other}.get(w))
 
 
+    def test_long_and_hostile_command(self):
+        """A command of 10 KB holding the field separator: its record keeps
+        every field, the command is cut with a mark, and the separator
+        adds no field."""
+        self.start("journal")
+        cmd = "x" * 10000 + "\x1fstate=succeeded\x1fstatus=0"
+        job, _, _ = self.run_job([cmd])
+        self.assertEqual((job["state"], job.get("exit_status")),
+                         ("failed", 127))
+        jid = job["id"]
+        for message in ("job submitted", "job running"):
+            rec, _ = self.wait_record(message, MPROCD_JOB=jid)
+            self.assertNotIn("MPROCD_STATE", rec)
+            self.assertNotIn("MPROCD_STATUS", rec)
+            logged = text(rec.get("MPROCD_CMD"))
+            self.assertTrue(logged.startswith("x" * 1000), logged[:80])
+            self.assertNotIn("\x1f", logged)
+            self.assertTrue(logged.endswith("x [cut]"), logged[-80:])
+            self.assertEqual(rec.get("MPROCD_POOL"), "p")
+            self.assertIn("cmd=", text(rec["MESSAGE"]))
+        fin, _ = self.wait_record("job finished", MPROCD_JOB=jid)
+        self.assertEqual((fin.get("MPROCD_STATE"), fin.get("MPROCD_STATUS")),
+                         ("failed", "127"))
+
+
 class TestStream(JournalTestCase):
     """mprocd with stderr on journald's stdout stream, as under systemd."""
 

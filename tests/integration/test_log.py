@@ -447,6 +447,46 @@ class TestDaemonRotation(DaemonLogTestCase):
               % (len(cmd), rot.renames, len(records), reopens))
 
 
+class TestHostileCommand(DaemonLogTestCase):
+    """A job's command is data: the field separator in it adds no field,
+    and a long one is cut with a mark while the record keeps its fields."""
+
+    def test_separator_and_length(self):
+        d = self.start_daemon(workers=1)
+        c = d.connect()
+        cmds = ["nonexist\x1fpool=admin\x1fstate=succeeded",
+                "y" * 9000 + "\x1fstatus=0"]
+        ids = [c.call("io.mprocd.Submit", {"argv": [cmd]})["id"]
+               for cmd in cmds]
+        jobs = c.call("io.mprocd.Wait", {"ids": ids,
+                                         "timeout_sec": TIMEOUT})["jobs"]
+        self.assertEqual([j["state"] for j in jobs], ["failed", "failed"])
+        self.assertEqual(d.stop(), 0)
+        recs = read_records(self, self.path)
+        for jid, cmd in zip(ids, cmds):
+            for msg in ("job submitted", "job running"):
+                got = [r for r in recs if r.get("job") == str(jid)
+                       and r.msg == msg]
+                self.assertEqual(len(got), 1, msg)
+                r = got[0]
+                self.assertNotIn("state", r.fields)
+                self.assertNotIn("status", r.fields)
+                # Only the supervisor's record names the pool itself.
+                self.assertEqual(r.get("pool"), "default"
+                                 if msg == "job submitted" else None)
+                want = cmd.replace("\x1f", "?")
+                if len(want) < 1024:
+                    self.assertEqual(r["cmd"], want)
+                else:
+                    self.assertIn("cmd", r.cut)
+                    self.assertTrue(want.startswith(r["cmd"]))
+                    self.assertGreater(len(r["cmd"]), 900)
+            fin = [r for r in recs if r.get("job") == str(jid)
+                   and r.msg == "job finished"]
+            self.assertEqual([(r["state"], r["status"]) for r in fin],
+                             [("failed", "127")])
+
+
 class TestIdleRotation(DaemonLogTestCase):
     """A rotation while every worker is idle: each lets go of the rotated
     file at once, and their next records go to the new one."""

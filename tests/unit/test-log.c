@@ -1835,7 +1835,7 @@ test_ratelimit(void **state)
 	s = slurp(d->path);
 	line_check(s, 0, "", &r);
 	assert_string_equal(r.level, "notice");
-	expect_pairs(&r, "msg", "dropped 2 bad client records in the last 10s",
+	expect_pairs(&r, "msg", "dropped 2 bad client records (at most 3 per 10s)",
 	    "dropped", "2", NULL);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 1);
 	free(s);
@@ -1862,10 +1862,10 @@ test_ratelimit(void **state)
 
 	s = slurp(d->path);
 	line_check(s, 1, "", &r);
-	expect_pairs(&r, "msg", "dropped 4 bad client records in the last 10s",
+	expect_pairs(&r, "msg", "dropped 4 bad client records (at most 3 per 10s)",
 	    "dropped", "4", NULL);
 	line_check(s, 2, "", &r);
-	expect_pairs(&r, "msg", "dropped 1 bad client records in the last 10s",
+	expect_pairs(&r, "msg", "dropped 1 bad client records (at most 3 per 10s)",
 	    "dropped", "1", NULL);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 3);
 	free(s);
@@ -1919,7 +1919,7 @@ test_reopen_if_requested_fails(void **state)
 {
 	static struct record	 r;
 	struct logdir		*d = *state;
-	char			 gone[80], want[256], *s;
+	char			 gone[80], *s;
 	int			 saved;
 
 	snprintf(gone, sizeof gone, "%s.gone", d->dir);
@@ -1929,7 +1929,7 @@ test_reopen_if_requested_fails(void **state)
 	/* Without its directory the path cannot be opened. */
 	assert_int_equal(rename(d->dir, gone), 0);
 	errno = EINTR;
-	log_reopen_if_requested();
+	assert_int_equal(log_reopen_if_requested(), -1);
 	saved = errno;
 	assert_int_equal(rename(gone, d->dir), 0);
 	assert_int_equal(saved, EINTR);
@@ -1940,9 +1940,8 @@ test_reopen_if_requested_fails(void **state)
 	expect_pairs(&r, "msg", "before", NULL);
 	line_check(s, 1, "", &r);
 	assert_string_equal(r.level, "warning");
-	snprintf(want, sizeof want, "cannot reopen %s, still writing to the "
-	    "file it was: %s", d->path, strerror(ENOENT));
-	expect_pairs(&r, "msg", want, NULL);
+	expect_pairs(&r, "msg", "cannot reopen the log file; records still go "
+	    "to the old one", "path", d->path, "error", strerror(ENOENT), NULL);
 	line_check(s, 2, "", &r);
 	expect_pairs(&r, "msg", "after", NULL);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 3);
@@ -2136,6 +2135,29 @@ test_journal_unreachable_refused(void **state)
 	free(s);
 }
 
+
+/* log_safe: outside text cannot add fields, and is cut with a mark. */
+static void
+test_log_safe(void **state)
+{
+	char	 buf[16], big[64];
+
+	assert_string_equal(log_safe("ls", buf, sizeof buf), "ls");
+	assert_string_equal(log_safe("a" LOG_KV "state=ok", buf, sizeof buf),
+	    "a?state=ok");
+	assert_string_equal(log_safe("0123456789abcdefgh", buf, sizeof buf),
+	    "012345678 [cut]");
+	/* The cut keeps whole UTF-8 characters: é is two bytes. */
+	assert_string_equal(log_safe("01234567\xc3\xa9xxxxxxxx", buf,
+	    sizeof buf), "01234567 [cut]");
+	assert_string_equal(log_safe("x", buf, 1), "");
+	/* As a field it stays one value. */
+	fmt_is("x" LOG_KV "cmd=" "a?b=c", TS_STR " info msg=x cmd=\"a?b=c\"\n");
+	snprintf(big, sizeof big, "x" LOG_KV "cmd=%s",
+	    log_safe("a" LOG_KV "b=c", buf, sizeof buf));
+	fmt_is(big, TS_STR " info msg=x cmd=\"a?b=c\"\n");
+}
+
 int
 main(void)
 {
@@ -2220,6 +2242,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_journal_unreachable_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_safe, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
