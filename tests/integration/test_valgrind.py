@@ -90,6 +90,11 @@ class TestValgrind(DaemonTestCase):
         wait_for(lambda: os.path.exists(started), "the job to start")
         w = d.connect()
         w.send("io.mprocd.Wait", {"ids": [last]})
+        # A worker recycled just now may still be starting: valgrind killed
+        # by SIGTERM before its own start-up is done writes no report.
+        wait_for(lambda: all(wk["state"] in ("idle", "busy")
+                             for wk in d.pool()["workers"]),
+                 "every worker started")
         d.signal(signal.SIGTERM)
         wait_for(lambda: "waiting up to shutdown_timeout" in d.log(), "shutdown to begin")
         d.signal(signal.SIGTERM)
