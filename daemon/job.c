@@ -384,6 +384,7 @@ job_finish(struct job *j, enum job_state state)
 	clog_info(&ctx, "job finished" LOG_KV "state=%s%s" LOG_KV "ms=%" PRIu64
 	    LOG_KV "attempts=%u", job_state_name(state), how, ms, j->attempts);
 
+	supervisor_status_changed();
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
 		job_watch_remove(jw);
 		jw->cb(jw, j);
@@ -413,6 +414,7 @@ job_started(struct job *j, struct worker *w)
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);
 	ctx = job_ctx(j);
 	clog_debug(&ctx, "job started" LOG_KV "attempt=%u", j->attempts);
+	supervisor_status_changed();
 	if (j->timeout != 0)
 		job_arm(j, j->timeout);
 }

@@ -305,6 +305,7 @@ int		 supervisor_main(struct config *, int);
 void		 supervisor_check_exit(void);
 void		 supervisor_check_ready(void);
 void		 supervisor_update_status(void);
+void		 supervisor_status_changed(void);
 
 /* systemd.c */
 int		 systemd_listen_fd(void);

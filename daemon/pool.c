@@ -352,6 +352,7 @@ pool_enqueue(struct pool *p, struct job *j, int front)
 	else
 		TAILQ_INSERT_TAIL(&p->queue, j, entry);
 	p->nqueued++;
+	supervisor_status_changed();
 	return 0;
 }
 
@@ -615,6 +616,7 @@ pool_worker_ready(struct worker *w)
 
 	w->state = WORKER_IDLE;
 	evtimer_del(w->timer);
+	supervisor_status_changed();
 	clog_info(&ctx, "worker started" LOG_KV "worker_pid=%d", (int)w->pid);
 	supervisor_check_ready();
 	pool_dispatch(w->pool);
@@ -870,6 +872,7 @@ pool_child_exited(pid_t pid, int status)
 	}
 	if (j != NULL)
 		job_worker_died(j);
+	supervisor_status_changed();
 	return 1;
 }
 

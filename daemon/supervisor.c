@@ -53,12 +53,22 @@ supervisor_reap(void)
 	supervisor_check_exit();
 }
 
-/* systemd's one-line STATUS=: pools, workers, and any degraded pool. */
+/* At most one STATUS= update a second, however busy the pools are. */
+#define STATUS_INTERVAL		USEC_PER_SEC
+
+static struct event	*status_timer;
+static char		 status_sent[512];
+static uint64_t		 status_sent_mono;
+
+/*
+ * systemd's one-line STATUS=: pools, workers, jobs, and any degraded pool.
+ * Sent now if it changed.
+ */
 void
 supervisor_update_status(void)
 {
 	struct pool	*p;
-	char		 status[512];
+	char		 status[sizeof status_sent];
 	unsigned int	 npools = 0;
 	size_t		 off;
 
@@ -73,7 +83,38 @@ supervisor_update_status(void)
 		off += (size_t)snprintf(status + off, sizeof status - off,
 		    "; pool %s degraded", p->name);
 	}
+	if (strcmp(status, status_sent) == 0)
+		return;
 	systemd_notify(status);
+	memcpy(status_sent, status, sizeof status_sent);
+	status_sent_mono = util_mono_usec();
+}
+
+static void
+supervisor_status_timer(evutil_socket_t fd, short events, void *arg)
+{
+	supervisor_update_status();
+}
+
+/*
+ * Something STATUS= counts has changed: update it now, or, if it was sent
+ * less than STATUS_INTERVAL ago, once that has passed.
+ */
+void
+supervisor_status_changed(void)
+{
+	struct timeval	 tv;
+	uint64_t	 now;
+
+	if (status_timer == NULL || evtimer_pending(status_timer, NULL))
+		return;
+	now = util_mono_usec();
+	if (now - status_sent_mono >= STATUS_INTERVAL) {
+		supervisor_update_status();
+		return;
+	}
+	tv = util_timeval(status_sent_mono + STATUS_INTERVAL - now);
+	evtimer_add(status_timer, &tv);
 }
 
 /* READY=1 once no worker of the first start is still starting. */
@@ -269,6 +310,7 @@ supervisor_main(struct config *c, int fd)
 	if (control_init(cfg->socket, cfg->socket_mode, fd) != 0)
 		return 1;
 	systemd_init();
+	status_timer = evtimer_new(ev_base, supervisor_status_timer, NULL);
 
 	TAILQ_FOREACH(pc, &cfg->pools, entry) {
 		p = pool_new(pc);
@@ -287,6 +329,8 @@ supervisor_main(struct config *c, int fd)
 	control_close();
 	if (shutdown_timer != NULL)
 		event_free(shutdown_timer);
+	event_free(status_timer);
+	status_timer = NULL;
 	while ((p = TAILQ_FIRST(&pools)) != NULL)
 		pool_free(p);
 	job_free_all();

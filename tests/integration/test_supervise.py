@@ -4,6 +4,7 @@ pools, shutdown that leaves nothing behind."""
 import os
 import re
 import signal
+import struct
 import time
 
 from mprocd_test import (DaemonTestCase, Frozen, alive, cmdline, cpu_ticks,
@@ -224,8 +225,48 @@ class TestSignalsAndSystemd(DaemonTestCase):
         while "STOPPING=1" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
 
+    def test_status_follows_jobs_at_most_once_a_second(self):
+        import socket as sk
+        d = self.daemon(start=False)
+        with open(d.conf, "w") as f:
+            f.write("[mprocd]\nlog_target = stderr\n[pool p]\nworkers = 2\n")
+        path = os.path.join(d.dir, "notify")
+        n = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
+        self.addCleanup(n.close)
+        n.bind(path)
+        # The kernel's receive times: a slow test does not bunch them up.
+        n.setsockopt(sk.SOL_SOCKET, getattr(sk, "SO_TIMESTAMPNS", 35), 1)
+        n.settimeout(20)
+        msgs = []
 
-class TestShutdown(DaemonTestCase):
+        def recv():
+            data, anc, _, _ = n.recvmsg(4096, 1024)
+            sec, nsec = struct.unpack("qq", anc[0][2][:16])
+            msgs.append((sec + nsec / 1e9, data.decode()))
+            return msgs[-1][1]
+
+        d.start(env={"NOTIFY_SOCKET": path})
+        while "READY=1" not in recv():
+            pass
+        ready = len(msgs)
+        c = d.connect()
+        for i in range(40):
+            c.send("io.mprocd.Submit", {"argv": ["sleep", "0.1"]})
+        ids = [c.recv()["parameters"]["id"] for i in range(40)]
+        c.call("io.mprocd.Wait", {"ids": ids, "timeout_sec": 60})
+        # The last change is sent too, once its second has passed.
+        while recv() != "STATUS=1 pools, 2 workers, 0 busy, 0 queued":
+            pass
+        status = [(t, m) for t, m in msgs[ready:] if m.startswith("STATUS=")]
+        self.assertTrue([m for t, m in status
+                         if re.search(r" 2 busy, [1-9]\d* queued$", m)],
+                        "no STATUS= showed the jobs: %s" % status)
+        times = [t for t, m in status]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        self.assertTrue(all(g >= 0.95 for g in gaps),
+                        "STATUS= more often than once a second: %s" % status)
+        self.assertEqual(d.stop(), 0)
+
 
     def check_clean_exit(self, sig):
         d = self.daemon(TWO_POOLS)
