@@ -225,6 +225,53 @@ class TestSignalsAndSystemd(DaemonTestCase):
         while "STOPPING=1" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
 
+    def test_watchdog_pinged_from_the_loop(self):
+        import socket as sk
+        d = self.daemon(start=False)
+        path = os.path.join(d.dir, "notify")
+        n = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
+        self.addCleanup(n.close)
+        n.bind(path)
+        n.setsockopt(sk.SOL_SOCKET, getattr(sk, "SO_TIMESTAMPNS", 35), 1)
+
+        def recv(timeout):
+            n.settimeout(timeout)
+            try:
+                data, anc, _, _ = n.recvmsg(4096, 1024)
+            except TimeoutError:
+                return None
+            sec, nsec = struct.unpack("qq", anc[0][2][:16])
+            return sec + nsec / 1e9, data.decode()
+
+        def pings(count):
+            got = []
+            while len(got) < count:
+                t, m = recv(5)
+                if m == "WATCHDOG=1":
+                    got.append(t)
+            return got
+
+        d.start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        # Every half interval (200ms), always within the interval.
+        got = pings(8)
+        gaps = [b - a for a, b in zip(got, got[1:])]
+        self.assertTrue(all(0.15 < g < 0.4 for g in gaps), gaps)
+        # A frozen loop stops pinging (so systemd would kill it); thawed,
+        # it pings again.
+        os.kill(d.pid, signal.SIGSTOP)
+        while recv(0.5) is not None:    # what was sent before the stop
+            pass
+        self.assertIsNone(recv(1.0))
+        os.kill(d.pid, signal.SIGCONT)
+        pings(2)
+        # Workers and jobs do not ping: only the supervisor has the socket.
+        for pid in d.worker_pids():
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                env = f.read().split(b"\0")
+            self.assertFalse([e for e in env if e.startswith(
+                (b"NOTIFY_SOCKET=", b"WATCHDOG_USEC="))], env)
+        self.assertEqual(d.stop(), 0)
+
     def test_status_follows_jobs_at_most_once_a_second(self):
         import socket as sk
         d = self.daemon(start=False)
