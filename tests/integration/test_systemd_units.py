@@ -114,6 +114,8 @@ class TestSocketActivation(unittest.TestCase):
             self.assertFalse(alive(pid))
         log.seek(0)
         self.assertIn("listening on the socket systemd passed", log.read())
+        # systemd's socket is systemd's: left in place for the next start.
+        self.assertTrue(os.path.exists(sock), "mprocd removed the socket")
 
 
 if __name__ == "__main__":
