@@ -193,6 +193,25 @@ supervisor_shutdown(int sig)
 	supervisor_check_exit();
 }
 
+/*
+ * SIGHUP (systemctl reload): systemd is told the reload begins and, once it
+ * has ended, that mprocd is ready again.
+ */
+static void
+supervisor_reload(void)
+{
+	char	 msg[64];
+
+	if (mprocd_shutting_down)
+		return;
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+	    util_mono_usec());
+	systemd_notify(msg);
+	log_notice("received SIGHUP: reloading is not supported yet, the "
+	    "configuration is unchanged; restart mprocd to apply changes");
+	systemd_notify("READY=1");
+}
+
 static void
 supervisor_signal(evutil_socket_t sig, short events, void *arg)
 {
@@ -205,8 +224,7 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 		supervisor_shutdown((int)sig);
 		break;
 	case SIGHUP:
-		log_notice("received SIGHUP: reloading is not supported yet, "
-		    "ignoring");
+		supervisor_reload();
 		break;
 	case SIGUSR1:
 		log_request_reopen();

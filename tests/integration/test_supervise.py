@@ -216,6 +216,15 @@ class TestSignalsAndSystemd(DaemonTestCase):
         while "READY=1" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
         self.assertIn("STATUS=1 pools, 2 workers, 0 busy, 0 queued", msgs)
+        # systemctl reload: RELOADING=1 with the monotonic time, then ready.
+        t0 = time.monotonic()
+        d.signal(signal.SIGHUP)
+        msg = n.recv(4096).decode()
+        m = re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=(\d+)", msg)
+        self.assertTrue(m, msg)
+        self.assertLess(abs(int(m.group(1)) / 1e6 - t0), 5)
+        self.assertEqual(n.recv(4096).decode(), "READY=1")
+        self.assertTrue(alive(d.pid))
         os.kill(d.worker("loop/0")["pid"], signal.SIGKILL)
         while "degraded" not in msgs[-1]:
             msgs.append(n.recv(4096).decode())
