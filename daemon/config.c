@@ -379,6 +379,65 @@ config_find_pool(const struct config *c, const char *name)
 	return NULL;
 }
 
+/* Whether two pools' settings differ in anything but their workers. */
+static int
+pool_limits_differ(const struct pool_config *a, const struct pool_config *b)
+{
+	return a->queue_limit != b->queue_limit ||
+	    a->job_timeout != b->job_timeout ||
+	    a->kill_grace != b->kill_grace ||
+	    a->max_jobs_per_worker != b->max_jobs_per_worker ||
+	    a->max_output != b->max_output ||
+	    a->retries != b->retries ||
+	    a->restart_delay != b->restart_delay ||
+	    a->restart_delay_max != b->restart_delay_max ||
+	    a->crash_limit != b->crash_limit ||
+	    a->crash_interval != b->crash_interval;
+}
+
+/*
+ * What a reload from old to new does to the pools: each pool of new (kept,
+ * grown, shrunk, with other limits, or added), then each pool of old that
+ * new lacks (removed). Returns how many; *out is allocated.
+ */
+size_t
+config_diff(const struct config *old, const struct config *new,
+    struct config_change **out)
+{
+	const struct pool_config *pc, *was;
+	struct config_change	*v;
+	size_t			 n = 0, cap = 0;
+
+	TAILQ_FOREACH(pc, &new->pools, entry)
+		cap++;
+	TAILQ_FOREACH(pc, &old->pools, entry)
+		cap++;
+	v = xcalloc(cap + 1, sizeof *v);
+	TAILQ_FOREACH(pc, &new->pools, entry) {
+		v[n].pool = pc->name;
+		v[n].to = pc->workers;
+		if ((was = config_find_pool(old, pc->name)) == NULL)
+			v[n].kind = POOL_ADDED;
+		else {
+			v[n].from = was->workers;
+			v[n].limits = pool_limits_differ(was, pc);
+			v[n].kind = pc->workers > was->workers ? POOL_GROWS :
+			    pc->workers < was->workers ? POOL_SHRINKS :
+			    POOL_KEPT;
+		}
+		n++;
+	}
+	TAILQ_FOREACH(pc, &old->pools, entry)
+		if (config_find_pool(new, pc->name) == NULL) {
+			v[n].pool = pc->name;
+			v[n].kind = POOL_REMOVED;
+			v[n].from = pc->workers;
+			n++;
+		}
+	*out = v;
+	return n;
+}
+
 /* Pool names appear in worker names, logs and the journal: keep them plain. */
 static int
 valid_pool_name(const char *s)

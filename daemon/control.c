@@ -296,9 +296,12 @@ control_default_pool(void)
 {
 	struct pool	*p;
 
-	if ((p = pool_find("default")) != NULL)
+	if ((p = pool_find("default")) != NULL && !p->removed)
 		return p;
-	return TAILQ_FIRST(&pools);
+	TAILQ_FOREACH(p, &pools, entry)
+		if (!p->removed)
+			return p;
+	return NULL;
 }
 
 #define MAX_ARGS	65536
@@ -393,7 +396,7 @@ method_submit(struct client *c, struct varlink_call *call)
 		goto out;
 	}
 	p = sb.pool != NULL ? pool_find(sb.pool) : control_default_pool();
-	if (p == NULL) {
+	if (p == NULL || p->removed) {	/* a removed pool only drains */
 		control_error(c, call, "io.mprocd.NoSuchPool", json_pack(
 		    "{s:s}", "pool", sb.pool != NULL ? sb.pool : "default"));
 		goto out;
@@ -414,8 +417,11 @@ method_submit(struct client *c, struct varlink_call *call)
 	j->stdin_data = sb.stdin_data;
 	j->stdin_len = sb.stdin_len;
 	sb.stdin_data = NULL;
-	j->timeout = sb.has_timeout == 1 ? sb.timeout : p->cfg.job_timeout;
-	j->retries = sb.has_retries == 1 ? sb.retries : p->cfg.retries;
+	/* Else the pool's, as they are when the job starts. */
+	j->timeout_given = sb.has_timeout == 1;
+	j->timeout = sb.timeout;
+	j->retries_given = sb.has_retries == 1;
+	j->retries = sb.retries;
 	ctx = (struct log_ctx){ p->name, NULL, j->id };
 	clog_debug(&ctx, "job submitted" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
 	    LOG_KV "cmd=%s", (unsigned)c->uid, (int)c->pid,
@@ -701,6 +707,8 @@ static void
 method_reload(struct client *c, struct varlink_call *call)
 {
 	static const char *const known[] = { NULL };
+	char		 reason[1024];
+	json_t		*params;
 
 	if (control_check_params(c, call, known) != 0)
 		return;
@@ -709,11 +717,16 @@ method_reload(struct client *c, struct varlink_call *call)
 		    NULL);
 		return;
 	}
-	log_notice("reload requested, failed: not supported yet" LOG_KV "uid=%u"
-	    LOG_KV "client_pid=%d", (unsigned)c->uid, (int)c->pid);
-	control_error(c, call, "io.mprocd.ReloadFailed", json_pack("{s:s}",
-	    "reason", "reloading the configuration is not supported yet; "
-	    "restart mprocd to apply changes"));
+	log_notice("reload requested" LOG_KV "uid=%u" LOG_KV "client_pid=%d",
+	    (unsigned)c->uid, (int)c->pid);
+	if (supervisor_reload(reason, sizeof reason) != 0) {
+		if ((params = json_pack("{s:s}", "reason", reason)) == NULL)
+			params = json_pack("{s:s}", "reason", "the configuration "
+			    "is invalid (not UTF-8: see the log)");
+		control_error(c, call, "io.mprocd.ReloadFailed", params);
+		return;
+	}
+	control_reply(c, call, json_object());
 }
 
 static void

@@ -412,6 +412,11 @@ job_started(struct job *j, struct worker *w)
 	j->started_usec = util_now_usec();
 	j->started_mono = util_mono_usec();
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);
+	/* A reload changes the pool's limits for jobs that start after it. */
+	if (!j->timeout_given)
+		j->timeout = w->pool->cfg.job_timeout;
+	if (!j->retries_given)
+		j->retries = w->pool->cfg.retries;
 	ctx = job_ctx(j);
 	clog_debug(&ctx, "job started" LOG_KV "attempt=%u", j->attempts);
 	supervisor_status_changed();

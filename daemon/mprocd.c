@@ -132,6 +132,8 @@ main(int argc, char **argv)
 	if (socket != NULL) {
 		free(c->socket);
 		c->socket = xstrdup(socket);
+		/* For reloads too; argv becomes the process title. */
+		mprocd_socket_override = xstrdup(socket);
 	}
 	if (check) {
 		printf("%s: OK\n", file);
@@ -161,8 +163,7 @@ main(int argc, char **argv)
 	log_setlevel(c->log_level);
 	mprocd_self = self_path();
 
-	status = supervisor_main(c, fd);
-	config_free(c);
+	status = supervisor_main(c, fd);	/* frees c, or what replaced it */
 	log_close();
 	return status;
 }

@@ -66,6 +66,22 @@ struct config	*config_load_string(const char *, const char *,
 void		 config_errors_free(struct config_errors *);
 void		 config_print(const struct config *, FILE *);
 struct pool_config *config_find_pool(const struct config *, const char *);
+
+/* What a reload does to one pool. */
+struct config_change {
+	const char	*pool;		/* points into the configurations */
+	enum {
+		POOL_KEPT,
+		POOL_GROWS,
+		POOL_SHRINKS,
+		POOL_ADDED,
+		POOL_REMOVED,
+	}		 kind;
+	unsigned int	 from, to;	/* workers */
+	int		 limits;	/* other settings changed */
+};
+size_t		 config_diff(const struct config *, const struct config *,
+		    struct config_change **);
 char		*config_default_socket(const char **);
 
 /* job.c */
@@ -124,6 +140,8 @@ struct job {
 	uid_t		 uid;
 	uint64_t	 timeout;	/* usec; 0: none */
 	uint64_t	 retries;
+	int		 timeout_given;	/* by Submit; else the pool's */
+	int		 retries_given;
 
 	enum job_state	 state;
 	enum job_kill	 kill;
@@ -220,6 +238,7 @@ struct pool {
 	int		 degraded;
 	struct event	*timer;		/* rechecks degraded */
 	uint64_t	 restarts;
+	int		 removed;	/* by a reload: drains, then goes */
 	struct jobs	 queue;
 	uint64_t	 nqueued;
 	uint64_t	 succeeded;
@@ -236,6 +255,10 @@ struct pool	*pool_find(const char *);
 void		 pool_start(struct pool *);
 struct worker	*pool_worker_new(struct pool *, unsigned int);
 void		 pool_stop(struct pool *, enum worker_stop);
+void		 pool_trim(struct pool *);
+void		 pool_apply(struct pool *, const struct pool_config *);
+void		 pool_remove(struct pool *);
+void		 pool_set_log_level(int);
 int		 pool_record_death(struct pool *, uint64_t);
 uint64_t	 pool_backoff_next(uint64_t, uint64_t);
 struct worker	*pool_find_worker(pid_t);
@@ -301,7 +324,10 @@ extern uint64_t	 mprocd_started_usec;
 extern int	 mprocd_shutting_down;
 extern const char *mprocd_self;
 
+extern const char *mprocd_socket_override;
+
 int		 supervisor_main(struct config *, int);
+int		 supervisor_reload(char *, size_t);
 void		 supervisor_check_exit(void);
 void		 supervisor_check_ready(void);
 void		 supervisor_update_status(void);

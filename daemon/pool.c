@@ -9,6 +9,8 @@
  */
 #include "config.h"
 
+#include <sys/param.h>
+
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -392,8 +394,11 @@ worker_job_done(struct worker *w)
 		worker_stop(w, w->stop);
 	else if (max != 0 && w->jobs_done >= max)
 		worker_stop(w, STOP_RECYCLE);
-	else
+	else {
 		pool_dispatch(w->pool);
+		if (w->pool->removed)
+			pool_trim(w->pool);
+	}
 }
 
 /* Kills every running job for why (shutdown_timeout passed, or forced). */
@@ -622,6 +627,110 @@ pool_worker_ready(struct worker *w)
 	pool_dispatch(w->pool);
 }
 
+/*
+ * Brings the pool to its size: new workers at the lowest free slots, or
+ * workers retired, idle ones first (the highest slots), then those not
+ * started, then busy ones once their job ends. A removed pool keeps its
+ * workers until its queue is empty, then retires them all, and is freed
+ * when the last is gone.
+ */
+void
+pool_trim(struct pool *p)
+{
+	struct log_ctx	 ctx = { p->name, NULL, 0 };
+	struct worker	*w, *pick;
+	unsigned int	 kept = 0, target = p->cfg.workers, slot;
+	int		 rank, best;
+
+	if (mprocd_shutting_down)
+		return;
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (w->stop == STOP_NONE)
+			kept++;
+	if (p->removed)
+		target = TAILQ_EMPTY(&p->queue) ? 0 : MAX(kept, 1);
+	for (; kept > target; kept--) {
+		pick = NULL;
+		best = -1;
+		TAILQ_FOREACH(w, &p->workers, entry) {
+			if (w->stop != STOP_NONE)
+				continue;
+			rank = w->state == WORKER_IDLE ? 3 :
+			    w->state == WORKER_BUSY ? 1 : 2;
+			if (rank > best || (rank == best && w->slot > pick->slot)) {
+				pick = w;
+				best = rank;
+			}
+		}
+		if (pick->state == WORKER_BUSY)
+			pick->stop = STOP_RETIRE;	/* when its job ends */
+		else
+			worker_stop(pick, STOP_RETIRE);
+	}
+	for (; kept < target; kept++) {
+		for (slot = 0; ; slot++) {
+			TAILQ_FOREACH(w, &p->workers, entry)
+				if (w->slot == slot)
+					break;
+			if (w == NULL)
+				break;
+		}
+		worker_spawn(pool_worker_new(p, slot));
+	}
+	if (p->removed && TAILQ_EMPTY(&p->workers) && TAILQ_EMPTY(&p->queue)) {
+		clog_info(&ctx, "pool removed, its jobs done");
+		pool_free(p);
+	}
+	supervisor_status_changed();
+}
+
+/*
+ * A reload's new settings for a pool: its size now, other limits for jobs
+ * that start from now on. A pool being removed is taken back.
+ */
+void
+pool_apply(struct pool *p, const struct pool_config *pc)
+{
+	uint64_t	 crash_limit = p->cfg.crash_limit;
+
+	p->cfg = *pc;
+	p->cfg.name = p->name;
+	p->removed = 0;
+	if (crash_limit != pc->crash_limit) {
+		free(p->deaths);
+		p->deaths = xcalloc(pc->crash_limit + 1, sizeof *p->deaths);
+		p->ndeaths = 0;
+		pool_set_degraded(p, 0, 0);
+	}
+	pool_trim(p);
+	pool_dispatch(p);
+}
+
+/* A reload changed log_level: every worker with a channel is told. */
+void
+pool_set_log_level(int level)
+{
+	struct proto_buf	 b;
+	struct pool		*p;
+	struct worker		*w;
+
+	proto_buf_init(&b);
+	proto_put_u32(&b, (uint32_t)level);
+	TAILQ_FOREACH(p, &pools, entry)
+		TAILQ_FOREACH(w, &p->workers, entry)
+			worker_send(w, PROTO_LOG_LEVEL, &b);
+	proto_buf_free(&b);
+}
+
+/* A reload removed the pool: it takes no job, drains, then goes. */
+void
+pool_remove(struct pool *p)
+{
+	p->removed = 1;
+	p->cfg.workers = 0;
+	pool_trim(p);
+}
+
 void
 pool_start(struct pool *p)
 {
@@ -829,7 +938,9 @@ worker_drain(struct worker *w)
 int
 pool_child_exited(pid_t pid, int status)
 {
+	struct pool	*p;
 	struct worker	*w;
+	enum worker_stop stop;
 	struct job	*j;
 	struct log_ctx	 ctx;
 	char		 how[128];
@@ -856,8 +967,16 @@ pool_child_exited(pid_t pid, int status)
 		    "worker_pid=%d", w->stop == STOP_SHUTDOWN ? "shutdown" :
 		    "retired", how, (int)pid);
 		w->pid = 0;
+		p = w->pool;
+		stop = w->stop;
 		worker_free(w);
-		break;
+		if (stop == STOP_SHUTDOWN)
+			break;
+		if (j != NULL)
+			job_worker_died(j);
+		pool_trim(p);	/* may free p */
+		supervisor_status_changed();
+		return 1;
 	case STOP_RECYCLE:
 		clog_info(&ctx, "worker exited" LOG_KV "why=recycled%s" LOG_KV
 		    "worker_pid=%d" LOG_KV "jobs_done=%" PRIu64, how, (int)pid,

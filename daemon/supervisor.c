@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <dirent.h>
@@ -26,7 +27,10 @@ uint64_t		 mprocd_started_usec;
 int			 mprocd_shutting_down;
 const char		*mprocd_self;
 
+const char		*mprocd_socket_override;	/* mprocd -s */
+
 static struct event	*sig_events[5];
+static int		 listen_activated;	/* the socket is systemd's */
 static struct event	*shutdown_timer;
 static int		 ready_sent;
 
@@ -193,23 +197,161 @@ supervisor_shutdown(int sig)
 	supervisor_check_exit();
 }
 
-/*
- * SIGHUP (systemctl reload): systemd is told the reload begins and, once it
- * has ended, that mprocd is ready again.
- */
+/* The config file in a reload's reason: what was wrong, all of it. */
 static void
-supervisor_reload(void)
+reload_errors(const struct config_errors *errs, char *buf, size_t len)
 {
-	char	 msg[64];
+	size_t	 i, off = 0;
 
-	if (mprocd_shutting_down)
-		return;
+	buf[0] = '\0';
+	for (i = 0; i < errs->n && off < len; i++)
+		off += (size_t)snprintf(buf + off, len - off, "%s%s",
+		    i > 0 ? "; " : "", errs->v[i]);
+}
+
+/* What a reload cannot change in a running mprocd; NULL if none. */
+static const char *
+reload_refused(struct config *nc, char *buf, size_t len)
+{
+	const char	*errstr;
+
+	if (strcmp(nc->log_target, cfg->log_target) != 0) {
+		snprintf(buf, len, "log_target cannot change on reload (it is "
+		    "%s); restart mprocd to use %s", cfg->log_target,
+		    nc->log_target);
+		return buf;
+	}
+	if (mprocd_socket_override != NULL) {
+		free(nc->socket);
+		nc->socket = xstrdup(mprocd_socket_override);
+	} else if (nc->socket == NULL &&
+	    (nc->socket = config_default_socket(&errstr)) == NULL) {
+		snprintf(buf, len, "%s", errstr);
+		return buf;
+	}
+	if (!listen_activated && strcmp(nc->socket, cfg->socket) != 0) {
+		snprintf(buf, len, "socket cannot change on reload (it is %s); "
+		    "restart mprocd to listen on %s", cfg->socket, nc->socket);
+		return buf;
+	}
+	return NULL;
+}
+
+static void
+reload_log_change(const struct config_change *ch)
+{
+	struct log_ctx	 ctx = { ch->pool, NULL, 0 };
+
+	switch (ch->kind) {
+	case POOL_ADDED:
+		clog_info(&ctx, "pool added" LOG_KV "workers=%u", ch->to);
+		break;
+	case POOL_REMOVED:
+		clog_info(&ctx, "pool removed from the configuration: it takes "
+		    "no more jobs and goes once its jobs are done");
+		break;
+	case POOL_GROWS:
+	case POOL_SHRINKS:
+		clog_info(&ctx, "pool resized%s" LOG_KV "from=%u" LOG_KV "to=%u",
+		    ch->limits ? ", other settings changed" : "", ch->from,
+		    ch->to);
+		break;
+	case POOL_KEPT:
+		if (ch->limits)
+			clog_info(&ctx, "pool settings changed, for jobs that "
+			    "start from now on");
+		break;
+	}
+}
+
+/*
+ * Re-reads the configuration file and applies it, or changes nothing and
+ * says why in reason. Pools grow, shrink, appear and go as the file says;
+ * no job is dropped, retried or restarted.
+ */
+int
+supervisor_reload(char *reason, size_t len)
+{
+	struct config_errors	 errs = { NULL, 0 };
+	struct config_change	*ch;
+	struct config		*nc;
+	struct pool_config	*pc;
+	struct pool		*p;
+	char			 msg[64];
+	size_t			 i, n;
+	unsigned int		 nworkers = 0, npools = 0;
+	int			 rc = -1;
+
+	if (mprocd_shutting_down) {
+		snprintf(reason, len, "mprocd is shutting down");
+		return -1;
+	}
 	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
 	    util_mono_usec());
 	systemd_notify(msg);
-	log_notice("received SIGHUP: reloading is not supported yet, the "
-	    "configuration is unchanged; restart mprocd to apply changes");
+
+	if ((nc = config_load(cfg->path, &errs)) == NULL)
+		reload_errors(&errs, reason, len);
+	else if (reload_refused(nc, reason, len) == NULL)
+		rc = 0;
+	config_errors_free(&errs);
+	if (rc != 0) {
+		config_free(nc);
+		log_warnx("reload failed, nothing changed" LOG_KV "reason=%s",
+		    reason);
+		systemd_notify("READY=1");
+		return -1;
+	}
+
+	/* Valid: apply it all. Pools first, then the settings of mprocd. */
+	n = config_diff(cfg, nc, &ch);
+	for (i = 0; i < n; i++) {
+		reload_log_change(&ch[i]);
+		p = pool_find(ch[i].pool);
+		switch (ch[i].kind) {
+		case POOL_REMOVED:
+			if (p != NULL)
+				pool_remove(p);
+			break;
+		default:
+			pc = config_find_pool(nc, ch[i].pool);
+			if (p == NULL) {
+				p = pool_new(pc);
+				pool_start(p);
+			} else
+				pool_apply(p, pc);
+			break;
+		}
+	}
+	TAILQ_FOREACH(pc, &nc->pools, entry) {
+		nworkers += pc->workers;
+		npools++;
+	}
+	if (!listen_activated && nc->socket_mode != cfg->socket_mode &&
+	    chmod(cfg->socket, nc->socket_mode) != 0)
+		log_warn("socket_mode: chmod %s", cfg->socket);
+	if (nc->log_level != cfg->log_level) {
+		log_setlevel(nc->log_level);
+		pool_set_log_level(nc->log_level);
+	}
+	log_notice("configuration reloaded" LOG_KV "pools=%u" LOG_KV
+	    "workers=%u" LOG_KV "path=%s", npools, nworkers, nc->path);
+	free(ch);
+	config_free(cfg);
+	cfg = nc;
+	supervisor_status_changed();
 	systemd_notify("READY=1");
+	return 0;
+}
+
+/* SIGHUP (systemctl reload). */
+static void
+supervisor_sighup(void)
+{
+	char	 reason[1024];
+
+	log_notice("reload requested by SIGHUP");
+	supervisor_reload(reason, sizeof reason);
 }
 
 static void
@@ -224,7 +366,7 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 		supervisor_shutdown((int)sig);
 		break;
 	case SIGHUP:
-		supervisor_reload();
+		supervisor_sighup();
 		break;
 	case SIGUSR1:
 		log_request_reopen();
@@ -325,8 +467,12 @@ supervisor_main(struct config *c, int fd)
 		evsignal_add(sig_events[i], NULL);
 	}
 
-	if (control_init(cfg->socket, cfg->socket_mode, fd) != 0)
+	listen_activated = fd != -1;
+	if (control_init(cfg->socket, cfg->socket_mode, fd) != 0) {
+		config_free(cfg);
+		cfg = NULL;
 		return 1;
+	}
 	systemd_init();
 	status_timer = evtimer_new(ev_base, supervisor_status_timer, NULL);
 
@@ -356,5 +502,7 @@ supervisor_main(struct config *c, int fd)
 		event_free(sig_events[i]);
 	event_base_free(ev_base);
 	ev_base = NULL;
+	config_free(cfg);
+	cfg = NULL;
 	return 0;
 }

@@ -268,6 +268,17 @@ handle_signal(struct run *r, int *status)
 	return pid == r->pid;
 }
 
+/* PROTO_LOG_LEVEL: a reload changed log_level. */
+static void
+set_log_level(struct proto_reader *rd)
+{
+	uint32_t	 level = proto_get_u32(rd);
+
+	if (rd->error || log_level_name((int)level)[0] == 'u')
+		fatalx("bad LOG_LEVEL from the supervisor");
+	log_setlevel((int)level);
+}
+
 /* A frame from the supervisor while a job runs. */
 static void
 handle_frame(struct run *r)
@@ -292,6 +303,9 @@ handle_frame(struct run *r)
 			fatalx("bad JOB_SIGNAL from the supervisor");
 		if (r != NULL && id == r->id && r->pid > 0)
 			kill_job(r, (int)sig);
+		break;
+	case PROTO_LOG_LEVEL:
+		set_log_level(&rd);
 		break;
 	case PROTO_EXIT:
 		worker_exit(r);
@@ -454,6 +468,7 @@ worker_main(int argc, char **argv)
 	char			 procname[96];
 	struct proto_hdr	 h;
 	struct proto_buf	 b;
+	struct proto_reader	 rd;
 	struct pollfd		 pfd[2];
 	uint8_t			*payload;
 	sigset_t		 mask;
@@ -532,6 +547,10 @@ worker_main(int argc, char **argv)
 			break;
 		case PROTO_JOB_SIGNAL:
 			break;	/* for a job that has just ended */
+		case PROTO_LOG_LEVEL:
+			proto_reader_init(&rd, payload, h.len);
+			set_log_level(&rd);
+			break;
 		case PROTO_EXIT:
 			free(payload);
 			exit(0);

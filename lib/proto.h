@@ -30,6 +30,7 @@ enum proto_type {
 	PROTO_JOB_START = 64,
 	PROTO_JOB_SIGNAL,	/* u64 job, u32 signal */
 	PROTO_EXIT,		/* (empty): finish and exit 0 */
+	PROTO_LOG_LEVEL,	/* u32 level: a reload changed log_level */
 };
 
 /* JOB_DONE flags. */
