@@ -410,12 +410,16 @@ class TestJobCommands(CtlTestCase):
                          [(queued, "cancelled"), (done, "succeeded")])
 
     def test_reload(self):
-        for args in (("reload",), ("--json", "reload")):
-            r = self.ctl(*args)
-            if r.returncode == 0:
-                self.assertEqual(r.stderr, b"")
-                continue
-            self.assertFails(r, "reload")
+        r = self.ctl("reload")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (0, b"", b""))
+        r = self.ctl("--json", "reload")
+        self.assertEqual((r.returncode, json.loads(r.stdout)), (0, {}))
+        with open(self.d.conf, "a") as f:
+            f.write("bogus_key = 1\n")
+        line = open(self.d.conf).read().count("\n")
+        r = self.ctl("reload")
+        self.assertFails(r, "reload failed", "%s:%d:" % (self.d.conf, line),
+                         "bogus_key")
 
     def test_no_such_job(self):
         for cmd in ("get", "wait", "cancel"):
