@@ -314,6 +314,96 @@ test_print_round_trip(void **state)
 	config_free(c2);
 }
 
+
+/* The change config_diff found for pool, which must be there once. */
+static const struct config_change *
+change_of(const struct config_change *ch, size_t n, const char *pool)
+{
+	const struct config_change	*found = NULL;
+	size_t				 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(ch[i].pool, pool) == 0) {
+			assert_null(found);
+			found = &ch[i];
+		}
+	if (found == NULL)
+		fail_msg("no change for pool %s", pool);
+	return found;
+}
+
+/* What a reload does to each pool: grows, shrinks, appears, goes, keeps. */
+static void
+test_diff(void **state)
+{
+	struct config	*old = load_ok(
+	    "[pool keep]\nworkers = 2\n"
+	    "[pool grow]\nworkers = 1\n"
+	    "[pool shrink]\nworkers = 4\n"
+	    "[pool limits]\nworkers = 2\njob_timeout = 5s\n"
+	    "[pool gone]\nworkers = 3\n");
+	struct config	*new = load_ok(
+	    "[pool shrink]\nworkers = 1\nretries = 2\n"
+	    "[pool keep]\nworkers = 2\n"
+	    "[pool grow]\nworkers = 6\n"
+	    "[pool limits]\nworkers = 2\njob_timeout = 10s\n"
+	    "[pool fresh]\nworkers = 5\n");
+	const struct config_change *c;
+	struct config_change *ch;
+	size_t		 i, n;
+
+	n = config_diff(old, new, &ch);
+	assert_int_equal(n, 6);
+	/* The new file's pools in its order, then those it dropped. */
+	assert_string_equal(ch[0].pool, "shrink");
+	assert_string_equal(ch[4].pool, "fresh");
+	assert_string_equal(ch[5].pool, "gone");
+
+	c = change_of(ch, n, "keep");
+	assert_int_equal(c->kind, POOL_KEPT);
+	assert_int_equal(c->limits, 0);
+	c = change_of(ch, n, "grow");
+	assert_int_equal(c->kind, POOL_GROWS);
+	assert_int_equal(c->from, 1);
+	assert_int_equal(c->to, 6);
+	c = change_of(ch, n, "shrink");
+	assert_int_equal(c->kind, POOL_SHRINKS);
+	assert_int_equal(c->from, 4);
+	assert_int_equal(c->to, 1);
+	assert_int_equal(c->limits, 1);
+	c = change_of(ch, n, "limits");
+	assert_int_equal(c->kind, POOL_KEPT);
+	assert_int_equal(c->limits, 1);
+	c = change_of(ch, n, "fresh");
+	assert_int_equal(c->kind, POOL_ADDED);
+	assert_int_equal(c->to, 5);
+	c = change_of(ch, n, "gone");
+	assert_int_equal(c->kind, POOL_REMOVED);
+	assert_int_equal(c->from, 3);
+	free(ch);
+
+	/* The same file: every pool kept, nothing else. */
+	n = config_diff(old, old, &ch);
+	assert_int_equal(n, 5);
+	for (i = 0; i < n; i++) {
+		assert_int_equal(ch[i].kind, POOL_KEPT);
+		assert_int_equal(ch[i].limits, 0);
+	}
+	free(ch);
+
+	/* Every limit counts as a change of limits. */
+	config_free(new);
+	new = load_ok("[pool keep]\nworkers = 2\nkill_grace = 1s\n");
+	n = config_diff(old, new, &ch);
+	c = change_of(ch, n, "keep");
+	assert_int_equal(c->kind, POOL_KEPT);
+	assert_int_equal(c->limits, 1);
+	assert_int_equal(change_of(ch, n, "grow")->kind, POOL_REMOVED);
+	free(ch);
+	config_free(old);
+	config_free(new);
+}
+
 int
 main(void)
 {
@@ -329,6 +419,7 @@ main(void)
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_print_round_trip),
+		cmocka_unit_test(test_diff),
 	};
 
 	setenv("XDG_RUNTIME_DIR", "/run/user/test", 1);
