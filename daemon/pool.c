@@ -668,6 +668,14 @@ pool_trim(struct pool *p)
 			worker_stop(pick, STOP_RETIRE);
 	}
 	for (; kept < target; kept++) {
+		/* A busy worker due to retire is kept rather than a new one. */
+		TAILQ_FOREACH(w, &p->workers, entry)
+			if (w->state == WORKER_BUSY && w->stop == STOP_RETIRE)
+				break;
+		if (w != NULL) {
+			w->stop = STOP_NONE;
+			continue;
+		}
 		for (slot = 0; ; slot++) {
 			TAILQ_FOREACH(w, &p->workers, entry)
 				if (w->slot == slot)
