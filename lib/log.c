@@ -199,8 +199,9 @@ log_request_reopen(void)
 }
 
 /*
- * Does a reopen log_request_reopen() asked for. Every record does it first;
- * a process idle in poll() calls it too, so it lets go of the old file.
+ * Does a reopen log_request_reopen() asked for, and logs a failure. Every
+ * record does it first; a process that reads SIGUSR1 in its event loop
+ * calls it at once, so it lets go of the old file even when idle.
  */
 int
 log_reopen_if_requested(void)
@@ -369,6 +370,45 @@ utf8_len(unsigned char c)
 	return 1;
 }
 
+/*
+ * How much of s (len bytes) to keep in at most max bytes without splitting
+ * a UTF-8 character.
+ */
+static size_t
+utf8_cut(const char *s, size_t len, size_t max)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 lead;
+
+	if (len <= max)
+		return len;
+	if ((p[max] & 0xc0) != 0x80)
+		return max;
+	for (lead = max; lead > 0 && max - lead < 3 &&
+	    (p[lead] & 0xc0) == 0x80; lead--)
+		;
+	return max - lead < utf8_len(p[lead]) ? lead : max;
+}
+
+/*
+ * Copies len bytes of src to dst, or if they take more than max, the whole
+ * characters that fit in max with " [cut]" after them. Returns how many.
+ */
+static size_t
+copy_cut(char *dst, const char *src, size_t len, size_t max)
+{
+	size_t	 keep;
+
+	if (len <= max) {
+		memcpy(dst, src, len);
+		return len;
+	}
+	keep = utf8_cut(src, len, max - (CUT_LEN - 1));
+	memcpy(dst, src, keep);
+	memcpy(dst + keep, cut_mark, CUT_LEN - 1);	/* no quote */
+	return keep + CUT_LEN - 1;
+}
+
 /* The bytes a whole piece takes: " key=" and its value. */
 static size_t
 piece_len(const struct piece *pc)
@@ -386,50 +426,54 @@ piece_len(const struct piece *pc)
 	return 2 + pc->klen + n;
 }
 
+/* Writes n bytes of v escaped, as they go inside quotes. */
+static size_t
+put_escaped(char *buf, size_t off, const char *v, size_t n)
+{
+	char	 esc[8];
+	size_t	 i, k;
+
+	for (i = 0; i < n; i++) {
+		k = escape((unsigned char)v[i], esc);
+		memcpy(buf + off, esc, k);
+		off += k;
+	}
+	return off;
+}
+
 /*
- * Writes a piece at *off. A cut piece keeps the whole characters that fit in
- * its budget with the mark, so no escape is ever split.
+ * Writes a piece at off. A cut piece keeps the whole characters whose
+ * escapes fit in its budget with the mark: no escape or UTF-8 character is
+ * ever split.
  */
 static size_t
 put_piece(char *buf, size_t off, const struct piece *pc)
 {
-	const unsigned char	*p = (const unsigned char *)pc->val;
-	char			 esc[8];
-	size_t			 i, n, end, start, lead;
-	int			 quote = pc->budget != 0 ||
-				    needs_quotes(pc->val, pc->len);
+	char	 esc[8];
+	size_t	 i, used, room;
 
 	buf[off++] = ' ';
 	memcpy(buf + off, pc->key, pc->klen);
 	off += pc->klen;
 	buf[off++] = '=';
-	if (!quote) {
+	if (pc->budget == 0 && !needs_quotes(pc->val, pc->len)) {
 		memcpy(buf + off, pc->val, pc->len);
 		return off + pc->len;
 	}
-	end = off + (pc->budget != 0 ? pc->budget - CUT_LEN : SIZE_MAX / 2);
 	buf[off++] = '"';
-	for (i = 0, lead = 0, start = off; i < pc->len; i++) {
-		n = escape(p[i], esc);
-		if (off + n > end)
+	if (pc->budget == 0) {
+		off = put_escaped(buf, off, pc->val, pc->len);
+		buf[off++] = '"';
+		return off;
+	}
+	room = pc->budget - CUT_LEN - 1;
+	for (i = 0, used = 0; i < pc->len; i++) {
+		if ((used += escape((unsigned char)pc->val[i], esc)) > room)
 			break;
-		if ((p[i] & 0xc0) != 0x80) {
-			lead = i;	/* where this character begins */
-			start = off;
-		}
-		memcpy(buf + off, esc, n);
-		off += n;
 	}
-	if (pc->budget != 0) {
-		/* Cut inside a UTF-8 character: drop its first bytes too. */
-		if (i < pc->len && (p[i] & 0xc0) == 0x80 &&
-		    i - lead < utf8_len(p[lead]))
-			off = start;
-		memcpy(buf + off, cut_mark, CUT_LEN);
-		return off + CUT_LEN;
-	}
-	buf[off++] = '"';
-	return off;
+	off = put_escaped(buf, off, pc->val, utf8_cut(pc->val, pc->len, i));
+	memcpy(buf + off, cut_mark, CUT_LEN);
+	return off + CUT_LEN;
 }
 
 /* The bytes the pieces take if no value takes more than level. */
@@ -552,26 +596,6 @@ write_record(const char *rec, size_t n)
 }
 
 /*
- * How much of s (len bytes) to keep in at most max bytes without splitting
- * a UTF-8 character.
- */
-static size_t
-utf8_cut(const char *s, size_t len, size_t max)
-{
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 lead;
-
-	if (len <= max)
-		return len;
-	if ((p[max] & 0xc0) != 0x80)
-		return max;
-	for (lead = max; lead > 0 && max - lead < 3 &&
-	    (p[lead] & 0xc0) == 0x80; lead--)
-		;
-	return max - lead < utf8_len(p[lead]) ? lead : max;
-}
-
-/*
  * A journal record's fields are built here; one record is sent before the
  * next is made. Each value may take JOURNAL_VALUE_MAX bytes, so every field
  * fits.
@@ -600,12 +624,7 @@ journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
 		p[plen + i] = (char)toupper((unsigned char)key[i]);
 	p[plen + klen] = '=';
 	p += plen + klen + 1;
-	keep = utf8_cut(val, len, JOURNAL_VALUE_MAX - (CUT_LEN - 1));
-	memcpy(p, val, keep);
-	if (keep < len) {
-		memcpy(p + keep, cut_mark, CUT_LEN - 1);	/* no quote */
-		keep += CUT_LEN - 1;
-	}
+	keep = copy_cut(p, val, len, JOURNAL_VALUE_MAX);
 	iov[*n].iov_base = *store;
 	iov[*n].iov_len = (size_t)(p + keep - *store);
 	(*n)++;
@@ -632,12 +651,7 @@ journal_send(int level, const struct log_ctx *ctx, const char *file,
 	n = split_message(msg, pc, nctx);
 
 	/* MESSAGE: the text (half the room at most), then its fields. */
-	off = utf8_cut(pc[nctx].val, pc[nctx].len, sizeof text / 2);
-	memcpy(text, pc[nctx].val, off);
-	if (off < pc[nctx].len) {
-		memcpy(text + off, cut_mark, CUT_LEN - 1);
-		off += CUT_LEN - 1;
-	}
+	off = copy_cut(text, pc[nctx].val, pc[nctx].len, sizeof text / 2);
 	memcpy(shown, pc + nctx + 1, (n - nctx - 1) * sizeof *shown);
 	nshown = fit_pieces(shown, n - nctx - 1, sizeof text - CUT_LEN - off);
 	for (i = 0; i < nshown; i++)
@@ -712,17 +726,14 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 const char *
 log_safe(const char *s, char *buf, size_t len)
 {
-	size_t	 n = strlen(s), keep;
+	size_t	 n = strlen(s);
 	char	*p;
 
 	if (n < len)
 		memcpy(buf, s, n + 1);
-	else if (len > CUT_LEN) {
-		keep = utf8_cut(s, n, len - CUT_LEN);
-		memcpy(buf, s, keep);
-		memcpy(buf + keep, cut_mark, CUT_LEN - 1);	/* no quote */
-		buf[keep + CUT_LEN - 1] = '\0';
-	} else if (len > 0)
+	else if (len >= CUT_LEN)
+		buf[copy_cut(buf, s, n, len - 1)] = '\0';
+	else if (len > 0)
 		buf[0] = '\0';
 	for (p = buf; (p = strchr(p, LOG_KV[0])) != NULL; p++)
 		*p = '?';
