@@ -4,11 +4,44 @@ pools, shutdown that leaves nothing behind."""
 import os
 import re
 import signal
+import socket
 import struct
 import time
 
 from mprocd_test import (DaemonTestCase, Frozen, alive, cmdline, cpu_ticks,
                          main, ppid, wait_for)
+
+class Notify:
+    """A NOTIFY_SOCKET for mprocd: what it tells systemd, each message with
+    the kernel's receive time, so a slow test does not bunch them up."""
+
+    def __init__(self, test, d):
+        self.path = os.path.join(d.dir, "notify")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        test.addCleanup(self.sock.close)
+        self.sock.bind(self.path)
+        self.sock.setsockopt(socket.SOL_SOCKET,
+                             getattr(socket, "SO_TIMESTAMPNS", 35), 1)
+        self.msgs = []      # (time, text), every one received
+
+    def recv(self, timeout=20):
+        """The next message as (time, text), or None after timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            data, anc, _, _ = self.sock.recvmsg(4096, 1024)
+        except TimeoutError:
+            return None
+        sec, nsec = struct.unpack("qq", anc[0][2][:16])
+        self.msgs.append((sec + nsec / 1e9, data.decode()))
+        return self.msgs[-1]
+
+    def text(self, timeout=20):
+        """The next message's text; fails after timeout."""
+        m = self.recv(timeout)
+        if m is None:
+            raise AssertionError("no message from mprocd in %ss" % timeout)
+        return m[1]
+
 
 TWO_POOLS = """
 [mprocd]
@@ -200,67 +233,48 @@ class TestSignalsAndSystemd(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_sd_notify(self):
-        import socket as sk
         d = self.daemon(start=False)
         with open(d.conf, "w") as f:
             f.write("[mprocd]\nlog_target = stderr\n[pool loop]\n"
                     "workers = 2\nrestart_delay = 10ms\n"
                     "restart_delay_max = 10ms\ncrash_limit = 0\n")
-        path = os.path.join(d.dir, "notify")
-        n = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
-        self.addCleanup(n.close)
-        n.bind(path)
-        n.settimeout(20)
-        d.start(env={"NOTIFY_SOCKET": path})
-        msgs = [n.recv(4096).decode()]
+        n = Notify(self, d)
+        d.start(env={"NOTIFY_SOCKET": n.path})
+        msgs = [n.text()]
         while "READY=1" not in msgs[-1]:
-            msgs.append(n.recv(4096).decode())
+            msgs.append(n.text())
         self.assertIn("STATUS=1 pools, 2 workers, 0 busy, 0 queued", msgs)
         # systemctl reload: RELOADING=1 with the monotonic time, then ready.
         t0 = time.monotonic()
         d.signal(signal.SIGHUP)
-        msg = n.recv(4096).decode()
+        msg = n.text()
         m = re.fullmatch(r"RELOADING=1\nMONOTONIC_USEC=(\d+)", msg)
         self.assertTrue(m, msg)
         self.assertLess(abs(int(m.group(1)) / 1e6 - t0), 5)
-        self.assertEqual(n.recv(4096).decode(), "READY=1")
+        self.assertEqual(n.text(), "READY=1")
         self.assertTrue(alive(d.pid))
         os.kill(d.worker("loop/0")["pid"], signal.SIGKILL)
         while "degraded" not in msgs[-1]:
-            msgs.append(n.recv(4096).decode())
+            msgs.append(n.text())
         self.assertRegex(msgs[-1], r"^STATUS=1 pools, \d workers, 0 busy, "
                          r"0 queued; pool loop degraded$")
         d.stop()
         while "STOPPING=1" not in msgs[-1]:
-            msgs.append(n.recv(4096).decode())
+            msgs.append(n.text())
 
     def test_watchdog_pinged_from_the_loop(self):
-        import socket as sk
         d = self.daemon(start=False)
-        path = os.path.join(d.dir, "notify")
-        n = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
-        self.addCleanup(n.close)
-        n.bind(path)
-        n.setsockopt(sk.SOL_SOCKET, getattr(sk, "SO_TIMESTAMPNS", 35), 1)
-
-        def recv(timeout):
-            n.settimeout(timeout)
-            try:
-                data, anc, _, _ = n.recvmsg(4096, 1024)
-            except TimeoutError:
-                return None
-            sec, nsec = struct.unpack("qq", anc[0][2][:16])
-            return sec + nsec / 1e9, data.decode()
+        n = Notify(self, d)
 
         def pings(count):
             got = []
             while len(got) < count:
-                t, m = recv(5)
+                t, m = n.recv(5)
                 if m == "WATCHDOG=1":
                     got.append(t)
             return got
 
-        d.start(env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        d.start(env={"NOTIFY_SOCKET": n.path, "WATCHDOG_USEC": "400000"})
         # Every half interval (200ms), always within the interval.
         got = pings(8)
         gaps = [b - a for a, b in zip(got, got[1:])]
@@ -268,9 +282,9 @@ class TestSignalsAndSystemd(DaemonTestCase):
         # A frozen loop stops pinging (so systemd would kill it); thawed,
         # it pings again.
         os.kill(d.pid, signal.SIGSTOP)
-        while recv(0.5) is not None:    # what was sent before the stop
+        while n.recv(0.5) is not None:  # what was sent before the stop
             pass
-        self.assertIsNone(recv(1.0))
+        self.assertIsNone(n.recv(1.0))
         os.kill(d.pid, signal.SIGCONT)
         pings(2)
         # Workers and jobs do not ping: only the supervisor has the socket.
@@ -282,38 +296,24 @@ class TestSignalsAndSystemd(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_status_follows_jobs_at_most_once_a_second(self):
-        import socket as sk
         d = self.daemon(start=False)
         with open(d.conf, "w") as f:
             f.write("[mprocd]\nlog_target = stderr\n[pool p]\nworkers = 2\n")
-        path = os.path.join(d.dir, "notify")
-        n = sk.socket(sk.AF_UNIX, sk.SOCK_DGRAM)
-        self.addCleanup(n.close)
-        n.bind(path)
-        # The kernel's receive times: a slow test does not bunch them up.
-        n.setsockopt(sk.SOL_SOCKET, getattr(sk, "SO_TIMESTAMPNS", 35), 1)
-        n.settimeout(20)
-        msgs = []
-
-        def recv():
-            data, anc, _, _ = n.recvmsg(4096, 1024)
-            sec, nsec = struct.unpack("qq", anc[0][2][:16])
-            msgs.append((sec + nsec / 1e9, data.decode()))
-            return msgs[-1][1]
-
-        d.start(env={"NOTIFY_SOCKET": path})
-        while "READY=1" not in recv():
+        n = Notify(self, d)
+        d.start(env={"NOTIFY_SOCKET": n.path})
+        while "READY=1" not in n.text():
             pass
-        ready = len(msgs)
+        ready = len(n.msgs)
         c = d.connect()
         for i in range(40):
             c.send("io.mprocd.Submit", {"argv": ["sleep", "0.1"]})
         ids = [c.recv()["parameters"]["id"] for i in range(40)]
         c.call("io.mprocd.Wait", {"ids": ids, "timeout_sec": 60})
         # The last change is sent too, once its second has passed.
-        while recv() != "STATUS=1 pools, 2 workers, 0 busy, 0 queued":
+        while n.text() != "STATUS=1 pools, 2 workers, 0 busy, 0 queued":
             pass
-        status = [(t, m) for t, m in msgs[ready:] if m.startswith("STATUS=")]
+        status = [(t, m) for t, m in n.msgs[ready:]
+                  if m.startswith("STATUS=")]
         self.assertTrue([m for t, m in status
                          if re.search(r" 2 busy, [1-9]\d* queued$", m)],
                         "no STATUS= showed the jobs: %s" % status)
@@ -323,6 +323,8 @@ class TestSignalsAndSystemd(DaemonTestCase):
                         "STATUS= more often than once a second: %s" % status)
         self.assertEqual(d.stop(), 0)
 
+
+class TestShutdown(DaemonTestCase):
 
     def check_clean_exit(self, sig):
         d = self.daemon(TWO_POOLS)
