@@ -305,5 +305,46 @@ class DaemonTestCase(unittest.TestCase):
             print("---- mprocd log (%s) ----\n%s" % (self.id(), d.log()))
 
 
+# A Wait is bounded below the socket's timeout, so a hang shows as TimedOut.
+WAIT = TIMEOUT * 0.75
+
+# For sh -c: runs until the file $1 exists.
+GATE = 'while [ ! -e "$1" ]; do sleep 0.02; done'
+
+
+class JobsTestCase(DaemonTestCase):
+    """A daemon and one connection to drive its jobs."""
+
+    def start(self, config, **kw):
+        self.d = self.daemon(config, **kw)
+        self.c = self.d.connect()
+        return self.d
+
+    def path(self, name):
+        """A file in the daemon's temporary directory."""
+        return os.path.join(self.d.dir, name)
+
+    def submit_reply(self, argv, c=None, **params):
+        params["argv"] = argv
+        return (c or self.c).call("io.mprocd.Submit", params)
+
+    def submit(self, argv, c=None, **params):
+        return self.submit_reply(argv, c, **params)["id"]
+
+    def wait(self, ids, c=None):
+        jobs = (c or self.c).call("io.mprocd.Wait",
+                                  {"ids": ids, "timeout_sec": WAIT})["jobs"]
+        self.assertEqual([j["id"] for j in jobs], ids)
+        return jobs
+
+    def gate(self, name, **params):
+        """A job that runs until release(name)."""
+        return self.submit(["sh", "-c", GATE, "sh", self.path(name)],
+                           **params)
+
+    def release(self, name):
+        open(self.path(name), "w").close()
+
+
 def main():
     unittest.main(verbosity=2)

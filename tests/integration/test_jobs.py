@@ -15,11 +15,8 @@ import subprocess
 import sys
 import unittest
 
-from mprocd_test import (TIMEOUT, DaemonTestCase, VarlinkError, alive,
-                         cmdline, main, wait_for)
-
-# A Wait is bounded below the socket's timeout, so a hang shows as TimedOut.
-WAIT = TIMEOUT * 0.75
+from mprocd_test import (GATE, TIMEOUT, WAIT, JobsTestCase, VarlinkError,
+                         alive, cmdline, main, wait_for)
 
 INVALID = "org.varlink.service.InvalidParameter"
 
@@ -30,8 +27,6 @@ GRANDCHILD = 'sleep 300 & echo $! > "$2"; echo $$ > "$1"; exec sleep 300'
 # The same, but the whole group ignores SIGTERM: only SIGKILL ends it.
 STUBBORN = ('trap "" TERM; sleep 300 & echo $! > "$2"; echo $$ > "$1"; '
             'exec sleep 300')
-# Runs until the file $1 exists.
-GATE = 'while [ ! -e "$1" ]; do sleep 0.02; done'
 
 # Everything a job can tell about the process it runs in.
 PROBE = r'''
@@ -97,29 +92,17 @@ def lines(n, fmt=b"%07d\n"):
     return b"".join(fmt % i for i in range(n))
 
 
-class JobTestCase(DaemonTestCase):
+class JobTestCase(JobsTestCase):
     """Helpers to drive jobs over one connection."""
 
     def start(self, config=None, **kw):
-        self.d = self.daemon(config or conf(), **kw)
-        self.c = self.d.connect()
-        return self.d
-
-    def path(self, name):
-        return os.path.join(self.d.dir, name)
+        return super().start(config or conf(), **kw)
 
     def submit(self, argv, c=None, **params):
-        params["argv"] = argv
-        r = (c or self.c).call("io.mprocd.Submit", params)
+        r = self.submit_reply(argv, c, **params)
         self.assertEqual(set(r), {"id"})
         self.assertIsInstance(r["id"], int)
         return r["id"]
-
-    def wait(self, ids, c=None):
-        jobs = (c or self.c).call("io.mprocd.Wait",
-                                  {"ids": ids, "timeout_sec": WAIT})["jobs"]
-        self.assertEqual([j["id"] for j in jobs], ids)
-        return jobs
 
     def wait1(self, jid, c=None):
         return self.wait([jid], c)[0]
@@ -166,14 +149,6 @@ class JobTestCase(DaemonTestCase):
         return wait_for(lambda: next((w for w in self.d.pool(pool)["workers"]
                                       if w.get("job") == jid), None),
                         "a worker of %s running job %d" % (pool, jid))
-
-    def gate(self, name, **params):
-        """A job that runs until release(name)."""
-        return self.submit(["sh", "-c", GATE, "sh", self.path(name)],
-                           **params)
-
-    def release(self, name):
-        touch(self.path(name))
 
     def wait_state(self, jid, state):
         return wait_for(lambda: (lambda j: j["state"] == state and j)(

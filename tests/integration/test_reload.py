@@ -12,17 +12,12 @@ import re
 import signal
 import threading
 
-from mprocd_test import (TIMEOUT, DaemonTestCase, VarlinkError, alive, main,
-                         wait_for)
-
-# A Wait is bounded below the socket's timeout, so a hang shows as TimedOut.
-WAIT = TIMEOUT * 0.75
+from mprocd_test import (TIMEOUT, WAIT, JobsTestCase, VarlinkError, alive,
+                         main, wait_for)
 
 FAILED = "io.mprocd.ReloadFailed"
 NO_POOL = "io.mprocd.NoSuchPool"
 LIVE = ("starting", "idle", "busy")
-# Runs until the file $1 exists.
-GATE = 'while [ ! -e "$1" ]; do sleep 0.02; done'
 
 
 def conf(pools, main=(), level="debug"):
@@ -82,38 +77,12 @@ def is_success(rec):
         r"reloaded|reload (succeeded|complete|done)", rec[1].get("msg", ""))
 
 
-class ReloadTestCase(DaemonTestCase):
-
-    def start(self, text):
-        self.d = self.daemon(text)
-        self.c = self.d.connect()
-        return self.d
-
-    def path(self, name):
-        return os.path.join(self.d.dir, name)
+class ReloadTestCase(JobsTestCase):
 
     # --- jobs ---
 
-    def submit(self, argv, c=None, **params):
-        params["argv"] = argv
-        return (c or self.c).call("io.mprocd.Submit", params)["id"]
-
-    def wait(self, ids, c=None):
-        jobs = (c or self.c).call("io.mprocd.Wait",
-                                  {"ids": ids, "timeout_sec": WAIT})["jobs"]
-        self.assertEqual([j["id"] for j in jobs], ids)
-        return jobs
-
     def get(self, jid):
         return self.c.call("io.mprocd.Get", {"id": jid})["job"]
-
-    def gate(self, name, **params):
-        """A job that runs until release(name)."""
-        return self.submit(["sh", "-c", GATE, "sh", self.path(name)],
-                           **params)
-
-    def release(self, name):
-        open(self.path(name), "w").close()
 
     def wait_running(self, jid):
         """The job once it runs, its process known."""
