@@ -369,8 +369,7 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 		supervisor_sighup();
 		break;
 	case SIGUSR1:
-		log_request_reopen();
-		if (log_reopen_if_requested() == 0)
+		if (log_reopen() == 0)
 			log_debug("received SIGUSR1: log reopened");
 		pool_reopen_logs();
 		break;

@@ -250,8 +250,7 @@ handle_signal(struct run *r, int *status)
 	if (read(sigfd, &si, sizeof si) != sizeof si)
 		return 0;
 	if (si.ssi_signo == SIGUSR1) {
-		log_request_reopen();
-		log_reopen_if_requested();
+		log_reopen();
 		return 0;
 	}
 	if (si.ssi_signo == SIGTERM) {

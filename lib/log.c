@@ -168,23 +168,29 @@ log_close(void)
 
 /*
  * Reopens a file target in place (after logrotate renamed it): the new file
- * is opened first and dup2()ed over the old descriptor, so no record is
- * written to nowhere.
+ * is opened first and dup3()ed over the old descriptor, so no record is
+ * written to nowhere. A failure is logged (records still go to the old
+ * file) and returned; errno is kept.
  */
 int
 log_reopen(void)
 {
-	int	 fd;
+	int	 fd, saved = errno;
 
 	if (log_target != LOG_TO_FILE)
 		return 0;
-	if ((fd = open_file(log_path)) == -1)
-		return -1;
-	if (dup3(fd, log_fd, O_CLOEXEC) == -1) {
-		close(fd);
+	if ((fd = open_file(log_path)) == -1 ||
+	    dup3(fd, log_fd, O_CLOEXEC) == -1) {
+		log_warnx("cannot reopen the log file; records still go to "
+		    "the old one" LOG_KV "path=%s" LOG_KV "error=%s",
+		    log_path, strerror(errno));
+		if (fd != -1)
+			close(fd);
+		errno = saved;
 		return -1;
 	}
 	close(fd);
+	errno = saved;
 	return 0;
 }
 
@@ -198,25 +204,14 @@ log_request_reopen(void)
 	log_reopen_pending = 1;
 }
 
-/*
- * Does a reopen log_request_reopen() asked for, and logs a failure. Every
- * record does it first; a process that reads SIGUSR1 in its event loop
- * calls it at once, so it lets go of the old file even when idle.
- */
+/* Does a reopen log_request_reopen() asked for; every record does it first. */
 int
 log_reopen_if_requested(void)
 {
-	int	 saved = errno, rc;
-
 	if (!log_reopen_pending)
 		return 0;
 	log_reopen_pending = 0;
-	if ((rc = log_reopen()) != 0)
-		log_warnx("cannot reopen the log file; records still go to "
-		    "the old one" LOG_KV "path=%s" LOG_KV "error=%s",
-		    log_path, strerror(errno));
-	errno = saved;
-	return rc;
+	return log_reopen();
 }
 
 /* "supervisor" or "worker default/2": names every record this process logs. */
