@@ -946,9 +946,8 @@ worker_drain(struct worker *w)
 int
 pool_child_exited(pid_t pid, int status)
 {
-	struct pool	*p;
+	struct pool	*retired = NULL;
 	struct worker	*w;
-	enum worker_stop stop;
 	struct job	*j;
 	struct log_ctx	 ctx;
 	char		 how[128];
@@ -975,16 +974,10 @@ pool_child_exited(pid_t pid, int status)
 		    "worker_pid=%d", w->stop == STOP_SHUTDOWN ? "shutdown" :
 		    "retired", how, (int)pid);
 		w->pid = 0;
-		p = w->pool;
-		stop = w->stop;
+		if (w->stop == STOP_RETIRE)
+			retired = w->pool;
 		worker_free(w);
-		if (stop == STOP_SHUTDOWN)
-			break;
-		if (j != NULL)
-			job_worker_died(j);
-		pool_trim(p);	/* may free p */
-		supervisor_status_changed();
-		return 1;
+		break;
 	case STOP_RECYCLE:
 		clog_info(&ctx, "worker exited" LOG_KV "why=recycled%s" LOG_KV
 		    "worker_pid=%d" LOG_KV "jobs_done=%" PRIu64, how, (int)pid,
@@ -999,6 +992,8 @@ pool_child_exited(pid_t pid, int status)
 	}
 	if (j != NULL)
 		job_worker_died(j);
+	if (retired != NULL)
+		pool_trim(retired);	/* a removed pool may go */
 	supervisor_status_changed();
 	return 1;
 }

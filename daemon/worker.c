@@ -273,7 +273,7 @@ set_log_level(struct proto_reader *rd)
 {
 	uint32_t	 level = proto_get_u32(rd);
 
-	if (rd->error || log_level_name((int)level)[0] == 'u')
+	if (rd->error || level > LOG_DEBUG)
 		fatalx("bad LOG_LEVEL from the supervisor");
 	log_setlevel((int)level);
 }
