@@ -974,6 +974,9 @@ client_free(struct client *c)
 		return;
 	TAILQ_REMOVE(&clients, c, entry);
 	nclients--;
+	log_debug("client gone" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
+	    LOG_KV "pending=%s", (unsigned)c->uid, (int)c->pid,
+	    c->pending != NULL ? "yes" : "no");
 	pending_free(c->pending);
 	event_free(c->resume);
 	bufferevent_free(c->bev);
@@ -1014,6 +1017,8 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;
+	log_debug("client connected" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
+	    LOG_KV "clients=%u", (unsigned)c->uid, (int)c->pid, nclients);
 }
 
 static void
@@ -1208,6 +1213,11 @@ control_close(void)
 	control_shutdown();
 	while ((c = TAILQ_FIRST(&clients)) != NULL) {
 		out = bufferevent_get_output(c->bev);
+		/*
+		 * A bufferevent freezes the front of its output so that only
+		 * its own write callback drains it; evbuffer_write() would fail.
+		 */
+		evbuffer_unfreeze(out, 1);
 		while (evbuffer_get_length(out) > 0 &&
 		    evbuffer_write(out, bufferevent_getfd(c->bev)) > 0)
 			;

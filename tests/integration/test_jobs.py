@@ -1229,6 +1229,28 @@ class TestShutdown(JobTestCase):
         self.assertEqual(self.d.wait_exit(), 0)
         self.assert_gone(apid, agc, bpid, bgc, *workers)
 
+    def test_reply_queued_as_mprocd_exits_is_sent(self):
+        """With no worker alive (the only one waits 30 s to restart),
+        SIGTERM cancels the queued job and exits in one go: the Wait's
+        reply, queued a moment before the exit, still reaches the client."""
+        self.start(conf(default="workers = 1; restart_delay = 30s"))
+        pid = self.d.worker("default/0")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: "pid" not in self.d.worker("default/0"),
+                 "default/0 to wait for its restart")
+        queued = self.submit(["true"])
+        waiter = self.d.connect()
+        waiter.send("io.mprocd.Wait", {"ids": [queued]})
+        self.assertEqual(self.get(queued)["job"]["state"], "queued")
+        self.d.signal(signal.SIGTERM)
+        r = waiter.recv()
+        self.assertIsNotNone(r, "mprocd exited without sending the reply")
+        self.assertEqual([(j["id"], j["state"])
+                          for j in r["parameters"]["jobs"]],
+                         [(queued, "cancelled")])
+        self.assertEqual(self.d.wait_exit(), 0)
+
+
 
 class TestCounters(JobTestCase):
 
