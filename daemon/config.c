@@ -62,6 +62,8 @@ static const struct key keys[] = {
 	/* A Submit must fit in one frame to a worker (PROTO_MAX_PAYLOAD). */
 	{ "max_message", SEC_MAIN, K_SIZE, MAIN(max_message), 4096,
 	    32ULL << 20, "4M" },
+	{ "message_timeout", SEC_MAIN, K_DURATION, MAIN(message_timeout),
+	    USEC_PER_SEC / 10, HOUR, "10s" },
 	{ "keep_finished", SEC_MAIN, K_UINT, MAIN(keep_finished), 0,
 	    10000000, "10000" },
 	{ "shutdown_timeout", SEC_MAIN, K_DURATION, MAIN(shutdown_timeout), 0,

@@ -65,6 +65,7 @@ struct client {
 	int		 eof;		/* it sends no more; answer what it sent */
 	struct pending	*pending;
 	struct event	*resume;	/* go on after a pending call */
+	struct event	*stall;		/* message_timeout for a partial one */
 };
 TAILQ_HEAD(clients, client);
 
@@ -84,6 +85,12 @@ static struct log_ratelimit	 client_notices =
 				    LOG_RATELIMIT("client error", 20, 60);
 static struct log_ratelimit	 client_refusals =
 				    LOG_RATELIMIT("refused client", 5, 60);
+
+/*
+ * Connections beyond max_clients kept for root and mprocd's own user, so
+ * that a flood of connections cannot lock the administrator out.
+ */
+#define CLIENT_RESERVE	4
 
 static void	client_free(struct client *);
 static void	client_read_cb(struct bufferevent *, void *);
@@ -810,6 +817,7 @@ static void
 client_close(struct client *c)
 {
 	c->closing = 1;
+	evtimer_del(c->stall);
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
 	    c->pending == NULL)
@@ -843,6 +851,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	struct evbuffer		*in = bufferevent_get_input(bev);
 	struct evbuffer		*out = bufferevent_get_output(bev);
 	struct evbuffer_ptr	 pos;
+	struct timeval		 tv;
 	size_t			 len;
 	char			 what[160];
 	const char		*msg;
@@ -850,28 +859,38 @@ client_read_cb(struct bufferevent *bev, void *arg)
 	while (!c->closing) {
 		/* Later calls wait for the pending one; do not hoard them. */
 		if (c->pending != NULL) {
+			evtimer_del(c->stall);
 			if (evbuffer_get_length(in) > cfg->max_message)
 				bufferevent_disable(bev, EV_READ);
 			return;
 		}
 		/* A client that does not read its replies is not read either. */
 		if (evbuffer_get_length(out) > cfg->max_message) {
+			evtimer_del(c->stall);
 			bufferevent_disable(bev, EV_READ);
 			return;
 		}
 		len = evbuffer_get_length(in);
-		if (len == 0)
+		if (len == 0) {
+			evtimer_del(c->stall);
 			goto drained;
+		}
 		evbuffer_ptr_set(in, &pos, c->scanned, EVBUFFER_PTR_SET);
 		pos = evbuffer_search(in, "", 1, &pos);
 		if (pos.pos == -1) {
 			c->scanned = len;
 			if (len > cfg->max_message)
 				goto oversize;
+			/* From its first byte, a message has message_timeout. */
+			if (!c->eof && !evtimer_pending(c->stall, NULL)) {
+				tv = util_timeval(cfg->message_timeout);
+				evtimer_add(c->stall, &tv);
+			}
 			goto drained;
 		}
 		if ((size_t)pos.pos >= cfg->max_message)
 			goto oversize;
+		evtimer_del(c->stall);
 		c->scanned = 0;
 		msg = (const char *)evbuffer_pullup(in, pos.pos + 1);
 		if (client_message(c, msg, (size_t)pos.pos) != 0)
@@ -967,6 +986,20 @@ client_resume(evutil_socket_t fd, short events, void *arg)
 	client_read_cb(c->bev, c);
 }
 
+/* A message begun message_timeout ago is still not whole. */
+static void
+client_stalled(evutil_socket_t fd, short events, void *arg)
+{
+	struct client	*c = arg;
+	char		 t[UTIL_FMTLEN], what[160];
+
+	snprintf(what, sizeof what, "message not completed within "
+	    "message_timeout (%s), closing the connection",
+	    util_format_duration(cfg->message_timeout, t, sizeof t));
+	client_notice(c, what);
+	client_close(c);
+}
+
 static void
 client_free(struct client *c)
 {
@@ -979,6 +1012,7 @@ client_free(struct client *c)
 	    c->pending != NULL ? "yes" : "no");
 	pending_free(c->pending);
 	event_free(c->resume);
+	event_free(c->stall);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -991,18 +1025,25 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	struct ucred	 cred;
 	socklen_t	 len = sizeof cred;
 
-	if (nclients >= cfg->max_clients || mprocd_shutting_down) {
+	if (mprocd_shutting_down) {
 		close(fd);
-		if (mprocd_shutting_down)
-			log_debug("refused a client: shutting down");
-		else if (log_ratelimit(&client_refusals, util_mono_usec()))
-			log_notice("refused a client: max_clients reached"
-			    LOG_KV "max_clients=%" PRIu64, cfg->max_clients);
+		log_debug("refused a client: shutting down");
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
 		log_warn("SO_PEERCRED, closing the client");
 		close(fd);
+		return;
+	}
+	if (nclients >= cfg->max_clients + CLIENT_RESERVE ||
+	    (nclients >= cfg->max_clients && cred.uid != 0 &&
+	    cred.uid != geteuid())) {
+		close(fd);
+		if (log_ratelimit(&client_refusals, util_mono_usec()))
+			log_notice("refused a client: max_clients reached"
+			    LOG_KV "max_clients=%" PRIu64 LOG_KV "uid=%u"
+			    LOG_KV "client_pid=%d", cfg->max_clients,
+			    (unsigned)cred.uid, (int)cred.pid);
 		return;
 	}
 	c = xcalloc(1, sizeof *c);
@@ -1014,6 +1055,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	bufferevent_setcb(c->bev, client_read_cb, client_write_cb,
 	    client_event_cb, c);
 	c->resume = event_new(ev_base, -1, 0, client_resume, c);
+	c->stall = evtimer_new(ev_base, client_stalled, c);
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;

@@ -46,6 +46,7 @@ struct config {
 	int		 log_level;
 	uint64_t	 max_clients;
 	uint64_t	 max_message;
+	uint64_t	 message_timeout;
 	uint64_t	 keep_finished;
 	uint64_t	 shutdown_timeout;
 	struct pool_configs pools;

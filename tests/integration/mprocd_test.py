@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -30,6 +31,28 @@ def wait_for(pred, what, timeout=TIMEOUT, interval=0.01):
             raise AssertionError("timed out after %.0fs waiting for %s"
                                  % (timeout, what))
         time.sleep(interval)
+
+
+OTHER_UID = 65534
+
+
+def other_user_python():
+    """A python3 that uid OTHER_UID can run under setpriv, or SkipTest."""
+    if os.geteuid() != 0:
+        raise unittest.SkipTest("SKIPPED: this test needs root (it runs a "
+                                "client as uid %d)" % OTHER_UID)
+    for py in (sys.executable, "/usr/bin/python3"):
+        if subprocess.run(as_other_user(py, "-c", "pass"),
+                          capture_output=True).returncode == 0:
+            return py
+    raise unittest.SkipTest("SKIPPED: no python3 that uid %d can run"
+                            % OTHER_UID)
+
+
+def as_other_user(*argv):
+    """argv run as uid and gid OTHER_UID, with no other groups."""
+    return ["setpriv", "--reuid=%d" % OTHER_UID, "--regid=%d" % OTHER_UID,
+            "--clear-groups"] + list(argv)
 
 
 def alive(pid):

@@ -8,8 +8,30 @@ import stat
 import subprocess
 import time
 
-from mprocd_test import (MPROCD, Conn, DaemonTestCase, Daemon, VarlinkError,
-                         main, wait_for)
+from mprocd_test import (MPROCD, OTHER_UID, Conn, DaemonTestCase, Daemon,
+                         VarlinkError, as_other_user, main,
+                         other_user_python, wait_for)
+
+
+# Opens N connections, prints how many answered a Status, holds them all
+# until its stdin closes.
+FLOOD = r'''
+import socket, sys
+conns, answered = [], 0
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    conns.append(s)
+for s in conns:
+    try:
+        s.sendall(b'{"method": "io.mprocd.Status"}\0')
+        answered += s.recv(65536) != b""
+    except OSError:
+        pass
+print(answered, flush=True)
+sys.stdin.read()
+'''
 
 
 class TestProtocol(DaemonTestCase):
@@ -223,13 +245,70 @@ max_message = 64K
 log_target = stderr
 max_clients = 3
 """)
-        held = [d.connect() for _ in range(3)]
+        # Root has 4 connections beyond max_clients (CLIENT_RESERVE).
+        held = [d.connect() for _ in range(3 + 4)]
         for c in held:
             self.assertIn("pools", c.call("io.mprocd.Status"))
         extra = d.connect()
         self.assertTrue(extra.closed_by_peer())
         held.pop().close()
         wait_for(lambda: self._can_call(d), "a slot to free up")
+
+    def test_flood_does_not_lock_out_root(self):
+        python = other_user_python()
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+socket_mode = 0666
+max_clients = 3
+""")
+        os.chmod(d.dir, 0o755)
+        # uid 65534 opens 20 connections and holds them until told to go.
+        flood = subprocess.Popen(as_other_user(
+            python, "-c", FLOOD, d.sock, "20"), stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True)
+        try:
+            answered = int(flood.stdout.readline())
+            self.assertEqual(answered, 3, "max_clients not applied to "
+                             "uid %d" % OTHER_UID)
+            # Root still gets in, on the connections kept for it.
+            held = [d.connect() for _ in range(4)]
+            for c in held:
+                self.assertIn("pools", c.call("io.mprocd.Status"))
+            self.assertTrue(d.connect().closed_by_peer())
+        finally:
+            flood.stdin.close()
+            flood.wait()
+            flood.stdout.close()
+        self.assertRegex(d.log(), r'refused a client: max_clients reached" '
+                         r'max_clients=3 uid=%d client_pid=%d'
+                         % (OTHER_UID, flood.pid))
+        wait_for(lambda: self._can_call(d), "the flood's slots to free up")
+
+    def test_message_timeout(self):
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+message_timeout = 500ms
+""")
+        # An idle connection is not a stalled message: it stays open.
+        idle = d.connect()
+        time.sleep(0.8)
+        self.assertIn("pools", idle.call("io.mprocd.Status"))
+        # A message dripped a byte at a time is timed from its first byte.
+        drip = d.connect()
+        msg = b'{"method": "io.mprocd.Status"}\0'
+        t0 = time.monotonic()
+        with self.assertRaises(OSError):
+            for b in msg:
+                drip.send_raw(bytes([b]))
+                time.sleep(0.05)
+        self.assertTrue(drip.closed_by_peer())
+        self.assertLess(time.monotonic() - t0, len(msg) * 0.05)
+        self.assertIn('client error: message not completed within '
+                      'message_timeout (500ms), closing the connection',
+                      d.log())
+        self.assertIn("pools", idle.call("io.mprocd.Status"))
 
     def test_out_of_descriptors_does_not_spin(self):
         import resource

@@ -75,6 +75,7 @@ test_empty_gets_default_pool(void **state)
 	assert_int_equal(c->log_level, LOG_INFO);
 	assert_int_equal(c->max_clients, 256);
 	assert_int_equal(c->max_message, 4 << 20);
+	assert_int_equal(c->message_timeout, 10 * SEC);
 	assert_int_equal(c->keep_finished, 10000);
 	assert_int_equal(c->shutdown_timeout, 30 * SEC);
 	config_free(c);
@@ -96,6 +97,7 @@ test_full_file(void **state)
 	    "log_level = debug\n"
 	    "max_clients = 10\n"
 	    "max_message = 64K\n"
+	    "message_timeout = 250ms\n"
 	    "keep_finished = 0\n"
 	    "shutdown_timeout = 2min\n"
 	    "\n"
@@ -118,6 +120,7 @@ test_full_file(void **state)
 	assert_int_equal(c->log_level, LOG_DEBUG);
 	assert_int_equal(c->max_clients, 10);
 	assert_int_equal(c->max_message, 64 * 1024);
+	assert_int_equal(c->message_timeout, 250 * SEC / 1000);
 	assert_int_equal(c->keep_finished, 0);
 	assert_int_equal(c->shutdown_timeout, 120 * SEC);
 	pc = config_find_pool(c, "fast");
@@ -137,7 +140,7 @@ test_full_file(void **state)
 	pc = config_find_pool(c, "slow");
 	assert_non_null(pc);
 	assert_int_equal(pc->workers, 4);
-	assert_int_equal(pc->line, 25);
+	assert_int_equal(pc->line, 26);
 	assert_null(config_find_pool(c, "default"));
 	config_free(c);
 }
@@ -193,6 +196,8 @@ test_bad_values(void **state)
 	expect_error("[mprocd]\nmax_message = 10\n", "too small");
 	/* A Submit must fit in one frame to a worker. */
 	expect_error("[mprocd]\nmax_message = 64M\n", "too large");
+	expect_error("[mprocd]\nmessage_timeout = 0\n", "t.conf:2: "
+	    "message_timeout");
 	expect_error("[mprocd]\nsocket = relative/path\n", "not an absolute "
 	    "path");
 	expect_error("[mprocd]\nsocket_mode = 999\n", "not an octal mode");
