@@ -3,6 +3,9 @@ clients, limits, and how the socket file is created."""
 
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -381,6 +384,50 @@ socket_mode = 0600
         second.sock = first.sock
         self.start_fails(second, "another mprocd is listening on it")
         self.assertIn("pools", first.call("io.mprocd.Status"))
+
+    def test_mode_has_no_wider_window(self):
+        """The mode is set by the umask around bind(): the socket never
+        exists with a wider mode, and no chmod follows."""
+        strace = shutil.which("strace")
+        if strace is None:
+            self.skipTest("SKIPPED: strace is not installed "
+                          "(apt-get install strace)")
+        d = self.daemon("""
+[mprocd]
+log_target = stderr
+socket_mode = 0640
+""", start=False)
+        trace = os.path.join(d.dir, "trace")
+        d.start(wrapper=[strace, "-qq", "-o", trace, "-e",
+                         "trace=umask,bind,chmod,fchmod,fchmodat"])
+        self.assertEqual(stat.S_IMODE(os.stat(d.sock).st_mode), 0o640)
+        # mprocd is strace's child: stop it, and strace goes with it.
+        os.kill(int(re.search(r"supervisor_pid=(\d+)", d.log()).group(1)),
+                signal.SIGTERM)
+        self.assertEqual(d.wait_exit(), 0)
+        with open(trace) as f:
+            calls = [l for l in f.read().splitlines()
+                     if d.sock in l or l.startswith("umask(")]
+        bind = next(i for i, l in enumerate(calls)
+                    if l.startswith("bind(") and d.sock in l)
+        self.assertRegex(calls[bind - 1], r"^umask\(0137\)",
+                         "bind() without the umask for 0640: %s" % calls)
+        self.assertRegex(calls[bind + 1], r"^umask\(",
+                         "umask not restored after bind(): %s" % calls)
+        self.assertFalse([l for l in calls if "chmod" in l],
+                         "the socket's mode was changed after bind()")
+
+    def test_refuses_socket_of_another_user(self):
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: needs root to give a socket to uid "
+                          "%d" % OTHER_UID)
+        d = self.daemon(start=False)
+        s = socket.socket(socket.AF_UNIX)
+        s.bind(d.sock)
+        s.close()
+        os.chown(d.sock, OTHER_UID, OTHER_UID)
+        self.start_fails(d, "it belongs to another user")
+        self.assertEqual(os.lstat(d.sock).st_uid, OTHER_UID)
 
     def test_replaces_stale_socket(self):
         d = self.daemon(start=False)
