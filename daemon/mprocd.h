@@ -287,8 +287,11 @@ struct spawn {
 	int		 setsid;
 	int		 pdeathsig;	/* 0: none */
 	const char	*path;		/* executable; NULL: argv[0] via PATH */
+	int		 gate;		/* pipe read end: exec once a byte
+					   comes, _exit at EOF; 0: none */
 };
 pid_t		 spawn_process(const struct spawn *);
+void		 spawn_kill_orphans(void);
 
 /* worker.c */
 int		 worker_main(int, char **);

@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -377,56 +376,6 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 }
 
 /*
- * Processes that escaped their job (setsid and double fork) were
- * reparented to us, the subreaper. Leaving, we kill and reap them, and
- * whatever they in turn leave to us, so nothing outlives mprocd.
- */
-static void
-supervisor_kill_orphans(void)
-{
-	DIR		*d;
-	struct dirent	*de;
-	FILE		*f;
-	char		 path[64], buf[512], *p;
-	pid_t		 self = getpid(), pid;
-	long		 ppid;
-	char		 state;
-	int		 round;
-
-	/* Killing one may hand us its children: a few rounds, 1s at most. */
-	for (round = 0; round < 100; round++) {
-		while ((pid = waitpid(-1, NULL, WNOHANG)) > 0 ||
-		    (pid == -1 && errno == EINTR))
-			;
-		if (pid == -1)
-			return;		/* ECHILD: none left */
-		if (round > 0)
-			usleep(10000);
-		if ((d = opendir("/proc")) == NULL)
-			return;
-		while ((de = readdir(d)) != NULL) {
-			pid = (pid_t)strtol(de->d_name, &p, 10);
-			if (*p != '\0' || pid <= 0)
-				continue;
-			snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-			if ((f = fopen(path, "re")) == NULL)
-				continue;
-			p = fgets(buf, sizeof buf, f);
-			fclose(f);
-			/* "pid (comm) state ppid ...": comm may hold spaces. */
-			if (p == NULL || (p = strrchr(buf, ')')) == NULL ||
-			    sscanf(p + 1, " %c %ld", &state, &ppid) != 2 ||
-			    ppid != (long)self || state == 'Z')
-				continue;
-			log_info("killing a process left behind by a job"
-			    LOG_KV "orphan_pid=%d", (int)pid);
-			kill(pid, SIGKILL);
-		}
-		closedir(d);
-	}
-}
-
-/*
  * Runs until shut down; returns the exit status. Listens on fd if systemd
  * passed one, else on the configured socket.
  */
@@ -487,7 +436,7 @@ supervisor_main(struct config *c, int fd)
 
 	event_base_dispatch(ev_base);
 
-	supervisor_kill_orphans();
+	spawn_kill_orphans();
 	log_info("all workers stopped, exiting");
 	control_close();
 	if (shutdown_timer != NULL)

@@ -8,9 +8,17 @@
  * When the job's process exits, whatever it left in its process group is
  * killed. When the supervisor goes (end of stream, or the parent-death
  * signal), the worker kills its job's process group and exits.
+ *
+ * The worker is a subreaper: what a job leaves outside its group (setsid, a
+ * double fork) is reparented to the worker, not to init. While the
+ * supervisor lives such a process is left alone and, when the worker exits,
+ * passes on to the supervisor (the next subreaper up), which kills it at
+ * shutdown. If the supervisor is gone, even by SIGKILL, nobody else would:
+ * the worker kills it on its way out.
  */
 #include "config.h"
 
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 
@@ -56,6 +64,7 @@ extern char	**environ;
 
 static const char *worker_name;
 static int	 sigfd = -1;
+static pid_t	 supervisor_pid;	/* our parent, while it lives */
 
 /* Who this worker's records about its job are about. */
 static struct log_ctx
@@ -227,25 +236,59 @@ kill_job(struct run *r, int sig)
 		kill(r->pid, sig);
 }
 
-/* Kills what is left of the job, reaps it and exits. */
+/*
+ * Reaps every child that has ended: whatever jobs left to us, and the job's
+ * own process (r->pid), whose wait status goes to status. Returns whether
+ * that was among them.
+ */
+static int
+reap_children(const struct run *r, int *status)
+{
+	pid_t	 pid;
+	int	 st, found = 0;
+
+	for (;;) {
+		pid = waitpid(-1, &st, WNOHANG);
+		if (pid == -1 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return found;
+		if (r != NULL && r->pid > 0 && pid == r->pid) {
+			*status = st;
+			found = 1;
+		}
+	}
+}
+
+/*
+ * Kills what is left of the job, reaps it and exits; if the supervisor is
+ * gone, kills what earlier jobs left to us too.
+ */
 static void __attribute__((noreturn))
-worker_exit(struct run *r)
+worker_exit(struct run *r, int supervisor_gone)
 {
 	if (r != NULL && r->pid > 0) {
 		kill_job(r, SIGKILL);
 		while (waitpid(r->pid, NULL, 0) == -1 && errno == EINTR)
 			;
 	}
+	if (supervisor_gone || getppid() != supervisor_pid) {
+		log_info("the supervisor is gone: killing what jobs left "
+		    "behind");
+		spawn_kill_orphans();
+	}
 	exit(0);
 }
 
-/* A signal from the signalfd: SIGTERM ends us, SIGCHLD may end the job. */
+/*
+ * A signal from the signalfd: SIGTERM ends us (the supervisor stopping us,
+ * or its death), SIGCHLD may end the job.
+ */
 static int
 handle_signal(struct run *r, int *status)
 {
 	struct signalfd_siginfo	 si;
 	struct log_ctx		 ctx;
-	pid_t			 pid;
 
 	if (read(sigfd, &si, sizeof si) != sizeof si)
 		return 0;
@@ -259,12 +302,11 @@ handle_signal(struct run *r, int *status)
 			clog_notice(&ctx, "worker stopping, killing its job"
 			    LOG_KV "pid=%d", (int)r->pid);
 		}
-		worker_exit(r);
+		worker_exit(r, 0);
 	}
-	if (si.ssi_signo != SIGCHLD || r == NULL || r->pid <= 0)
+	if (si.ssi_signo != SIGCHLD)
 		return 0;
-	pid = waitpid(r->pid, status, WNOHANG);
-	return pid == r->pid;
+	return reap_children(r, status);
 }
 
 /* PROTO_LOG_LEVEL: a reload changed log_level. */
@@ -291,7 +333,7 @@ handle_frame(struct run *r)
 	if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 		if (errno != 0)
 			log_warn("reading from the supervisor");
-		worker_exit(r);
+		worker_exit(r, 1);
 	}
 	proto_reader_init(&rd, payload, h.len);
 	switch (h.type) {
@@ -307,7 +349,7 @@ handle_frame(struct run *r)
 		set_log_level(&rd);
 		break;
 	case PROTO_EXIT:
-		worker_exit(r);
+		worker_exit(r, 0);
 	default:
 		fatalx("unexpected frame type %u from the supervisor", h.type);
 	}
@@ -326,8 +368,8 @@ run_job(const uint8_t *payload, size_t len)
 	char			**argv = NULL, **jobenv = NULL, **env, *cwd;
 	const void		*stdin_data;
 	uint32_t		 argc, envc, has_stdin, i;
-	int			 outp[2][2], inp[2] = { -1, -1 }, status = 0;
-	int			 exited = 0, n, s, error;
+	int			 outp[2][2], inp[2] = { -1, -1 }, gate[2];
+	int			 exited = 0, n, s, error, status = 0;
 	char			 msg[512], how[64], cmd[1024];
 	struct log_ctx		 ctx;
 
@@ -357,7 +399,8 @@ run_job(const uint8_t *payload, size_t len)
 	ctx = run_ctx(&r);
 
 	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||
-	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0))
+	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0) ||
+	    pipe2(gate, O_CLOEXEC) != 0)
 		fatal("pipe");
 	memset(&sp, 0, sizeof sp);
 	sp.argv = (const char *const *)argv;
@@ -369,8 +412,16 @@ run_job(const uint8_t *payload, size_t len)
 	sp.fds[3] = -1;
 	sp.setsid = 1;
 	sp.pdeathsig = SIGKILL;
+	/*
+	 * The job runs only once the supervisor has its pid (JOB_STARTED):
+	 * if we die before, it never starts; if after, the supervisor kills
+	 * its process group. Else it could start processes in its group that
+	 * nobody would kill.
+	 */
+	sp.gate = gate[0];
 	r.pid = spawn_process(&sp);
 	error = errno;
+	close(gate[0]);
 	close(outp[0][1]);
 	close(outp[1][1]);
 	close_fd(&inp[0]);
@@ -404,9 +455,12 @@ run_job(const uint8_t *payload, size_t len)
 		proto_put_u32(&b, (uint32_t)r.pid);
 		worker_send(PROTO_JOB_STARTED, &b);
 		proto_buf_free(&b);
+		/* EPIPE if it is dead already: its SIGCHLD will say so. */
+		(void)!write(gate[1], "", 1);
 		if (r.in != -1)
 			pump_input(&r);
 	}
+	close(gate[1]);
 
 	while (!exited) {
 		n = 0;
@@ -491,6 +545,7 @@ worker_main(int argc, char **argv)
 	}
 	if (worker_name == NULL)
 		worker_usage();
+	supervisor_pid = getppid();
 	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
 	if (log_open(target, &errstr) != 0)
@@ -515,6 +570,8 @@ worker_main(int argc, char **argv)
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if ((sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
 		fatal("signalfd");
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+		log_warn("PR_SET_CHILD_SUBREAPER, ignoring");
 
 	proto_buf_init(&b);
 	proto_put_u32(&b, PROTO_VERSION);
@@ -537,7 +594,7 @@ worker_main(int argc, char **argv)
 			continue;
 		if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 			if (errno == 0)
-				exit(0);	/* the supervisor is gone */
+				worker_exit(NULL, 1);	/* the supervisor is gone */
 			fatal("reading from the supervisor");
 		}
 		switch (h.type) {
