@@ -255,6 +255,23 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 	o->len += n;
 }
 
+/*
+ * A finished job's output grows no more: give back what the doubling left
+ * spare. Thousands of finished jobs are kept, most with little output.
+ */
+static void
+job_output_trim(struct job_output *o)
+{
+	if (o->size == o->len)
+		return;
+	if (o->len == 0) {
+		free(o->data);
+		o->data = NULL;
+	} else
+		o->data = xreallocarray(o->data, 1, o->len);
+	o->size = o->len;
+}
+
 json_t *
 job_to_json(const struct job *j)
 {
@@ -357,6 +374,8 @@ job_finish(struct job *j, enum job_state state)
 	j->state = state;
 	j->w = NULL;
 	j->finished_usec = util_now_usec();
+	job_output_trim(&j->out[0]);
+	job_output_trim(&j->out[1]);
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
 	if (p != NULL) {

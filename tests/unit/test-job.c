@@ -200,6 +200,23 @@ test_output_capped(void **state)
 }
 
 static void
+test_output_trimmed_when_finished(void **state)
+{
+	struct job	*j = running_job();
+
+	job_output_add(j, 0, "abc", 3, 1 << 20);
+	assert_true(j->out[0].size > 3);
+	job_output_add(j, 1, "x", 1, 1 << 20);
+	j->out[1].len = 0;
+	job_done(j, 0, 0);
+	/* Only what was kept stays allocated; nothing for an empty stream. */
+	assert_int_equal(j->out[0].size, 3);
+	assert_memory_equal(j->out[0].data, "abc", 3);
+	assert_int_equal(j->out[1].size, 0);
+	assert_null(j->out[1].data);
+}
+
+static void
 test_worker_died_retries_then_lost(void **state)
 {
 	struct job	*j = running_job();
@@ -375,6 +392,8 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_capped, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_output_trimmed_when_finished, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_worker_died_retries_then_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_died_while_killed,
