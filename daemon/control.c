@@ -66,6 +66,7 @@ struct client {
 	struct pending	*pending;
 	struct event	*resume;	/* go on after a pending call */
 	struct event	*stall;		/* message_timeout for a partial one */
+	struct event	*hup;		/* not read: notice a hang-up anyway */
 };
 TAILQ_HEAD(clients, client);
 
@@ -758,6 +759,10 @@ method_status(struct client *c, struct varlink_call *call)
 static void
 method_getinfo(struct client *c, struct varlink_call *call)
 {
+	static const char *const known[] = { NULL };
+
+	if (control_check_params(c, call, known) != 0)
+		return;
 	control_reply(c, call, json_pack("{s:s, s:s, s:s, s:s, s:[s, s]}",
 	    "vendor", "mprocd",
 	    "product", "mprocd",
@@ -769,8 +774,11 @@ method_getinfo(struct client *c, struct varlink_call *call)
 static void
 method_getinterface(struct client *c, struct varlink_call *call)
 {
+	static const char *const known[] = { "interface", NULL };
 	const char	*name = NULL, *text;
 
+	if (control_check_params(c, call, known) != 0)
+		return;
 	if (varlink_get_string(call->params, "interface", &name) != 1) {
 		control_invalid_param(c, call, "interface");
 		return;
@@ -790,8 +798,8 @@ method_getinterface(struct client *c, struct varlink_call *call)
 static void
 control_dispatch(struct client *c, struct varlink_call *call)
 {
-	char	 iface[256] = "";
-	size_t	 i;
+	size_t	 i, len;
+	char	*iface;
 
 	for (i = 0; i < sizeof methods / sizeof methods[0]; i++) {
 		if (strcmp(call->method, methods[i].name) == 0) {
@@ -799,17 +807,22 @@ control_dispatch(struct client *c, struct varlink_call *call)
 			return;
 		}
 	}
-	if (varlink_method_interface(call->method, iface, sizeof iface) == 0) {
+	/* A method name is at most max_message long: no fixed buffer. */
+	len = strlen(call->method) + 1;
+	iface = xcalloc(1, len);
+	if (varlink_method_interface(call->method, iface, len) == 0) {
 		for (i = 0; i < sizeof interfaces / sizeof interfaces[0]; i++) {
 			if (strcmp(iface, interfaces[i]) == 0) {
 				control_error(c, call, VARLINK_ERR_METHOD,
 				    json_pack("{s:s}", "method", call->method));
-				return;
+				goto out;
 			}
 		}
 	}
 	control_error(c, call, VARLINK_ERR_INTERFACE,
 	    json_pack("{s:s}", "interface", iface));
+out:
+	free(iface);
 }
 
 /* Stops reading; closes once the replies already queued are written. */
@@ -860,8 +873,10 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		/* Later calls wait for the pending one; do not hoard them. */
 		if (c->pending != NULL) {
 			evtimer_del(c->stall);
-			if (evbuffer_get_length(in) > cfg->max_message)
+			if (evbuffer_get_length(in) > cfg->max_message) {
 				bufferevent_disable(bev, EV_READ);
+				event_add(c->hup, NULL);
+			}
 			return;
 		}
 		/* A client that does not read its replies is not read either. */
@@ -980,10 +995,26 @@ client_resume(evutil_socket_t fd, short events, void *arg)
 			client_free(c);
 		return;
 	}
+	event_del(c->hup);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <=
 	    cfg->max_message && !c->eof)
 		bufferevent_enable(c->bev, EV_READ);
 	client_read_cb(c->bev, c);
+}
+
+/*
+ * Calls held back behind a pending one are not read, so end of file is
+ * not seen either: a client gone for good must not keep its slot until the
+ * pending call ends, which may be never. One that only half-closed is
+ * still answered.
+ */
+static void
+client_closed_cb(evutil_socket_t fd, short events, void *arg)
+{
+	struct client	*c = arg;
+
+	if (client_hung_up(c))
+		client_free(c);
 }
 
 /* A message begun message_timeout ago is still not whole. */
@@ -1013,6 +1044,7 @@ client_free(struct client *c)
 	pending_free(c->pending);
 	event_free(c->resume);
 	event_free(c->stall);
+	event_free(c->hup);
 	bufferevent_free(c->bev);
 	free(c);
 }
@@ -1056,6 +1088,7 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	    client_event_cb, c);
 	c->resume = event_new(ev_base, -1, 0, client_resume, c);
 	c->stall = evtimer_new(ev_base, client_stalled, c);
+	c->hup = event_new(ev_base, fd, EV_CLOSED, client_closed_cb, c);
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&clients, c, entry);
 	nclients++;

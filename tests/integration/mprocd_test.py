@@ -4,6 +4,7 @@ a temporary directory, speak raw Varlink to it, and watch its processes."""
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -34,6 +35,44 @@ def wait_for(pred, what, timeout=TIMEOUT, interval=0.01):
 
 
 OTHER_UID = 65534
+
+# MPROCD_VALGRIND=DIR runs every mprocd the tests start under valgrind's
+# memcheck (scripts/valgrind-tests): a test then fails on any error or
+# definite leak in the supervisor or a worker, whose report is kept in DIR.
+VALGRIND_DIR = os.environ.get("MPROCD_VALGRIND")
+
+
+def valgrind_wrapper(logdir):
+    """valgrind's command line, reports in logdir/vg.PID.log. Workers are
+    mprocd re-executed, so they are traced too; jobs' programs are not."""
+    return ["valgrind", "--leak-check=full",
+            "--errors-for-leak-kinds=definite", "--trace-children=yes",
+            "--child-silent-after-fork=yes",
+            "--trace-children-skip=/usr/*,/bin/*,/sbin/*,*/python*,*/sh,"
+            "*/sleep,*/head,*/cat,*/true,*/false,*/nonexistent",
+            "--log-file=" + os.path.join(logdir, "vg.%p.log")]
+
+
+def valgrind_reports(logdir):
+    """{path: text} of the finished reports on mprocd processes in logdir."""
+    reports = {}
+    for name in sorted(os.listdir(logdir)):
+        if not (name.startswith("vg.") and name.endswith(".log")):
+            continue
+        path = os.path.join(logdir, name)
+        with open(path, errors="replace") as f:
+            text = f.read()
+        if "Command: " in text and "mprocd" in text.partition(
+                "Command: ")[2].partition("\n")[0]:
+            reports[path] = text
+    return reports
+
+
+def valgrind_problems(reports):
+    """The reports that show an error or a definite leak."""
+    return {path: text for path, text in reports.items()
+            if re.search(r"ERROR SUMMARY: [1-9]", text) or
+            re.search(r"definitely lost: [1-9]", text)}
 
 
 def other_user_python():
@@ -199,6 +238,8 @@ class Daemon:
         self.proc = None
         self.known_pids = set()
         self.conns = []
+        self.valgrind = False
+        self.id = os.path.basename(self.dir)
 
     def start(self, wait=True, args=(), new_group=False, env=None,
               preexec_fn=None, stdio=True, wrapper=()):
@@ -208,6 +249,9 @@ class Daemon:
         e.update(env or {})
         self.logfile = open(self.logpath, "ab")
         out = self.logfile if stdio else None
+        if VALGRIND_DIR and not wrapper:
+            wrapper = valgrind_wrapper(self.dir)
+            self.valgrind = True
         self.proc = subprocess.Popen(
             list(wrapper) + [MPROCD, "-c", self.conf, "-s", self.sock]
             + list(args),
@@ -295,8 +339,16 @@ class Daemon:
         for c in self.conns:
             c.close()
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+            if self.valgrind:
+                # Let valgrind finish its reports before the kill.
+                self.proc.terminate()
+                try:
+                    self.proc.wait(TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
         for pid in self.known_pids:
             if alive(pid):
                 try:
@@ -305,7 +357,24 @@ class Daemon:
                     pass
         if self.proc is not None:
             self.logfile.close()
+        problems = {}
+        if self.valgrind:
+            # Workers finish their reports after the supervisor is gone.
+            time.sleep(1)
+            reports = valgrind_reports(self.dir)
+            problems = valgrind_problems(reports)
+            for path in problems:
+                shutil.copy(path, VALGRIND_DIR)
+            # One line per process checked, for scripts/valgrind-tests.
+            with open(os.path.join(VALGRIND_DIR, "checked"), "a") as f:
+                for path in reports:
+                    f.write("%s %s\n" % ("problem" if path in problems
+                                          else "clean", self.id))
         shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            raise AssertionError("valgrind found errors; reports in %s:\n%s"
+                                 % (VALGRIND_DIR, "\n".join(
+                                     problems.values())))
 
 
 class DaemonTestCase(unittest.TestCase):
