@@ -54,6 +54,21 @@ struct pending {
 	struct event	*timer;
 };
 
+/*
+ * A List reply is written a slice at a time as the client reads it: the
+ * ids that matched when the call came, each job described as it is when
+ * its turn comes. Neither memory nor the loop goes to one huge reply.
+ */
+struct listing {
+	int64_t		*ids;
+	size_t		 n;
+	size_t		 next;
+	size_t		 written;	/* jobs in the reply so far */
+	char		*pool;		/* the call's filters; NULL, -1: any */
+	int		 state;
+};
+#define LIST_SLICE	(64 * 1024)	/* written while less is queued */
+
 struct client {
 	TAILQ_ENTRY(client) entry;
 	struct bufferevent *bev;
@@ -64,6 +79,7 @@ struct client {
 	int		 closing;	/* flush replies, then close */
 	int		 eof;		/* it sends no more; answer what it sent */
 	struct pending	*pending;
+	struct listing	*listing;	/* a List reply still being written */
 	struct event	*resume;	/* go on after a pending call */
 	struct event	*stall;		/* message_timeout for a partial one */
 	struct event	*hup;		/* not read: notice a hang-up anyway */
@@ -461,6 +477,64 @@ method_get(struct client *c, struct varlink_call *call)
 }
 
 static void
+listing_free(struct listing *ls)
+{
+	if (ls == NULL)
+		return;
+	free(ls->ids);
+	free(ls->pool);
+	free(ls);
+}
+
+/* Writes the next slice of the List reply; the end lets later calls in. */
+static void
+listing_continue(struct client *c)
+{
+	struct listing	*ls = c->listing;
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct job	*j;
+	json_t		*o;
+	char		*s;
+
+	while (evbuffer_get_length(out) < LIST_SLICE && ls->next < ls->n) {
+		j = job_find(ls->ids[ls->next++]);
+		if (j == NULL || !job_matches(j, ls->pool, ls->state))
+			continue;
+		o = job_to_json(j);
+		if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
+			fatalx("cannot encode a job");
+		json_decref(o);
+		evbuffer_add_printf(out, "%s%s", ls->written++ > 0 ? "," : "",
+		    s);
+		free(s);
+	}
+	if (ls->next < ls->n)
+		return;
+	evbuffer_add(out, "]}}", 4);
+	c->listing = NULL;
+	listing_free(ls);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	event_active(c->resume, 0, 0);
+}
+
+/* Starts the List reply of the jobs of pool (NULL: all) in state (-1). */
+static void
+listing_start(struct client *c, const char *pool, int state)
+{
+	struct listing	*ls = xcalloc(1, sizeof *ls);
+
+	ls->pool = pool != NULL ? xstrdup(pool) : NULL;
+	ls->state = state;
+	ls->ids = job_ids(pool, state, &ls->n);
+	c->listing = ls;
+	evbuffer_add_printf(bufferevent_get_output(c->bev),
+	    "{\"parameters\":{\"jobs\":[");
+	/* The write callback comes for more while a slice is in flight. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, LIST_SLICE / 2, 0);
+	listing_continue(c);
+}
+
+static void
 method_list(struct client *c, struct varlink_call *call)
 {
 	static const char *const known[] = { "pool", "state", NULL };
@@ -483,7 +557,9 @@ method_list(struct client *c, struct varlink_call *call)
 		    json_pack("{s:s}", "pool", pool));
 		return;
 	}
-	control_reply(c, call, json_pack("{s:o}", "jobs", job_list(pool, st)));
+	if (call->flags & VARLINK_ONEWAY)
+		return;
+	listing_start(c, pool, st);
 }
 
 static void
@@ -825,6 +901,13 @@ out:
 	free(iface);
 }
 
+/* A Wait or a List reply holds the client's later calls back. */
+static int
+client_busy(const struct client *c)
+{
+	return c->pending != NULL || c->listing != NULL;
+}
+
 /* Stops reading; closes once the replies already queued are written. */
 static void
 client_close(struct client *c)
@@ -833,7 +916,7 @@ client_close(struct client *c)
 	evtimer_del(c->stall);
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
-	    c->pending == NULL)
+	    !client_busy(c))
 		client_free(c);
 }
 
@@ -871,7 +954,7 @@ client_read_cb(struct bufferevent *bev, void *arg)
 
 	while (!c->closing) {
 		/* Later calls wait for the pending one; do not hoard them. */
-		if (c->pending != NULL) {
+		if (client_busy(c)) {
 			evtimer_del(c->stall);
 			if (evbuffer_get_length(in) > cfg->max_message) {
 				bufferevent_disable(bev, EV_READ);
@@ -933,6 +1016,10 @@ client_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct client	*c = arg;
 
+	if (c->listing != NULL) {
+		listing_continue(c);
+		return;
+	}
 	if (c->closing) {
 		if (c->pending == NULL)
 			client_free(c);
@@ -972,7 +1059,7 @@ client_event_cb(struct bufferevent *bev, short what, void *arg)
 		client_free(c);
 	else if (what & BEV_EVENT_EOF) {
 		/* Gone for good: nobody is left to wait for. */
-		if (c->pending != NULL && client_hung_up(c)) {
+		if (client_busy(c) && client_hung_up(c)) {
 			client_free(c);
 			return;
 		}
@@ -988,7 +1075,7 @@ client_resume(evutil_socket_t fd, short events, void *arg)
 {
 	struct client	*c = arg;
 
-	if (c->pending != NULL)
+	if (client_busy(c))
 		return;
 	if (c->closing) {
 		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -1042,6 +1129,7 @@ client_free(struct client *c)
 	    LOG_KV "pending=%s", (unsigned)c->uid, (int)c->pid,
 	    c->pending != NULL ? "yes" : "no");
 	pending_free(c->pending);
+	listing_free(c->listing);
 	event_free(c->resume);
 	event_free(c->stall);
 	event_free(c->hup);

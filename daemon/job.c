@@ -310,21 +310,31 @@ job_to_json(const struct job *j)
 	return o;
 }
 
-/* Jobs of pool (NULL: all) in state (-1: any), by id. */
-json_t *
-job_list(const char *pool, int state)
+/* Whether j is of pool (NULL: any) and in state (-1: any). */
+int
+job_matches(const struct job *j, const char *pool, int state)
 {
-	json_t		*a = json_array();
-	struct job	*j;
+	return (pool == NULL || strcmp(j->pool, pool) == 0) &&
+	    (state == -1 || (int)j->state == state);
+}
 
-	TAILQ_FOREACH(j, &all_jobs, all) {
-		if (pool != NULL && strcmp(j->pool, pool) != 0)
-			continue;
-		if (state != -1 && (int)j->state != state)
-			continue;
-		json_array_append_new(a, job_to_json(j));
-	}
-	return a;
+/* The ids of the jobs of pool (NULL: all) in state (-1: any), in order. */
+int64_t *
+job_ids(const char *pool, int state, size_t *n)
+{
+	struct job	*j;
+	int64_t		*ids;
+	size_t		 i = 0;
+
+	TAILQ_FOREACH(j, &all_jobs, all)
+		i += job_matches(j, pool, state);
+	ids = xcalloc(i + 1, sizeof *ids);
+	*n = i;
+	i = 0;
+	TAILQ_FOREACH(j, &all_jobs, all)
+		if (job_matches(j, pool, state))
+			ids[i++] = j->id;
+	return ids;
 }
 
 /* jw->cb is called once, when the job finishes (at once if it has). */

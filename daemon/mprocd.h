@@ -183,7 +183,8 @@ void		 job_done(struct job *, int, int);
 void		 job_worker_died(struct job *);
 void		 job_kill(struct job *, enum job_kill);
 void		 job_dequeue(struct job *);
-json_t		*job_list(const char *, int);
+int		 job_matches(const struct job *, const char *, int);
+int64_t		*job_ids(const char *, int, size_t *);
 uint64_t	 job_count_finished(void);
 void		 job_free_all(void);
 

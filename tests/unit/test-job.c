@@ -348,6 +348,8 @@ test_json(void **state)
 {
 	struct job	*j = running_job();
 	json_t		*o;
+	int64_t		*ids;
+	size_t		 n;
 
 	j->name = xstrdup("n");
 	j->pid = 4242;
@@ -370,12 +372,16 @@ test_json(void **state)
 	assert_non_null(json_object_get(o, "finished_usec"));
 	json_decref(o);
 
-	o = job_list("p", JOB_FAILED);
-	assert_int_equal(json_array_size(o), 1);
-	json_decref(o);
-	o = job_list("nope", -1);
-	assert_int_equal(json_array_size(o), 0);
-	json_decref(o);
+	ids = job_ids("p", JOB_FAILED, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(ids[0], j->id);
+	assert_true(job_matches(j, "p", JOB_FAILED));
+	assert_true(job_matches(j, NULL, -1));
+	assert_false(job_matches(j, "p", JOB_SUCCEEDED));
+	free(ids);
+	ids = job_ids("nope", -1, &n);
+	assert_int_equal(n, 0);
+	free(ids);
 }
 
 int
