@@ -152,8 +152,6 @@ job_new(const char *pool, char **argv, const char *cwd, uid_t uid)
 	j->exit_status = -1;
 	j->submitted_usec = util_now_usec();
 	TAILQ_INIT(&j->watches);
-	if (ev_base != NULL)
-		j->timer = evtimer_new(ev_base, job_timer_cb, j);
 
 	if (njobs >= nbuckets)
 		table_grow();
@@ -510,8 +508,11 @@ job_arm(struct job *j, uint64_t usec)
 {
 	struct timeval	 tv;
 
-	if (j->timer == NULL)
+	/* Made at the first need: most queued jobs never wait for one. */
+	if (j->timer == NULL && ev_base == NULL)
 		return;
+	if (j->timer == NULL)
+		j->timer = evtimer_new(ev_base, job_timer_cb, j);
 	tv = util_timeval(usec);
 	evtimer_add(j->timer, &tv);
 }
