@@ -686,7 +686,7 @@ add_error(char *msg, size_t size, int error)
 	memcpy(msg + at, err, n);
 }
 
-static void
+static void __attribute__((format(printf, 7, 0)))
 log_vemit(int level, const struct log_ctx *ctx, int with_errno,
     const char *file, int line, const char *func, const char *fmt, va_list ap)
 {
