@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from mprocd_test import (MPROCD, OTHER_UID, Conn, DaemonTestCase, Daemon,
-                         VarlinkError, as_other_user, main,
+                         VarlinkError, alive, as_other_user, main,
                          other_user_python, wait_for)
 
 
@@ -402,10 +402,12 @@ socket_mode = 0640
         d.start(wrapper=[strace, "-qq", "-o", trace, "-e",
                          "trace=umask,bind,chmod,fchmod,fchmodat"],
                 env={"ASAN_OPTIONS": "detect_leaks=0"})
+        # mprocd is strace's child, which the cleanup's kill of strace
+        # would leave running: stop it, and strace goes with it.
+        pid = int(re.search(r"supervisor_pid=(\d+)", d.log()).group(1))
+        self.addCleanup(lambda: alive(pid) and os.kill(pid, signal.SIGKILL))
         self.assertEqual(stat.S_IMODE(os.stat(d.sock).st_mode), 0o640)
-        # mprocd is strace's child: stop it, and strace goes with it.
-        os.kill(int(re.search(r"supervisor_pid=(\d+)", d.log()).group(1)),
-                signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
         self.assertEqual(d.wait_exit(), 0)
         with open(trace) as f:
             calls = [l for l in f.read().splitlines()
