@@ -20,17 +20,7 @@
 #include "mprocd.h"
 #include "util.h"
 #include "xmalloc.h"
-
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-#define CHECK(e) do {							\
-	if (!(e)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #e);					\
-		abort();						\
-	}								\
-} while (0)
+#include "fuzz.h"
 
 /* The other side of config_diff() when the input has one file. */
 static const char base_config[] =

@@ -56,19 +56,10 @@
 
 #include "proto.h"
 #include "varlink.h"
+#include "fuzz.h"
 
-int	LLVMFuzzerInitialize(int *, char ***);
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 pid_t	__wrap_spawn_process(const struct spawn *);
 int	__wrap_kill(pid_t, int);
-
-#define CHECK(e) do {							\
-	if (!(e)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #e);					\
-		abort();						\
-	}								\
-} while (0)
 
 #define CONFIG_MAIN							\
 	"[mprocd]\n"							\

@@ -13,17 +13,7 @@
 #include "log.h"
 #include "util.h"
 #include "varlink.h"
-
-int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
-
-/* Stops the run with a message libFuzzer saves the input for. */
-#define CHECK(e) do {							\
-	if (!(e)) {							\
-		fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,	\
-		    __LINE__, #e);					\
-		abort();						\
-	}								\
-} while (0)
+#include "fuzz.h"
 
 /* Every typed getter on every parameter: none may crash or lie. */
 static void
