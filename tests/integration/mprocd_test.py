@@ -94,6 +94,41 @@ def as_other_user(*argv):
             "--clear-groups"] + list(argv)
 
 
+def conf(main="", level="debug", **pools):
+    """A configuration logging to stderr at level; ';' separates lines of a
+    section, and a key in main replaces the default one. Without pools, one
+    pool "default" of 2 workers."""
+    keys = {"log_target": "stderr", "log_level": level}
+    for line in filter(None, (l.strip() for l in main.split(";"))):
+        k, _, v = line.partition("=")
+        keys[k.strip()] = v.strip()
+    text = "[mprocd]\n" + "".join("%s = %s\n" % kv for kv in keys.items())
+    for name, body in (pools or {"default": "workers = 2"}).items():
+        text += "[pool %s]\n" % name
+        text += "".join(l.strip() + "\n" for l in body.split(";")
+                        if l.strip())
+    return text
+
+
+def asan_build():
+    """Whether MPROCD is built with AddressSanitizer."""
+    with open(MPROCD, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def fd_count(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def proc_status(pid, key):
+    """A kB figure of /proc/PID/status (VmRSS, VmHWM), in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
+
+
 def alive(pid):
     """True if pid exists and is not a zombie."""
     try:

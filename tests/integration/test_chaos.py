@@ -32,16 +32,12 @@ import threading
 import time
 import unittest
 
-from mprocd_test import (MPROCCTL, MPROCD, TIMEOUT, Conn, DaemonTestCase,
-                         VarlinkError, alive, main, wait_for)
+from mprocd_test import (MPROCCTL, TIMEOUT, Conn, DaemonTestCase,
+                         VarlinkError, alive, asan_build, main, proc_status,
+                         wait_for)
 
 
-def _asan():
-    with open(MPROCD, "rb") as f:
-        return b"__asan_init" in f.read()
-
-
-ASAN = _asan()
+ASAN = asan_build()
 
 
 def _env_int(name, plain, asan):
@@ -177,14 +173,6 @@ def fd_kinds(fds, numbers=True):
     "anon_inode:[eventpoll]"): comparable between two processes."""
     return sorted((fd if numbers else 0, re.sub(r"\[\d+\]$", "", target))
                   for fd, target in fds.items())
-
-
-def vm_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 # --- A worker held at its fork ----------------------------------------------
@@ -438,7 +426,7 @@ class ChaosTestCase(DaemonTestCase):
         workers = [w["pid"] for w in d.pool()["workers"]]
         return {"fds": self.settled_fds(d.pid),
                 "worker_fds": fd_kinds(fd_list(workers[0])),
-                "rss": vm_kib(d.pid, "VmRSS")}
+                "rss": proc_status(d.pid, "VmRSS")}
 
     def run_chaos(self, d, specs, rng):
         """Submits specs over CONNS connections while the killer runs;
@@ -639,7 +627,7 @@ class ChaosTestCase(DaemonTestCase):
         self.assertEqual(log.count("running the job again"), retries)
         self.assertNotIn("job lost", log)
 
-        rss_peak = vm_kib(d.pid, "VmHWM")
+        rss_peak = proc_status(d.pid, "VmHWM")
         self.check_no_leaks(d, before)
         self.stop_and_check(d)
         self.report("chaos with retries", seed=SEED, jobs=JOBS,
@@ -696,7 +684,7 @@ class ChaosTestCase(DaemonTestCase):
                          len(lost))
         self.assertNotIn("running the job again", log)
 
-        rss_peak = vm_kib(d.pid, "VmHWM")
+        rss_peak = proc_status(d.pid, "VmHWM")
         self.check_no_leaks(d, before)
         self.stop_and_check(d)
         self.report("chaos without retries", seed=SEED + 1, jobs=n,

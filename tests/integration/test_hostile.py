@@ -42,18 +42,14 @@ import sys
 import threading
 import time
 
-from mprocd_test import (MPROCD, TIMEOUT, WAIT, JobsTestCase,
-                         VarlinkError, main, wait_for)
+import mprocd_test
+from mprocd_test import (TIMEOUT, WAIT, JobsTestCase, VarlinkError,
+                         asan_build, fd_count, main, proc_status, wait_for)
 
 INVALID = "org.varlink.service.InvalidParameter"
 
 
-def _asan():
-    with open(MPROCD, "rb") as f:
-        return b"__asan_init" in f.read()
-
-
-ASAN = _asan()
+ASAN = asan_build()
 LATENCY = float(os.environ.get("HOSTILE_LATENCY", "2"))
 QUEUED = int(os.environ.get("HOSTILE_QUEUED", "100000"))
 BYSTANDER_JOB_SEC = 0.25
@@ -95,18 +91,8 @@ print(sys.argv[1], sorted(fds))
 
 
 def conf(main="", **pools):
-    """Logging to stderr at info unless main says otherwise; ';' separates
-    lines of a section. Without pools, one pool "default" of 2 workers."""
-    keys = {"log_target": "stderr", "log_level": "info"}
-    for line in filter(None, (l.strip() for l in main.split(";"))):
-        k, _, v = line.partition("=")
-        keys[k.strip()] = v.strip()
-    text = "[mprocd]\n" + "".join("%s = %s\n" % kv for kv in keys.items())
-    for name, body in (pools or {"default": "workers = 2"}).items():
-        text += "[pool %s]\n" % name
-        text += "".join(l.strip() + "\n" for l in body.split(";")
-                        if l.strip())
-    return text
+    """mprocd_test.conf, logging at info unless main says otherwise."""
+    return mprocd_test.conf(main, level="info", **pools)
 
 
 def msg(method, parameters=None, **flags):
@@ -115,19 +101,6 @@ def msg(method, parameters=None, **flags):
         m["parameters"] = parameters
     m.update(flags)
     return json.dumps(m).encode() + b"\0"
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def proc_status(pid, key):
-    """A kB figure of /proc/PID/status (VmRSS, VmHWM), in KiB."""
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise AssertionError("no %s in /proc/%d/status" % (key, pid))
 
 
 def rss(pid):

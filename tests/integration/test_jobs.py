@@ -16,8 +16,8 @@ import sys
 import unittest
 
 from mprocd_test import (GATE, OTHER_UID, TIMEOUT, WAIT, JobsTestCase,
-                         VarlinkError, alive, as_other_user, cmdline, main,
-                         other_user_python, wait_for)
+                         VarlinkError, alive, as_other_user, cmdline, conf,
+                         fd_count, main, other_user_python, wait_for)
 
 INVALID = "org.varlink.service.InvalidParameter"
 
@@ -49,18 +49,6 @@ print(json.dumps({
     "environ": environ, "stdin": os.readlink("/proc/self/fd/0"),
     "stdin_data": sys.stdin.buffer.read().hex()}))
 '''
-
-
-def conf(main="", **pools):
-    """A configuration logging to stderr; ';' separates lines of a section.
-    Without pools, one pool "default" of 2 workers."""
-    text = "[mprocd]\nlog_target = stderr\nlog_level = debug\n"
-    text += "".join(l.strip() + "\n" for l in main.split(";") if l.strip())
-    for name, body in (pools or {"default": "workers = 2"}).items():
-        text += "[pool %s]\n" % name
-        text += "".join(l.strip() + "\n" for l in body.split(";")
-                        if l.strip())
-    return text
 
 
 def b64(data):
@@ -1016,7 +1004,7 @@ class TestClients(JobTestCase):
         self.assertIsNone(self.d.proc.poll(), "mprocd died")
         self.assertEqual(self.wait1(self.submit(["true"]))["state"],
                          "succeeded")
-        wait_for(lambda: len(os.listdir("/proc/%d/fd" % self.d.pid)) < 20,
+        wait_for(lambda: fd_count(self.d.pid) < 20,
                  "client descriptors to be closed")
 
     def test_stalled_half_message(self):

@@ -8,7 +8,7 @@ import shutil
 import signal
 import unittest
 
-from mprocd_test import (MPROCD, DaemonTestCase, main, valgrind_problems,
+from mprocd_test import (DaemonTestCase, asan_build, main, valgrind_problems,
                          valgrind_reports, valgrind_wrapper, wait_for)
 
 CONFIG = """
@@ -33,11 +33,10 @@ class TestValgrind(DaemonTestCase):
         if self.valgrind is None:
             raise unittest.SkipTest("SKIPPED: valgrind is not installed "
                                     "(apt-get install valgrind)")
-        with open(MPROCD, "rb") as f:
-            if b"__asan_init" in f.read():
-                raise unittest.SkipTest(
-                    "SKIPPED: this mprocd is built with AddressSanitizer, "
-                    "which valgrind cannot run; the plain build runs it")
+        if asan_build():
+            raise unittest.SkipTest(
+                "SKIPPED: this mprocd is built with AddressSanitizer, "
+                "which valgrind cannot run; the plain build runs it")
 
     def test_clean_under_memcheck(self):
         d = self.daemon(CONFIG, start=False)

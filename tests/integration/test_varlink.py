@@ -11,9 +11,9 @@ import stat
 import subprocess
 import time
 
-from mprocd_test import (MPROCD, OTHER_UID, Conn, DaemonTestCase, Daemon,
-                         VarlinkError, alive, as_other_user, main,
-                         other_user_python, wait_for)
+from mprocd_test import (OTHER_UID, Conn, DaemonTestCase,
+                         VarlinkError, alive, as_other_user, fd_count,
+                         main, other_user_python, proc_status, wait_for)
 
 
 # Opens N connections, prints how many answered a Status, holds them all
@@ -223,8 +223,7 @@ max_message = 64K
         # The daemon stopped reading it instead of buffering every reply.
         self.assertLess(sent, 20000)
         self.assertIn("pools", d.call("io.mprocd.Status"))
-        with open("/proc/%d/status" % d.pid) as f:
-            rss = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+        rss = proc_status(d.pid, "VmRSS")
         self.assertLess(rss, 64 * 1024, "supervisor RSS %d KiB" % rss)
 
     def test_vanishing_clients(self):
@@ -239,7 +238,7 @@ max_message = 64K
             s.close()
         self.assertIn("pools", d.call("io.mprocd.Status"))
         # Every one of them was let go.
-        wait_for(lambda: len(os.listdir("/proc/%d/fd" % d.pid)) < 20,
+        wait_for(lambda: fd_count(d.pid) < 20,
                  "client descriptors to be closed")
 
     def test_max_clients(self):
