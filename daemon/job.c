@@ -509,10 +509,11 @@ job_arm(struct job *j, uint64_t usec)
 	struct timeval	 tv;
 
 	/* Made at the first need: most queued jobs never wait for one. */
-	if (j->timer == NULL && ev_base == NULL)
-		return;
-	if (j->timer == NULL)
+	if (j->timer == NULL) {
+		if (ev_base == NULL)
+			return;		/* unit tests run no loop */
 		j->timer = evtimer_new(ev_base, job_timer_cb, j);
+	}
 	tv = util_timeval(usec);
 	evtimer_add(j->timer, &tv);
 }
