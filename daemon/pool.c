@@ -452,7 +452,12 @@ worker_dispatch(struct worker *w, const struct proto_hdr *h,
 	case PROTO_JOB_STARTED:
 		id = proto_get_u64(&r);
 		pid = proto_get_u32(&r);
-		if (r.error || j == NULL || (int64_t)id != j->id)
+		/*
+		 * Its process group gets kill(-pid): never 0 (ours), 1 (-1 is
+		 * every process), a negative pid_t, or a second pid.
+		 */
+		if (r.error || j == NULL || (int64_t)id != j->id ||
+		    pid <= 1 || pid > INT32_MAX || j->pid != 0)
 			break;
 		j->pid = (pid_t)pid;
 		return 0;
