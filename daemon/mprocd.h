@@ -288,8 +288,9 @@ struct spawn {
 	int		 setsid;
 	int		 pdeathsig;	/* 0: none */
 	const char	*path;		/* executable; NULL: argv[0] via PATH */
-	int		 gate;		/* pipe read end: exec once a byte
-					   comes, _exit at EOF; 0: none */
+	/* Called in the child with its pid before it execs (no malloc). */
+	void		(*announce)(pid_t, void *);
+	void		*announce_arg;
 };
 pid_t		 spawn_process(const struct spawn *);
 void		 spawn_kill_orphans(void);

@@ -1,12 +1,18 @@
 /*
  * The one recipe for starting a process (workers and jobs): block
- * every signal around fork(); in the child reset every handler and the mask,
- * put descriptors where they belong, close everything else, then exec.
+ * every signal around vfork(); in the child reset every handler and the
+ * mask, put descriptors where they belong, close everything else, then exec.
  *
- * With a gate, the child waits before exec until its parent says go, so the
- * parent can first tell whoever must be able to kill the new process (a
- * worker tells the supervisor its job's pid): none of its code runs unknown
- * to them. If the parent dies first, the child ends without running.
+ * vfork(), not fork(): the child borrows our memory until it execs instead
+ * of copying our page tables, which made fork() the largest part of a short
+ * job's cost (and grows with the supervisor's job table). We are suspended
+ * meanwhile, so the child touches nothing of ours: no malloc, no stdio, no
+ * globals (the job's environment goes to execve(), not into environ).
+ *
+ * With an announce hook, the child first tells whoever must be able to kill
+ * it (a worker's job tells the supervisor its pid) and only then execs:
+ * none of its code runs unknown to them. If the parent dies first, the
+ * child ends without running (PR_SET_PDEATHSIG, then a getppid() check).
  *
  * And the one for ending what escaped them: spawn_kill_orphans().
  */
@@ -20,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,7 +38,7 @@
 
 extern char **environ;
 
-/* Between fork and exec: report why we failed on fd 2 and give up. */
+/* Between vfork and exec: report why we failed on fd 2 and give up. */
 static void __attribute__((noreturn))
 child_fail(const char *what, const char *arg, int error)
 {
@@ -48,6 +55,85 @@ child_fail(const char *what, const char *arg, int error)
 	_exit(127);
 }
 
+/* The value of NAME in ENVP, or NULL. */
+static const char *
+env_get(char *const *envp, const char *name)
+{
+	size_t	 len = strlen(name);
+
+	for (; *envp != NULL; envp++)
+		if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
+			return *envp + len + 1;
+	return NULL;
+}
+
+/*
+ * execvp() with the job's PATH: glibc's searches our own environ's. The
+ * same rules: a name with a slash is run as is; an empty PATH element is
+ * the working directory; EACCES is reported only if nothing else is found;
+ * a file the kernel cannot run (ENOEXEC) is run by /bin/sh. Returns errno.
+ */
+static int
+child_exec(const char *file, char *const *argv, char *const *envp)
+{
+	/* An ENOEXEC script's shell gets these; more args than that: E2BIG. */
+	char		*sh_argv[256];
+	char		 buf[4096];
+	const char	*path, *p, *end;
+	size_t		 dlen, flen = strlen(file);
+	int		 i, eacces = 0;
+
+	if (strchr(file, '/') != NULL) {
+		execve(file, argv, envp);
+		return errno;
+	}
+	if (flen > NAME_MAX)
+		return ENAMETOOLONG;
+	if ((path = env_get(envp, "PATH")) == NULL)
+		path = "/bin:/usr/bin";
+	for (p = path; ; p = end + 1) {
+		if ((end = strchr(p, ':')) == NULL)
+			end = p + strlen(p);
+		dlen = (size_t)(end - p);
+		if (dlen + 1 + flen < sizeof buf) {
+			memcpy(buf, p, dlen);
+			if (dlen == 0)
+				buf[dlen++] = '.';
+			buf[dlen] = '/';
+			memcpy(buf + dlen + 1, file, flen + 1);
+			execve(buf, argv, envp);
+			switch (errno) {
+			case EACCES:
+				eacces = 1;
+				/* FALLTHROUGH */
+			case ENOENT:
+			case ENOTDIR:
+			case ESTALE:
+			case ENODEV:
+			case ETIMEDOUT:
+				break;
+			case ENOEXEC:
+				sh_argv[0] = (char *)(uintptr_t)"/bin/sh";
+				sh_argv[1] = buf;
+				for (i = 1; argv[i] != NULL; i++) {
+					if (i + 2 >= (int)(sizeof sh_argv /
+					    sizeof *sh_argv))
+						return E2BIG;
+					sh_argv[i + 1] = argv[i];
+				}
+				sh_argv[i + 1] = NULL;
+				execve("/bin/sh", sh_argv, envp);
+				return errno;
+			default:
+				return errno;
+			}
+		}
+		if (*end == '\0')
+			break;
+	}
+	return eacces ? EACCES : ENOENT;
+}
+
 static void __attribute__((noreturn))
 spawn_child(const struct spawn *sp, pid_t parent)
 {
@@ -55,9 +141,7 @@ spawn_child(const struct spawn *sp, pid_t parent)
 	/* The kernel's struct sigaction, all zero: SIG_DFL, no flags. */
 	unsigned long		 kdfl[4] = { 0, 0, 0, 0 };
 	sigset_t		 none;
-	ssize_t			 n;
-	char			 go;
-	int			 sig, i, tmp[5], nfds = 0;
+	int			 sig, i, tmp[4], nfds = 0, error;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
@@ -91,9 +175,6 @@ spawn_child(const struct spawn *sp, pid_t parent)
 		if (tmp[i] == -1 && (sp->fds[i] != -1 || i < 3))
 			_exit(126);
 	}
-	tmp[4] = sp->gate > 0 ? fcntl(sp->gate, F_DUPFD, 10) : -1;
-	if (sp->gate > 0 && tmp[4] == -1)
-		_exit(126);
 	for (i = 0; i < 4; i++) {
 		if (tmp[i] == -1)
 			continue;
@@ -101,20 +182,9 @@ spawn_child(const struct spawn *sp, pid_t parent)
 			_exit(126);
 		nfds = i + 1;
 	}
-	if (tmp[4] != -1) {
-		/*
-		 * Just above ours, and every other descriptor closed, the
-		 * gate's write end too: the parent's death is end of file.
-		 */
-		if (dup2(tmp[4], nfds) == -1)
-			_exit(126);
-		util_closefrom(nfds + 1, NULL, 0);
-		do {
-			n = read(nfds, &go, 1);
-		} while (n == -1 && errno == EINTR);
-		if (n != 1)
-			_exit(1);
-	}
+	/* The parent's descriptors are still open here (CLOEXEC or not). */
+	if (sp->announce != NULL)
+		sp->announce(getpid(), sp->announce_arg);
 	util_closefrom(nfds, NULL, 0);
 
 	sigemptyset(&none);
@@ -122,16 +192,13 @@ spawn_child(const struct spawn *sp, pid_t parent)
 
 	if (sp->cwd != NULL && chdir(sp->cwd) != 0)
 		child_fail("cannot change directory to", sp->cwd, errno);
-	if (sp->envp != NULL)
-		environ = (char **)(uintptr_t)sp->envp;
-	if (sp->path != NULL)
-		execv(sp->path, (char *const *)(uintptr_t)sp->argv);
-	else
-		execvp(sp->argv[0], (char *const *)(uintptr_t)sp->argv);
-	child_fail("cannot run", sp->argv[0], errno);
+	error = child_exec(sp->path != NULL ? sp->path : sp->argv[0],
+	    (char *const *)(uintptr_t)sp->argv, sp->envp != NULL ?
+	    (char *const *)(uintptr_t)sp->envp : environ);
+	child_fail("cannot run", sp->argv[0], error);
 }
 
-/* Returns the child's pid, or -1 with errno set if fork() failed. */
+/* Returns the child's pid, or -1 with errno set if vfork() failed. */
 pid_t
 spawn_process(const struct spawn *sp)
 {
@@ -141,7 +208,7 @@ spawn_process(const struct spawn *sp)
 
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
-	pid = fork();
+	pid = vfork();
 	if (pid == 0)
 		spawn_child(sp, parent);
 	saved = errno;

@@ -357,6 +357,23 @@ handle_frame(struct run *r)
 }
 
 /* Runs one job to its end; JOB_STARTED, JOB_OUTPUT..., JOB_DONE. */
+/*
+ * In the job's process, between vfork and exec (spawn.c): JOB_STARTED with
+ * our pid in the frame our parent prepared. Our parent is suspended, so the
+ * frame goes out whole and alone; if the supervisor is gone, the job does
+ * not run.
+ */
+static void
+announce_started(pid_t pid, void *arg)
+{
+	struct proto_buf	*b = arg;
+	uint32_t		 p = (uint32_t)pid;
+
+	memcpy(b->data + b->len - sizeof p, &p, sizeof p);
+	if (proto_send(WORKER_FD, PROTO_JOB_STARTED, b->data, b->len) != 0)
+		_exit(1);
+}
+
 static void
 run_job(const uint8_t *payload, size_t len)
 {
@@ -368,7 +385,7 @@ run_job(const uint8_t *payload, size_t len)
 	char			**argv = NULL, **jobenv = NULL, **env, *cwd;
 	const void		*stdin_data;
 	uint32_t		 argc, envc, has_stdin, i;
-	int			 outp[2][2], inp[2] = { -1, -1 }, gate[2];
+	int			 outp[2][2], inp[2] = { -1, -1 };
 	int			 exited = 0, n, s, error, status = 0;
 	char			 msg[512], how[64], cmd[1024];
 	struct log_ctx		 ctx;
@@ -399,8 +416,7 @@ run_job(const uint8_t *payload, size_t len)
 	ctx = run_ctx(&r);
 
 	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||
-	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0) ||
-	    pipe2(gate, O_CLOEXEC) != 0)
+	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0))
 		fatal("pipe");
 	memset(&sp, 0, sizeof sp);
 	sp.argv = (const char *const *)argv;
@@ -416,12 +432,17 @@ run_job(const uint8_t *payload, size_t len)
 	 * The job runs only once the supervisor has its pid (JOB_STARTED):
 	 * if we die before, it never starts; if after, the supervisor kills
 	 * its process group. Else it could start processes in its group that
-	 * nobody would kill.
+	 * nobody would kill. We are suspended in vfork() meanwhile, so the
+	 * child itself sends it.
 	 */
-	sp.gate = gate[0];
+	proto_buf_init(&b);
+	proto_put_u64(&b, r.id);
+	proto_put_u32(&b, 0);
+	sp.announce = announce_started;
+	sp.announce_arg = &b;
 	r.pid = spawn_process(&sp);
 	error = errno;
-	close(gate[0]);
+	proto_buf_free(&b);
 	close(outp[0][1]);
 	close(outp[1][1]);
 	close_fd(&inp[0]);
@@ -450,17 +471,9 @@ run_job(const uint8_t *payload, size_t len)
 	} else {
 		clog_debug(&ctx, "job running" LOG_KV "pid=%d" LOG_KV "cmd=%s",
 		    (int)r.pid, log_safe(argv[0], cmd, sizeof cmd));
-		proto_buf_init(&b);
-		proto_put_u64(&b, r.id);
-		proto_put_u32(&b, (uint32_t)r.pid);
-		worker_send(PROTO_JOB_STARTED, &b);
-		proto_buf_free(&b);
-		/* EPIPE if it is dead already: its SIGCHLD will say so. */
-		(void)!write(gate[1], "", 1);
 		if (r.in != -1)
 			pump_input(&r);
 	}
-	close(gate[1]);
 
 	while (!exited) {
 		n = 0;

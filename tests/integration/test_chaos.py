@@ -185,18 +185,21 @@ _PTRACE_DETACH = 17
 _PTRACE_GETEVENTMSG = 0x4201
 _PTRACE_SEIZE = 0x4206
 _PTRACE_O_TRACEFORK = 0x2
+_PTRACE_O_TRACEVFORK = 0x4
 _PTRACE_EVENT_FORK = 1
+_PTRACE_EVENT_VFORK = 2
 _WALL = 0x40000000
 
 
 class ForkTrap:
-    """Holds a process, by ptrace, in the fork() that starts its next
-    child: the child is let go, the parent stays stopped before returning
-    from fork(), so it has told nobody the child's pid."""
+    """Holds a process, by ptrace, in the fork() or vfork() that starts
+    its next child: the child is let go, the parent stays stopped before
+    returning, so it has told nobody the child's pid."""
 
     def __init__(self, pid):
         self.pid = pid
-        if _libc.ptrace(_PTRACE_SEIZE, pid, None, _PTRACE_O_TRACEFORK) != 0:
+        if _libc.ptrace(_PTRACE_SEIZE, pid, None,
+                        _PTRACE_O_TRACEFORK | _PTRACE_O_TRACEVFORK) != 0:
             raise unittest.SkipTest(
                 "SKIPPED: cannot ptrace pid %d (%s); this test needs root "
                 "or kernel.yama.ptrace_scope=0"
@@ -219,7 +222,7 @@ class ForkTrap:
         """Until the process forks; lets the child go and returns its pid."""
         while True:
             status = self._stop(self.pid, "the worker to fork")
-            if status >> 16 == _PTRACE_EVENT_FORK:
+            if status >> 16 in (_PTRACE_EVENT_FORK, _PTRACE_EVENT_VFORK):
                 break
             # Another stop: resume, with its signal if it was one.
             sig = os.WSTOPSIG(status) if status >> 16 == 0 else 0
@@ -698,9 +701,10 @@ class ChaosTestCase(DaemonTestCase):
 
     def test_worker_killed_before_it_reports_the_job(self):
         """The worst moment for a worker to die: it has forked the job's
-        process but not yet told the supervisor its pid. Held there (by
-        ptrace), it is killed: nothing of the job may stay behind, not even
-        what the job started in its process group if it got that far."""
+        process and does not know its pid yet. Held there (by ptrace), it
+        is killed: nothing of the job may stay behind, not even what the job
+        started in its process group if it got that far (the job's process
+        tells the supervisor its pid itself, before it execs)."""
         d = self.start(config(1, 0, 100))
         c = d.connect()
         worker = d.worker("default/0")["pid"]
@@ -712,7 +716,7 @@ class ChaosTestCase(DaemonTestCase):
             gc]})["id"]
         child = trap.wait_fork()
         # The job's process either runs (and starts its grandchild) or
-        # waits, not yet exec'd, until its worker has reported it.
+        # waits, not yet exec'd, until it has reported itself.
         state = {"title": None, "since": 0.0}
 
         def ran_or_waits():
