@@ -10,6 +10,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
 #include "mprocd.h"
 #include "xmalloc.h"
 
@@ -85,6 +88,7 @@ main(int argc, char **argv)
 		close(fd);
 
 	proctitle_init(argc, argv);
+	log_use_journal(sd_journal_sendv);
 	if (argc > 1 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc, argv);
 

@@ -29,6 +29,8 @@ struct log_ctx {
 	int64_t		 job;
 };
 
+struct iovec;
+void	 log_use_journal(int (*)(const struct iovec *, int));
 int	 log_open(const char *, const char **);
 void	 log_close(void);
 int	 log_reopen(void);

@@ -18,6 +18,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
 #include "log.h"
 
 /* 2023-11-14T22:13:20.123456Z */
@@ -37,6 +40,7 @@ setup(void **state)
 	struct logdir	*d;
 
 	log_close();
+	log_use_journal(sd_journal_sendv);
 	log_procinit("test");
 	log_setlevel(LOG_INFO);
 	unsetenv("JOURNAL_STREAM");
@@ -2135,6 +2139,38 @@ test_journal_unreachable_refused(void **state)
 	free(s);
 }
 
+/*
+ * A program that did not hand log.c sd_journal_sendv() (mprocctl, which so
+ * never loads libsystemd) refuses "journal" saying so, and takes "auto" on
+ * journald's stream as stderr, prefixed.
+ */
+static void
+test_journal_without_sendv(void **state)
+{
+	static struct record	 r;
+	struct logdir		*d = *state;
+	const char		*errstr = NULL;
+	char			*s;
+
+	log_use_journal(NULL);
+	open_file_target(d);
+	assert_int_equal(log_open("journal", &errstr), -1);
+	assert_non_null(errstr);
+	assert_non_null(strstr(errstr, "does not write to the journal"));
+	log_info("still here");
+	s = slurp(d->path);
+	line_check(s, 0, "", &r);
+	expect_pairs(&r, "msg", "still here", NULL);
+	free(s);
+
+	assert_int_equal(log_via_stderr(d->path, "auto", "same"), 0);
+	s = slurp(d->path);
+	line_check(s, 0, "<4>", &r);
+	expect_pairs(&r, "msg", "disk: Input/output error", "dev", "sda",
+	    NULL);
+	free(s);
+	log_use_journal(sd_journal_sendv);
+}
 
 /* log_safe: outside text cannot add fields, and is cut with a mark. */
 static void
@@ -2164,6 +2200,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_format_shape, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_journal_without_sendv,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_format_timestamp, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_format_quoting, setup,
