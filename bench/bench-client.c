@@ -39,6 +39,7 @@ struct conn {
 	int	 fd;
 	char	*in;		/* received, not yet parsed */
 	size_t	 inlen, insize;
+	size_t	 scanned;	/* of in, known to hold no NUL */
 	char	*out;		/* to send */
 	size_t	 outlen, outoff, outsize;
 };
@@ -156,8 +157,12 @@ conn_reply(struct conn *c)
 	char		*end;
 	size_t		 len;
 
-	if ((end = memchr(c->in, '\0', c->inlen)) == NULL)
+	if ((end = memchr(c->in + c->scanned, '\0', c->inlen -
+	    c->scanned)) == NULL) {
+		c->scanned = c->inlen;
 		return NULL;
+	}
+	c->scanned = 0;
 	len = (size_t)(end - c->in);
 	if ((msg = json_loadb(c->in, len, 0, &jerr)) == NULL)
 		die("bad reply: %s", jerr.text);
