@@ -509,8 +509,15 @@ fit_pieces(struct piece *pc, size_t n, size_t room)
 	size_t	 full[LOG_PIECES_MAX], i, lo = CUT_MIN, hi = CUT_MIN, mid;
 	size_t	 total;
 
-	for (i = 0; i < n; i++) {
+	/* Most records fit even if every byte took its longest escape. */
+	for (i = 0, total = 0; i < n; i++) {
 		pc[i].budget = 0;
+		total += 4 + pc[i].klen + 4 * pc[i].len;
+	}
+	if (total <= room)
+		return n;
+
+	for (i = 0; i < n; i++) {
 		full[i] = piece_len(&pc[i]) - 2 - pc[i].klen;
 		hi = MAX(hi, full[i]);
 	}
@@ -573,18 +580,36 @@ size_t
 log_format(char *buf, size_t size, uint64_t usec, int level,
     const struct log_ctx *ctx, const char *msg)
 {
+	/* The date and time to the second, made once a second. */
+	static char	 ts[32];
+	static size_t	 tslen;
+	static time_t	 tssec = -1;
 	struct piece	 pc[LOG_PIECES_MAX];
-	char		 ts[40], num[32];
+	char		 num[32];
 	struct tm	 tm;
 	time_t		 sec = (time_t)(usec / USEC_PER_SEC);
-	size_t		 off, i, n;
+	unsigned	 frac = (unsigned)(usec % USEC_PER_SEC);
+	const char	*lv = log_level_name(level);
+	size_t		 off, i, n, lvlen = strlen(lv);
 
-	gmtime_r(&sec, &tm);
-	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-	off = (size_t)snprintf(buf, size, "%s.%06uZ %s", ts,
-	    (unsigned)(usec % USEC_PER_SEC), log_level_name(level));
-	if (off >= size)
-		off = size - 1;
+	if (sec != tssec) {
+		gmtime_r(&sec, &tm);
+		tslen = strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+		tssec = sec;
+	}
+	/* "2026-11-21T10:00:00.123456Z info": no printf on every record. */
+	if (tslen + 9 + lvlen >= size)
+		return 0;
+	memcpy(buf, ts, tslen);
+	off = tslen;
+	buf[off++] = '.';
+	for (i = 6; i-- > 0; frac /= 10)
+		buf[off + i] = (char)('0' + frac % 10);
+	off += 6;
+	buf[off++] = 'Z';
+	buf[off++] = ' ';
+	memcpy(buf + off, lv, lvlen);
+	off += lvlen;
 
 	n = context_pieces(ctx, pc, num, sizeof num, 0);
 	n = split_message(msg, pc, n);
