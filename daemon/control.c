@@ -504,8 +504,9 @@ listing_continue(struct client *c)
 		if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
 			fatalx("cannot encode a job");
 		json_decref(o);
-		evbuffer_add_printf(out, "%s%s", ls->written++ > 0 ? "," : "",
-		    s);
+		if (ls->written++ > 0)
+			evbuffer_add(out, ",", 1);
+		evbuffer_add(out, s, strlen(s));
 		free(s);
 	}
 	if (ls->next < ls->n)
