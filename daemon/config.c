@@ -70,6 +70,8 @@ static const struct key keys[] = {
 	    DAY, "30s" },
 
 	{ "workers", SEC_POOL, K_WORKERS, POOL(workers), 1, 4096, "4" },
+	/* Each is a process that waits; a few cover a burst of deaths. */
+	{ "spare_workers", SEC_POOL, K_UINT, POOL(spare_workers), 0, 64, "1" },
 	{ "queue_limit", SEC_POOL, K_UINT, POOL(queue_limit), 1, 100000000,
 	    "100000" },
 	{ "job_timeout", SEC_POOL, K_DURATION, POOL(job_timeout), 0, 365 * DAY,
@@ -385,7 +387,8 @@ config_find_pool(const struct config *c, const char *name)
 static int
 pool_limits_differ(const struct pool_config *a, const struct pool_config *b)
 {
-	return a->queue_limit != b->queue_limit ||
+	return a->spare_workers != b->spare_workers ||
+	    a->queue_limit != b->queue_limit ||
 	    a->job_timeout != b->job_timeout ||
 	    a->kill_grace != b->kill_grace ||
 	    a->max_jobs_per_worker != b->max_jobs_per_worker ||

@@ -24,6 +24,7 @@ struct pool_config {
 	int		 line;		/* of its [pool NAME] header */
 	unsigned int	 workers;
 	int		 workers_auto;
+	uint64_t	 spare_workers;	/* started ahead, in no slot */
 	uint64_t	 queue_limit;
 	uint64_t	 job_timeout;	/* usec; 0: none */
 	uint64_t	 kill_grace;
@@ -207,10 +208,15 @@ enum worker_stop {
 
 struct pool;
 
+/*
+ * A slot's worker, or a spare's position: a spare has no slot, and is
+ * "idle" when it is ready to be given one.
+ */
 struct worker {
-	TAILQ_ENTRY(worker) entry;
+	TAILQ_ENTRY(worker) entry;	/* its pool's workers, or spares */
 	struct pool	*pool;
-	unsigned int	 slot;
+	int		 spare;
+	unsigned int	 slot;		/* not for a spare */
 	char		 name[80];
 	enum worker_state state;
 	enum worker_stop stop;
@@ -218,6 +224,7 @@ struct worker {
 	int		 reaped;	/* pid is dead: reading its last words */
 	int		 said_hello;	/* reads its signals now */
 	int		 reopen_log;	/* SIGUSR1 once it has said HELLO */
+	int		 waiting;	/* a spare to start once slots are up */
 	struct bufferevent *bev;
 	struct event	*timer;		/* restart after backoff; kill */
 	uint64_t	 started_usec;	/* wall clock, for Status */
@@ -234,7 +241,8 @@ struct pool {
 	TAILQ_ENTRY(pool) entry;
 	char		*name;
 	struct pool_config cfg;		/* a copy; name points at ours */
-	struct workers	 workers;
+	struct workers	 workers;	/* one per slot */
+	struct workers	 spares;
 	uint64_t	*deaths;	/* ring of the last crash_limit+1 */
 	uint64_t	 ndeaths;
 	int		 degraded;
@@ -267,6 +275,7 @@ struct worker	*pool_find_worker(pid_t);
 int		 pool_child_exited(pid_t, int);
 void		 pool_worker_ready(struct worker *);
 unsigned int	 pool_count_live(void);
+unsigned int	 pool_count_processes(void);
 unsigned int	 pool_count_starting(void);
 void		 pool_reopen_logs(void);
 const char	*pool_worker_state_name(enum worker_state);

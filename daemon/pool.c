@@ -6,6 +6,16 @@
  *   (spawn) -> starting --HELLO--> idle <--> busy
  *   any live state --death--> backoff --delay--> (spawn)
  *   any live state --stop--> stopping --death--> gone, or (spawn) if recycled
+ *
+ * Most of a restart is the exec of a new worker, so a pool also keeps
+ * spare_workers spares: workers started ahead, in no slot. A spare goes
+ * through the same states (idle: ready to be given a slot), and its deaths
+ * are counted and backed off by the same rules, in a position of its own.
+ * Where a slot would (spawn), it takes a ready spare if there is one: the
+ * process moves to the slot, which is starting until the worker, told its
+ * slot by ASSIGN, says HELLO again under its new name; the spare's
+ * position starts another once no slot of the pool is starting, so that
+ * its exec slows no start. With no spare ready, the slot spawns.
  */
 #include "config.h"
 
@@ -36,6 +46,7 @@ static const struct timeval start_timeout = { WORKER_START_TIMEOUT, 0 };
 struct pools pools = TAILQ_HEAD_INITIALIZER(pools);
 
 static void	worker_spawn(struct worker *);
+static void	worker_restart(struct worker *);
 static void	worker_free(struct worker *);
 static void	worker_crashed(struct worker *, const char *, uint64_t);
 static void	worker_reopen_log(struct worker *);
@@ -185,6 +196,7 @@ pool_new(const struct pool_config *pc)
 	p->cfg = *pc;
 	p->cfg.name = p->name;
 	TAILQ_INIT(&p->workers);
+	TAILQ_INIT(&p->spares);
 	TAILQ_INIT(&p->queue);
 	p->deaths = xcalloc(p->cfg.crash_limit + 1, sizeof *p->deaths);
 	if (ev_base != NULL)
@@ -201,6 +213,8 @@ pool_free(struct pool *p)
 	if (p == NULL)
 		return;
 	while ((w = TAILQ_FIRST(&p->workers)) != NULL)
+		worker_free(w);
+	while ((w = TAILQ_FIRST(&p->spares)) != NULL)
 		worker_free(w);
 	TAILQ_REMOVE(&pools, p, entry);
 	if (p->timer != NULL)
@@ -230,7 +244,7 @@ worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 
 	switch (w->state) {
 	case WORKER_BACKOFF:
-		worker_spawn(w);
+		worker_restart(w);
 		break;
 	case WORKER_STARTING:
 		clog_warnx(&ctx, "worker did not start in time, killing it"
@@ -253,20 +267,40 @@ worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 	}
 }
 
-/* A worker for slot, not yet started (state backoff, no process). */
-struct worker *
-pool_worker_new(struct pool *p, unsigned int slot)
+static struct worker *
+worker_alloc(struct pool *p)
 {
 	struct worker	*w = xcalloc(1, sizeof *w);
 
 	w->pool = p;
-	w->slot = slot;
-	snprintf(w->name, sizeof w->name, "%s/%u", p->name, slot);
 	w->state = WORKER_BACKOFF;
 	w->delay = p->cfg.restart_delay;
 	if (ev_base != NULL)
 		w->timer = evtimer_new(ev_base, worker_timer_cb, w);
+	return w;
+}
+
+/* A worker for slot, not yet started (state backoff, no process). */
+struct worker *
+pool_worker_new(struct pool *p, unsigned int slot)
+{
+	struct worker	*w = worker_alloc(p);
+
+	w->slot = slot;
+	snprintf(w->name, sizeof w->name, "%s/%u", p->name, slot);
 	TAILQ_INSERT_TAIL(&p->workers, w, entry);
+	return w;
+}
+
+/* A spare's position, not yet started. */
+static struct worker *
+pool_spare_new(struct pool *p)
+{
+	struct worker	*w = worker_alloc(p);
+
+	w->spare = 1;
+	snprintf(w->name, sizeof w->name, "%s/spare", p->name);
+	TAILQ_INSERT_TAIL(&p->spares, w, entry);
 	return w;
 }
 
@@ -276,7 +310,10 @@ worker_free(struct worker *w)
 {
 	if (w == NULL)
 		return;
-	TAILQ_REMOVE(&w->pool->workers, w, entry);
+	if (w->spare)
+		TAILQ_REMOVE(&w->pool->spares, w, entry);
+	else
+		TAILQ_REMOVE(&w->pool->workers, w, entry);
 	if (w->bev != NULL)
 		bufferevent_free(w->bev);
 	if (w->timer != NULL)
@@ -558,13 +595,30 @@ worker_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-/* Starts the worker's process: mprocd re-executed as "--worker POOL/N". */
+/* w has a new process (pid, channel): it is starting, from now. */
+static void
+worker_started(struct worker *w)
+{
+	w->state = WORKER_STARTING;
+	w->stop = STOP_NONE;
+	w->job = NULL;
+	w->jobs_done = 0;
+	w->started_usec = util_now_usec();
+	w->started_mono = util_mono_usec();
+	if (w->timer != NULL)
+		evtimer_add(w->timer, &start_timeout);
+}
+
+/*
+ * Starts the worker's process: mprocd re-executed as "--worker POOL/N", or
+ * for a spare "--worker POOL/spare --spare".
+ */
 static void
 worker_spawn(struct worker *w)
 {
 	struct log_ctx	 ctx = worker_ctx(w);
 	struct spawn	 sp;
-	const char	*argv[8];
+	const char	*argv[9], **ap;
 	int		 sv[2];
 	pid_t		 pid;
 
@@ -572,14 +626,17 @@ worker_spawn(struct worker *w)
 		clog_warn(&ctx, "socketpair");
 		goto fail;
 	}
-	argv[0] = "mprocd";
-	argv[1] = "--worker";
-	argv[2] = w->name;
-	argv[3] = "--log-target";
-	argv[4] = cfg->log_target;
-	argv[5] = "--log-level";
-	argv[6] = log_level_name(log_getlevel());
-	argv[7] = NULL;
+	ap = argv;
+	*ap++ = "mprocd";
+	*ap++ = "--worker";
+	*ap++ = w->name;
+	if (w->spare)
+		*ap++ = "--spare";
+	*ap++ = "--log-target";
+	*ap++ = cfg->log_target;
+	*ap++ = "--log-level";
+	*ap++ = log_level_name(log_getlevel());
+	*ap = NULL;
 	memset(&sp, 0, sizeof sp);
 	sp.argv = argv;
 	sp.path = mprocd_self;
@@ -600,16 +657,11 @@ worker_spawn(struct worker *w)
 	bufferevent_setcb(w->bev, worker_read_cb, NULL, worker_event_cb, w);
 	bufferevent_enable(w->bev, EV_READ);
 	w->pid = pid;
-	w->state = WORKER_STARTING;
-	w->stop = STOP_NONE;
 	w->reopen_log = 0;
 	w->said_hello = 0;
-	w->job = NULL;
-	w->jobs_done = 0;
-	w->started_usec = util_now_usec();
-	w->started_mono = util_mono_usec();
-	evtimer_add(w->timer, &start_timeout);
-	clog_debug(&ctx, "worker starting" LOG_KV "worker_pid=%d", (int)pid);
+	worker_started(w);
+	clog_debug(&ctx, "%s starting" LOG_KV "worker_pid=%d",
+	    w->spare ? "spare" : "worker", (int)pid);
 	return;
 
 fail:
@@ -619,6 +671,107 @@ fail:
 	worker_crashed(w, NULL, w->started_mono);
 }
 
+/* A spare that can be given a slot; one whose channel is gone is dying. */
+static int
+spare_is_ready(const struct worker *w)
+{
+	return w->state == WORKER_IDLE && w->stop == STOP_NONE &&
+	    w->bev != NULL && !w->reaped;
+}
+
+static unsigned int
+pool_count_ready_spares(const struct pool *p)
+{
+	const struct worker	*w;
+	unsigned int		 n = 0;
+
+	TAILQ_FOREACH(w, &p->spares, entry)
+		if (spare_is_ready(w))
+			n++;
+	return n;
+}
+
+/*
+ * Gives slot w the ready spare s: its process and channel move to the slot,
+ * which is starting until the worker, told its slot, says HELLO again. s
+ * waits until then to start another (pool_start_spares).
+ */
+static void
+worker_adopt(struct worker *w, struct worker *s)
+{
+	struct log_ctx		 ctx = worker_ctx(w);
+	struct proto_buf	 b;
+
+	w->pid = s->pid;
+	w->bev = s->bev;
+	bufferevent_setcb(w->bev, worker_read_cb, NULL, worker_event_cb, w);
+	w->said_hello = s->said_hello;
+	w->reopen_log = s->reopen_log;
+	worker_started(w);
+
+	s->pid = 0;
+	s->bev = NULL;
+	s->said_hello = 0;
+	s->reopen_log = 0;
+	s->state = WORKER_BACKOFF;
+	s->waiting = 1;
+
+	proto_buf_init(&b);
+	proto_put_u32(&b, w->slot);
+	worker_send(w, PROTO_ASSIGN, &b);
+	proto_buf_free(&b);
+	clog_debug(&ctx, "worker taken from the spares" LOG_KV "worker_pid=%d"
+	    LOG_KV "spares_ready=%u" LOG_KV "spare_workers=%" PRIu64,
+	    (int)w->pid, pool_count_ready_spares(w->pool),
+	    w->pool->cfg.spare_workers);
+}
+
+/*
+ * Starts the spares that wait, once no slot of the pool is starting: so
+ * that their exec slows neither a pool's start (nor READY=1) nor a slot
+ * taking a spare. They start at the loop's next pass, after what is
+ * pending now (a job just dispatched, a reply).
+ */
+static void
+pool_start_spares(struct pool *p)
+{
+	const struct timeval	 now = { 0, 0 };
+	struct worker		*w;
+
+	if (mprocd_shutting_down)
+		return;
+	TAILQ_FOREACH(w, &p->workers, entry)
+		if (w->state == WORKER_STARTING)
+			return;
+	TAILQ_FOREACH(w, &p->spares, entry) {
+		if (!w->waiting)
+			continue;
+		w->waiting = 0;
+		if (w->timer != NULL)
+			evtimer_add(w->timer, &now);
+	}
+}
+
+/*
+ * Gives w a process: a slot takes a ready spare if its pool has one, else
+ * (and a spare always) a new one is spawned.
+ */
+static void
+worker_restart(struct worker *w)
+{
+	struct worker	*s;
+
+	if (!w->spare) {
+		TAILQ_FOREACH(s, &w->pool->spares, entry) {
+			if (spare_is_ready(s)) {
+				worker_adopt(w, s);
+				return;
+			}
+		}
+	}
+	worker_spawn(w);
+}
+
 void
 pool_worker_ready(struct worker *w)
 {
@@ -626,10 +779,55 @@ pool_worker_ready(struct worker *w)
 
 	w->state = WORKER_IDLE;
 	evtimer_del(w->timer);
+	if (w->spare) {
+		clog_debug(&ctx, "spare ready" LOG_KV "worker_pid=%d" LOG_KV
+		    "spares_ready=%u" LOG_KV "spare_workers=%" PRIu64,
+		    (int)w->pid, pool_count_ready_spares(w->pool),
+		    w->pool->cfg.spare_workers);
+		return;
+	}
 	supervisor_status_changed();
 	clog_info(&ctx, "worker started" LOG_KV "worker_pid=%d", (int)w->pid);
 	supervisor_check_ready();
 	pool_dispatch(w->pool);
+	pool_start_spares(w->pool);
+}
+
+/*
+ * Brings the pool's spares to spare_workers (none for a removed pool),
+ * retiring first those least ready: without a process, then starting. New
+ * ones start once the slots are up.
+ */
+static void
+pool_trim_spares(struct pool *p)
+{
+	struct worker	*w, *pick;
+	unsigned int	 kept = 0, target = p->cfg.spare_workers;
+	int		 rank, best;
+
+	if (p->removed)
+		target = 0;
+	TAILQ_FOREACH(w, &p->spares, entry)
+		if (w->stop == STOP_NONE)
+			kept++;
+	for (; kept > target; kept--) {
+		pick = NULL;
+		best = -1;
+		TAILQ_FOREACH(w, &p->spares, entry) {
+			if (w->stop != STOP_NONE)
+				continue;
+			rank = w->pid <= 0 ? 3 :
+			    w->state == WORKER_STARTING ? 2 : 1;
+			if (rank > best) {
+				pick = w;
+				best = rank;
+			}
+		}
+		worker_stop(pick, STOP_RETIRE);
+	}
+	for (; kept < target; kept++)
+		pool_spare_new(p)->waiting = 1;
+	pool_start_spares(p);
 }
 
 /*
@@ -637,7 +835,7 @@ pool_worker_ready(struct worker *w)
  * workers retired, idle ones first (the highest slots), then those not
  * started, then busy ones once their job ends. A removed pool keeps its
  * workers until its queue is empty, then retires them all, and is freed
- * when the last is gone.
+ * when the last is gone. Then the spares, likewise.
  */
 void
 pool_trim(struct pool *p)
@@ -688,9 +886,11 @@ pool_trim(struct pool *p)
 			if (w == NULL)
 				break;
 		}
-		worker_spawn(pool_worker_new(p, slot));
+		worker_restart(pool_worker_new(p, slot));
 	}
-	if (p->removed && TAILQ_EMPTY(&p->workers) && TAILQ_EMPTY(&p->queue)) {
+	pool_trim_spares(p);
+	if (p->removed && TAILQ_EMPTY(&p->workers) &&
+	    TAILQ_EMPTY(&p->spares) && TAILQ_EMPTY(&p->queue)) {
 		clog_info(&ctx, "pool removed, its jobs done");
 		pool_free(p);
 	}
@@ -729,9 +929,12 @@ pool_set_log_level(int level)
 
 	proto_buf_init(&b);
 	proto_put_u32(&b, (uint32_t)level);
-	TAILQ_FOREACH(p, &pools, entry)
+	TAILQ_FOREACH(p, &pools, entry) {
 		TAILQ_FOREACH(w, &p->workers, entry)
 			worker_send(w, PROTO_LOG_LEVEL, &b);
+		TAILQ_FOREACH(w, &p->spares, entry)
+			worker_send(w, PROTO_LOG_LEVEL, &b);
+	}
 	proto_buf_free(&b);
 }
 
@@ -744,6 +947,7 @@ pool_remove(struct pool *p)
 	pool_trim(p);
 }
 
+/* Starts a new pool's workers, then its spares. */
 void
 pool_start(struct pool *p)
 {
@@ -754,6 +958,7 @@ pool_start(struct pool *p)
 		w = pool_worker_new(p, slot);
 		worker_spawn(w);
 	}
+	pool_trim_spares(p);
 }
 
 /* TERM now, KILL after kill_grace; the death is handled by why. */
@@ -773,6 +978,13 @@ worker_stop(struct worker *w, enum worker_stop why)
 		return;
 	w->state = WORKER_STOPPING;
 	kill(w->pid, SIGTERM);
+	/*
+	 * A spare has no job to finish: the end of its channel tells it too,
+	 * should it still be starting, when a signal can go astray (valgrind
+	 * takes signals for itself while it loads the program).
+	 */
+	if (w->spare)
+		worker_close(w);
 	tv = util_timeval(grace);
 	evtimer_add(w->timer, &tv);
 }
@@ -790,6 +1002,8 @@ pool_stop(struct pool *p, enum worker_stop why)
 		}
 		worker_stop(w, why);
 	}
+	TAILQ_FOREACH_SAFE(w, &p->spares, entry, next)
+		worker_stop(w, why);
 	if (p->timer != NULL)
 		evtimer_del(p->timer);
 }
@@ -800,23 +1014,32 @@ pool_find_worker(pid_t pid)
 	struct pool	*p;
 	struct worker	*w;
 
-	TAILQ_FOREACH(p, &pools, entry)
+	TAILQ_FOREACH(p, &pools, entry) {
 		TAILQ_FOREACH(w, &p->workers, entry)
 			if (w->pid == pid)
 				return w;
+		TAILQ_FOREACH(w, &p->spares, entry)
+			if (w->pid == pid)
+				return w;
+	}
 	return NULL;
 }
 
+/*
+ * A spare is counted only once it is being stopped, when mprocd has to
+ * reap it before it exits; STATUS= and the log count the workers of slots.
+ */
 static int
 worker_is_live(const struct worker *w)
 {
-	return w->pid > 0;
+	return w->pid > 0 && (!w->spare || w->stop != STOP_NONE);
 }
 
+/* READY=1 waits for slots' workers, not for spares. */
 static int
 worker_is_starting(const struct worker *w)
 {
-	return w->state == WORKER_STARTING;
+	return !w->spare && w->state == WORKER_STARTING;
 }
 
 static int
@@ -825,40 +1048,53 @@ worker_is_busy(const struct worker *w)
 	return w->job != NULL;
 }
 
-/* Workers of every pool that match. */
+/* Workers of every pool that match, in slots and, if asked, spares. */
 static unsigned int
-pool_count(int (*match)(const struct worker *))
+pool_count(int (*match)(const struct worker *), int spares)
 {
 	struct pool	*p;
 	struct worker	*w;
 	unsigned int	 n = 0;
 
-	TAILQ_FOREACH(p, &pools, entry)
+	TAILQ_FOREACH(p, &pools, entry) {
 		TAILQ_FOREACH(w, &p->workers, entry)
 			if (match(w))
 				n++;
+		if (!spares)
+			continue;
+		TAILQ_FOREACH(w, &p->spares, entry)
+			if (match(w))
+				n++;
+	}
 	return n;
 }
 
-/* Workers with a process. */
+/* Slots' workers with a process (see worker_is_live). */
 unsigned int
 pool_count_live(void)
 {
-	return pool_count(worker_is_live);
+	return pool_count(worker_is_live, 0);
+}
+
+/* Processes of ours not yet reaped: slots' workers and spares. */
+unsigned int
+pool_count_processes(void)
+{
+	return pool_count(worker_is_live, 1);
 }
 
 /* Workers started but not yet ready. */
 unsigned int
 pool_count_starting(void)
 {
-	return pool_count(worker_is_starting);
+	return pool_count(worker_is_starting, 0);
 }
 
 /* Workers running a job. */
 unsigned int
 pool_count_busy(void)
 {
-	return pool_count(worker_is_busy);
+	return pool_count(worker_is_busy, 0);
 }
 
 /*
@@ -875,24 +1111,30 @@ worker_reopen_log(struct worker *w)
 	kill(w->pid, SIGUSR1);
 }
 
-/* Has every worker, stopping ones too, reopen its log file. */
+/* Has every worker, spares and stopping ones too, reopen its log file. */
 void
 pool_reopen_logs(void)
 {
 	struct pool	*p;
 	struct worker	*w;
 
-	TAILQ_FOREACH(p, &pools, entry)
+	TAILQ_FOREACH(p, &pools, entry) {
 		TAILQ_FOREACH(w, &p->workers, entry) {
 			w->reopen_log = 1;
 			worker_reopen_log(w);
 		}
+		TAILQ_FOREACH(w, &p->spares, entry) {
+			w->reopen_log = 1;
+			worker_reopen_log(w);
+		}
+	}
 }
 
 /*
  * A worker that died unexpectedly (how: its exit status as log fields) or
  * could not be started (how is NULL): count it, then restart after a
- * backoff.
+ * backoff. A spare's death counts in the pool's tally, but not in its
+ * restarts, which are its slots'.
  */
 static void
 worker_crashed(struct worker *w, const char *how, uint64_t now)
@@ -903,7 +1145,8 @@ worker_crashed(struct worker *w, const char *how, uint64_t now)
 	struct timeval	 tv;
 
 	w->restarts++;
-	p->restarts++;
+	if (!w->spare)
+		p->restarts++;
 	/* A worker that lived a whole crash_interval starts afresh. */
 	if (now - w->started_mono >= p->cfg.crash_interval)
 		w->delay = p->cfg.restart_delay;
@@ -915,12 +1158,12 @@ worker_crashed(struct worker *w, const char *how, uint64_t now)
 	w->state = WORKER_BACKOFF;
 	util_format_duration(w->backoff, delay, sizeof delay);
 	if (how != NULL)
-		clog_warnx(&ctx, "worker exited" LOG_KV "why=crash%s" LOG_KV
-		    "worker_pid=%d" LOG_KV "restart_delay=%s", how,
-		    (int)w->pid, delay);
+		clog_warnx(&ctx, "%s exited" LOG_KV "why=crash%s" LOG_KV
+		    "worker_pid=%d" LOG_KV "restart_delay=%s",
+		    w->spare ? "spare" : "worker", how, (int)w->pid, delay);
 	else
-		clog_warnx(&ctx, "worker could not be started" LOG_KV
-		    "restart_delay=%s", delay);
+		clog_warnx(&ctx, "%s could not be started" LOG_KV
+		    "restart_delay=%s", w->spare ? "spare" : "worker", delay);
 	w->pid = 0;
 	tv = util_timeval(w->backoff);
 	if (w->timer != NULL)
@@ -951,7 +1194,7 @@ worker_drain(struct worker *w)
 int
 pool_child_exited(pid_t pid, int status)
 {
-	struct pool	*retired = NULL;
+	struct pool	*p, *retired = NULL;
 	struct worker	*w;
 	struct job	*j;
 	struct log_ctx	 ctx;
@@ -962,6 +1205,7 @@ pool_child_exited(pid_t pid, int status)
 	if ((w = pool_find_worker(pid)) == NULL)
 		return 0;
 	ctx = worker_ctx(w);
+	p = w->pool;
 	w->reaped = 1;
 	worker_drain(w);
 	w->reaped = 0;
@@ -975,9 +1219,10 @@ pool_child_exited(pid_t pid, int status)
 	switch (w->stop) {
 	case STOP_SHUTDOWN:
 	case STOP_RETIRE:
-		clog_info(&ctx, "worker exited" LOG_KV "why=%s%s" LOG_KV
-		    "worker_pid=%d", w->stop == STOP_SHUTDOWN ? "shutdown" :
-		    "retired", how, (int)pid);
+		clog_info(&ctx, "%s exited" LOG_KV "why=%s%s" LOG_KV
+		    "worker_pid=%d", w->spare ? "spare" : "worker",
+		    w->stop == STOP_SHUTDOWN ? "shutdown" : "retired", how,
+		    (int)pid);
 		w->pid = 0;
 		if (w->stop == STOP_RETIRE)
 			retired = w->pool;
@@ -988,13 +1233,14 @@ pool_child_exited(pid_t pid, int status)
 		    "worker_pid=%d" LOG_KV "jobs_done=%" PRIu64, how, (int)pid,
 		    w->jobs_done);
 		w->pid = 0;
-		worker_spawn(w);
+		worker_restart(w);
 		break;
 	case STOP_NONE:
 		worker_crashed(w, how, util_mono_usec());
 		supervisor_check_ready();
 		break;
 	}
+	pool_start_spares(p);
 	if (j != NULL)
 		job_worker_died(j);
 	if (retired != NULL)

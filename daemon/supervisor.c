@@ -136,7 +136,7 @@ supervisor_check_ready(void)
 void
 supervisor_check_exit(void)
 {
-	if (mprocd_shutting_down && pool_count_live() == 0)
+	if (mprocd_shutting_down && pool_count_processes() == 0)
 		event_base_loopexit(ev_base, NULL);
 }
 

@@ -15,6 +15,10 @@
  * passes on to the supervisor (the next subreaper up), which kills it at
  * shutdown. If the supervisor is gone, even by SIGKILL, nobody else would:
  * the worker kills it on its way out.
+ *
+ * A spare ("--worker POOL/spare --spare") starts the same way but is in no
+ * slot: it waits, runs no job, until ASSIGN gives it one; then it takes that
+ * slot's name (title, log, jobs' MPROCD_WORKER) and says HELLO again.
  */
 #include "config.h"
 
@@ -62,7 +66,8 @@ struct run {
 
 extern char	**environ;
 
-static const char *worker_name;
+static char	*worker_name;
+static int	 spare;		/* in no slot yet */
 static int	 sigfd = -1;
 static pid_t	 supervisor_pid;	/* our parent, while it lives */
 
@@ -320,6 +325,48 @@ set_log_level(struct proto_reader *rd)
 	log_setlevel((int)level);
 }
 
+/* A spare's new name in the log and in ps: "worker POOL/N". */
+static void
+set_name(void)
+{
+	char	 procname[96];
+
+	snprintf(procname, sizeof procname, "worker %s", worker_name);
+	log_procinit(procname);
+	proctitle_set("mprocd: %s", procname);
+}
+
+static void
+send_hello(void)
+{
+	struct proto_buf	 b;
+
+	proto_buf_init(&b);
+	proto_put_u32(&b, PROTO_VERSION);
+	proto_put_u32(&b, (uint32_t)getpid());
+	if (proto_send(WORKER_FD, PROTO_HELLO, b.data, b.len) != 0)
+		fatal("sending hello to the supervisor");
+	proto_buf_free(&b);
+}
+
+/* PROTO_ASSIGN: a spare is given a slot of its pool. */
+static void
+take_slot(struct proto_reader *rd)
+{
+	uint32_t	 slot = proto_get_u32(rd);
+	char		*name;
+
+	if (rd->error || rd->off != rd->len || !spare)
+		fatalx("bad ASSIGN from the supervisor");
+	xasprintf(&name, "%.*s/%u", (int)strcspn(worker_name, "/"),
+	    worker_name, slot);
+	free(worker_name);
+	worker_name = name;
+	spare = 0;
+	set_name();
+	send_hello();
+}
+
 /* A frame from the supervisor while a job runs. */
 static void
 handle_frame(struct run *r)
@@ -528,12 +575,12 @@ worker_main(int argc, char **argv)
 		{ "worker", required_argument, NULL, 'w' },
 		{ "log-target", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "spare", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char		*target = "stderr", *errstr;
 	char			 procname[96];
 	struct proto_hdr	 h;
-	struct proto_buf	 b;
 	struct proto_reader	 rd;
 	struct pollfd		 pfd[2];
 	uint8_t			*payload;
@@ -552,6 +599,9 @@ worker_main(int argc, char **argv)
 			if ((level = log_parse_level(optarg)) == -1)
 				worker_usage();
 			break;
+		case 's':
+			spare = 1;
+			break;
 		default:
 			worker_usage();
 		}
@@ -564,6 +614,7 @@ worker_main(int argc, char **argv)
 	if (log_open(target, &errstr) != 0)
 		log_warnx("log target %s: %s, using stderr", target, errstr);
 	log_setlevel(level);
+	/* Over argv: target is gone from here on. */
 	proctitle_set("mprocd: %s", procname);
 	signal(SIGPIPE, SIG_IGN);
 	/*
@@ -586,12 +637,7 @@ worker_main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
 		log_warn("PR_SET_CHILD_SUBREAPER, ignoring");
 
-	proto_buf_init(&b);
-	proto_put_u32(&b, PROTO_VERSION);
-	proto_put_u32(&b, (uint32_t)getpid());
-	if (proto_send(WORKER_FD, PROTO_HELLO, b.data, b.len) != 0)
-		fatal("sending hello to the supervisor");
-	proto_buf_free(&b);
+	send_hello();
 
 	for (;;) {
 		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
@@ -612,7 +658,13 @@ worker_main(int argc, char **argv)
 		}
 		switch (h.type) {
 		case PROTO_JOB_START:
+			if (spare)
+				fatalx("a job for a spare from the supervisor");
 			run_job(payload, h.len);
+			break;
+		case PROTO_ASSIGN:
+			proto_reader_init(&rd, payload, h.len);
+			take_slot(&rd);
 			break;
 		case PROTO_JOB_SIGNAL:
 			break;	/* for a job that has just ended */

@@ -116,6 +116,7 @@ struct fake {
 	struct bufferevent *bev;	/* our end; NULL once dead */
 	int64_t		 job;		/* the job it runs, or 0 */
 	int		 ignores;	/* signals its job ignores */
+	int		 spare;		/* started with --spare, in no slot */
 	int		 dead;
 	int		 reaped;
 	int		 status;	/* wait status of its death */
@@ -229,6 +230,7 @@ fake_run(struct fake *f, struct proto_reader *r)
 	int		 status = 0;
 
 	CHECK(f->job == 0);	/* never a job for a busy worker */
+	CHECK(!f->spare);	/* nor for a spare */
 	id = proto_get_u64(r);
 	(void)proto_get_u64(r);	/* max_output */
 	cwd = proto_get_str(r);
@@ -310,11 +312,22 @@ static void
 fake_frame(struct fake *f, const struct proto_hdr *h, const uint8_t *payload)
 {
 	struct proto_reader	 r;
+	struct proto_buf	 b;
 	uint64_t		 id;
 	uint32_t		 sig, level;
 
 	proto_reader_init(&r, payload, h->len);
 	switch (h->type) {
+	case PROTO_ASSIGN:
+		/* A spare takes a slot and says HELLO again, as it is now. */
+		(void)proto_get_u32(&r);
+		CHECK(!r.error && r.off == r.len && f->spare && f->job == 0);
+		f->spare = 0;
+		proto_buf_init(&b);
+		proto_put_u32(&b, PROTO_VERSION);
+		proto_put_u32(&b, (uint32_t)f->pid);
+		fake_send(f, PROTO_HELLO, &b);
+		break;
 	case PROTO_JOB_START:
 		fake_run(f, &r);
 		break;
@@ -409,6 +422,7 @@ __wrap_spawn_process(const struct spawn *sp)
 	f = &fakes[nfakes];
 	memset(f, 0, sizeof *f);
 	f->pid = FAKE_WORKER_PID + nfakes++;
+	f->spare = sp->argv[3] != NULL && strcmp(sp->argv[3], "--spare") == 0;
 	f->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
 	bufferevent_setcb(f->bev, fake_read_cb, NULL, fake_event_cb, f);
 	bufferevent_enable(f->bev, EV_READ);
@@ -655,6 +669,8 @@ expire_timers(void)
 	TAILQ_FOREACH(p, &pools, entry) {
 		n += expire(p->timer);
 		TAILQ_FOREACH(w, &p->workers, entry)
+			n += expire(w->timer);
+		TAILQ_FOREACH(w, &p->spares, entry)
 			n += expire(w->timer);
 	}
 	return n;

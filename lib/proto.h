@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION		1
+#define PROTO_VERSION		2
 #define PROTO_HDRLEN		8
 #define PROTO_MAX_PAYLOAD	(64U << 20)
 
@@ -31,6 +31,11 @@ enum proto_type {
 	PROTO_JOB_SIGNAL,	/* u64 job, u32 signal */
 	PROTO_EXIT,		/* (empty): finish and exit 0 */
 	PROTO_LOG_LEVEL,	/* u32 level: a reload changed log_level */
+	/*
+	 * u32 slot: a spare (started with --spare, in no slot) becomes the
+	 * worker POOL/slot and says HELLO again under that name.
+	 */
+	PROTO_ASSIGN,
 };
 
 /* JOB_DONE flags. */

@@ -121,6 +121,15 @@ def is_worker(pid, parent):
         cmd.startswith("mprocd --worker ")
 
 
+def is_spare(pid):
+    """A hot spare (spare_workers): a worker that has no slot yet, titled
+    "mprocd: worker POOL/spare" (before its title: "mprocd --worker
+    POOL/spare ...")."""
+    words = proc_cmdline(pid).split(" ")
+    return len(words) > 2 and words[0].startswith("mprocd") and \
+        words[2].endswith("/spare")
+
+
 def ours():
     """Pids of live processes carrying our marker: jobs and whatever they
     started (zombies have no environment: they are gone for this purpose).
@@ -521,19 +530,23 @@ class ChaosTestCase(DaemonTestCase):
 
     def check_no_leaks(self, d, before):
         """After the chaos, once every worker is idle: exactly the
-        supervisor and its workers are ours, the workers have no children,
+        supervisor and its workers (and spares) are ours, the workers have
+        no children,
         the supervisor's descriptors are what they were."""
         pool = wait_for(lambda: self.workers_idle(d), "every worker idle")
         workers = sorted(w["pid"] for w in pool["workers"])
         self.assertEqual(len(workers), WORKERS)
 
+        def slot_children():
+            return sorted(p for p in children(d.pid) if not is_spare(p))
+
         def only_workers():
-            return ours() == [] and sorted(children(d.pid)) == workers
+            return ours() == [] and slot_children() == workers
         try:
             wait_for(only_workers, "nothing but the supervisor and its "
                      "workers", timeout=10)
         except AssertionError:
-            left = set(ours()) | set(children(d.pid))
+            left = set(ours()) | set(slot_children())
             raise AssertionError(
                 "processes left after the chaos:\n  " + "\n  ".join(
                     describe(p) for p in sorted(left - set(workers))) +
@@ -838,7 +851,8 @@ class ChaosTestCase(DaemonTestCase):
         self.assertEqual(d.call("io.mprocd.Get", {"id": plain})["job"]
                          ["state"], "running")
 
-        workers = [p for p in children(d.pid) if is_worker(p, d.pid)]
+        workers = [p for p in children(d.pid) if is_worker(p, d.pid)
+                   and not is_spare(p)]
         self.assertEqual(len(workers), 3)
         # Those whose parent has gone were handed to a subreaper of ours.
         for k in ("d.setsid", "e.double"):
