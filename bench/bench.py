@@ -288,7 +288,7 @@ class Bench:
                                 ("parallel", "GNU `parallel -j2`", 1.0),
                                 ("tsp", "task-spooler, 2 slots", 4.0)):
             r = rate["map"].median / rate[key].median
-            self.row(sec, "`mprocctl map` vs " + name.strip("`"),
+            self.row(sec, "`mprocctl map` vs " + name,
                      rate["map"], name, rate[key],
                      "≥ %.0f×" % want if want > 1 else "> 1×", r > want
                      if want == 1.0 else r >= want)
@@ -615,6 +615,7 @@ set boxwidth 0.6
 set yrange [0:*]
 set grid ytics
 set xtics nomirror
+set bmargin 4
 unset key
 plot "%s" using 1:3:xtic(2) with boxes lc rgb "#4a7ebb", \\
      "" using 1:3:4:5 with yerrorbars lc rgb "black" pt 0
