@@ -1,6 +1,8 @@
 /*
  * A blocking Varlink client: one socket, whole messages in and out. Every
- * failure ends mprocctl with one clear line and status 125.
+ * failure ends mprocctl with one clear line and status 125. For callers
+ * with a poll(2) loop of their own (map), calls can also be queued and
+ * sent, and replies read, without waiting.
  */
 #include "config.h"
 
@@ -23,10 +25,19 @@ struct client {
 	int		 fd;
 	const char	*path;
 	const char	*hint;	/* why mprocd may have hung up */
+
+	/* Replies read: buf[off, len) is not parsed yet. */
 	char		*buf;
-	size_t		 len;	/* bytes in buf */
+	size_t		 off;
+	size_t		 len;
 	size_t		 size;
-	size_t		 scanned;	/* bytes of buf known to hold no NUL */
+	size_t		 scanned;	/* buf[off, scanned) holds no NUL */
+
+	/* Calls queued: out[outoff, outlen) is not sent yet. */
+	char		*out;
+	size_t		 outoff;
+	size_t		 outlen;
+	size_t		 outsize;
 };
 
 /* $MPROCD_SOCKET, else the system socket for root, else the user's. */
@@ -94,6 +105,7 @@ client_free(struct client *c)
 		return;
 	close(c->fd);
 	free(c->buf);
+	free(c->out);
 	free(c);
 }
 
@@ -103,11 +115,32 @@ client_fd(struct client *c)
 	return c->fd;
 }
 
+/* The end of the next whole reply already read, or NULL. */
+static char *
+client_find(struct client *c)
+{
+	char	*nul;
+
+	if (c->scanned < c->off)
+		c->scanned = c->off;
+	if ((nul = memchr(c->buf + c->scanned, '\0', c->len - c->scanned)) ==
+	    NULL)
+		c->scanned = c->len;
+	return nul;
+}
+
 /* True if a whole reply is already read, so poll(2) would not tell. */
 int
 client_buffered(struct client *c)
 {
-	return c->len > 0 && memchr(c->buf, '\0', c->len) != NULL;
+	return c->len > c->off && client_find(c) != NULL;
+}
+
+/* Bytes of queued calls not yet sent: poll(2) for POLLOUT while any. */
+size_t
+client_unsent(struct client *c)
+{
+	return c->outlen - c->outoff;
 }
 
 /* What to say if mprocd closes the connection from now on (NULL: reset). */
@@ -128,27 +161,135 @@ client_wait(struct client *c, short events)
 	}
 }
 
-/* Sends a call; params (which may be NULL) are stolen. */
+/*
+ * Queues a call already written out as JSON (len bytes, no NUL), to go out
+ * with the next client_write(), client_send() or client_recv(). Calls
+ * queued together go out in one write(2), and mprocd reads them together.
+ */
 void
-client_send(struct client *c, const char *method, json_t *params, int flags)
+client_queue_text(struct client *c, const char *msg, size_t len)
+{
+	if (c->outoff == c->outlen)
+		c->outoff = c->outlen = 0;
+	if (c->outsize - c->outlen <= len) {
+		if (c->outoff > 0) {
+			memmove(c->out, c->out + c->outoff,
+			    c->outlen - c->outoff);
+			c->outlen -= c->outoff;
+			c->outoff = 0;
+		}
+		while (c->outsize - c->outlen <= len)
+			c->outsize = c->outsize == 0 ? 4096 : c->outsize * 2;
+		c->out = xreallocarray(c->out, 1, c->outsize);
+	}
+	memcpy(c->out + c->outlen, msg, len);
+	c->out[c->outlen + len] = '\0';
+	c->outlen += len + 1;
+}
+
+/* Queues a call as client_queue_text(); params (or NULL) are stolen. */
+void
+client_queue(struct client *c, const char *method, json_t *params, int flags)
 {
 	char	*msg;
-	size_t	 len, off = 0;
-	ssize_t	 n;
+	size_t	 len;
 
 	msg = varlink_call_encode(method, params, flags, &len);
-	while (off < len) {
-		client_wait(c, POLLOUT);
-		n = send(c->fd, msg + off, len - off, MSG_DONTWAIT);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
+	client_queue_text(c, msg, len - 1);
+	free(msg);
+}
+
+/* Sends what of the queued calls the socket takes now, without waiting. */
+void
+client_write(struct client *c)
+{
+	ssize_t	 n;
+
+	while (c->outoff < c->outlen) {
+		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
+		    MSG_DONTWAIT);
+		if (n == -1 && errno == EINTR)
 			continue;
+		if (n == -1 && errno == EAGAIN)
+			return;
 		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
 			ctl_fail("mprocd closed the connection (%s)", c->hint);
 		if (n == -1)
 			ctl_fail("writing to %s: %s", c->path, strerror(errno));
-		off += (size_t)n;
+		c->outoff += (size_t)n;
 	}
-	free(msg);
+	c->outoff = c->outlen = 0;
+}
+
+/* Sends a call and any queued before it; params are stolen. */
+void
+client_send(struct client *c, const char *method, json_t *params, int flags)
+{
+	client_queue(c, method, params, flags);
+	for (;;) {
+		client_write(c);
+		if (client_unsent(c) == 0)
+			break;
+		client_wait(c, POLLOUT);
+	}
+}
+
+/*
+ * Reads what replies the socket holds now, without waiting; returns the
+ * bytes read, 0 if none had come.
+ */
+size_t
+client_read(struct client *c)
+{
+	ssize_t	 n;
+
+	if (c->off == c->len)
+		c->off = c->scanned = c->len = 0;
+	if (c->len == c->size && c->off > 0) {
+		/* Make room by moving what is left of the replies down. */
+		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		c->len -= c->off;
+		c->scanned = c->scanned > c->off ? c->scanned - c->off : 0;
+		c->off = 0;
+	}
+	if (c->len == c->size) {
+		if (c->size >= CLIENT_MAX_MESSAGE)
+			ctl_fail("reply from mprocd is too large");
+		c->size = c->size == 0 ? 65536 : c->size * 2;
+		c->buf = xreallocarray(c->buf, 1, c->size);
+	}
+	do
+		n = recv(c->fd, c->buf + c->len, c->size - c->len,
+		    MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && errno == EAGAIN)
+		return 0;
+	if (n == -1 && errno != ECONNRESET)
+		ctl_fail("reading from %s: %s", c->path, strerror(errno));
+	if (n <= 0)
+		ctl_fail("mprocd closed the connection (%s)", c->hint);
+	c->len += (size_t)n;
+	return (size_t)n;
+}
+
+/*
+ * Waits for the next reply to be read whole; returns its length (to the
+ * NUL). Queued calls are sent meanwhile, as their replies may be the ones
+ * to come.
+ */
+static size_t
+client_next(struct client *c)
+{
+	char	*nul;
+
+	for (;;) {
+		if (c->len > c->off && (nul = client_find(c)) != NULL)
+			return (size_t)(nul - (c->buf + c->off));
+		client_write(c);
+		client_wait(c, client_unsent(c) > 0 ? POLLIN | POLLOUT :
+		    POLLIN);
+		client_read(c);
+	}
 }
 
 /* The next reply, whole; reply->msg is the caller's to free. */
@@ -156,40 +297,21 @@ void
 client_recv(struct client *c, struct varlink_reply *reply)
 {
 	const char	*errstr;
-	char		*nul;
-	size_t		 mlen;
-	ssize_t		 n;
+	size_t		 len;
 
-	for (;;) {
-		if (c->len > c->scanned &&
-		    (nul = memchr(c->buf + c->scanned, '\0',
-		    c->len - c->scanned)) != NULL)
-			break;
-		c->scanned = c->len;
-		if (c->len == c->size) {
-			if (c->size >= CLIENT_MAX_MESSAGE)
-				ctl_fail("reply from mprocd is too large");
-			c->size = c->size == 0 ? 65536 : c->size * 2;
-			c->buf = xreallocarray(c->buf, 1, c->size);
-		}
-		client_wait(c, POLLIN);
-		n = recv(c->fd, c->buf + c->len, c->size - c->len,
-		    MSG_DONTWAIT);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n == -1 && errno != ECONNRESET)
-			ctl_fail("reading from %s: %s", c->path,
-			    strerror(errno));
-		if (n <= 0)
-			ctl_fail("mprocd closed the connection (%s)", c->hint);
-		c->len += (size_t)n;
-	}
-	mlen = (size_t)(nul - c->buf);
-	if (varlink_reply_parse(c->buf, mlen, reply, &errstr) != 0)
+	len = client_next(c);
+	if (varlink_reply_parse(c->buf + c->off, len, reply, &errstr) != 0)
 		ctl_fail("bad reply from mprocd: %s", errstr);
-	memmove(c->buf, nul + 1, c->len - mlen - 1);
-	c->len -= mlen + 1;
-	c->scanned = 0;
+	c->off += len + 1;
+	c->scanned = c->off;
+}
+
+/* Passes over the next reply unparsed, for one that tells nothing new. */
+void
+client_skip(struct client *c)
+{
+	c->off += client_next(c) + 1;
+	c->scanned = c->off;
 }
 
 static json_int_t

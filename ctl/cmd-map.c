@@ -3,13 +3,19 @@
  * Each job's output is written in input order, as soon as it and every job
  * before it have finished.
  *
- * Three connections, since calls on one are answered in order: Submits go
- * out pipelined on the first; the second holds one Wait with "more" at a
- * time, telling which jobs have finished; the third fetches output with Get
- * in input order. At most MAP_WINDOW lines are between being read and being
- * written out, so endless input runs in bounded memory and finished jobs are
- * fetched before mprocd forgets them. A pool whose queue is full (QueueFull)
- * is tried again once one of our jobs finishes, or after a pause.
+ * Two connections. Submits go out pipelined on the first. On the second,
+ * each submitted line gets a Wait for its job and then a Get, sent in input
+ * order: mprocd answers a connection's calls one at a time and in order, so
+ * the replies come in input order, a line's Wait once its job has finished
+ * and its Get right behind it, with no round trip of ours in between.
+ * One poll(2) loop reads input, sends what is queued and takes whatever
+ * replies have come, never waiting on one connection while another has
+ * work: calls and replies go many to a read(2) or write(2), on both sides,
+ * and mprocd's queue never runs dry waiting for us. At most MAP_WINDOW lines
+ * are between being read and being written out, so endless input runs in
+ * bounded memory and finished jobs are fetched before mprocd forgets them.
+ * A pool whose queue is full (QueueFull) is tried again once one of our
+ * jobs finishes, or after a pause.
  */
 #include "config.h"
 
@@ -26,7 +32,7 @@
 #include "xmalloc.h"
 
 #define MAP_WINDOW	1024	/* lines read but not yet written out */
-#define MAP_CHUNK	64	/* Submits pipelined at once */
+#define MAP_CHUNK	64	/* fewest Submits sent together while busy */
 #define MAP_RETRY_MIN	50	/* ms after QueueFull, doubling... */
 #define MAP_RETRY_MAX	1000	/* ...up to this */
 
@@ -57,9 +63,9 @@ const struct ctl_cmd cmd_map_entry = {
 
 enum map_state {
 	MAP_PENDING,	/* not submitted yet, or the queue was full */
-	MAP_SUBMITTED,
-	MAP_WAITING,	/* in the Wait under way */
-	MAP_DONE,
+	MAP_SUBMITTING,	/* its Submit not answered yet */
+	MAP_SUBMITTED,	/* has its job; its Wait and Get not sent yet */
+	MAP_ASKED,	/* its Wait and Get sent */
 };
 
 struct map_line {
@@ -68,46 +74,41 @@ struct map_line {
 	enum map_state	 state;
 };
 
-/* A job of the Wait under way, sorted by id. */
-struct map_wait {
-	json_int_t	 id;
-	size_t		 line;
-};
-
 struct map {
 	struct ctl	*ctl;
 	char		**argv;
 	int		 argc;
 	int		 braces;	/* some arg has {} */
-	json_t		*tmpl;		/* Submit's parameters but argv */
+	char		*prefix;	/* a Submit up to argv's first string */
+	size_t		 prefixlen;
+	char		*call;		/* one being written out */
+	size_t		 calllen;
+	size_t		 callsize;
 
 	struct client	*submit;
-	struct client	*wait;
-	struct client	*get;
+	struct client	*out;		/* Wait and Get, in input order */
 
 	/* Line k is lines[k % MAP_WINDOW], for nprinted <= k < nread. */
 	struct map_line	 lines[MAP_WINDOW];
 	size_t		 nread;
 	size_t		 nprinted;
+	size_t		 nasked;	/* lines before: Wait and Get sent */
 	size_t		 npending;
+	int		 waited;	/* line nprinted's Wait is answered */
 
-	char		*in;
+	char		*in;		/* in[inoff, inlen) not taken yet */
+	size_t		 inoff;
 	size_t		 inlen;
 	size_t		 insize;
 	int		 eof;
 
-	/* The Submits of the chunk under way: sent, and answered so far. */
-	size_t		 inflight[MAP_CHUNK];
+	/* Lines with a Submit unanswered, in the order sent. */
+	size_t		 sent[MAP_WINDOW];	/* by count % MAP_WINDOW */
 	size_t		 nsent;
-	size_t		 nrecvd;
-	size_t		 chunk;
-	uint64_t	 retry_at;	/* util_mono_usec() */
+	size_t		 nanswered;
+	size_t		 maxsent;	/* unanswered at most */
+	uint64_t	 retry_at;	/* util_mono_usec(); 0: none */
 	unsigned int	 retry_ms;
-
-	struct map_wait	 waiting[MAP_WINDOW];
-	size_t		 nwaiting;
-	size_t		 wait_left;
-	int		 wait_busy;
 
 	size_t		 nfailed;
 	size_t		 failed_line;
@@ -131,8 +132,9 @@ map_count_cancelled(void *arg, size_t i, struct varlink_reply *reply)
 }
 
 /*
- * Cancels every job submitted and not yet done, for when mprocctl stops
- * early: nobody would read their output. Returns how many it cancelled.
+ * Cancels every job submitted and not yet written out, for when mprocctl
+ * stops early: nobody would read their output. Returns how many it
+ * cancelled.
  */
 static size_t
 map_cancel_all(struct map *m)
@@ -143,12 +145,12 @@ map_cancel_all(struct map *m)
 	json_t			*id;
 	size_t			 k, nids = 0, n = 0;
 
-	/* Submits already sent create jobs too: learn their ids. */
-	for (; m->nrecvd < m->nsent; m->nrecvd++) {
+	/* Submits already queued create jobs too: learn their ids. */
+	while (m->nanswered < m->nsent) {
 		client_recv(m->submit, &reply);
+		l = map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
 		id = json_object_get(reply.params, "id");
 		if (reply.error == NULL && json_is_integer(id)) {
-			l = map_line(m, m->inflight[m->nrecvd]);
 			l->id = json_integer_value(id);
 			l->state = MAP_SUBMITTED;
 		}
@@ -156,7 +158,7 @@ map_cancel_all(struct map *m)
 	}
 	for (k = m->nprinted; k < m->nread; k++) {
 		l = map_line(m, k);
-		if (l->state == MAP_SUBMITTED || l->state == MAP_WAITING)
+		if (l->state == MAP_SUBMITTED || l->state == MAP_ASKED)
 			ids[nids++] = l->id;
 	}
 	if (nids > 0)
@@ -196,16 +198,26 @@ map_fail_reply(struct map *m, const char *method, struct varlink_reply *reply)
 	    sizeof msg));
 }
 
+/* Standard output is closed: nobody reads on, so stop as SIGPIPE would. */
+static void __attribute__((noreturn))
+map_stdout_closed(struct map *m)
+{
+	map_cancel_all(m);
+	exit(CTL_EXIT_SIGNAL + SIGPIPE);
+}
+
 /* Moves whole lines from the input buffer into the window. */
 static void
 map_take_lines(struct map *m)
 {
 	struct map_line	*l;
 	json_t		*check;
-	char		*p = m->in, *nl;
-	size_t		 left = m->inlen, len;
+	char		*p, *nl;
+	size_t		 left, len;
 
-	while (m->nread - m->nprinted < MAP_WINDOW && left > 0) {
+	while (m->nread - m->nprinted < MAP_WINDOW && m->inoff < m->inlen) {
+		p = m->in + m->inoff;
+		left = m->inlen - m->inoff;
 		if ((nl = memchr(p, '\n', left)) != NULL)
 			len = (size_t)(nl - p);
 		else if (m->eof)
@@ -225,13 +237,8 @@ map_take_lines(struct map *m)
 		l->state = MAP_PENDING;
 		m->nread++;
 		m->npending++;
-		len += nl != NULL;
-		p += len;
-		left -= len;
+		m->inoff += len + (nl != NULL);
 	}
-	if (p != m->in && left > 0)
-		memmove(m->in, p, left);
-	m->inlen = left;
 }
 
 static void
@@ -239,6 +246,12 @@ map_read_input(struct map *m)
 {
 	ssize_t	 n;
 
+	/* Lines are taken from the front: move what is left there first. */
+	if (m->inoff > 0) {
+		memmove(m->in, m->in + m->inoff, m->inlen - m->inoff);
+		m->inlen -= m->inoff;
+		m->inoff = 0;
+	}
 	if (m->insize - m->inlen < 4096) {
 		m->insize = m->insize == 0 ? 65536 : m->insize * 2;
 		m->in = xreallocarray(m->in, 1, m->insize);
@@ -255,281 +268,333 @@ map_read_input(struct map *m)
 	map_take_lines(m);
 }
 
-/* CMD and ARGs with {} replaced by the line, or the line appended. */
-static json_t *
-map_argv(struct map *m, const char *line)
+/* Appends len bytes to the call being written out. */
+static void
+map_put(struct map *m, const char *s, size_t len)
 {
-	json_t		*argv = json_array();
-	const char	*a, *b;
-	char		*s;
-	size_t		 len, n;
-	int		 i;
-
-	for (i = 0; i < m->argc; i++) {
-		a = m->argv[i];
-		len = strlen(a) + 1;
-		for (b = a; (b = strstr(b, "{}")) != NULL; b += 2)
-			len += strlen(line);
-		s = xmalloc(len);
-		for (n = 0; (b = strstr(a, "{}")) != NULL; a = b + 2) {
-			memcpy(s + n, a, (size_t)(b - a));
-			n += (size_t)(b - a);
-			memcpy(s + n, line, strlen(line));
-			n += strlen(line);
-		}
-		memcpy(s + n, a, strlen(a) + 1);
-		json_array_append_new(argv, json_string(s));
-		free(s);
+	if (m->callsize - m->calllen < len) {
+		while (m->callsize - m->calllen < len)
+			m->callsize = m->callsize == 0 ? 1024 : m->callsize * 2;
+		m->call = xreallocarray(m->call, 1, m->callsize);
 	}
-	if (!m->braces)
-		json_array_append_new(argv, json_string(line));
-	return argv;
+	memcpy(m->call + m->calllen, s, len);
+	m->calllen += len;
+}
+
+/* Appends text (valid UTF-8, checked already) as inside a JSON string. */
+static void
+map_put_escaped(struct map *m, const char *s, size_t len)
+{
+	char	 esc[8];
+	size_t	 i, done = 0;
+
+	for (i = 0; i < len; i++) {
+		if (s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
+			continue;
+		map_put(m, s + done, i - done);
+		if (s[i] == '"' || s[i] == '\\') {
+			esc[0] = '\\';
+			esc[1] = s[i];
+			map_put(m, esc, 2);
+		} else {
+			snprintf(esc, sizeof esc, "\\u%04x",
+			    (unsigned char)s[i]);
+			map_put(m, esc, 6);
+		}
+		done = i + 1;
+	}
+	map_put(m, s + done, len - done);
 }
 
 /*
- * Submits pending lines, MAP_CHUNK calls at a time, until none is left or
- * the pool's queue is full; then the rest waits for a retry.
+ * Queues the Submit of a line: CMD and ARGs with {} replaced by the line,
+ * or the line appended. The text is written here, not built of jansson
+ * objects and dumped: that cost mprocctl more CPU per job than all its
+ * system calls.
+ */
+static void
+map_queue_submit(struct map *m, const char *line)
+{
+	const char	*a, *b;
+	size_t		 len = strlen(line);
+	int		 i;
+
+	m->calllen = 0;
+	map_put(m, m->prefix, m->prefixlen);
+	for (i = 0; i < m->argc; i++) {
+		map_put(m, i == 0 ? "\"" : ",\"", i == 0 ? 1 : 2);
+		for (a = m->argv[i]; (b = strstr(a, "{}")) != NULL; a = b + 2) {
+			map_put_escaped(m, a, (size_t)(b - a));
+			map_put_escaped(m, line, len);
+		}
+		map_put_escaped(m, a, strlen(a));
+		map_put(m, "\"", 1);
+	}
+	if (!m->braces) {
+		map_put(m, ",\"", 2);
+		map_put_escaped(m, line, len);
+		map_put(m, "\"", 1);
+	}
+	map_put(m, "]}}", 3);
+	client_queue_text(m->submit, m->call, m->calllen);
+}
+
+/*
+ * Queues Submits for pending lines. While the window is full, lines free
+ * up one at a time as output is written; they are sent MAP_CHUNK or more
+ * together, so that mprocd reads them with one read(2) and answers with
+ * one write(2), rather than once per job. The jobs already asked for keep
+ * the pool busy meanwhile.
  */
 static void
 map_submit(struct map *m)
 {
-	struct varlink_reply	 reply;
-	struct map_line		*l;
-	json_t			*params, *id;
-	size_t			 k = m->nprinted, i;
-	int			 full = 0;
-
-	if (m->npending == 0 || util_mono_usec() < m->retry_at)
-		return;
-	while (m->npending > 0 && !full) {
-		for (m->nsent = m->nrecvd = 0; m->nsent < m->chunk &&
-		    m->nsent < m->npending; k++) {
-			if (map_line(m, k)->state != MAP_PENDING)
-				continue;
-			params = json_copy(m->tmpl);
-			json_object_set_new(params, "argv", map_argv(m,
-			    map_line(m, k)->text));
-			client_send(m->submit, "io.mprocd.Submit", params, 0);
-			m->inflight[m->nsent++] = k;
-		}
-		while (m->nrecvd < m->nsent) {
-			client_recv(m->submit, &reply);
-			i = m->inflight[m->nrecvd++];
-			l = map_line(m, i);
-			id = json_object_get(reply.params, "id");
-			if (reply.error != NULL && strcmp(reply.error,
-			    "io.mprocd.QueueFull") == 0)
-				full = 1;
-			else if (reply.error != NULL)
-				map_fail_reply(m, "io.mprocd.Submit", &reply);
-			else if (!json_is_integer(id) ||
-			    json_integer_value(id) <= 0)
-				map_fail(m, "bad reply from mprocd: Submit "
-				    "gave no job id");
-			else {
-				l->id = json_integer_value(id);
-				l->state = MAP_SUBMITTED;
-				m->npending--;
-			}
-			varlink_reply_free(&reply);
-		}
-		m->nsent = m->nrecvd = 0;
-		if (full) {
-			/* Probe with one call until the queue has room. */
-			m->chunk = 1;
-			m->retry_ms = m->retry_ms == 0 ? MAP_RETRY_MIN :
-			    m->retry_ms * 2;
-			if (m->retry_ms > MAP_RETRY_MAX)
-				m->retry_ms = MAP_RETRY_MAX;
-			m->retry_at = util_mono_usec() +
-			    m->retry_ms * USEC_PER_MSEC;
-		} else {
-			m->chunk = m->chunk * 2 > MAP_CHUNK ? MAP_CHUNK :
-			    m->chunk * 2;
-			m->retry_ms = 0;
-		}
-		k = m->nprinted;
-	}
-}
-
-static int
-map_wait_cmp(const void *a, const void *b)
-{
-	json_int_t	 x = ((const struct map_wait *)a)->id;
-	json_int_t	 y = ((const struct map_wait *)b)->id;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Starts a Wait with "more" for the jobs submitted since the last one. */
-static void
-map_wait_start(struct map *m)
-{
 	struct map_line	*l;
-	json_t		*ids;
 	size_t		 k;
 
-	if (m->wait_busy)
+	if (m->npending == 0)
 		return;
-	ids = json_array();
-	m->nwaiting = 0;
-	for (k = m->nprinted; k < m->nread; k++) {
-		l = map_line(m, k);
-		if (l->state != MAP_SUBMITTED)
-			continue;
-		l->state = MAP_WAITING;
-		m->waiting[m->nwaiting].id = l->id;
-		m->waiting[m->nwaiting++].line = k;
-		json_array_append_new(ids, json_integer(l->id));
-	}
-	if (m->nwaiting == 0) {
-		json_decref(ids);
-		return;
-	}
-	qsort(m->waiting, m->nwaiting, sizeof m->waiting[0], map_wait_cmp);
-	client_send(m->wait, "io.mprocd.Wait", json_pack("{s:o}", "ids", ids),
-	    VARLINK_MORE);
-	m->wait_left = m->nwaiting;
-	m->wait_busy = 1;
-}
-
-/* Reads the replies of the Wait that have come: those jobs are done. */
-static void
-map_wait_reply(struct map *m)
-{
-	struct varlink_reply	 reply;
-	struct map_wait		 key = { 0, 0 }, *w;
-	struct map_line		*l;
-	json_t			*jobs, *job;
-	size_t			 i;
-
-	do {
-		client_recv(m->wait, &reply);
-		if (reply.error != NULL)
-			map_fail_reply(m, "io.mprocd.Wait", &reply);
-		jobs = job_check_jobs(reply.params, "io.mprocd.Wait");
-		json_array_foreach(jobs, i, job) {
-			key.id = job_id(job);
-			w = bsearch(&key, m->waiting, m->nwaiting,
-			    sizeof m->waiting[0], map_wait_cmp);
-			l = w != NULL ? map_line(m, w->line) : NULL;
-			if (l == NULL || l->state != MAP_WAITING ||
-			    !job_finished(job))
-				map_fail(m, "bad reply from mprocd: Wait gave "
-				    "job %" JSON_INTEGER_FORMAT " unasked, "
-				    "twice or unfinished", key.id);
-			l->state = MAP_DONE;
-			m->wait_left--;
-		}
-		/* One of ours is done, so its pool may have room again. */
+	if (m->retry_at != 0) {
+		if (util_mono_usec() < m->retry_at)
+			return;
 		m->retry_at = 0;
-		if (!reply.continues) {
-			if (m->wait_left != 0)
-				map_fail(m, "bad reply from mprocd: Wait ended "
-				    "with %zu jobs unfinished", m->wait_left);
-			m->wait_busy = 0;
-		}
-		varlink_reply_free(&reply);
-	} while (m->wait_busy && client_buffered(m->wait));
+	}
+	if (m->nread - m->nprinted == MAP_WINDOW && !(m->eof &&
+	    m->inoff == m->inlen) && m->npending < MAP_CHUNK &&
+	    m->nasked - m->nprinted >= MAP_CHUNK)
+		return;
+	for (k = m->nasked; k < m->nread && m->npending > 0 &&
+	    m->nsent - m->nanswered < m->maxsent; k++) {
+		l = map_line(m, k);
+		if (l->state != MAP_PENDING)
+			continue;
+		map_queue_submit(m, l->text);
+		l->state = MAP_SUBMITTING;
+		m->sent[m->nsent++ % MAP_WINDOW] = k;
+		m->npending--;
+	}
 }
 
-/* Writes the output of the done jobs that are next in input order. */
+/*
+ * Takes the Submit replies read so far. A line that met QueueFull is
+ * pending again; then one Submit at a time probes until the queue has
+ * room, doubling as they succeed.
+ */
 static void
-map_flush(struct map *m)
+map_submit_reply(struct map *m)
 {
 	struct varlink_reply	 reply;
 	struct map_line		*l;
-	json_t			*job;
-	int			 rv;
+	json_t			*id;
+	int			 full = 0, ok = 0;
 
-	while (m->nprinted < m->nread &&
-	    (l = map_line(m, m->nprinted))->state == MAP_DONE) {
-		client_send(m->get, "io.mprocd.Get", json_pack("{s:I}", "id",
-		    l->id), 0);
-		client_recv(m->get, &reply);
-		if (reply.error != NULL)
-			map_fail_reply(m, "io.mprocd.Get", &reply);
-		job = json_object_get(reply.params, "job");
-		if (!json_is_object(job) || job_id(job) != l->id)
-			map_fail(m, "bad reply from mprocd: Get of job %"
-			    JSON_INTEGER_FORMAT " has no such job", l->id);
-		if (m->ctl->json) {
-			json_dumpf(reply.params, stdout, JSON_COMPACT);
-			rv = fputc('\n', stdout) == EOF || fflush(stdout) != 0 ?
-			    -1 : 0;
-		} else
-			rv = job_write_output(reply.params, 0);
-		if (rv != 0) {
-			/* Nobody reads on: stop, as SIGPIPE would. */
-			m->nprinted++;
-			map_cancel_all(m);
-			exit(CTL_EXIT_SIGNAL + SIGPIPE);
-		}
-		if (job_exit_status(job) != 0 && m->nfailed++ == 0) {
-			m->failed_line = m->nprinted + 1;
-			m->failed_id = l->id;
-			job_describe(job, m->failed_desc,
-			    sizeof m->failed_desc);
+	while (m->nanswered < m->nsent && client_buffered(m->submit)) {
+		client_recv(m->submit, &reply);
+		l = map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
+		id = json_object_get(reply.params, "id");
+		if (reply.error != NULL && strcmp(reply.error,
+		    "io.mprocd.QueueFull") == 0) {
+			l->state = MAP_PENDING;
+			m->npending++;
+			full = 1;
+		} else if (reply.error != NULL)
+			map_fail_reply(m, "io.mprocd.Submit", &reply);
+		else if (!json_is_integer(id) || json_integer_value(id) <= 0)
+			map_fail(m, "bad reply from mprocd: Submit gave no job "
+			    "id");
+		else {
+			l->id = json_integer_value(id);
+			l->state = MAP_SUBMITTED;
+			if (m->maxsent < MAP_WINDOW)
+				m->maxsent *= 2;
+			ok = 1;
 		}
 		varlink_reply_free(&reply);
-		free(l->text);
-		l->text = NULL;
-		m->nprinted++;
 	}
+	if (full) {
+		m->maxsent = 1;
+		m->retry_ms = m->retry_ms == 0 ? MAP_RETRY_MIN :
+		    m->retry_ms * 2;
+		if (m->retry_ms > MAP_RETRY_MAX)
+			m->retry_ms = MAP_RETRY_MAX;
+		m->retry_at = util_mono_usec() + m->retry_ms * USEC_PER_MSEC;
+	} else if (ok)
+		m->retry_ms = 0;
+}
+
+/*
+ * Queues a Wait and then a Get for each submitted line, in input order,
+ * up to the first line without a job yet.
+ */
+static void
+map_ask(struct map *m)
+{
+	struct map_line	*l;
+	char		 call[128];
+	int		 len;
+
+	while (m->nasked < m->nread &&
+	    (l = map_line(m, m->nasked))->state == MAP_SUBMITTED) {
+		len = snprintf(call, sizeof call, "{\"method\":"
+		    "\"io.mprocd.Wait\",\"parameters\":{\"ids\":[%"
+		    JSON_INTEGER_FORMAT "]}}", l->id);
+		client_queue_text(m->out, call, (size_t)len);
+		len = snprintf(call, sizeof call, "{\"method\":"
+		    "\"io.mprocd.Get\",\"parameters\":{\"id\":%"
+		    JSON_INTEGER_FORMAT "}}", l->id);
+		client_queue_text(m->out, call, (size_t)len);
+		l->state = MAP_ASKED;
+		m->nasked++;
+	}
+}
+
+/* Writes out a line's Get reply; notes the first job that failed. */
+static void
+map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
+{
+	json_t	*job;
+
+	if (reply->error != NULL)
+		map_fail_reply(m, "io.mprocd.Get", reply);
+	job = json_object_get(reply->params, "job");
+	if (!json_is_object(job) || job_id(job) != l->id)
+		map_fail(m, "bad reply from mprocd: Get of job %"
+		    JSON_INTEGER_FORMAT " has no such job", l->id);
+	if (!job_finished(job))
+		map_fail(m, "bad reply from mprocd: job %" JSON_INTEGER_FORMAT
+		    " is unfinished after its Wait", l->id);
+	if (m->ctl->json) {
+		/* Flushed before mprocctl next waits: see map_run(). */
+		if (json_dumpf(reply->params, stdout, JSON_COMPACT) != 0 ||
+		    fputc('\n', stdout) == EOF) {
+			m->nprinted++;
+			map_stdout_closed(m);
+		}
+	} else if (job_write_output(reply->params, 0) != 0) {
+		m->nprinted++;
+		map_stdout_closed(m);
+	}
+	if (job_exit_status(job) != 0 && m->nfailed++ == 0) {
+		m->failed_line = m->nprinted + 1;
+		m->failed_id = l->id;
+		job_describe(job, m->failed_desc, sizeof m->failed_desc);
+	}
+	free(l->text);
+	l->text = NULL;
+	m->nprinted++;
+}
+
+/*
+ * Takes the Wait and Get replies read so far: they come in input order,
+ * a line's Wait once its job has finished and its Get right behind it.
+ * The Wait's reply is passed over unparsed: the Get's tells again that the
+ * job has finished, and why not if the Wait failed (NoSuchJob,
+ * PermissionDenied), with the output besides.
+ */
+static void
+map_out_reply(struct map *m)
+{
+	struct varlink_reply	 reply;
+
+	while (m->nprinted < m->nasked && client_buffered(m->out)) {
+		if (!m->waited) {
+			client_skip(m->out);
+			m->waited = 1;
+			/* One of ours is done: its pool may have room again. */
+			m->retry_at = 0;
+			continue;
+		}
+		client_recv(m->out, &reply);
+		map_print(m, map_line(m, m->nprinted), &reply);
+		m->waited = 0;
+		varlink_reply_free(&reply);
+	}
+}
+
+/* What to poll a connection for: replies expected, calls not yet sent. */
+static void
+map_poll_client(struct pollfd *pfd, struct client *c, int replies)
+{
+	pfd->fd = client_fd(c);
+	pfd->events = (replies ? POLLIN : 0) |
+	    (client_unsent(c) > 0 ? POLLOUT : 0);
+	if (pfd->events == 0)
+		pfd->fd = -1;
 }
 
 /* Until every line is read, run and written out. */
 static void
 map_run(struct map *m)
 {
-	struct pollfd	 pfd[2];
-	nfds_t		 n;
+	struct pollfd	 pfd[3];
 	uint64_t	 now;
-	int		 timeout, in, w;
+	int		 timeout;
 
 	for (;;) {
 		map_take_lines(m);
 		map_submit(m);
-		map_wait_start(m);
-		map_flush(m);
-		if (m->eof && m->inlen == 0 && m->nprinted == m->nread)
+		map_ask(m);
+		client_write(m->submit);
+		client_write(m->out);
+		if (m->ctl->json && fflush(stdout) != 0)
+			map_stdout_closed(m);
+		if (m->eof && m->inoff == m->inlen && m->nprinted == m->nread)
 			return;
 
-		n = 0;
-		in = w = -1;
+		pfd[0].fd = -1;
+		pfd[0].events = POLLIN;
+		if (!m->eof && m->nread - m->nprinted < MAP_WINDOW)
+			pfd[0].fd = STDIN_FILENO;
+		map_poll_client(&pfd[1], m->submit, m->nanswered < m->nsent);
+		map_poll_client(&pfd[2], m->out, m->nprinted < m->nasked);
 		timeout = -1;
-		if (!m->eof && m->nread - m->nprinted < MAP_WINDOW) {
-			in = (int)n;
-			pfd[n].fd = STDIN_FILENO;
-			pfd[n++].events = POLLIN;
-		}
-		if (m->wait_busy) {
-			w = (int)n;
-			pfd[n].fd = client_fd(m->wait);
-			pfd[n++].events = POLLIN;
-			if (client_buffered(m->wait))
-				timeout = 0;
-		}
-		if (m->npending > 0 && timeout != 0) {
+		if (m->retry_at != 0) {
 			now = util_mono_usec();
 			timeout = m->retry_at <= now ? 0 :
 			    (int)((m->retry_at - now) / USEC_PER_MSEC) + 1;
 		}
-		if (n == 0 && timeout == -1)
+		if (pfd[0].fd == -1 && pfd[1].fd == -1 && pfd[2].fd == -1 &&
+		    timeout == -1)
 			map_fail(m, "internal error: nothing to wait for");
-		for (; n < 2; n++)
-			pfd[n].fd = -1;
-		if (ctl_poll(pfd, 2, timeout) == -1) {
+		if (ctl_poll(pfd, 3, timeout) == -1) {
 			if (errno != EINTR)
 				map_fail(m, "poll: %s", strerror(errno));
 			continue;
 		}
-		if (in != -1 && pfd[in].revents != 0)
+		if (pfd[0].revents != 0)
 			map_read_input(m);
-		if (w != -1 && m->wait_busy && (pfd[w].revents != 0 ||
-		    client_buffered(m->wait)))
-			map_wait_reply(m);
+		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+			client_read(m->submit);
+			map_submit_reply(m);
+		}
+		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)) {
+			client_read(m->out);
+			map_out_reply(m);
+		}
 	}
+}
+
+/*
+ * The text of a Submit with params (an object, stolen), up to where argv's
+ * first string goes: map_queue_submit() writes the rest.
+ */
+static char *
+map_prefix(json_t *params)
+{
+	char	*p, *s;
+	size_t	 len;
+
+	if ((p = json_dumps(params, JSON_COMPACT)) == NULL)
+		ctl_fail("cannot encode the Submit call");
+	json_decref(params);
+	len = strlen(p);
+	if (len < 2 || p[len - 1] != '}')
+		ctl_fail("internal error: Submit's parameters are %s", p);
+	p[len - 1] = '\0';
+	xasprintf(&s, "{\"method\":\"io.mprocd.Submit\",\"parameters\":"
+	    "%s%s\"argv\":[", p, len > 2 ? "," : "");
+	free(p);
+	return s;
 }
 
 static int
@@ -568,11 +633,11 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 		if (strstr(argv[i], "{}") != NULL)
 			m->braces = 1;
 	}
-	m->tmpl = tmpl;
-	m->chunk = MAP_CHUNK;
+	m->prefix = map_prefix(tmpl);
+	m->prefixlen = strlen(m->prefix);
+	m->maxsent = MAP_WINDOW;
 	m->submit = client_connect(ctl->socket);
-	m->wait = client_connect(ctl->socket);
-	m->get = client_connect(ctl->socket);
+	m->out = client_connect(ctl->socket);
 	ctl_catch_signals(map_interrupted, m);
 
 	map_run(m);
@@ -585,9 +650,9 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 		status = CTL_EXIT_SOME_FAILED;
 	}
 	client_free(m->submit);
-	client_free(m->wait);
-	client_free(m->get);
-	json_decref(m->tmpl);
+	client_free(m->out);
+	free(m->prefix);
+	free(m->call);
 	free(m->in);
 	free(m);
 	return status;

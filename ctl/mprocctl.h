@@ -66,9 +66,15 @@ struct client	*client_connect(const char *);
 void		 client_free(struct client *);
 int		 client_fd(struct client *);
 int		 client_buffered(struct client *);
+size_t		 client_unsent(struct client *);
 void		 client_hint(struct client *, const char *);
+void		 client_queue_text(struct client *, const char *, size_t);
+void		 client_queue(struct client *, const char *, json_t *, int);
+void		 client_write(struct client *);
 void		 client_send(struct client *, const char *, json_t *, int);
+size_t		 client_read(struct client *);
 void		 client_recv(struct client *, struct varlink_reply *);
+void		 client_skip(struct client *);
 json_t		*client_call(struct client *, const char *, json_t *);
 void		 client_fail_reply(const char *, struct varlink_reply *)
 		    __attribute__((noreturn));
