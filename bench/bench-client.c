@@ -2,7 +2,7 @@
  * bench-client: drives mprocd over its socket the way a fast program would,
  * and prints what it measured (one figure per line, for bench.py).
  *
- *	bench-client SOCK pipeline N	N Submits of /bin/true pipelined on
+ *	bench-client SOCK pipeline N	N Submits of "/bin/true I" pipelined on
  *					one connection, then one Wait for
  *					all: seconds from the first byte
  *					sent to the Wait's reply
@@ -191,10 +191,16 @@ conn_wait(struct conn *c)
 	return r;
 }
 
+/* "/bin/true" with the job's number as its argument, or without. */
 static json_t *
-submit_params(void)
+submit_params(long i)
 {
-	return json_pack("{s:[s]}", "argv", "/bin/true");
+	char	 arg[32];
+
+	if (i < 0)
+		return json_pack("{s:[s]}", "argv", "/bin/true");
+	snprintf(arg, sizeof arg, "%ld", i);
+	return json_pack("{s:[s,s]}", "argv", "/bin/true", arg);
 }
 
 static long
@@ -219,7 +225,7 @@ submit_many(struct conn *c, long n, json_t *ids)
 
 	while (got < n) {
 		while (sent < n && sent - got < WINDOW) {
-			conn_call(c, "io.mprocd.Submit", submit_params());
+			conn_call(c, "io.mprocd.Submit", submit_params(sent));
 			sent++;
 		}
 		conn_io(c);
@@ -275,7 +281,7 @@ cmd_latency(struct conn *c, long n)
 
 	for (i = 0; i < n; i++) {
 		t0 = now();
-		conn_call(c, "io.mprocd.Submit", submit_params());
+		conn_call(c, "io.mprocd.Submit", submit_params(-1));
 		r = conn_wait(c);
 		id = json_incref(json_object_get(r, "id"));
 		json_decref(r);

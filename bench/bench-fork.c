@@ -1,8 +1,8 @@
 /*
  * bench-fork: the references that mprocd's figures are set beside.
  *
- *	bench-fork limit N P	fork/exec /bin/true N times, P at a time;
- *				prints the seconds it took
+ *	bench-fork limit N P	fork/exec "/bin/true I" for I in 0..N-1, P
+ *				at a time; prints the seconds it took
  *	bench-fork wait N	fork, exec /bin/true and wait for it, N times
  *				one after the other; prints each in µs
  *
@@ -77,6 +77,9 @@ main(int argc, char **argv)
 {
 	static char	 bin_true[] = "/bin/true";
 	char	*true_argv[] = { bin_true, NULL };
+	/* The line's number, as map, xargs and parallel pass it. */
+	char	 arg[32];
+	char	*limit_argv[] = { bin_true, arg, NULL };
 	double	 t0;
 	long	 n, p, i, running = 0;
 	int	 status;
@@ -93,7 +96,8 @@ main(int argc, char **argv)
 				}
 				running--;
 			}
-			start(true_argv);
+			snprintf(arg, sizeof arg, "%ld", i);
+			start(limit_argv);
 			running++;
 		}
 		while (wait(&status) > 0)
