@@ -798,33 +798,55 @@ pool_worker_ready(struct worker *w)
  * retiring first those least ready: without a process, then starting. New
  * ones start once the slots are up.
  */
+/*
+ * Of the workers in list not already stopping, the one rank() puts highest
+ * (the highest slot of those): the next to retire.
+ */
+static struct worker *
+pick_retiree(struct workers *list, int (*rank)(const struct worker *))
+{
+	struct worker	*w, *pick = NULL;
+	int		 r, best = -1;
+
+	TAILQ_FOREACH(w, list, entry) {
+		if (w->stop != STOP_NONE)
+			continue;
+		r = rank(w);
+		if (r > best || (r == best && w->slot > pick->slot)) {
+			pick = w;
+			best = r;
+		}
+	}
+	return pick;
+}
+
+/* Spares least ready go first: without a process, then starting. */
+static int
+spare_rank(const struct worker *w)
+{
+	return w->pid <= 0 ? 3 : w->state == WORKER_STARTING ? 2 : 1;
+}
+
+/* Idle workers go first, then those not started, then busy ones. */
+static int
+slot_rank(const struct worker *w)
+{
+	return w->state == WORKER_IDLE ? 3 : w->state == WORKER_BUSY ? 1 : 2;
+}
+
 static void
 pool_trim_spares(struct pool *p)
 {
-	struct worker	*w, *pick;
+	struct worker	*w;
 	unsigned int	 kept = 0, target = p->cfg.spare_workers;
-	int		 rank, best;
 
 	if (p->removed)
 		target = 0;
 	TAILQ_FOREACH(w, &p->spares, entry)
 		if (w->stop == STOP_NONE)
 			kept++;
-	for (; kept > target; kept--) {
-		pick = NULL;
-		best = -1;
-		TAILQ_FOREACH(w, &p->spares, entry) {
-			if (w->stop != STOP_NONE)
-				continue;
-			rank = w->pid <= 0 ? 3 :
-			    w->state == WORKER_STARTING ? 2 : 1;
-			if (rank > best) {
-				pick = w;
-				best = rank;
-			}
-		}
-		worker_stop(pick, STOP_RETIRE);
-	}
+	for (; kept > target; kept--)
+		worker_stop(pick_retiree(&p->spares, spare_rank), STOP_RETIRE);
 	for (; kept < target; kept++)
 		pool_spare_new(p)->waiting = 1;
 	pool_start_spares(p);
@@ -843,7 +865,6 @@ pool_trim(struct pool *p)
 	struct log_ctx	 ctx = { p->name, NULL, 0 };
 	struct worker	*w, *pick;
 	unsigned int	 kept = 0, target = p->cfg.workers, slot;
-	int		 rank, best;
 
 	if (mprocd_shutting_down)
 		return;
@@ -853,18 +874,7 @@ pool_trim(struct pool *p)
 	if (p->removed)
 		target = TAILQ_EMPTY(&p->queue) ? 0 : MAX(kept, 1);
 	for (; kept > target; kept--) {
-		pick = NULL;
-		best = -1;
-		TAILQ_FOREACH(w, &p->workers, entry) {
-			if (w->stop != STOP_NONE)
-				continue;
-			rank = w->state == WORKER_IDLE ? 3 :
-			    w->state == WORKER_BUSY ? 1 : 2;
-			if (rank > best || (rank == best && w->slot > pick->slot)) {
-				pick = w;
-				best = rank;
-			}
-		}
+		pick = pick_retiree(&p->workers, slot_rank);
 		if (pick->state == WORKER_BUSY)
 			pick->stop = STOP_RETIRE;	/* when its job ends */
 		else

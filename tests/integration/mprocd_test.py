@@ -144,6 +144,29 @@ def cmdline(pid):
         return f.read().rstrip(b"\0").decode()
 
 
+def children(pid):
+    """The children of a single-threaded process, zombies included."""
+    try:
+        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+            return [int(p) for p in f.read().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def fd_list(pid):
+    """fd -> what it points to; {} once the process is gone."""
+    fds = {}
+    try:
+        for name in os.listdir("/proc/%d/fd" % pid):
+            try:
+                fds[int(name)] = os.readlink("/proc/%d/fd/%s" % (pid, name))
+            except OSError:
+                pass
+    except FileNotFoundError:
+        pass
+    return fds
+
+
 def ppid(pid):
     with open("/proc/%d/stat" % pid) as f:
         return int(f.read().rpartition(")")[2].split()[1])

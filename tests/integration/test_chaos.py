@@ -33,8 +33,8 @@ import time
 import unittest
 
 from mprocd_test import (MPROCCTL, TIMEOUT, Conn, DaemonTestCase,
-                         VarlinkError, alive, asan_build, main, proc_status,
-                         wait_for)
+                         VarlinkError, alive, asan_build, children, fd_list,
+                         main, proc_status, wait_for)
 
 
 ASAN = asan_build()
@@ -102,15 +102,6 @@ def describe(pid):
         proc_cmdline(pid))
 
 
-def children(pid):
-    """The children of a single-threaded process."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
-
-
 def is_worker(pid, parent):
     """A live worker of parent (before or after it set its title)."""
     st = proc_stat(pid)
@@ -161,20 +152,6 @@ def kill_ours():
             except ProcessLookupError:
                 pass
         time.sleep(0.02)
-
-
-def fd_list(pid):
-    """fd -> what it points to."""
-    fds = {}
-    try:
-        for name in os.listdir("/proc/%d/fd" % pid):
-            try:
-                fds[int(name)] = os.readlink("/proc/%d/fd/%s" % (pid, name))
-            except OSError:
-                pass
-    except FileNotFoundError:
-        pass
-    return fds
 
 
 def fd_kinds(fds, numbers=True):

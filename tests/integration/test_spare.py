@@ -16,17 +16,9 @@ import time
 import unittest.mock
 
 import mprocd_test
-from mprocd_test import (MPROCD, JobsTestCase, alive, cmdline, conf,
-                         cpu_ticks, fd_count, main, ppid, wait_for)
-
-
-def children(pid):
-    """The children of a single-threaded process, zombies included."""
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
-    except (FileNotFoundError, ProcessLookupError):
-        return []
+from mprocd_test import (MPROCD, JobsTestCase, alive, children, cmdline,
+                         conf, cpu_ticks, fd_count, fd_list, main, ppid,
+                         wait_for)
 
 
 def title(pid):
@@ -35,12 +27,6 @@ def title(pid):
         return cmdline(pid)
     except (FileNotFoundError, ProcessLookupError):
         return None
-
-
-def fds(pid):
-    """{fd: what it points at} of a process whose descriptors stay put."""
-    d = "/proc/%d/fd" % pid
-    return {int(fd): os.readlink(os.path.join(d, fd)) for fd in os.listdir(d)}
 
 
 class SpareTestCase(JobsTestCase):
@@ -463,7 +449,7 @@ class TestLifetime(SpareTestCase):
         d = self.start(conf(default="workers = 1; restart_delay = 0"))
         (spare,) = self.wait_spares(1)
         # A spare has what a worker has: stdio, its socket, its signalfd.
-        got = fds(spare)
+        got = fd_list(spare)
         own = [fd for fd, t in got.items() if t == "anon_inode:[signalfd]"]
         self.assertEqual(len(own), 1, got)
         self.assertEqual(sorted(set(got) - set(own)), [0, 1, 2, 3])
