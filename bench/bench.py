@@ -137,19 +137,27 @@ class Varlink:
         self.buf = b""
 
     def call(self, method, **params):
-        self.s.sendall(json.dumps({"method": method,
-                                   "parameters": params}).encode() + b"\0")
-        while b"\0" not in self.buf:
-            chunk = self.s.recv(1 << 20)
-            if not chunk:
-                raise RuntimeError("mprocd closed the connection")
-            self.buf += chunk
-        msg, self.buf = self.buf.split(b"\0", 1)
-        reply = json.loads(msg)
-        if "error" in reply:
-            raise RuntimeError("%s: %s %s" % (method, reply["error"],
-                                              reply.get("parameters")))
-        return reply.get("parameters", {})
+        return self.pipeline(method, [params])[0]
+
+    def pipeline(self, method, calls):
+        """Sends the calls at once and returns their replies' parameters."""
+        self.s.sendall(b"".join(json.dumps({
+            "method": method, "parameters": params}).encode() + b"\0"
+            for params in calls))
+        replies = []
+        for _ in calls:
+            while b"\0" not in self.buf:
+                chunk = self.s.recv(1 << 20)
+                if not chunk:
+                    raise RuntimeError("mprocd closed the connection")
+                self.buf += chunk
+            msg, self.buf = self.buf.split(b"\0", 1)
+            reply = json.loads(msg)
+            if "error" in reply:
+                raise RuntimeError("%s: %s %s" % (
+                    method, reply["error"], reply.get("parameters")))
+            replies.append(reply.get("parameters", {}))
+        return replies
 
     def close(self):
         self.s.close()
@@ -529,14 +537,7 @@ class Bench:
         ids = [j["id"] for j in c.call("io.mprocd.List", state="queued")[
             "jobs"]]
         for k in range(0, len(ids), 1000):
-            chunk = ids[k:k + 1000]
-            c.s.sendall(b"".join(json.dumps({
-                "method": "io.mprocd.Cancel", "parameters": {"id": i}})
-                .encode() + b"\0" for i in chunk))
-            for _ in chunk:
-                while b"\0" not in c.buf:
-                    c.buf += c.s.recv(1 << 20)
-                _, c.buf = c.buf.split(b"\0", 1)
+            c.pipeline("io.mprocd.Cancel", [{"id": i} for i in ids[k:k + 1000]])
 
 
 RECORD = re.compile(rb"^\S+ info worker=bench/(\d+) msg=record proc=(\d+) "
