@@ -148,10 +148,24 @@ client_notice(struct client *c, const char *what)
 		    "client_pid=%d", what, (unsigned)c->uid, (int)c->pid);
 }
 
+/*
+ * Queues a message (freed). With nothing queued before it, it is written
+ * at once: the reply leaves now, not a loop later after an epoll_ctl, an
+ * epoll_wait and another epoll_ctl. What the socket does not take, or an
+ * error, is left to the bufferevent, which writes it (or reports the
+ * error) as for any reply.
+ */
 static void
 client_send(struct client *c, char *msg, size_t len)
 {
-	evbuffer_add(bufferevent_get_output(c->bev), msg, len);
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct iovec	 iov = { msg, len };
+	size_t		 off = 0;
+
+	if (evbuffer_get_length(out) == 0)
+		off = util_writev_some(bufferevent_getfd(c->bev), &iov, 1);
+	if (off < len)
+		evbuffer_add(out, msg + off, len - off);
 	free(msg);
 }
 

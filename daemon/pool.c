@@ -321,16 +321,26 @@ worker_free(struct worker *w)
 	free(w);
 }
 
+/* A frame to the worker: written at once unless others wait before it. */
 static void
 worker_send(struct worker *w, uint32_t type, const struct proto_buf *b)
 {
+	struct evbuffer	*out;
 	uint8_t		 hdr[PROTO_HDRLEN];
+	struct iovec	 iov[2] = { { hdr, sizeof hdr }, { b->data, b->len } };
+	size_t		 off = 0;
 
 	if (w->bev == NULL)
 		return;
 	proto_hdr_pack(hdr, type, (uint32_t)b->len);
-	bufferevent_write(w->bev, hdr, sizeof hdr);
-	bufferevent_write(w->bev, b->data, b->len);
+	out = bufferevent_get_output(w->bev);
+	if (evbuffer_get_length(out) == 0)
+		off = util_writev_some(bufferevent_getfd(w->bev), iov, 2);
+	if (off < sizeof hdr)
+		evbuffer_add(out, hdr + off, sizeof hdr - off);
+	off = off > sizeof hdr ? off - sizeof hdr : 0;
+	if (off < b->len)
+		evbuffer_add(out, b->data + off, b->len - off);
 }
 
 /* Hands a job to an idle worker. */

@@ -496,10 +496,11 @@ run_job(const uint8_t *payload, size_t len)
 	r.out[0] = outp[0][0];
 	r.out[1] = outp[1][0];
 	r.in = inp[1];
-	util_set_nonblock(r.out[0]);
-	util_set_nonblock(r.out[1]);
+	/* New pipes: no other status flag to keep. */
+	fcntl(r.out[0], F_SETFL, O_NONBLOCK);
+	fcntl(r.out[1], F_SETFL, O_NONBLOCK);
 	if (r.in != -1)
-		util_set_nonblock(r.in);
+		fcntl(r.in, F_SETFL, O_NONBLOCK);
 
 	if (r.pid == -1) {
 		/* As a shell does: status 127 and why on the job's stderr. */
@@ -541,6 +542,14 @@ run_job(const uint8_t *payload, size_t len)
 				pump_output(&r, s);
 		if (pfd[4].revents != 0)
 			pump_input(&r);
+		/*
+		 * A process closes its descriptors as it exits, before its
+		 * parent is signalled: when both pipes are at their end, it
+		 * has most likely exited already. Reaping it now spares the
+		 * wait for SIGCHLD (read later, with nothing left to reap).
+		 */
+		if (!exited && r.out[0] == -1 && r.out[1] == -1)
+			exited = reap_children(&r, &status);
 		if (!exited && pfd[0].revents != 0)
 			handle_frame(&r);
 	}

@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <sys/uio.h>
+
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
@@ -315,6 +317,17 @@ util_set_cloexec(int fd)
 	if ((flags = fcntl(fd, F_GETFD)) == -1)
 		return -1;
 	return fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+}
+
+size_t
+util_writev_some(int fd, const struct iovec *iov, int n)
+{
+	ssize_t	 w;
+
+	do
+		w = writev(fd, iov, n);
+	while (w == -1 && errno == EINTR);
+	return w > 0 ? (size_t)w : 0;
 }
 
 static int

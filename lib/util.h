@@ -3,6 +3,7 @@
 #define MPROCD_UTIL_H
 
 #include <sys/time.h>
+#include <sys/uio.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -33,6 +34,12 @@ uint64_t util_mono_usec(void);
 
 int	 util_set_nonblock(int);
 int	 util_set_cloexec(int);
+/*
+ * What a non-blocking descriptor takes of iov[n] now, in bytes: 0 when it
+ * takes nothing or fails (the caller queues the rest and learns of an
+ * error when it writes that).
+ */
+size_t	 util_writev_some(int, const struct iovec *, int);
 /* Closes every descriptor from lowest up, except those in keep[]. */
 void	 util_closefrom(int lowest, const int *keep, size_t nkeep);
 
