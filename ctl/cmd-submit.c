@@ -111,14 +111,22 @@ submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 	s.socket = ctl->socket;
 	s.id = id;
 	ctl_catch_signals(submit_cancel, &s);
-	client_send(c, "io.mprocd.Wait", json_pack("{s:[I]}", "ids", id), 0);
+	/*
+	 * The Get goes out with the Wait, one round trip fewer: mprocd reads
+	 * a call only once those before it are answered, so the Get sees the
+	 * job finished.
+	 */
+	client_queue(c, "io.mprocd.Wait", json_pack("{s:[I]}", "ids", id), 0);
+	client_send(c, "io.mprocd.Get", json_pack("{s:I}", "id", id), 0);
 	client_recv(c, &reply);
 	if (reply.error != NULL)
 		client_fail_reply("io.mprocd.Wait", &reply);
 	varlink_reply_free(&reply);
-
-	/* Only now: a Get sent with the Wait could see it still running. */
-	r = client_call(c, "io.mprocd.Get", json_pack("{s:I}", "id", id));
+	client_recv(c, &reply);
+	if (reply.error != NULL)
+		client_fail_reply("io.mprocd.Get", &reply);
+	r = json_incref(reply.params);
+	varlink_reply_free(&reply);
 	job = json_object_get(r, "job");
 	if (!json_is_object(job) || !job_finished(job))
 		ctl_fail("bad reply from mprocd: Get after Wait has no "

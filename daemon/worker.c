@@ -67,6 +67,7 @@ struct run {
 extern char	**environ;
 
 static char	*worker_name;
+static char	*env_pool, *env_worker;	/* "MPROCD_POOL=...", for jobs */
 static int	 spare;		/* in no slot yet */
 static int	 sigfd = -1;
 static pid_t	 supervisor_pid;	/* our parent, while it lives */
@@ -144,37 +145,43 @@ env_dropped(const char *var)
 	return 0;
 }
 
-/* The pool's environment (ours, less mprocd's own), the job's, then ids. */
-static char **
-job_environ(uint64_t id, char **jobenv, size_t njobenv)
+/*
+ * The pool's environment (ours, less mprocd's own), the job's, then ids[3]:
+ * borrowed strings. Ours is filtered once; it does not change.
+ */
+static const char **
+job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
 {
-	char	**env, **e;
-	size_t	 n = 0, k, keylen;
-	char	 pool[80];
+	static const char	**base;
+	static size_t		  nbase;
+	const char		**env;
+	char			**e;
+	size_t			  i, n = 0, k, keylen;
 
-	for (e = environ; *e != NULL; e++)
-		n++;
-	env = xcalloc(n + njobenv + 4, sizeof *env);
+	if (base == NULL) {
+		for (e = environ; *e != NULL; e++)
+			n++;
+		base = xcalloc(n + 1, sizeof *base);
+		for (e = environ; *e != NULL; e++)
+			if (!env_dropped(*e))
+				base[nbase++] = *e;
+	}
+	env = xcalloc(nbase + njobenv + 4, sizeof *env);
 	n = 0;
-	for (e = environ; *e != NULL; e++) {
-		if (env_dropped(*e))
-			continue;
+	for (i = 0; i < nbase; i++) {
 		/* The job's own value wins. */
-		keylen = strcspn(*e, "=") + 1;
+		keylen = strcspn(base[i], "=") + 1;
 		for (k = 0; k < njobenv; k++)
-			if (strncmp(*e, jobenv[k], keylen) == 0)
+			if (strncmp(base[i], jobenv[k], keylen) == 0)
 				break;
 		if (k == njobenv)
-			env[n++] = xstrdup(*e);
+			env[n++] = base[i];
 	}
 	for (k = 0; k < njobenv; k++)
 		if (!env_dropped(jobenv[k]))
-			env[n++] = xstrdup(jobenv[k]);
-	snprintf(pool, sizeof pool, "%.*s", (int)strcspn(worker_name, "/"),
-	    worker_name);
-	xasprintf(&env[n++], "MPROCD_JOB_ID=%llu", (unsigned long long)id);
-	xasprintf(&env[n++], "MPROCD_POOL=%s", pool);
-	xasprintf(&env[n++], "MPROCD_WORKER=%s", worker_name);
+			env[n++] = jobenv[k];
+	for (i = 0; i < 3; i++)
+		env[n++] = ids[i];
 	env[n] = NULL;
 	return env;
 }
@@ -314,6 +321,17 @@ handle_signal(struct run *r, int *status)
 	return reap_children(r, status);
 }
 
+/* What a job is told of us: MPROCD_POOL and MPROCD_WORKER. */
+static void
+set_env_names(void)
+{
+	free(env_pool);
+	free(env_worker);
+	xasprintf(&env_pool, "MPROCD_POOL=%.*s",
+	    (int)strcspn(worker_name, "/"), worker_name);
+	xasprintf(&env_worker, "MPROCD_WORKER=%s", worker_name);
+}
+
 /* PROTO_LOG_LEVEL: a reload changed log_level. */
 static void
 set_log_level(struct proto_reader *rd)
@@ -334,6 +352,7 @@ set_name(void)
 	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
 	proctitle_set("mprocd: %s", procname);
+	set_env_names();
 }
 
 static void
@@ -429,7 +448,9 @@ run_job(const uint8_t *payload, size_t len)
 	struct spawn		 sp;
 	struct run		 r;
 	struct pollfd		 pfd[5];
-	char			**argv = NULL, **jobenv = NULL, **env, *cwd;
+	char			**argv = NULL, **jobenv = NULL, *cwd;
+	const char		**env, *ids[3];
+	char			 idvar[40];
 	const void		*stdin_data;
 	uint32_t		 argc, envc, has_stdin, i;
 	int			 outp[2][2], inp[2] = { -1, -1 };
@@ -459,7 +480,12 @@ run_job(const uint8_t *payload, size_t len)
 	if (rd.error)
 		fatalx("bad JOB_START from the supervisor");
 	r.stdin_data = stdin_data;
-	env = job_environ(r.id, jobenv, envc);
+	snprintf(idvar, sizeof idvar, "MPROCD_JOB_ID=%llu",
+	    (unsigned long long)r.id);
+	ids[0] = idvar;
+	ids[1] = env_pool;
+	ids[2] = env_worker;
+	env = job_environ(jobenv, envc, ids);
 	ctx = run_ctx(&r);
 
 	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||
@@ -467,7 +493,7 @@ run_job(const uint8_t *payload, size_t len)
 		fatal("pipe");
 	memset(&sp, 0, sizeof sp);
 	sp.argv = (const char *const *)argv;
-	sp.envp = (const char *const *)env;
+	sp.envp = env;
 	sp.cwd = cwd;
 	sp.fds[0] = inp[0];
 	sp.fds[1] = outp[0][1];
@@ -573,7 +599,7 @@ run_job(const uint8_t *payload, size_t len)
 
 	util_strv_free(argv);
 	util_strv_free(jobenv);
-	util_strv_free(env);
+	free(env);
 	free(cwd);
 }
 
@@ -625,6 +651,7 @@ worker_main(int argc, char **argv)
 	log_setlevel(level);
 	/* Over argv: target is gone from here on. */
 	proctitle_set("mprocd: %s", procname);
+	set_env_names();
 	signal(SIGPIPE, SIG_IGN);
 	/*
 	 * Ctrl-C and a hangup reach the whole foreground process group; the
