@@ -524,8 +524,13 @@ worker_dispatch(struct worker *w, const struct proto_hdr *h,
 		flags = proto_get_u32(&r);
 		if (r.error || j == NULL || (int64_t)id != j->id)
 			break;
-		job_done(j, (int)status, flags & PROTO_DONE_TRUNCATED);
+		/*
+		 * The worker's next job goes out first: the end of this one
+		 * (its log record, its watchers' replies) need not keep the
+		 * worker waiting.
+		 */
 		worker_job_done(w);
+		job_done(j, (int)status, flags & PROTO_DONE_TRUNCATED);
 		return 0;
 	case PROTO_HELLO:
 		version = proto_get_u32(&r);
