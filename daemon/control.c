@@ -97,6 +97,14 @@ static char			*socket_path;	/* ours to unlink */
 static struct clients		 clients = TAILQ_HEAD_INITIALIZER(clients);
 static unsigned int		 nclients;
 
+/*
+ * The replies to the calls read in one go (pipelined) are gathered in
+ * batch and written together once the last is answered: one writev(), not
+ * one a call.
+ */
+static struct client		*batching;
+static struct evbuffer		*batch;
+
 /* Notices about misbehaving clients, at most this many a minute. */
 static struct log_ratelimit	 client_notices =
 				    LOG_RATELIMIT("client error", 20, 60);
@@ -162,11 +170,51 @@ client_send(struct client *c, char *msg, size_t len)
 	struct iovec	 iov = { msg, len };
 	size_t		 off = 0;
 
+	if (c == batching) {
+		evbuffer_add(batch, msg, len);
+		free(msg);
+		return;
+	}
 	if (evbuffer_get_length(out) == 0)
 		off = util_writev_some(bufferevent_getfd(c->bev), &iov, 1);
 	if (off < len)
 		evbuffer_add(out, msg + off, len - off);
 	free(msg);
+}
+
+/* Replies queued or gathered, not yet written. */
+static size_t
+client_unsent(struct client *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
+	    (c == batching ? evbuffer_get_length(batch) : 0);
+}
+
+/* Ends c's batch: what was gathered is written, as client_send() does. */
+static void
+client_flush(struct client *c)
+{
+	struct evbuffer		*out;
+	struct evbuffer_iovec	 v[16];
+	struct iovec		 iov[16];
+	int			 i, n;
+
+	if (c != batching)
+		return;
+	batching = NULL;
+	if (evbuffer_get_length(batch) == 0)
+		return;
+	out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) == 0) {
+		n = evbuffer_peek(batch, -1, NULL, v, 16);
+		for (i = 0; i < n && i < 16; i++) {
+			iov[i].iov_base = v[i].iov_base;
+			iov[i].iov_len = v[i].iov_len;
+		}
+		evbuffer_drain(batch, util_writev_some(bufferevent_getfd(
+		    c->bev), iov, i));
+	}
+	evbuffer_add_buffer(out, batch);
 }
 
 /*
@@ -542,6 +590,7 @@ listing_start(struct client *c, const char *pool, int state)
 	ls->state = state;
 	ls->ids = job_ids(pool, state, &ls->n);
 	c->listing = ls;
+	client_flush(c);	/* the replies before it go first */
 	evbuffer_add_printf(bufferevent_get_output(c->bev),
 	    "{\"parameters\":{\"jobs\":[");
 	/* The write callback comes for more while a slice is in flight. */
@@ -927,6 +976,7 @@ client_busy(const struct client *c)
 static void
 client_close(struct client *c)
 {
+	client_flush(c);
 	c->closing = 1;
 	evtimer_del(c->stall);
 	bufferevent_disable(c->bev, EV_READ);
@@ -960,13 +1010,15 @@ client_read_cb(struct bufferevent *bev, void *arg)
 {
 	struct client		*c = arg;
 	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct evbuffer		*out = bufferevent_get_output(bev);
 	struct evbuffer_ptr	 pos;
 	struct timeval		 tv;
 	size_t			 len;
 	char			 what[160];
 	const char		*msg;
 
+	if (batch == NULL && (batch = evbuffer_new()) == NULL)
+		fatalx("evbuffer_new failed");
+	batching = c;
 	while (!c->closing) {
 		/* Later calls wait for the pending one; do not hoard them. */
 		if (client_busy(c)) {
@@ -975,13 +1027,23 @@ client_read_cb(struct bufferevent *bev, void *arg)
 				bufferevent_disable(bev, EV_READ);
 				event_add(c->hup, NULL);
 			}
+			client_flush(c);
 			return;
 		}
-		/* A client that does not read its replies is not read either. */
-		if (evbuffer_get_length(out) > cfg->max_message) {
-			evtimer_del(c->stall);
-			bufferevent_disable(bev, EV_READ);
-			return;
+		/*
+		 * A client that does not read its replies is not read either
+		 * (the write callback reads it again once they are written).
+		 */
+		if (client_unsent(c) > cfg->max_message) {
+			client_flush(c);
+			batching = c;
+			if (evbuffer_get_length(bufferevent_get_output(bev)) >
+			    cfg->max_message) {
+				evtimer_del(c->stall);
+				bufferevent_disable(bev, EV_READ);
+				batching = NULL;
+				return;
+			}
 		}
 		len = evbuffer_get_length(in);
 		if (len == 0) {
@@ -1007,12 +1069,14 @@ client_read_cb(struct bufferevent *bev, void *arg)
 		c->scanned = 0;
 		msg = (const char *)evbuffer_pullup(in, pos.pos + 1);
 		if (client_message(c, msg, (size_t)pos.pos) != 0)
-			return;
+			return;		/* closed: client_close() flushed */
 		evbuffer_drain(in, (size_t)pos.pos + 1);
 	}
+	client_flush(c);
 	return;
 
 drained:
+	client_flush(c);
 	/* Every whole call of a client that half-closed has been answered. */
 	if (c->eof)
 		client_close(c);
@@ -1143,6 +1207,10 @@ client_free(struct client *c)
 	log_debug("client gone" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
 	    LOG_KV "pending=%s", (unsigned)c->uid, (int)c->pid,
 	    c->pending != NULL ? "yes" : "no");
+	if (c == batching) {
+		batching = NULL;
+		evbuffer_drain(batch, evbuffer_get_length(batch));
+	}
 	pending_free(c->pending);
 	listing_free(c->listing);
 	event_free(c->resume);
@@ -1400,6 +1468,10 @@ control_close(void)
 		    evbuffer_write(out, bufferevent_getfd(c->bev)) > 0)
 			;
 		client_free(c);
+	}
+	if (batch != NULL) {
+		evbuffer_free(batch);
+		batch = NULL;
 	}
 }
 

@@ -4,6 +4,7 @@ access, no use of uninitialised memory, no definite leak in any process."""
 
 import base64
 import os
+import re
 import shutil
 import signal
 import unittest
@@ -85,6 +86,13 @@ class TestValgrind(DaemonTestCase):
         wait_for(lambda: all(wk["state"] in ("idle", "busy")
                              for wk in d.pool()["workers"]),
                  "every worker started")
+        # So may the spare that replaced it (Status does not show spares).
+        def spares_ready():
+            log = d.log()
+            return (set(re.findall(r'"spare starting" worker_pid=(\d+)', log))
+                    <= set(re.findall(r'"spare ready" worker_pid=(\d+)',
+                                      log)))
+        wait_for(spares_ready, "every spare started")
         d.signal(signal.SIGTERM)
         wait_for(lambda: "waiting up to shutdown_timeout" in d.log(), "shutdown to begin")
         d.signal(signal.SIGTERM)
