@@ -4,9 +4,12 @@
  */
 #include "config.h"
 
+#include <sys/socket.h>
 #include <sys/wait.h>
 
+#include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -649,10 +652,50 @@ test_base64(void **state)
 	}
 }
 
+/*
+ * util_writev_some(): what a non-blocking socket takes now, in order across
+ * the iovecs; 0 (never -1) once it takes nothing, or the peer is gone.
+ */
+static void
+test_writev_some(void **state)
+{
+	static char	 big[65536];
+	char		 got[16], a[] = "abc", b[] = "defg";
+	struct iovec	 iov[2] = { { a, 3 }, { b, 4 } };
+	size_t		 n, total = 0;
+	int		 sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	assert_int_equal(util_set_nonblock(sv[0]), 0);
+	assert_int_equal(util_writev_some(sv[0], iov, 2), 7);
+	assert_int_equal(read(sv[1], got, sizeof got), 7);
+	assert_memory_equal(got, "abcdefg", 7);
+
+	/* Filled up: a partial count, then 0 with EAGAIN, nothing lost. */
+	memset(big, 'x', sizeof big);
+	iov[0].iov_base = big;
+	iov[0].iov_len = sizeof big;
+	while ((n = util_writev_some(sv[0], iov, 1)) > 0) {
+		assert_true(n <= sizeof big);
+		total += n;
+		assert_true(total < 64 * sizeof big);	/* it does fill up */
+	}
+	assert_int_equal(errno, EAGAIN);
+	assert_true(total > 0);
+
+	/* The peer gone: 0, not a signal or -1 (SIGPIPE ignored, as ours). */
+	signal(SIGPIPE, SIG_IGN);
+	close(sv[1]);
+	assert_int_equal(util_writev_some(sv[0], iov, 1), 0);
+	assert_true(errno == EPIPE || errno == ECONNRESET);
+	close(sv[0]);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_writev_some),
 		cmocka_unit_test(test_duration_bare_is_seconds),
 		cmocka_unit_test(test_duration_units),
 		cmocka_unit_test(test_duration_fractions),
