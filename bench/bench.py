@@ -584,6 +584,17 @@ def machine():
             "load": "%.2f %.2f %.2f" % os.getloadavg()}
 
 
+def cpu_ticks():
+    """All CPU time so far, and the part the hypervisor gave to others."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return sum(v), v[7]     # user nice system idle iowait irq softirq steal
+
+
+def steal_text(steal):
+    return ", ".join("%s %.0f%%" % (k, v) for k, v in steal.items())
+
+
 def table(rows):
     out = ["| metric | mprocd | reference | ratio | target | |",
            "| --- | ---: | --- | ---: | --- | --- |"]
@@ -636,6 +647,9 @@ def write_doc(path, rows, info, png_name, plan, elapsed):
         "Machine: %s, %d CPUs, %s MiB, %s, kernel %s; load average at "
         "start %s." % (info["cpu"], info["cpus"], "{:,}".format(
             info["mem_mib"]), info["os"], info["kernel"], info["load"]),
+        "CPU time the host gave to others meanwhile (steal, /proc/stat): "
+        "%s; beyond a few per cent, ratios move too." % steal_text(
+            info["steal"]),
         "Each figure is the median of %d runs (slow peers: %d) with "
         "min–max, or a percentile over all samples." % (
             plan.reps, plan.slow_reps),
@@ -676,8 +690,14 @@ def main():
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mprocd-bench.") as work:
         b = Bench(os.path.abspath(args.build), plan, work)
+        info["steal"] = {}
         for section in args.only.split(","):
+            total, stolen = cpu_ticks()
             getattr(b, section)()
+            t, st = cpu_ticks()
+            info["steal"][section] = 100.0 * (st - stolen) / max(t - total, 1)
+            log("  %s: %.1f%% of CPU time stolen by the host" % (
+                section, info["steal"][section]))
         elapsed = time.monotonic() - t0
         out = args.out or work
         os.makedirs(out, exist_ok=True)
