@@ -156,29 +156,16 @@ client_notice(struct client *c, const char *what)
 		    "client_pid=%d", what, (unsigned)c->uid, (int)c->pid);
 }
 
-/*
- * Queues a message (freed). With nothing queued before it, it is written
- * at once: the reply leaves now, not a loop later after an epoll_ctl, an
- * epoll_wait and another epoll_ctl. What the socket does not take, or an
- * error, is left to the bufferevent, which writes it (or reports the
- * error) as for any reply.
- */
+/* Sends a message (freed): gathered in a batch, else as bev_send() does. */
 static void
 client_send(struct client *c, char *msg, size_t len)
 {
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
 	struct iovec	 iov = { msg, len };
-	size_t		 off = 0;
 
-	if (c == batching) {
+	if (c == batching)
 		evbuffer_add(batch, msg, len);
-		free(msg);
-		return;
-	}
-	if (evbuffer_get_length(out) == 0)
-		off = util_writev_some(bufferevent_getfd(c->bev), &iov, 1);
-	if (off < len)
-		evbuffer_add(out, msg + off, len - off);
+	else
+		bev_send(c->bev, &iov, 1);
 	free(msg);
 }
 
@@ -190,11 +177,10 @@ client_unsent(struct client *c)
 	    (c == batching ? evbuffer_get_length(batch) : 0);
 }
 
-/* Ends c's batch: what was gathered is written, as client_send() does. */
+/* Ends c's batch: what was gathered is sent, as bev_send() does. */
 static void
 client_flush(struct client *c)
 {
-	struct evbuffer		*out;
 	struct evbuffer_iovec	 v[16];
 	struct iovec		 iov[16];
 	int			 i, n;
@@ -204,17 +190,13 @@ client_flush(struct client *c)
 	batching = NULL;
 	if (evbuffer_get_length(batch) == 0)
 		return;
-	out = bufferevent_get_output(c->bev);
-	if (evbuffer_get_length(out) == 0) {
-		n = evbuffer_peek(batch, -1, NULL, v, 16);
-		for (i = 0; i < n && i < 16; i++) {
-			iov[i].iov_base = v[i].iov_base;
-			iov[i].iov_len = v[i].iov_len;
-		}
-		evbuffer_drain(batch, util_writev_some(bufferevent_getfd(
-		    c->bev), iov, i));
+	n = evbuffer_peek(batch, -1, NULL, v, 16);
+	for (i = 0; i < n && i < 16; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
 	}
-	evbuffer_add_buffer(out, batch);
+	evbuffer_drain(batch, bev_write_now(c->bev, iov, i));
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), batch);
 }
 
 /*

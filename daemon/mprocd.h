@@ -3,6 +3,7 @@
 #define MPROCD_H
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <stdint.h>
 #include <stdio.h>
@@ -347,6 +348,9 @@ void		 supervisor_check_exit(void);
 void		 supervisor_check_ready(void);
 void		 supervisor_update_status(void);
 void		 supervisor_status_changed(void);
+size_t		 bev_write_now(struct bufferevent *, const struct iovec *,
+		    int);
+void		 bev_send(struct bufferevent *, const struct iovec *, int);
 
 /* systemd.c */
 int		 systemd_listen_fd(void);

@@ -304,6 +304,32 @@ pool_spare_new(struct pool *p)
 	return w;
 }
 
+/*
+ * The pool's workers, those of slots and then the spares; w NULL for the
+ * first. (Not for a loop that frees them.)
+ */
+static struct worker *
+pool_next_worker(struct pool *p, struct worker *w)
+{
+	struct worker	*n;
+
+	n = w == NULL ? TAILQ_FIRST(&p->workers) : TAILQ_NEXT(w, entry);
+	if (n == NULL && (w == NULL || !w->spare))
+		n = TAILQ_FIRST(&p->spares);
+	return n;
+}
+
+#define POOL_FOREACH_WORKER(w, p)					\
+	for ((w) = pool_next_worker((p), NULL); (w) != NULL;		\
+	    (w) = pool_next_worker((p), (w)))
+
+/* "worker" or "spare", for the log. */
+static const char *
+worker_kind(const struct worker *w)
+{
+	return w->spare ? "spare" : "worker";
+}
+
 /* Unlinks and frees a worker that has no process left. */
 static void
 worker_free(struct worker *w)
@@ -321,26 +347,16 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-/* A frame to the worker: written at once unless others wait before it. */
 static void
 worker_send(struct worker *w, uint32_t type, const struct proto_buf *b)
 {
-	struct evbuffer	*out;
 	uint8_t		 hdr[PROTO_HDRLEN];
 	struct iovec	 iov[2] = { { hdr, sizeof hdr }, { b->data, b->len } };
-	size_t		 off = 0;
 
 	if (w->bev == NULL)
 		return;
 	proto_hdr_pack(hdr, type, (uint32_t)b->len);
-	out = bufferevent_get_output(w->bev);
-	if (evbuffer_get_length(out) == 0)
-		off = util_writev_some(bufferevent_getfd(w->bev), iov, 2);
-	if (off < sizeof hdr)
-		evbuffer_add(out, hdr + off, sizeof hdr - off);
-	off = off > sizeof hdr ? off - sizeof hdr : 0;
-	if (off < b->len)
-		evbuffer_add(out, b->data + off, b->len - off);
+	bev_send(w->bev, iov, 2);
 }
 
 /* Hands a job to an idle worker. */
@@ -676,7 +692,7 @@ worker_spawn(struct worker *w)
 	w->said_hello = 0;
 	worker_started(w);
 	clog_debug(&ctx, "%s starting" LOG_KV "worker_pid=%d",
-	    w->spare ? "spare" : "worker", (int)pid);
+	    worker_kind(w), (int)pid);
 	return;
 
 fail:
@@ -809,11 +825,6 @@ pool_worker_ready(struct worker *w)
 }
 
 /*
- * Brings the pool's spares to spare_workers (none for a removed pool),
- * retiring first those least ready: without a process, then starting. New
- * ones start once the slots are up.
- */
-/*
  * Of the workers in list not already stopping, the one rank() puts highest
  * (the highest slot of those): the next to retire.
  */
@@ -849,6 +860,11 @@ slot_rank(const struct worker *w)
 	return w->state == WORKER_IDLE ? 3 : w->state == WORKER_BUSY ? 1 : 2;
 }
 
+/*
+ * Brings the pool's spares to spare_workers (none for a removed pool),
+ * retiring first those least ready: without a process, then starting. New
+ * ones start once the slots are up.
+ */
 static void
 pool_trim_spares(struct pool *p)
 {
@@ -954,12 +970,9 @@ pool_set_log_level(int level)
 
 	proto_buf_init(&b);
 	proto_put_u32(&b, (uint32_t)level);
-	TAILQ_FOREACH(p, &pools, entry) {
-		TAILQ_FOREACH(w, &p->workers, entry)
+	TAILQ_FOREACH(p, &pools, entry)
+		POOL_FOREACH_WORKER(w, p)
 			worker_send(w, PROTO_LOG_LEVEL, &b);
-		TAILQ_FOREACH(w, &p->spares, entry)
-			worker_send(w, PROTO_LOG_LEVEL, &b);
-	}
 	proto_buf_free(&b);
 }
 
@@ -1039,25 +1052,25 @@ pool_find_worker(pid_t pid)
 	struct pool	*p;
 	struct worker	*w;
 
-	TAILQ_FOREACH(p, &pools, entry) {
-		TAILQ_FOREACH(w, &p->workers, entry)
+	TAILQ_FOREACH(p, &pools, entry)
+		POOL_FOREACH_WORKER(w, p)
 			if (w->pid == pid)
 				return w;
-		TAILQ_FOREACH(w, &p->spares, entry)
-			if (w->pid == pid)
-				return w;
-	}
 	return NULL;
 }
 
-/*
- * A spare is counted only once it is being stopped, when mprocd has to
- * reap it before it exits; STATUS= and the log count the workers of slots.
- */
+/* A slot's worker with a process: STATUS= and the log count these. */
 static int
 worker_is_live(const struct worker *w)
 {
-	return w->pid > 0 && (!w->spare || w->stop != STOP_NONE);
+	return !w->spare && w->pid > 0;
+}
+
+/* A process of ours, spares too: mprocd exits once none is left. */
+static int
+worker_has_process(const struct worker *w)
+{
+	return w->pid > 0;
 }
 
 /* READY=1 waits for slots' workers, not for spares. */
@@ -1073,24 +1086,18 @@ worker_is_busy(const struct worker *w)
 	return w->job != NULL;
 }
 
-/* Workers of every pool that match, in slots and, if asked, spares. */
+/* Workers of every pool, spares too, that match. */
 static unsigned int
-pool_count(int (*match)(const struct worker *), int spares)
+pool_count(int (*match)(const struct worker *))
 {
 	struct pool	*p;
 	struct worker	*w;
 	unsigned int	 n = 0;
 
-	TAILQ_FOREACH(p, &pools, entry) {
-		TAILQ_FOREACH(w, &p->workers, entry)
+	TAILQ_FOREACH(p, &pools, entry)
+		POOL_FOREACH_WORKER(w, p)
 			if (match(w))
 				n++;
-		if (!spares)
-			continue;
-		TAILQ_FOREACH(w, &p->spares, entry)
-			if (match(w))
-				n++;
-	}
 	return n;
 }
 
@@ -1098,28 +1105,28 @@ pool_count(int (*match)(const struct worker *), int spares)
 unsigned int
 pool_count_live(void)
 {
-	return pool_count(worker_is_live, 0);
+	return pool_count(worker_is_live);
 }
 
 /* Processes of ours not yet reaped: slots' workers and spares. */
 unsigned int
 pool_count_processes(void)
 {
-	return pool_count(worker_is_live, 1);
+	return pool_count(worker_has_process);
 }
 
 /* Workers started but not yet ready. */
 unsigned int
 pool_count_starting(void)
 {
-	return pool_count(worker_is_starting, 0);
+	return pool_count(worker_is_starting);
 }
 
 /* Workers running a job. */
 unsigned int
 pool_count_busy(void)
 {
-	return pool_count(worker_is_busy, 0);
+	return pool_count(worker_is_busy);
 }
 
 /*
@@ -1143,16 +1150,11 @@ pool_reopen_logs(void)
 	struct pool	*p;
 	struct worker	*w;
 
-	TAILQ_FOREACH(p, &pools, entry) {
-		TAILQ_FOREACH(w, &p->workers, entry) {
+	TAILQ_FOREACH(p, &pools, entry)
+		POOL_FOREACH_WORKER(w, p) {
 			w->reopen_log = 1;
 			worker_reopen_log(w);
 		}
-		TAILQ_FOREACH(w, &p->spares, entry) {
-			w->reopen_log = 1;
-			worker_reopen_log(w);
-		}
-	}
 }
 
 /*
@@ -1185,10 +1187,10 @@ worker_crashed(struct worker *w, const char *how, uint64_t now)
 	if (how != NULL)
 		clog_warnx(&ctx, "%s exited" LOG_KV "why=crash%s" LOG_KV
 		    "worker_pid=%d" LOG_KV "restart_delay=%s",
-		    w->spare ? "spare" : "worker", how, (int)w->pid, delay);
+		    worker_kind(w), how, (int)w->pid, delay);
 	else
 		clog_warnx(&ctx, "%s could not be started" LOG_KV
-		    "restart_delay=%s", w->spare ? "spare" : "worker", delay);
+		    "restart_delay=%s", worker_kind(w), delay);
 	w->pid = 0;
 	tv = util_timeval(w->backoff);
 	if (w->timer != NULL)
@@ -1245,7 +1247,7 @@ pool_child_exited(pid_t pid, int status)
 	case STOP_SHUTDOWN:
 	case STOP_RETIRE:
 		clog_info(&ctx, "%s exited" LOG_KV "why=%s%s" LOG_KV
-		    "worker_pid=%d", w->spare ? "spare" : "worker",
+		    "worker_pid=%d", worker_kind(w),
 		    w->stop == STOP_SHUTDOWN ? "shutdown" : "retired", how,
 		    (int)pid);
 		w->pid = 0;

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+
 #include "mprocd.h"
 #include "util.h"
 #include "xmalloc.h"
@@ -97,6 +99,39 @@ static void
 supervisor_status_timer(evutil_socket_t fd, short events, void *arg)
 {
 	supervisor_update_status();
+}
+
+/*
+ * What bev's socket takes of iov[n] now, if nothing is queued before it:
+ * written at once, not a loop pass later after an epoll_ctl, an epoll_wait
+ * and another epoll_ctl. Returns the bytes written; the caller queues the
+ * rest (an error too: the bufferevent meets it again and reports it).
+ */
+size_t
+bev_write_now(struct bufferevent *bev, const struct iovec *iov, int n)
+{
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return 0;
+	return util_writev_some(bufferevent_getfd(bev), iov, n);
+}
+
+/* Sends iov[n] on bev: what the socket takes at once, the rest queued. */
+void
+bev_send(struct bufferevent *bev, const struct iovec *iov, int n)
+{
+	struct evbuffer	*out = bufferevent_get_output(bev);
+	size_t		 off = bev_write_now(bev, iov, n);
+	int		 i;
+
+	for (i = 0; i < n; i++) {
+		if (off >= iov[i].iov_len) {
+			off -= iov[i].iov_len;
+			continue;
+		}
+		evbuffer_add(out, (const char *)iov[i].iov_base + off,
+		    iov[i].iov_len - off);
+		off = 0;
+	}
 }
 
 /*
