@@ -96,14 +96,18 @@ def as_other_user(*argv):
 
 def conf(main="", level="debug", **pools):
     """A configuration logging to stderr at level; ';' separates lines of a
-    section, and a key in main replaces the default one. Without pools, one
-    pool "default" of 2 workers."""
+    section, and a key in main replaces the default one. A pool is its
+    lines (written as given, bad ones too) or its number of workers.
+    Without pools, one pool "default" of 2 workers."""
     keys = {"log_target": "stderr", "log_level": level}
     for line in filter(None, (l.strip() for l in main.split(";"))):
-        k, _, v = line.partition("=")
+        k, eq, v = line.partition("=")
+        assert eq, "not KEY = VALUE in main: %r" % line
         keys[k.strip()] = v.strip()
     text = "[mprocd]\n" + "".join("%s = %s\n" % kv for kv in keys.items())
-    for name, body in (pools or {"default": "workers = 2"}).items():
+    for name, body in (pools or {"default": 2}).items():
+        if isinstance(body, int):
+            body = "workers = %d" % body
         text += "[pool %s]\n" % name
         text += "".join(l.strip() + "\n" for l in body.split(";")
                         if l.strip())
@@ -273,14 +277,7 @@ class Conn:
         return reply.get("parameters", {})
 
 
-DEFAULT_CONFIG = """
-[mprocd]
-log_target = stderr
-log_level = debug
-
-[pool default]
-workers = 2
-"""
+DEFAULT_CONFIG = conf()
 
 
 class Daemon:

@@ -33,8 +33,8 @@ import time
 import unittest
 
 from mprocd_test import (MPROCCTL, TIMEOUT, Conn, DaemonTestCase,
-                         VarlinkError, alive, asan_build, children, fd_list,
-                         main, proc_status, wait_for)
+                         VarlinkError, alive, asan_build, children, conf,
+                         fd_list, main, proc_status, wait_for)
 
 
 ASAN = asan_build()
@@ -62,16 +62,13 @@ MARK = "chaos-%d-%08x" % (os.getpid(), random.SystemRandom().getrandbits(32))
 MARK_ENV = b"MPROCD_CHAOS=" + MARK.encode()
 
 
-def config(workers, retries, jobs):
+def config(workers, retries, jobs, level="info"):
     # Restarts fast and often: the pool goes degraded (more than
     # crash_limit deaths), which only caps the backoff at 20ms.
-    return ("[mprocd]\nlog_target = stderr\nlog_level = info\n"
-            "keep_finished = %d\n"
-            "[pool default]\nworkers = %d\nretries = %d\n"
-            "queue_limit = %d\n"
-            "restart_delay = 2ms\nrestart_delay_max = 20ms\n"
-            "kill_grace = 1s\n" % (max(10000, jobs), workers, retries,
-                                     max(100000, jobs)))
+    return conf("keep_finished = %d" % max(10000, jobs), level=level,
+                default="workers = %d; retries = %d; queue_limit = %d; "
+                "restart_delay = 2ms; restart_delay_max = 20ms; "
+                "kill_grace = 1s" % (workers, retries, max(100000, jobs)))
 
 
 # --- Processes, from /proc ---------------------------------------------------
@@ -758,8 +755,7 @@ class ChaosTestCase(DaemonTestCase):
         return lines[0]
 
     def test_kill9_of_supervisor_with_jobs_running(self):
-        d = self.start(config(3, 0, 100).replace("log_level = info",
-                                                 "log_level = debug"))
+        d = self.start(config(3, 0, 100, level="debug"))
         c = d.connect()
         f = lambda name: os.path.join(d.dir, name)
 

@@ -2,10 +2,11 @@
 
 import json
 import os
+import re
 import subprocess
 import unittest
 
-from mprocd_test import MPROCCTL, DaemonTestCase, main
+from mprocd_test import MPROCCTL, DaemonTestCase, conf, main
 
 
 def ctl(*args, env=None):
@@ -13,14 +14,20 @@ def ctl(*args, env=None):
                           text=True, timeout=30, env=env)
 
 
+def table_pid(out):
+    """The pid in the first line of status's table ("mprocd V, pid N, ..."),
+    or None: which mprocd answered."""
+    m = re.match(r"mprocd \S+, pid (\d+),", out)
+    return m and int(m.group(1))
+
+
 class TestMprocctl(DaemonTestCase):
 
     def test_status_table(self):
-        d = self.daemon("[mprocd]\nlog_target = stderr\n[pool web]\n"
-                        "workers = 2\n")
+        d = self.daemon(conf(level="info", web=2))
         r = ctl("-s", d.sock, "status")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("pid %d" % d.pid, r.stdout)
+        self.assertEqual(table_pid(r.stdout), d.pid, r.stdout)
         self.assertIn("pool web: 2 workers, 0 queued", r.stdout)
         for w in d.status()["pools"][0]["workers"]:
             self.assertRegex(r.stdout, r"\n  %s +%d idle " % (w["name"],
@@ -38,6 +45,8 @@ class TestMprocctl(DaemonTestCase):
         d = self.daemon()
         r = ctl("status", env=dict(os.environ, MPROCD_SOCKET=d.sock))
         self.assertEqual(r.returncode, 0, r.stderr)
+        # Not another mprocd, on the default socket.
+        self.assertEqual(table_pid(r.stdout), d.pid, r.stdout)
 
     def test_cannot_connect(self):
         r = ctl("-s", "/nonexistent/mprocd.sock", "status")

@@ -5,7 +5,7 @@ import subprocess
 import tempfile
 import unittest
 
-from mprocd_test import MPROCD, DaemonTestCase, main
+from mprocd_test import MPROCD, DaemonTestCase, conf, main
 
 SRCDIR = os.environ.get("MPROCD_SRCDIR", ".")
 
@@ -42,21 +42,21 @@ class TestCommandLine(unittest.TestCase):
         self.assertIn("unexpected argument 'extra'", r.stderr)
 
     def test_shipped_config_is_valid(self):
-        conf = os.path.join(SRCDIR, "conf", "mprocd.conf")
-        r = run("--check-config", "-c", conf)
+        path = os.path.join(SRCDIR, "conf", "mprocd.conf")
+        r = run("--check-config", "-c", path)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, "%s: OK\n" % conf)
+        self.assertEqual(r.stdout, "%s: OK\n" % path)
 
     def test_shipped_config_states_every_default(self):
         """conf/mprocd.conf shows each key with its real default."""
-        conf = os.path.join(SRCDIR, "conf", "mprocd.conf")
+        path = os.path.join(SRCDIR, "conf", "mprocd.conf")
         empty = write("")
         self.addCleanup(os.unlink, empty)
         env = dict(os.environ, XDG_RUNTIME_DIR="/run/user/test")
         defaults = run("--print-config", "-c", empty, env=env).stdout
-        shipped = run("--print-config", "-c", conf, env=env).stdout
+        shipped = run("--print-config", "-c", path, env=env).stdout
         self.assertEqual(shipped, defaults)
-        with open(conf) as f:
+        with open(path) as f:
             text = f.read()
         for line in defaults.splitlines():
             if " = " in line and not line.startswith("socket ="):
@@ -138,13 +138,11 @@ class TestStartup(DaemonTestCase):
         self.assertEqual(pools[0]["size"], 4)
 
     def test_workers_auto(self):
-        d = self.daemon("[mprocd]\nlog_target = stderr\n"
-                        "[pool cpu]\nworkers = auto\n")
+        d = self.daemon(conf(level="info", cpu="workers = auto"))
         self.assertEqual(d.pool("cpu")["size"], os.cpu_count())
 
     def test_log_level_filters(self):
-        d = self.daemon("[mprocd]\nlog_target = stderr\nlog_level = warning"
-                        "\n[pool a]\nworkers = 1\n")
+        d = self.daemon(conf(level="warning", a=1))
         d.stop()
         self.assertNotIn(" info ", d.log())
 
@@ -152,8 +150,7 @@ class TestStartup(DaemonTestCase):
         d = self.daemon(start=False)
         logfile = os.path.join(d.dir, "file.log")
         with open(d.conf, "w") as f:
-            f.write("[mprocd]\nlog_target = file:%s\n[pool a]\nworkers = 2\n"
-                    % logfile)
+            f.write(conf("log_target = file:" + logfile, level="info", a=2))
         d.start()
         self.assertEqual(d.stop(), 0)
         with open(logfile) as f:

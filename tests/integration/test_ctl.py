@@ -11,21 +11,11 @@ import sys
 import tempfile
 import unittest
 
-from mprocd_test import MPROCCTL, TIMEOUT, DaemonTestCase, main, wait_for
+from mprocd_test import (MPROCCTL, TIMEOUT, DaemonTestCase, conf, main,
+                         wait_for)
 
-CONFIG = """
-[mprocd]
-log_target = stderr
-log_level = debug
-
-[pool default]
-workers = 2
-max_output = 4M
-
-[pool small]
-workers = 1
-queue_limit = 2
-"""
+CONFIG = conf(default="workers = 2; max_output = 4M",
+              small="workers = 1; queue_limit = 2")
 
 PY = sys.executable
 

@@ -2,8 +2,10 @@
 keeps working on another connection: half messages that stall, oversize
 messages, garbage, deep JSON, every wrong type in every parameter of every
 method (generated from the interface text), huge argv/env/stdin, invalid
-UTF-8, a flood of connections past max_clients, clients that vanish (FIN
-and reset), a client that never reads its replies; and hygiene: no
+UTF-8, a flood of connections past max_clients (and another user's flood,
+which must leave root its reserve), clients that vanish (FIN and reset),
+clients that half-close (SHUT_WR) and still get every reply, a client that
+never reads its replies; and hygiene: no
 descriptor leaked into jobs or left open in the supervisor, no zombie, the
 supervisor's memory bounded with 100,000 queued jobs.
 
@@ -38,13 +40,15 @@ import re
 import select
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
 
-import mprocd_test
-from mprocd_test import (TIMEOUT, WAIT, JobsTestCase, VarlinkError,
-                         asan_build, fd_count, main, proc_status, wait_for)
+from mprocd_test import (OTHER_UID, TIMEOUT, WAIT, JobsTestCase,
+                         VarlinkError, as_other_user, asan_build, conf,
+                         fd_count, main, other_user_python, proc_status,
+                         wait_for)
 
 INVALID = "org.varlink.service.InvalidParameter"
 
@@ -57,9 +61,10 @@ BYSTANDER_MIN_SEC = 0.6
 INT64_MAX = 2 ** 63 - 1
 INT64_MIN = -2 ** 63
 MiB = 1 << 20
-# Connections root may open beyond max_clients (CLIENT_RESERVE in
-# control.c; mprocd.conf(5) max_clients). These tests run as root.
-ROOT_RESERVE = 4 if os.geteuid() == 0 else 0
+# Connections beyond max_clients kept for root and the daemon's own user
+# (CLIENT_RESERVE in control.c; mprocd.conf(5) max_clients): the tests'
+# clients are always one or the other, as they start the daemon.
+RESERVE = 4
 
 FIGURES = []
 
@@ -90,9 +95,25 @@ print(sys.argv[1], sorted(fds))
 '''
 
 
-def conf(main="", **pools):
-    """mprocd_test.conf, logging at info unless main says otherwise."""
-    return mprocd_test.conf(main, level="info", **pools)
+# Opens argv[2] connections to the socket argv[1], prints how many
+# answered a Status, and holds them all until its stdin closes.
+FLOOD = r'''
+import socket, sys
+conns, answered = [], 0
+for _ in range(int(sys.argv[2])):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(20)
+    s.connect(sys.argv[1])
+    conns.append(s)
+for s in conns:
+    try:
+        s.sendall(b'{"method": "io.mprocd.Status"}\0')
+        answered += s.recv(65536) != b""
+    except OSError:
+        pass
+print(answered, flush=True)
+sys.stdin.read()
+'''
 
 
 def msg(method, parameters=None, **flags):
@@ -369,14 +390,16 @@ class TestStall(Hostile):
 
     def test_half_messages_stall(self):
         """Half messages hold slots until message_timeout closes them;
-        others are served, and the slots come back."""
+        others are served, and the slots come back. A message completed in
+        time is served; one dripped a byte at a time is timed from its
+        first byte; an idle connection is not a stalled message."""
         self.start(conf("max_clients = 8; message_timeout = 1s",
-                        default="workers = 3"))
+                        level="info", default="workers = 3"))
         gate = self.gate("g")
         with self.bystander():
             # Every slot taken: self.c and the bystander, the finisher,
             # the pending and the idle one below, and stalled clients.
-            slots = 8 + ROOT_RESERVE
+            slots = 8 + RESERVE
             halves = [b'{"method": "io.mprocd.Sta', b"{", b" ",
                       b'{"method": "io.mprocd.Submit", "parameters": '
                       b'{"argv": ["echo", "', b'{"a": "' + b"x" * 30000,
@@ -388,10 +411,12 @@ class TestStall(Hostile):
                 c = self.fresh()
                 c.send_raw(h)
                 stalled.append(c)
-            # One completes in time (and then starts another), one waits
-            # on a pending Wait with half a message behind it.
+            # One completes a Submit in time (and then starts another
+            # message), one waits on a pending Wait with half a message
+            # behind it.
             finisher = self.fresh()
-            finisher.send_raw(b'{"method": "io.mprocd.Sta')
+            finisher.send_raw(b'{"method": "io.mprocd.Submit", '
+                              b'"parameters": {"argv": ["echo", ')
             pending = self.fresh()
             pending.send_raw(msg("io.mprocd.Wait", {"ids": [gate]})
                              + b'{"method": "io.m')
@@ -401,8 +426,8 @@ class TestStall(Hostile):
             self.assertLess(time.monotonic() - t0, 0.9,
                             "too slow to test the slots before the timeout")
             time.sleep(0.5)
-            finisher.send_raw(b'tus"}\0')
-            self.assertIn("pools", finisher.recv()["parameters"])
+            finisher.send_raw(b'"late"]}}\0')
+            late = finisher.recv()["parameters"]["id"]
             t1 = time.monotonic()
             finisher.send_raw(b'{"method": "io.mprocd.Sta')
             for c in stalled:
@@ -413,7 +438,12 @@ class TestStall(Hostile):
             self.assertTrue(closed(finisher.sock))
             # Timed from the first byte of its second message.
             self.assertGreaterEqual(time.monotonic() - t1, 0.9)
-            # The slots are free again; the idle one stays.
+            # The late Submit ran.
+            self.assertEqual(self.wait([late])[0]["state"], "succeeded")
+            r = self.c.call("io.mprocd.Get", {"id": late})
+            self.assertEqual(base64.b64decode(r["stdout"]), b"late\n")
+            # The slots are free again; the idle one, older than the
+            # timeout, stays.
             self.assertIn("pools", self.fresh().call("io.mprocd.Status"))
             self.assertIn("pools", idle.call("io.mprocd.Status"))
             # Half a message behind a pending Wait: closed at some point
@@ -427,6 +457,19 @@ class TestStall(Hostile):
                 self.assertEqual(r["parameters"]["jobs"][0]["state"],
                                  "succeeded")
                 self.assertTrue(closed(pending.sock))
+            # A message dripped a byte at a time, each well within the
+            # timeout: closed, timed from its first byte.
+            drip = self.fresh()
+            status = msg("io.mprocd.Status")
+            t2 = time.monotonic()
+            with self.assertRaises(OSError):
+                for b in status:
+                    drip.send_raw(bytes([b]))
+                    time.sleep(0.05)
+            self.assertTrue(drip.closed_by_peer())
+            dripped = time.monotonic() - t2
+            self.assertLess(dripped, len(status) * 0.05)
+            self.assertIn("pools", idle.call("io.mprocd.Status"))
             figure("test_half_messages_stall",
                    "%d stalled clients closed %.2fs after their first "
                    "byte (message_timeout 1s); half a message behind a "
@@ -434,17 +477,21 @@ class TestStall(Hostile):
                        len(stalled), took,
                        "closed while pending" if early else
                        "kept until the Wait was answered, then closed"))
-            for c in stalled + [finisher, pending, idle]:
+            figure("test_half_messages_stall", "a message dripped a byte "
+                   "every 50ms closed after %.2fs" % dripped)
+            for c in stalled + [finisher, pending, idle, drip]:
                 c.close()
-        self.assertIn("message not completed within message_timeout (1s), "
-                      "closing the connection", self.d.log())
+        self.assertIn("client error: message not completed within "
+                      "message_timeout (1s), closing the connection",
+                      self.d.log())
         self.finish()
 
 
 class TestOversize(Hostile):
 
     def test_oversize_messages(self):
-        self.start(conf("max_message = 64K", default="workers = 3"))
+        self.start(conf("max_message = 64K", level="info",
+                        default="workers = 3"))
         limit = 64 * 1024
         gate = self.gate("g")
         with self.bystander():
@@ -457,6 +504,28 @@ class TestOversize(Hostile):
                 kind, r = self.outcome(data)
                 self.assertEqual(kind, "reply" if served else "closed",
                                  "message of %d bytes" % size)
+            # The same with a Submit: it runs whole, or makes no job.
+            before = {j["id"] for j in self.others()}
+            made = set()
+            empty = msg("io.mprocd.Submit", {"argv": ["echo", ""]})
+            for size, served in ((limit, True), (limit + 1, False)):
+                arg = "s" * (size - len(empty))
+                data = msg("io.mprocd.Submit", {"argv": ["echo", arg]})
+                self.assertEqual(len(data), size)
+                kind, r = self.outcome(data)
+                self.assertEqual(kind, "reply" if served else "closed",
+                                 "Submit of %d bytes" % size)
+                if served:
+                    jid = r["parameters"]["id"]
+                    made.add(jid)
+                    self.assertEqual(self.wait([jid])[0]["state"],
+                                     "succeeded")
+                    r = self.c.call("io.mprocd.Get", {"id": jid})
+                    self.assertEqual(base64.b64decode(r["stdout"]),
+                                     arg.encode() + b"\n")
+            self.assertEqual({j["id"] for j in self.others()},
+                             before | made, "a job was made from an "
+                             "oversize Submit")
             # A valid call, then an oversize one in the same write: the
             # first is answered, then the connection closed.
             c = self.fresh()
@@ -517,7 +586,7 @@ class TestOversize(Hostile):
 class TestGarbage(Hostile):
 
     def test_garbage(self):
-        self.start(conf())
+        self.start(conf(level="info"))
         rnd = random.Random(1234)
         junk = []
         # Random binary, ended by a NUL (anything before it is the message).
@@ -564,7 +633,7 @@ class TestDeepJson(Hostile):
         """jansson stops at 2048 levels: deeper is not valid JSON to it
         (the connection is closed), shallower is parsed and refused as an
         invalid parameter. Either way: no crash, no stack overflow."""
-        self.start(conf())
+        self.start(conf(level="info"))
         cases = [
             (b"[" * 100000 + b"\0", None),
             (b"[" * 100000 + b"]" * 100000 + b"\0", None),
@@ -716,7 +785,7 @@ HUGE_NUMBERS = ["9223372036854775808", "-9223372036854775809",
 class TestWrongTypes(Hostile):
 
     def setUp(self):
-        self.start(conf(default="workers = 2"))
+        self.start(conf(level="info", default="workers = 2"))
         self.done = self.c.call("io.mprocd.Submit",
                                 {"argv": ["true"]})["id"]
         self.c.call("io.mprocd.Wait", {"ids": [self.done]})
@@ -946,7 +1015,8 @@ class TestHugeCalls(Hostile):
         (InvalidParameter; or, past what execve takes, failed with status
         127 and a message)."""
         mm = 1 * MiB
-        self.start(conf("max_message = 1M", default="workers = 2"))
+        self.start(conf("max_message = 1M", level="info",
+                        default="workers = 2"))
         sh = ["sh", "-c"]
         results = []
         with self.bystander():
@@ -1061,7 +1131,7 @@ class TestUnicode(Hostile):
         error (InvalidParameter naming the field, or the connection closed
         with "not valid JSON" logged) and never a job, so never an argv
         cut at a NUL."""
-        self.start(conf())
+        self.start(conf(level="info"))
         bad = [b"\xff", b"\xfe\xff", b"\x80", b"a\xc3", b"\xc3(",
                b"\xc0\xaf", b"\xc1\xbf", b"\xe0\x80\xaf", b"\xf0\x80\x80\xaf",
                b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xf4\x90\x80\x80",
@@ -1123,12 +1193,38 @@ class TestUnicode(Hostile):
 class TestFlood(Hostile):
 
     def test_flood_past_max_clients(self):
-        """200 connections from 20 threads with max_clients 16: those past
-        the limit are closed at once, those in are answered, the bystander
-        is answered, and once the flood goes new clients get in."""
-        self.start(conf("max_clients = 16"))
+        """Connections one at a time: exactly max_clients and the reserve
+        get in and run jobs, the next is closed, and a slot let go is taken
+        again. Then 200 connections from 20 threads: those past the limit
+        are closed at once, those in are answered, the bystander is
+        answered, and once the flood goes new clients get in."""
+        self.start(conf("max_clients = 16", level="info"))
         n, nthreads = 200, 20
         with self.bystander():
+            # self.c and the bystander hold two slots.
+            held = [self.fresh() for _ in range(16 + RESERVE - 2)]
+            ids = [self.submit(["true"], c=c) for c in held]
+            self.assertTrue(self.fresh().closed_by_peer(),
+                            "a connection past max_clients was kept")
+            for c, jid in zip(held, ids):
+                self.assertEqual(self.wait([jid], c)[0]["state"],
+                                 "succeeded")
+            held.pop().close()
+
+            def can_submit():
+                c = self.fresh()
+                try:
+                    return self.submit(["true"], c=c)
+                except (OSError, ConnectionError):
+                    return False
+                finally:
+                    c.close()
+            wait_for(can_submit, "a slot to free up")
+            for c in held:
+                c.close()
+            wait_for(lambda: fd_count(self.pid) == self.baseline_fds + 1,
+                     "the held connections to be let go", timeout=10)
+
             conns = [None] * n
             fate = [None] * n
             go = threading.Barrier(nthreads)
@@ -1159,8 +1255,7 @@ class TestFlood(Hostile):
             answered = fate.count("answered")
             refused = fate.count("closed")
             self.assertEqual(answered + refused, n, set(fate))
-            # self.c and the bystander hold two slots.
-            self.assertLessEqual(answered, 16 + ROOT_RESERVE - 2)
+            self.assertLessEqual(answered, 16 + RESERVE - 2)
             self.assertGreaterEqual(answered, 16 - 2)
             # Those in are still served; a newcomer is not let in.
             for s, f in zip(conns, fate):
@@ -1180,7 +1275,53 @@ class TestFlood(Hostile):
             figure("test_flood_past_max_clients",
                    "%d connections in %.2fs: %d answered, %d refused"
                    % (n, took, answered, refused))
-        self.assertIn("refused a client: max_clients reached", self.d.log())
+        self.assertRegex(self.d.log(), r'refused a client: max_clients '
+                         r'reached" max_clients=16 uid=%d client_pid=%d'
+                         % (os.geteuid(), os.getpid()))
+        self.finish()
+
+    def test_flood_does_not_lock_out_root(self):
+        """Another user's flood gets max_clients, no more; root still gets
+        in, on the connections kept for it beyond max_clients."""
+        python = other_user_python()
+        self.start(conf("socket_mode = 0666; max_clients = 5",
+                        level="info"))
+        os.chmod(self.d.dir, 0o755)
+        with self.bystander():
+            # self.c and the bystander hold two slots: three are left for
+            # uid 65534, which opens 20 connections and holds them until
+            # told to go.
+            flood = subprocess.Popen(as_other_user(
+                python, "-c", FLOOD, self.d.sock, "20"),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                answered = int(flood.stdout.readline())
+                self.assertEqual(answered, 3, "max_clients not applied to "
+                                 "uid %d" % OTHER_UID)
+                held = [self.fresh() for _ in range(RESERVE)]
+                for c in held:
+                    self.assertIn("pools", c.call("io.mprocd.Status"))
+                self.assertTrue(self.fresh().closed_by_peer(),
+                                "a connection past the reserve was kept")
+            finally:
+                flood.stdin.close()
+                flood.wait()
+                flood.stdout.close()
+            for c in held:
+                c.close()
+
+            def can_call():
+                c = self.fresh()
+                try:
+                    return "pools" in c.call("io.mprocd.Status")
+                except (OSError, ConnectionError):
+                    return False
+                finally:
+                    c.close()
+            wait_for(can_call, "the flood's slots to free up")
+        self.assertRegex(self.d.log(), r'refused a client: max_clients '
+                         r'reached" max_clients=5 uid=%d client_pid=%d'
+                         % (OTHER_UID, flood.pid))
         self.finish()
 
 
@@ -1220,7 +1361,7 @@ class TestVanishing(Hostile):
         mid-message, some mid-Wait with more, some after a Submit whose
         reply they never read: every descriptor is let go while the Wait's
         job still runs, and every vanished client's job still runs."""
-        self.start(conf(default="workers = 3"))
+        self.start(conf(level="info", default="workers = 3"))
         gate = self.gate("g")
         kinds = (["fin"] * 60 + ["rst"] * 60 + ["half-message"] * 40
                  + ["wait-more-fin"] * 40 + ["wait-more-rst"] * 40
@@ -1290,7 +1431,8 @@ class TestVanishing(Hostile):
         Reproducer of the old bug: max_message = 64K; Wait on a running job, then 200 KiB
         of Status calls, then close(): /proc/PID/fd keeps the socket until
         the job finishes."""
-        self.start(conf("max_message = 64K", default="workers = 2"))
+        self.start(conf("max_message = 64K", level="info",
+                        default="workers = 2"))
         gate = self.gate("g")
         v = self.fresh()
         v.send_raw(msg("io.mprocd.Wait", {"ids": [gate]}))
@@ -1313,6 +1455,50 @@ class TestVanishing(Hostile):
         self.finish()
 
 
+class TestHalfClosed(Hostile):
+
+    def test_half_closed_client_gets_every_reply(self):
+        """Clients that pipeline calls and then shut down their sending
+        side get every reply, in order, then the end of the stream: one
+        whose calls are answered at once, and one whose first call is a
+        Wait on a running job (its end of input is not a vanished client:
+        it is kept until the Wait is answered)."""
+        self.start(conf(level="info"))
+        gate = self.gate("g")
+        n = 2000
+        with self.bystander():
+            c = self.fresh()
+            c.send_raw(msg("io.mprocd.Status") * n)
+            c.sock.shutdown(socket.SHUT_WR)
+            got = 0
+            while True:
+                r = c.recv()
+                if r is None:
+                    break
+                self.assertEqual(r["parameters"]["pid"], self.pid)
+                got += 1
+            self.assertEqual(got, n)
+
+            w = self.fresh()
+            w.send_raw(msg("io.mprocd.Wait", {"ids": [gate]})
+                       + msg("io.mprocd.Status")
+                       + msg("io.mprocd.Get", {"id": gate}))
+            w.sock.shutdown(socket.SHUT_WR)
+            # Nothing yet, not even the end of the stream.
+            w.sock.settimeout(0.3)
+            with self.assertRaises(socket.timeout):
+                w.sock.recv(1)
+            w.sock.settimeout(TIMEOUT)
+            self.release("g")
+            self.assertEqual(w.recv()["parameters"]["jobs"][0]["state"],
+                             "succeeded")
+            self.assertEqual(w.recv()["parameters"]["pid"], self.pid)
+            job = w.recv()["parameters"]["job"]
+            self.assertEqual((job["id"], job["state"]), (gate, "succeeded"))
+            self.assertIsNone(w.recv())
+        self.finish()
+
+
 class TestNeverReads(Hostile):
 
     def test_client_that_never_reads(self):
@@ -1323,7 +1509,7 @@ class TestNeverReads(Hostile):
         then resets the connection with thousands unanswered, all is let
         go."""
         mm = 2 * MiB
-        self.start(conf("max_message = 2M",
+        self.start(conf("max_message = 2M", level="info",
                         default="workers = 2; max_output = 1M"))
         big_data = random.Random(5).randbytes(MiB)
         path = self.path("big")
@@ -1424,7 +1610,7 @@ class TestHygiene(Hostile):
         run."""
         n = QUEUED
         # keep_finished: the bystander's jobs must outlive the cancelled.
-        self.start(conf("log_level = notice; keep_finished = %d" % (2 * n),
+        self.start(conf("keep_finished = %d" % (2 * n), level="notice",
                         gated="workers = 1; queue_limit = %d" % n,
                         default="workers = 1"))
         self.gate("g", pool="gated")
@@ -1524,7 +1710,7 @@ class TestBigReplies(Hostile):
         self.assertEqual(self.d.pool("gated")["queued"], n)
 
     def config(self, n):
-        return conf("log_level = notice; max_message = 64K",
+        return conf("max_message = 64K", level="notice",
                     gated="workers = 1; queue_limit = %d" % n,
                     default="workers = 1")
 

@@ -28,7 +28,7 @@ import tempfile
 import unittest
 import uuid
 
-from mprocd_test import TIMEOUT, DaemonTestCase, main, wait_for
+from mprocd_test import TIMEOUT, DaemonTestCase, conf, main, wait_for
 
 JOURNALD_PATHS = ("/lib/systemd/systemd-journald",
                   "/usr/lib/systemd/systemd-journald")
@@ -192,11 +192,6 @@ class Journald:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def conf(target, workers=2):
-    return ("[mprocd]\nlog_target = %s\nlog_level = debug\n\n"
-            "[pool p]\nworkers = %d\n" % (target, workers))
-
-
 class JournalTestCase(DaemonTestCase):
 
     def setUp(self):
@@ -209,7 +204,7 @@ class JournalTestCase(DaemonTestCase):
             skip_all(reason)
 
     def start(self, target, wrapper=(), workers=2, **kw):
-        self.d = self.daemon(conf(target, workers),
+        self.d = self.daemon(conf("log_target = " + target, p=workers),
                              wrapper=self.jd.nsenter() + list(wrapper), **kw)
         self.c = self.d.connect()
         st = self.d.status()
@@ -539,7 +534,7 @@ class TestStream(JournalTestCase):
     def test_auto_with_stale_journal_stream_uses_stderr(self):
         """JOURNAL_STREAM inherited from a service but stderr redirected
         elsewhere: not the journal, and no "<N>" prefixes."""
-        d = self.daemon(conf("auto", 1), start=False)
+        d = self.daemon(conf("log_target = auto", p=1), start=False)
         open(d.logpath, "ab").close()
         log, cf = os.stat(d.logpath), os.stat(d.conf)
         # The device stderr is on, another inode.

@@ -14,7 +14,7 @@ import subprocess
 import threading
 from datetime import datetime
 
-from mprocd_test import TIMEOUT, DaemonTestCase, main, wait_for
+from mprocd_test import TIMEOUT, DaemonTestCase, conf, main, wait_for
 
 LOG_HAMMER = os.environ.get("LOG_HAMMER", "tests/helpers/log-hammer")
 RECORD_MAX = 4096       # LOG_RECORD_MAX, the newline included
@@ -231,11 +231,6 @@ class TestHammer(DaemonTestCase):
 
 # --- The daemon -----------------------------------------------------------
 
-def file_conf(path, workers=4):
-    return ("[mprocd]\nlog_target = file:%s\nlog_level = debug\n"
-            "[pool default]\nworkers = %d\n" % (path, workers))
-
-
 class Rotator:
     """Renames path to path.1, path.2, ... and sends the daemon SIGUSR1
     after each rename, like logrotate."""
@@ -278,7 +273,7 @@ class DaemonLogTestCase(DaemonTestCase):
         self.d = self.daemon(start=False)
         self.path = os.path.join(self.d.dir, "file.log")
         with open(self.d.conf, "w") as f:
-            f.write(file_conf(self.path, workers))
+            f.write(conf("log_target = file:" + self.path, default=workers))
         self.d.start()
         return self.d
 

@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import threading
 
-from mprocd_test import DaemonTestCase, main, wait_for
+from mprocd_test import DaemonTestCase, conf, main, wait_for
 
 JOBS = 1200
 ROTATIONS = 5
@@ -34,8 +34,8 @@ class TestLogrotate(DaemonTestCase):
             self.skipTest("SKIPPED: logrotate is not installed "
                           "(apt-get install logrotate)")
 
-    def rotate(self, conf, state):
-        r = subprocess.run(["logrotate", "-f", "-s", state, conf],
+    def rotate(self, rules, state):
+        r = subprocess.run(["logrotate", "-f", "-s", state, rules],
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
 
@@ -43,12 +43,11 @@ class TestLogrotate(DaemonTestCase):
         d = self.daemon(start=False)
         logfile = os.path.join(d.dir, "file.log")
         with open(d.conf, "w") as f:
-            f.write("[mprocd]\nlog_target = file:%s\nlog_level = debug\n"
-                    "[pool default]\nworkers = 3\n" % logfile)
+            f.write(conf("log_target = file:" + logfile, default=3))
         d.start()
-        conf = os.path.join(d.dir, "logrotate.conf")
+        rules = os.path.join(d.dir, "logrotate.conf")
         state = os.path.join(d.dir, "logrotate.state")
-        with open(conf, "w") as f:
+        with open(rules, "w") as f:
             f.write("%s {\n    rotate 100\n    compress\n    delaycompress\n"
                     "    missingok\n    postrotate\n"
                     "        kill -USR1 %d\n    endscript\n}\n"
@@ -76,7 +75,7 @@ class TestLogrotate(DaemonTestCase):
         rotations = 0
         while t.is_alive() or rotations < ROTATIONS:
             wait_for(lambda: os.path.exists(logfile), "the log file")
-            self.rotate(conf, state)
+            self.rotate(rules, state)
             rotations += 1
             t.join(0.05)
         self.assertEqual(failure, [])

@@ -13,26 +13,11 @@ import signal
 import threading
 
 from mprocd_test import (TIMEOUT, WAIT, JobsTestCase, VarlinkError, alive,
-                         main, wait_for)
+                         conf, main, wait_for)
 
 FAILED = "io.mprocd.ReloadFailed"
 NO_POOL = "io.mprocd.NoSuchPool"
 LIVE = ("starting", "idle", "busy")
-
-
-def conf(pools, main=(), level="debug"):
-    """A configuration logging to stderr at level: main is lines for
-    [mprocd]; pools maps a name to its workers (int) or its lines (str,
-    ';' between them)."""
-    lines = ["[mprocd]", "log_level = " + level] + list(main)
-    if not any(l.startswith("log_target") for l in main):
-        lines.insert(1, "log_target = stderr")
-    for name, body in pools.items():
-        lines.append("[pool %s]" % name)
-        if isinstance(body, int):
-            body = "workers = %d" % body
-        lines += [l.strip() for l in body.split(";") if l.strip()]
-    return "\n".join(lines) + "\n"
 
 
 def line_of(text, start):
@@ -206,7 +191,7 @@ class TestRefused(ReloadTestCase):
     """What a reload must refuse, changing nothing."""
 
     def test_invalid_file(self):
-        good = conf({"p": 2, "other": 1})
+        good = conf(p=2, other=1)
         d = self.start(good)
         running = self.gate("g", pool="p")
         self.wait_running(running)
@@ -214,7 +199,7 @@ class TestRefused(ReloadTestCase):
         succ = self.count(is_success)
 
         # An unknown key, in a file that would also resize p and add a pool.
-        bad = conf({"p": "workers = 4; wokers = 3", "other": 1, "new": 2})
+        bad = conf(p="workers = 4; wokers = 3", other=1, new=2)
         line = line_of(bad, "wokers")
         self.reload_fails(bad, "varlink", "%s:%d:" % (d.conf, line),
                           "wokers")
@@ -222,7 +207,7 @@ class TestRefused(ReloadTestCase):
         self.assert_no_such_pool("new")
 
         # A bad duration.
-        bad = conf({"p": "workers = 3; job_timeout = soon", "other": 1})
+        bad = conf(p="workers = 3; job_timeout = soon", other=1)
         line = line_of(bad, "job_timeout")
         self.reload_fails(bad, "varlink", "%s:%d:" % (d.conf, line),
                           "job_timeout")
@@ -238,12 +223,12 @@ class TestRefused(ReloadTestCase):
         self.assert_no_crash()
 
     def test_invalid_file_on_sighup_is_logged(self):
-        d = self.start(conf({"p": 2}))
+        d = self.start(conf(p=2))
         running = self.gate("g", pool="p")
         self.wait_running(running)
         before = self.snapshot()
 
-        bad = conf({"p": "workers = 5; restart_delay = later"})
+        bad = conf(p="workers = 5; restart_delay = later")
         line = line_of(bad, "restart_delay")
         self.reload_fails(bad, "sighup", "%s:%d:" % (d.conf, line),
                           "restart_delay")
@@ -252,7 +237,7 @@ class TestRefused(ReloadTestCase):
 
         # The daemon still takes SIGHUP: now the file is valid.
         succ = self.count(is_success)
-        self.reload(conf({"p": 3}), "sighup")
+        self.reload(conf(p=3), "sighup")
         self.converged({"p": 3})
         wait_for(lambda: self.count(is_success) > succ,
                  "a notice that the configuration was reloaded")
@@ -267,7 +252,7 @@ class TestRefused(ReloadTestCase):
         d = self.daemon(start=False)
         self.d = d
         with open(d.conf, "w") as f:
-            f.write(conf({"p": 2}, main=["%s = %s" % (key, old(d))]))
+            f.write(conf("%s = %s" % (key, old(d)), p=2))
         d.start(**start)
         self.c = d.connect()
         running = self.gate("g", pool="p")
@@ -275,7 +260,7 @@ class TestRefused(ReloadTestCase):
         before = self.snapshot()
         for via in ("varlink", "sighup"):
             reason = self.reload_fails(
-                conf({"p": 4, "new": 1}, main=["%s = %s" % (key, new(d))]),
+                conf("%s = %s" % (key, new(d)), p=4, new=1),
                 via, key)
             self.assertRegex(reason, r"(?i)restart")
             self.assertEqual(self.snapshot(), before)
@@ -305,13 +290,13 @@ class TestApplied(ReloadTestCase):
     """A valid file, applied at once."""
 
     def test_pool_grows(self):
-        d = self.start(conf({"p": 2, "other": 1}))
+        d = self.start(conf(p=2, other=1))
         running = self.gate("g", pool="p")
         job = self.wait_running(running)
         old = self.live_pids("p")
         succ = self.count(is_success)
 
-        self.reload(conf({"p": 4, "other": 1}))
+        self.reload(conf(p=4, other=1))
         self.assertEqual(d.pool("p")["size"], 4)
         st = self.converged({"p": 4, "other": 1})
         self.assertGreater(self.count(is_success), succ)
@@ -336,7 +321,7 @@ class TestApplied(ReloadTestCase):
         self.assert_no_crash()
 
     def test_pool_shrinks_idle_first(self):
-        d = self.start(conf({"p": 4}))
+        d = self.start(conf(p=4))
         gates = [self.gate("g%d" % i, pool="p") for i in range(2)]
         jobs = [self.wait_running(jid) for jid in gates]
         busy = {j["worker"]: j["pid"] for j in jobs}
@@ -344,7 +329,7 @@ class TestApplied(ReloadTestCase):
         idle = set(workers) - set(busy)
         self.assertEqual(len(idle), 2)
 
-        self.reload(conf({"p": 1}), "sighup")
+        self.reload(conf(p=1), "sighup")
         wait_for(lambda: d.pool("p")["size"] == 1, "p to have size 1")
         # The idle workers go; the busy ones stay while their jobs run.
         wait_for(lambda: set(self.live_pids("p")) == set(busy),
@@ -381,13 +366,13 @@ class TestApplied(ReloadTestCase):
     def test_shrink_then_grow_keeps_busy_workers(self):
         """A busy worker due to retire is kept when the pool grows back:
         the pool never runs more jobs at once than it has workers."""
-        d = self.start(conf({"p": 2}))
+        d = self.start(conf(p=2))
         gates = [self.gate("g%d" % i, pool="p") for i in range(2)]
         for jid in gates:
             self.wait_running(jid)
         before = self.live_pids("p")
-        self.reload(conf({"p": 1}))
-        self.reload(conf({"p": 2}))
+        self.reload(conf(p=1))
+        self.reload(conf(p=2))
         self.assertEqual(self.live_pids("p"), before)
         self.assertEqual(d.pool("p")["size"], 2)
         # No third worker, so a third job waits.
@@ -402,9 +387,9 @@ class TestApplied(ReloadTestCase):
         self.assert_no_crash()
 
     def test_new_pool_takes_jobs(self):
-        d = self.start(conf({"p": 1}))
+        d = self.start(conf(p=1))
         self.assert_no_such_pool("q")
-        self.reload(conf({"p": 1, "q": 2}))
+        self.reload(conf(p=1, q=2))
         self.assertEqual(d.pool("q")["size"], 2)
         st = self.converged({"p": 1, "q": 2})
         self.assertEqual([p["name"] for p in st["pools"]], ["p", "q"])
@@ -418,7 +403,7 @@ class TestApplied(ReloadTestCase):
         self.assert_no_crash()
 
     def test_removed_pool_drains(self):
-        d = self.start(conf({"p": 1, "q": 1}))
+        d = self.start(conf(p=1, q=1))
         running = self.gate("g", pool="q")
         job = self.wait_running(running)
         (pid,) = self.live_pids("q").values()
@@ -427,7 +412,7 @@ class TestApplied(ReloadTestCase):
         other = self.gate("g", pool="p")
         self.wait_running(other)
 
-        self.reload(conf({"p": 1}))
+        self.reload(conf(p=1))
         self.assert_no_such_pool("q")
         q = d.pool("q")
         self.assertEqual((q["size"], q["queued"], q["running"]), (0, 2, 1))
@@ -460,14 +445,14 @@ class TestApplied(ReloadTestCase):
         (mprocd.8, RELOAD): it takes jobs, and the job it was draining
         runs on. Whether the worker running that job is kept or retired
         after it is not said: only the size is checked, in the end."""
-        d = self.start(conf({"p": 1, "q": 1}))
+        d = self.start(conf(p=1, q=1))
         running = self.gate("g", pool="q")
         job = self.wait_running(running)
 
-        self.reload(conf({"p": 1}))
+        self.reload(conf(p=1))
         self.assertEqual(d.pool("q")["size"], 0)
         self.assert_no_such_pool("q")
-        self.reload(conf({"p": 1, "q": 2}))
+        self.reload(conf(p=1, q=2))
         self.assertEqual(d.pool("q")["size"], 2)
         more = [self.submit(["true"], pool="q") for _ in range(3)]
         self.assert_succeeded(more)
@@ -479,12 +464,12 @@ class TestApplied(ReloadTestCase):
         self.assert_no_crash()
 
     def test_job_timeout_applies_to_jobs_started_after(self):
-        self.start(conf({"p": "workers = 2; kill_grace = 200ms"}))
+        self.start(conf(p="workers = 2; kill_grace = 200ms"))
         before = self.gate("g", pool="p")
         self.wait_running(before)
 
-        self.reload(conf({"p": "workers = 2; kill_grace = 200ms; "
-                          "job_timeout = 1s"}))
+        self.reload(conf(p="workers = 2; kill_grace = 200ms; "
+                         "job_timeout = 1s"))
         after = self.submit(["sleep", "3"], pool="p")
         (j,) = self.wait([after])
         self.assertEqual((j["state"], j["attempts"]), ("timeout", 1), j)
@@ -499,7 +484,7 @@ class TestApplied(ReloadTestCase):
         """log_level applies to the supervisor (msg="job submitted") and to
         the workers (msg="job running"), for what happens after the
         reload."""
-        self.start(conf({"p": 1}, level="info"))
+        self.start(conf(p=1, level="info"))
 
         def records(msg, jid):
             return self.count(lambda r: r[1].get("msg") == msg and
@@ -509,7 +494,7 @@ class TestApplied(ReloadTestCase):
             """A job run after a reload to level; the log has all of its
             records once the job has finished."""
             succ = self.count(is_success)
-            self.reload(conf({"p": 1}, level=level), "sighup")
+            self.reload(conf(p=1, level=level), "sighup")
             wait_for(lambda: self.count(is_success) > succ,
                      "a notice that the configuration was reloaded")
             jid = self.submit(["true"], pool="p")
@@ -535,12 +520,11 @@ class TestApplied(ReloadTestCase):
         self.assert_no_crash()
 
     def test_global_keys(self):
-        d = self.start(conf({"p": 1}))
+        d = self.start(conf(p=1))
         ids = [self.submit(["true"], pool="p") for _ in range(3)]
         self.assert_succeeded(ids)
 
-        self.reload(conf({"p": 1}, main=["keep_finished = 1",
-                                         "max_clients = 2"]))
+        self.reload(conf("keep_finished = 1; max_clients = 2", p=1))
         # keep_finished: once another job has finished, only it is kept.
         last = self.submit(["true"], pool="p")
         self.assert_succeeded([last])
@@ -615,7 +599,7 @@ class TestUnderLoad(ReloadTestCase):
                 return "b", ["sleep", "0.01"]
             return mine(i)
 
-        d = self.start(conf(pools(4)))
+        d = self.start(conf(**pools(4)))
         self.stop = threading.Event()
         self.addCleanup(self.stop.set)
         out, errors = [], []
@@ -645,12 +629,12 @@ class TestUnderLoad(ReloadTestCase):
             self.assertTrue(all(t.is_alive() for t in threads),
                             "the load ended before the reloads")
             step = rounds        # the trigger alternates step to step
-            ok(conf(pools(2)), {"p": 2, "a": 2, "b": 1})
+            ok(conf(**pools(2)), {"p": 2, "a": 2, "b": 1})
             retired += 2
             step += 1
-            ok(conf(pools(6)), {"p": 6, "a": 2, "b": 1})
+            ok(conf(**pools(6)), {"p": 6, "a": 2, "b": 1})
             step += 1
-            ok(conf(pools(6, q=2)), {"p": 6, "a": 2, "b": 1, "q": 2})
+            ok(conf(**pools(6, q=2)), {"p": 6, "a": 2, "b": 1, "q": 2})
             c = d.connect()
             c.send_raw(b"".join(json.dumps(
                 {"method": "io.mprocd.Submit", "parameters": {
@@ -663,7 +647,7 @@ class TestUnderLoad(ReloadTestCase):
             c.close()
             step += 1
             succ = self.count(is_success)
-            self.reload(conf(pools(6)), via())
+            self.reload(conf(**pools(6)), via())
             wait_for(lambda: next((p["size"] for p in d.status()["pools"]
                                    if p["name"] == "q"), 0) == 0,
                      "q to be removed")
@@ -675,19 +659,19 @@ class TestUnderLoad(ReloadTestCase):
             step += 1
             before = self.snapshot()
             if rounds % 2:
-                bad = conf({"p": "workers = 3; job_timeout = soon",
-                            "a": 2, "b": 1, "r": 1})
+                bad = conf(p="workers = 3; job_timeout = soon", a=2, b=1,
+                           r=1)
                 key = "job_timeout"
             else:
-                bad = conf({"p": "workers = 3", "a": "workers = 2; bogus = 1",
-                            "b": 1, "r": 1})
+                bad = conf(p="workers = 3", a="workers = 2; bogus = 1",
+                           b=1, r=1)
                 key = "bogus"
             self.reload_fails(bad, via(), key,
                               "%s:%d:" % (d.conf, line_of(bad, key)))
             self.assertEqual(self.snapshot(), before)
             self.assert_no_such_pool("r")
             step += 1
-            ok(conf(pools(4)), {"p": 4, "a": 2, "b": 1})
+            ok(conf(**pools(4)), {"p": 4, "a": 2, "b": 1})
             retired += 2
 
         self.stop.set()

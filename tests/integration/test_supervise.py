@@ -8,8 +8,8 @@ import socket
 import struct
 import time
 
-from mprocd_test import (DaemonTestCase, Frozen, alive, cmdline, cpu_ticks,
-                         main, ppid, wait_for)
+from mprocd_test import (DaemonTestCase, Frozen, alive, cmdline, conf,
+                         cpu_ticks, main, ppid, wait_for)
 
 class Notify:
     """A NOTIFY_SOCKET for mprocd: what it tells systemd, each message with
@@ -43,17 +43,7 @@ class Notify:
         return m[1]
 
 
-TWO_POOLS = """
-[mprocd]
-log_target = stderr
-log_level = debug
-
-[pool alpha]
-workers = 3
-
-[pool beta]
-workers = 2
-"""
+TWO_POOLS = conf(alpha=3, beta=2)
 
 
 class TestWorkers(DaemonTestCase):
@@ -117,16 +107,9 @@ class TestWorkers(DaemonTestCase):
                          r'restart_delay=100ms\n' % old)
 
     def test_crash_loop_backs_off_and_degrades(self):
-        d = self.daemon("""
-[mprocd]
-log_target = stderr
-[pool loop]
-workers = 1
-restart_delay = 100ms
-restart_delay_max = 800ms
-crash_limit = 4
-crash_interval = 60s
-""")
+        d = self.daemon(conf(level="info", loop=(
+            "workers = 1; restart_delay = 100ms; restart_delay_max = 800ms; "
+            "crash_limit = 4; crash_interval = 60s")))
         expected = [0.1, 0.2, 0.4, 0.8, 0.8]
         gaps = []
         for i, delay in enumerate(expected):
@@ -155,13 +138,8 @@ crash_interval = 60s
                          r'restart_delay_max=800ms\n')
 
     def test_no_busy_loop_while_backing_off(self):
-        d = self.daemon("""
-[mprocd]
-log_target = stderr
-[pool loop]
-workers = 1
-restart_delay = 3s
-""")
+        d = self.daemon(conf(level="info",
+                             loop="workers = 1; restart_delay = 3s"))
         pid = d.worker("loop/0")["pid"]
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: d.worker("loop/0")["state"] == "backoff",
@@ -174,16 +152,9 @@ restart_delay = 3s
         self.assertEqual(d.worker("loop/0")["state"], "backoff")
 
     def test_degraded_pool_recovers(self):
-        d = self.daemon("""
-[mprocd]
-log_target = stderr
-[pool loop]
-workers = 1
-restart_delay = 10ms
-restart_delay_max = 50ms
-crash_limit = 1
-crash_interval = 1s
-""")
+        d = self.daemon(conf(level="info", loop=(
+            "workers = 1; restart_delay = 10ms; restart_delay_max = 50ms; "
+            "crash_limit = 1; crash_interval = 1s")))
         for i in range(2):
             pid = d.worker("loop/0")["pid"]
             os.kill(pid, signal.SIGKILL)
@@ -202,8 +173,7 @@ class TestSignalsAndSystemd(DaemonTestCase):
         d = self.daemon(start=False)
         logfile = os.path.join(d.dir, "file.log")
         with open(d.conf, "w") as f:
-            f.write("[mprocd]\nlog_target = file:%s\n[pool a]\nworkers = 8\n"
-                    % logfile)
+            f.write(conf("log_target = file:" + logfile, level="info", a=8))
         # Signal as soon as the socket exists: workers may still start.
         d.start(wait=False)
         wait_for(lambda: os.path.exists(d.sock), "the socket")
@@ -233,11 +203,9 @@ class TestSignalsAndSystemd(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_sd_notify(self):
-        d = self.daemon(start=False)
-        with open(d.conf, "w") as f:
-            f.write("[mprocd]\nlog_target = stderr\n[pool loop]\n"
-                    "workers = 2\nrestart_delay = 10ms\n"
-                    "restart_delay_max = 10ms\ncrash_limit = 0\n")
+        d = self.daemon(conf(level="info", loop=(
+            "workers = 2; restart_delay = 10ms; restart_delay_max = 10ms; "
+            "crash_limit = 0")), start=False)
         n = Notify(self, d)
         d.start(env={"NOTIFY_SOCKET": n.path})
         msgs = [n.text()]
@@ -296,9 +264,7 @@ class TestSignalsAndSystemd(DaemonTestCase):
         self.assertEqual(d.stop(), 0)
 
     def test_status_follows_jobs_at_most_once_a_second(self):
-        d = self.daemon(start=False)
-        with open(d.conf, "w") as f:
-            f.write("[mprocd]\nlog_target = stderr\n[pool p]\nworkers = 2\n")
+        d = self.daemon(conf(level="info", p=2), start=False)
         n = Notify(self, d)
         d.start(env={"NOTIFY_SOCKET": n.path})
         while "READY=1" not in n.text():
@@ -360,13 +326,8 @@ class TestShutdown(DaemonTestCase):
                                        'status=0 '), 5)
 
     def test_stuck_worker_is_killed_after_grace(self):
-        d = self.daemon("""
-[mprocd]
-log_target = stderr
-[pool default]
-workers = 2
-kill_grace = 300ms
-""")
+        d = self.daemon(conf(level="info",
+                             default="workers = 2; kill_grace = 300ms"))
         stuck = d.worker("default/0")["pid"]
         other = d.worker("default/1")["pid"]
         Frozen(stuck)
@@ -387,13 +348,8 @@ kill_grace = 300ms
                      "worker %d to die with the supervisor" % pid)
 
     def test_second_sigterm_does_not_abort_shutdown(self):
-        d = self.daemon("""
-[mprocd]
-log_target = stderr
-[pool default]
-workers = 1
-kill_grace = 500ms
-""")
+        d = self.daemon(conf(level="info",
+                             default="workers = 1; kill_grace = 500ms"))
         stuck = d.worker("default/0")["pid"]
         Frozen(stuck)
         d.signal(signal.SIGTERM)

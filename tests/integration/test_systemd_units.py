@@ -9,7 +9,7 @@ import unittest
 
 import signal
 
-from mprocd_test import MPROCD, Conn, alive, main, wait_for
+from mprocd_test import MPROCD, Conn, alive, conf, main, wait_for
 
 BUILDDIR = os.environ.get("MPROCD_BUILDDIR", ".")
 SRCDIR = os.environ.get("MPROCD_SRCDIR", ".")
@@ -77,9 +77,9 @@ class TestSocketActivation(unittest.TestCase):
         d = tempfile.mkdtemp(prefix="mprocd-sa-")
         self.addCleanup(shutil.rmtree, d)
         sock = os.path.join(d, "activated.sock")
-        conf = os.path.join(d, "mprocd.conf")
-        with open(conf, "w") as f:
-            f.write("[mprocd]\nlog_target = stderr\n[pool a]\nworkers = 1\n")
+        path = os.path.join(d, "mprocd.conf")
+        with open(path, "w") as f:
+            f.write(conf(level="info", a=1))
         log = open(os.path.join(d, "log"), "w+")
         self.addCleanup(log.close)
         # No socket= and no -s: only systemd's socket can be used, even
@@ -87,7 +87,7 @@ class TestSocketActivation(unittest.TestCase):
         env = dict(os.environ)
         env.pop("XDG_RUNTIME_DIR", None)
         p = subprocess.Popen(["systemd-socket-activate", "-l", sock,
-                              os.path.abspath(MPROCD), "-c", conf],
+                              os.path.abspath(MPROCD), "-c", path],
                              stdout=log, stderr=log, env=env)
         self.addCleanup(lambda: p.poll() is None and p.kill())
         # The path exists between bind() and listen(): wait for a connect.

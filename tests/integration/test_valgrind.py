@@ -9,22 +9,14 @@ import shutil
 import signal
 import unittest
 
-from mprocd_test import (DaemonTestCase, asan_build, main, valgrind_problems,
-                         valgrind_reports, valgrind_wrapper, wait_for)
+from mprocd_test import (DaemonTestCase, asan_build, conf, main,
+                         valgrind_problems, valgrind_reports,
+                         valgrind_wrapper, wait_for)
 
-CONFIG = """
-[mprocd]
-log_target = stderr
-log_level = debug
-keep_finished = 5
-[pool default]
-workers = 2
-# A worker under valgrind takes a while to exit (the leak check): do not
-# SIGKILL it, which would leave its report unfinished.
-kill_grace = 20s
-max_output = 64K
-max_jobs_per_worker = 4
-"""
+# kill_grace: a worker under valgrind takes a while to exit (the leak
+# check): do not SIGKILL it, which would leave its report unfinished.
+CONFIG = conf("keep_finished = 5", default="workers = 2; kill_grace = 20s; "
+              "max_output = 64K; max_jobs_per_worker = 4")
 
 
 class TestValgrind(DaemonTestCase):
