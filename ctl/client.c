@@ -52,11 +52,11 @@ client_default_socket(void)
 	if (geteuid() == 0)
 		return "/run/mprocd/mprocd.sock";
 	if ((e = getenv("XDG_RUNTIME_DIR")) == NULL || *e != '/')
-		ctl_fail("XDG_RUNTIME_DIR is not set: say which socket with "
-		    "-s PATH or MPROCD_SOCKET");
+		mprocctl_fail("XDG_RUNTIME_DIR is not set: say which socket "
+		    "with -s PATH or MPROCD_SOCKET");
 	if ((size_t)snprintf(path, sizeof path, "%s/mprocd.sock", e) >=
 	    sizeof path)
-		ctl_fail("$XDG_RUNTIME_DIR/mprocd.sock is too long for a "
+		mprocctl_fail("$XDG_RUNTIME_DIR/mprocd.sock is too long for a "
 		    "socket path");
 	return path;
 }
@@ -71,23 +71,23 @@ client_connect(const char *path)
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof sun.sun_path)
-		ctl_fail("socket path too long: %s", path);
+		mprocctl_fail("socket path too long: %s", path);
 	strncpy(sun.sun_path, path, sizeof sun.sun_path - 1);
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		ctl_fail("socket: %s", strerror(errno));
+		mprocctl_fail("socket: %s", strerror(errno));
 	if (connect(fd, (struct sockaddr *)&sun, sizeof sun) != 0) {
 		switch (errno) {
 		case ENOENT:
 		case ECONNREFUSED:
-			ctl_fail("cannot connect to %s: %s (is mprocd "
+			mprocctl_fail("cannot connect to %s: %s (is mprocd "
 			    "running? start it, or name its socket with -s)",
 			    path, strerror(errno));
 		case EACCES:
-			ctl_fail("cannot connect to %s: %s (ask an admin "
+			mprocctl_fail("cannot connect to %s: %s (ask an admin "
 			    "to add you to the socket's group)", path,
 			    strerror(errno));
 		default:
-			ctl_fail("cannot connect to %s: %s", path,
+			mprocctl_fail("cannot connect to %s: %s", path,
 			    strerror(errno));
 		}
 	}
@@ -155,9 +155,9 @@ client_wait(struct client *c, short events)
 {
 	struct pollfd	 pfd = { .fd = c->fd, .events = events };
 
-	while (ctl_poll(&pfd, 1, -1) == -1) {
+	while (mprocctl_poll(&pfd, 1, -1) == -1) {
 		if (errno != EINTR)
-			ctl_fail("poll: %s", strerror(errno));
+			mprocctl_fail("poll: %s", strerror(errno));
 	}
 }
 
@@ -213,9 +213,11 @@ client_write(struct client *c)
 		if (n == -1 && errno == EAGAIN)
 			return;
 		if (n == -1 && (errno == EPIPE || errno == ECONNRESET))
-			ctl_fail("mprocd closed the connection (%s)", c->hint);
+			mprocctl_fail("mprocd closed the connection (%s)",
+			    c->hint);
 		if (n == -1)
-			ctl_fail("writing to %s: %s", c->path, strerror(errno));
+			mprocctl_fail("writing to %s: %s", c->path,
+			    strerror(errno));
 		c->outoff += (size_t)n;
 	}
 	c->outoff = c->outlen = 0;
@@ -254,7 +256,7 @@ client_read(struct client *c)
 	}
 	if (c->len == c->size) {
 		if (c->size >= CLIENT_MAX_MESSAGE)
-			ctl_fail("reply from mprocd is too large");
+			mprocctl_fail("reply from mprocd is too large");
 		c->size = c->size == 0 ? 65536 : c->size * 2;
 		c->buf = xreallocarray(c->buf, 1, c->size);
 	}
@@ -265,9 +267,9 @@ client_read(struct client *c)
 	if (n == -1 && errno == EAGAIN)
 		return 0;
 	if (n == -1 && errno != ECONNRESET)
-		ctl_fail("reading from %s: %s", c->path, strerror(errno));
+		mprocctl_fail("reading from %s: %s", c->path, strerror(errno));
 	if (n <= 0)
-		ctl_fail("mprocd closed the connection (%s)", c->hint);
+		mprocctl_fail("mprocd closed the connection (%s)", c->hint);
 	c->len += (size_t)n;
 	return (size_t)n;
 }
@@ -301,7 +303,7 @@ client_recv(struct client *c, struct varlink_reply *reply)
 
 	len = client_next(c);
 	if (varlink_reply_parse(c->buf + c->off, len, reply, &errstr) != 0)
-		ctl_fail("bad reply from mprocd: %s", errstr);
+		mprocctl_fail("bad reply from mprocd: %s", errstr);
 	c->off += len + 1;
 	c->scanned = c->off;
 }
@@ -315,17 +317,17 @@ client_skip(struct client *c)
 }
 
 static json_int_t
-param_int(struct varlink_reply *reply, const char *key)
+client_param_int(struct varlink_reply *reply, const char *key)
 {
 	return json_integer_value(json_object_get(reply->params, key));
 }
 
 static const char *
-param_str(struct varlink_reply *reply, const char *key, char *buf,
+client_param_str(struct varlink_reply *reply, const char *key, char *buf,
     size_t len)
 {
-	return ctl_printable(json_string_value(json_object_get(reply->params,
-	    key)), buf, len);
+	return mprocctl_printable(json_string_value(
+	    json_object_get(reply->params, key)), buf, len);
 }
 
 /*
@@ -344,19 +346,20 @@ client_error_message(const char *method, struct varlink_reply *reply,
 	if (strcmp(e, "io.mprocd.NoSuchJob") == 0)
 		snprintf(buf, len, "no job %" JSON_INTEGER_FORMAT " (it never "
 		    "existed, or was forgotten after keep_finished newer jobs; "
-		    "'mprocctl list' shows the jobs)", param_int(reply, "id"));
+		    "'mprocctl list' shows the jobs)",
+		    client_param_int(reply, "id"));
 	else if (strcmp(e, "io.mprocd.NoSuchPool") == 0)
 		snprintf(buf, len, "no pool '%s' ('mprocctl status' shows the "
-		    "pools)", param_str(reply, "pool", s, sizeof s));
+		    "pools)", client_param_str(reply, "pool", s, sizeof s));
 	else if (strcmp(e, "io.mprocd.QueueFull") == 0)
 		snprintf(buf, len, "pool '%s' has %" JSON_INTEGER_FORMAT " jobs "
 		    "queued, its queue_limit: retry once some have run",
-		    param_str(reply, "pool", s, sizeof s),
-		    param_int(reply, "limit"));
+		    client_param_str(reply, "pool", s, sizeof s),
+		    client_param_int(reply, "limit"));
 	else if (strcmp(e, "io.mprocd.PermissionDenied") == 0)
 		snprintf(buf, len, "job %" JSON_INTEGER_FORMAT " is another "
 		    "user's (only they, root or mprocd's own user may use it)",
-		    param_int(reply, "id"));
+		    client_param_int(reply, "id"));
 	else if (strcmp(e, "io.mprocd.TimedOut") == 0) {
 		o = 0;
 		ids[0] = '\0';
@@ -377,10 +380,11 @@ client_error_message(const char *method, struct varlink_reply *reply,
 		    "jobs; retry once it is running again");
 	else if (strcmp(e, "io.mprocd.ReloadFailed") == 0)
 		snprintf(buf, len, "reload failed, the old configuration stays "
-		    "in effect: %s", param_str(reply, "reason", s, sizeof s));
+		    "in effect: %s",
+		    client_param_str(reply, "reason", s, sizeof s));
 	else if (strcmp(e, VARLINK_ERR_PARAM) == 0)
 		snprintf(buf, len, "mprocd refused the value of '%s' in %s",
-		    param_str(reply, "parameter", s, sizeof s), method);
+		    client_param_str(reply, "parameter", s, sizeof s), method);
 	else if (strcmp(e, VARLINK_ERR_METHOD) == 0)
 		snprintf(buf, len, "mprocd does not know %s yet (it is older "
 		    "than mprocctl; upgrade it)", method);
@@ -389,7 +393,7 @@ client_error_message(const char *method, struct varlink_reply *reply,
 		    "mprocd's own user; try sudo)", method);
 	else
 		snprintf(buf, len, "%s failed: %s",
-		    method, ctl_printable(e, s, sizeof s));
+		    method, mprocctl_printable(e, s, sizeof s));
 	return buf;
 }
 
@@ -399,7 +403,8 @@ client_fail_reply(const char *method, struct varlink_reply *reply)
 {
 	char	 msg[512];
 
-	ctl_fail("%s", client_error_message(method, reply, msg, sizeof msg));
+	mprocctl_fail("%s", client_error_message(method, reply, msg,
+	    sizeof msg));
 }
 
 /*

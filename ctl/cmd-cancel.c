@@ -27,6 +27,35 @@ const struct ctl_cmd cmd_cancel_entry = {
 	.exec = cmd_cancel_exec,
 };
 
+/*
+ * Cancels jobs, calling cb with each reply in the order of ids. mprocd
+ * answers a connection's calls one at a time and a Cancel only once its
+ * job has ended, so the calls are spread over a few connections: running
+ * jobs then end together rather than one after the other.
+ */
+void
+cmd_cancel_jobs(const char *socket, const json_int_t *ids, size_t n,
+    void (*cb)(void *, size_t, struct varlink_reply *), void *arg)
+{
+	struct client		*c[CMD_CANCEL_CONNS];
+	struct varlink_reply	 reply;
+	size_t			 i, nc;
+
+	nc = n < CMD_CANCEL_CONNS ? n : CMD_CANCEL_CONNS;
+	for (i = 0; i < nc; i++)
+		c[i] = client_connect(socket);
+	for (i = 0; i < n; i++)
+		client_send(c[i % nc], "io.mprocd.Cancel", json_pack("{s:I}",
+		    "id", ids[i]), 0);
+	for (i = 0; i < n; i++) {
+		client_recv(c[i % nc], &reply);
+		cb(arg, i, &reply);
+		varlink_reply_free(&reply);
+	}
+	for (i = 0; i < nc; i++)
+		client_free(c[i]);
+}
+
 struct cancel {
 	const json_int_t	*ids;
 	json_t			*jobs;
@@ -34,27 +63,27 @@ struct cancel {
 };
 
 static void
-cancel_reply(void *arg, size_t i, struct varlink_reply *reply)
+cmd_cancel_reply(void *arg, size_t i, struct varlink_reply *reply)
 {
 	struct cancel	*cl = arg;
 	json_t		*job = json_object_get(reply->params, "job");
-	char		 msg[512], desc[JOB_DESCLEN];
+	char		 msg[512], desc[FORMAT_DESCLEN];
 
 	if (reply->error != NULL) {
-		ctl_warn("%s", client_error_message("io.mprocd.Cancel", reply,
-		    msg, sizeof msg));
+		mprocctl_warn("%s", client_error_message("io.mprocd.Cancel",
+		    reply, msg, sizeof msg));
 		cl->status = CTL_EXIT_FAILURE;
 		return;
 	}
-	if (!json_is_object(job) || job_id(job) != cl->ids[i])
-		ctl_fail("bad reply from mprocd: Cancel of job %"
+	if (!json_is_object(job) || format_job_id(job) != cl->ids[i])
+		mprocctl_fail("bad reply from mprocd: Cancel of job %"
 		    JSON_INTEGER_FORMAT " has no such job", cl->ids[i]);
 	json_array_append(cl->jobs, job);
-	if (job_state_is(job, "cancelled"))
+	if (format_job_state_is(job, "cancelled"))
 		return;
-	ctl_warn("job %" JSON_INTEGER_FORMAT " %s (%s)", cl->ids[i],
-	    job_finished(job) ? "already finished" : "was not cancelled",
-	    job_describe(job, desc, sizeof desc));
+	mprocctl_warn("job %" JSON_INTEGER_FORMAT " %s (%s)", cl->ids[i],
+	    format_job_finished(job) ? "already finished" : "was not cancelled",
+	    format_describe(job, desc, sizeof desc));
 	if (cl->status == 0)
 		cl->status = CTL_EXIT_SOME_FAILED;
 }
@@ -69,14 +98,15 @@ cmd_cancel_exec(struct ctl *ctl, int argc, char **argv)
 
 	ids = xcalloc((size_t)argc, sizeof *ids);
 	for (i = 1; i < argc; i++)
-		ids[i - 1] = ctl_parse_id(&cmd_cancel_entry, argv[i]);
+		ids[i - 1] = mprocctl_parse_id(&cmd_cancel_entry, argv[i]);
 	cl.ids = ids;
 	cl.jobs = json_array();
 	cl.status = 0;
-	job_cancel(ctl->socket, ids, (size_t)argc - 1, cancel_reply, &cl);
+	cmd_cancel_jobs(ctl->socket, ids, (size_t)argc - 1, cmd_cancel_reply,
+	    &cl);
 	if (ctl->json) {
 		r = json_pack("{s:O}", "jobs", cl.jobs);
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 		json_decref(r);
 	}
 	json_decref(cl.jobs);

@@ -32,22 +32,22 @@ cmd_get_exec(struct ctl *ctl, int argc, char **argv)
 	char		 state[32];
 	int		 status;
 
-	id = ctl_parse_id(&cmd_get_entry, argv[1]);
+	id = mprocctl_parse_id(&cmd_get_entry, argv[1]);
 	c = client_connect(ctl->socket);
 	r = client_call(c, "io.mprocd.Get", json_pack("{s:I}", "id", id));
 	client_free(c);
 	job = json_object_get(r, "job");
 	if (!json_is_object(job))
-		ctl_fail("bad reply from mprocd: Get has no job");
+		mprocctl_fail("bad reply from mprocd: Get has no job");
 	if (ctl->json)
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 	else
-		(void)job_write_output(r, !job_finished(job));
-	status = job_exit_status(job);
-	if (!job_finished(job))
-		ctl_warn("job %" JSON_INTEGER_FORMAT " is still %s; 'mprocctl "
-		    "wait %" JSON_INTEGER_FORMAT "' waits for it", id,
-		    ctl_printable(json_string_value(json_object_get(job,
+		(void)format_write_output(r, !format_job_finished(job));
+	status = format_exit_status(job);
+	if (!format_job_finished(job))
+		mprocctl_warn("job %" JSON_INTEGER_FORMAT " is still %s; "
+		    "'mprocctl wait %" JSON_INTEGER_FORMAT "' waits for it", id,
+		    mprocctl_printable(json_string_value(json_object_get(job,
 		    "state")), state, sizeof state), id);
 	json_decref(r);
 	return status;

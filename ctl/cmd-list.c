@@ -40,11 +40,11 @@ cmd_list_exec(struct ctl *ctl, int argc, char **argv)
 	int			 ch;
 
 	params = json_object();
-	while ((ch = ctl_getopt(cmd, argc, argv, "p:S:")) != -1) {
+	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:S:")) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(params, "pool",
-			    job_string(cmd, "-p", optarg));
+			    mprocctl_string(cmd, "-p", optarg));
 			break;
 		case 'S':
 			for (i = 0; list_states[i] != NULL; i++) {
@@ -52,24 +52,25 @@ cmd_list_exec(struct ctl *ctl, int argc, char **argv)
 					break;
 			}
 			if (list_states[i] == NULL)
-				ctl_usage_error(cmd, "unknown state '%s' (one "
-				    "of queued, running, succeeded, failed, "
-				    "timeout, cancelled, lost)", optarg);
+				mprocctl_usage_error(cmd, "unknown state '%s' "
+				    "(one of queued, running, succeeded, "
+				    "failed, timeout, cancelled, lost)",
+				    optarg);
 			json_object_set_new(params, "state",
 			    json_string(optarg));
 			break;
 		}
 	}
-	ctl_check_nargs(cmd, argc - optind, 0, 0);
+	mprocctl_check_nargs(cmd, argc - optind, 0, 0);
 
 	c = client_connect(ctl->socket);
 	r = client_call(c, "io.mprocd.List", params);
 	client_free(c);
-	jobs = job_check_jobs(r, "io.mprocd.List");
+	jobs = format_check_jobs(r, "io.mprocd.List");
 	if (ctl->json)
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 	else
-		job_print_table(jobs);
+		format_print_table(jobs);
 	json_decref(r);
 	return 0;
 }

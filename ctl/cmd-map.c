@@ -113,17 +113,17 @@ struct map {
 	size_t		 nfailed;
 	size_t		 failed_line;
 	json_int_t	 failed_id;
-	char		 failed_desc[JOB_DESCLEN];
+	char		 failed_desc[FORMAT_DESCLEN];
 };
 
 static struct map_line *
-map_line(struct map *m, size_t k)
+cmd_map_line(struct map *m, size_t k)
 {
 	return &m->lines[k % MAP_WINDOW];
 }
 
 static void
-map_count_cancelled(void *arg, size_t i, struct varlink_reply *reply)
+cmd_map_count_cancelled(void *arg, size_t i, struct varlink_reply *reply)
 {
 	size_t	*n = arg;
 
@@ -137,7 +137,7 @@ map_count_cancelled(void *arg, size_t i, struct varlink_reply *reply)
  * cancelled.
  */
 static size_t
-map_cancel_all(struct map *m)
+cmd_map_cancel_all(struct map *m)
 {
 	struct varlink_reply	 reply;
 	struct map_line		*l;
@@ -148,7 +148,7 @@ map_cancel_all(struct map *m)
 	/* Submits already queued create jobs too: learn their ids. */
 	while (m->nanswered < m->nsent) {
 		client_recv(m->submit, &reply);
-		l = map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
+		l = cmd_map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
 		id = json_object_get(reply.params, "id");
 		if (reply.error == NULL && json_is_integer(id)) {
 			l->id = json_integer_value(id);
@@ -157,27 +157,28 @@ map_cancel_all(struct map *m)
 		varlink_reply_free(&reply);
 	}
 	for (k = m->nprinted; k < m->nread; k++) {
-		l = map_line(m, k);
+		l = cmd_map_line(m, k);
 		if (l->state == MAP_SUBMITTED || l->state == MAP_ASKED)
 			ids[nids++] = l->id;
 	}
 	if (nids > 0)
-		job_cancel(m->ctl->socket, ids, nids, map_count_cancelled, &n);
+		cmd_cancel_jobs(m->ctl->socket, ids, nids,
+		    cmd_map_count_cancelled, &n);
 	return n;
 }
 
 static void
-map_interrupted(void *arg)
+cmd_map_interrupted(void *arg)
 {
 	size_t	 n;
 
-	n = map_cancel_all(arg);
-	ctl_warn("interrupted: cancelled %zu job%s", n, n == 1 ? "" : "s");
+	n = cmd_map_cancel_all(arg);
+	mprocctl_warn("interrupted: cancelled %zu job%s", n, n == 1 ? "" : "s");
 }
 
-/* Fails like ctl_fail(), having cancelled the jobs first. */
+/* Fails like mprocctl_fail(), having cancelled the jobs first. */
 static void __attribute__((format(printf, 2, 3), noreturn))
-map_fail(struct map *m, const char *fmt, ...)
+cmd_map_fail(struct map *m, const char *fmt, ...)
 {
 	va_list	 ap;
 	char	 msg[512];
@@ -185,30 +186,31 @@ map_fail(struct map *m, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	map_cancel_all(m);
-	ctl_fail("%s", msg);
+	cmd_map_cancel_all(m);
+	mprocctl_fail("%s", msg);
 }
 
 static void __attribute__((noreturn))
-map_fail_reply(struct map *m, const char *method, struct varlink_reply *reply)
+cmd_map_fail_reply(struct map *m, const char *method,
+    struct varlink_reply *reply)
 {
 	char	 msg[512];
 
-	map_fail(m, "%s", client_error_message(method, reply, msg,
+	cmd_map_fail(m, "%s", client_error_message(method, reply, msg,
 	    sizeof msg));
 }
 
 /* Standard output is closed: nobody reads on, so stop as SIGPIPE would. */
 static void __attribute__((noreturn))
-map_stdout_closed(struct map *m)
+cmd_map_stdout_closed(struct map *m)
 {
-	map_cancel_all(m);
+	cmd_map_cancel_all(m);
 	exit(CTL_EXIT_SIGNAL + SIGPIPE);
 }
 
 /* Moves whole lines from the input buffer into the window. */
 static void
-map_take_lines(struct map *m)
+cmd_map_take_lines(struct map *m)
 {
 	struct map_line	*l;
 	json_t		*check;
@@ -225,13 +227,13 @@ map_take_lines(struct map *m)
 		else
 			break;
 		if (memchr(p, '\0', len) != NULL)
-			map_fail(m, "line %zu of the input holds a NUL byte, "
-			    "which no argument can", m->nread + 1);
-		l = map_line(m, m->nread);
+			cmd_map_fail(m, "line %zu of the input holds a NUL "
+			    "byte, which no argument can", m->nread + 1);
+		l = cmd_map_line(m, m->nread);
 		l->text = xstrndup(p, len);
 		if ((check = json_string(l->text)) == NULL)
-			map_fail(m, "line %zu of the input is not valid UTF-8 "
-			    "(mprocd carries text only)", m->nread + 1);
+			cmd_map_fail(m, "line %zu of the input is not valid "
+			    "UTF-8 (mprocd carries text only)", m->nread + 1);
 		json_decref(check);
 		l->id = 0;
 		l->state = MAP_PENDING;
@@ -242,7 +244,7 @@ map_take_lines(struct map *m)
 }
 
 static void
-map_read_input(struct map *m)
+cmd_map_read_input(struct map *m)
 {
 	ssize_t	 n;
 
@@ -260,17 +262,17 @@ map_read_input(struct map *m)
 	if (n == -1 && (errno == EINTR || errno == EAGAIN))
 		return;
 	if (n == -1)
-		map_fail(m, "reading standard input: %s", strerror(errno));
+		cmd_map_fail(m, "reading standard input: %s", strerror(errno));
 	if (n == 0)
 		m->eof = 1;
 	else
 		m->inlen += (size_t)n;
-	map_take_lines(m);
+	cmd_map_take_lines(m);
 }
 
 /* Appends len bytes to the call being written out. */
 static void
-map_put(struct map *m, const char *s, size_t len)
+cmd_map_put(struct map *m, const char *s, size_t len)
 {
 	if (m->callsize - m->calllen < len) {
 		while (m->callsize - m->calllen < len)
@@ -283,7 +285,7 @@ map_put(struct map *m, const char *s, size_t len)
 
 /* Appends text (valid UTF-8, checked already) as inside a JSON string. */
 static void
-map_put_escaped(struct map *m, const char *s, size_t len)
+cmd_map_put_escaped(struct map *m, const char *s, size_t len)
 {
 	char	 esc[8];
 	size_t	 i, done = 0;
@@ -291,19 +293,19 @@ map_put_escaped(struct map *m, const char *s, size_t len)
 	for (i = 0; i < len; i++) {
 		if (s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
 			continue;
-		map_put(m, s + done, i - done);
+		cmd_map_put(m, s + done, i - done);
 		if (s[i] == '"' || s[i] == '\\') {
 			esc[0] = '\\';
 			esc[1] = s[i];
-			map_put(m, esc, 2);
+			cmd_map_put(m, esc, 2);
 		} else {
 			snprintf(esc, sizeof esc, "\\u%04x",
 			    (unsigned char)s[i]);
-			map_put(m, esc, 6);
+			cmd_map_put(m, esc, 6);
 		}
 		done = i + 1;
 	}
-	map_put(m, s + done, len - done);
+	cmd_map_put(m, s + done, len - done);
 }
 
 /*
@@ -313,29 +315,29 @@ map_put_escaped(struct map *m, const char *s, size_t len)
  * system calls.
  */
 static void
-map_queue_submit(struct map *m, const char *line)
+cmd_map_queue_submit(struct map *m, const char *line)
 {
 	const char	*a, *b;
 	size_t		 len = strlen(line);
 	int		 i;
 
 	m->calllen = 0;
-	map_put(m, m->prefix, m->prefixlen);
+	cmd_map_put(m, m->prefix, m->prefixlen);
 	for (i = 0; i < m->argc; i++) {
-		map_put(m, i == 0 ? "\"" : ",\"", i == 0 ? 1 : 2);
+		cmd_map_put(m, i == 0 ? "\"" : ",\"", i == 0 ? 1 : 2);
 		for (a = m->argv[i]; (b = strstr(a, "{}")) != NULL; a = b + 2) {
-			map_put_escaped(m, a, (size_t)(b - a));
-			map_put_escaped(m, line, len);
+			cmd_map_put_escaped(m, a, (size_t)(b - a));
+			cmd_map_put_escaped(m, line, len);
 		}
-		map_put_escaped(m, a, strlen(a));
-		map_put(m, "\"", 1);
+		cmd_map_put_escaped(m, a, strlen(a));
+		cmd_map_put(m, "\"", 1);
 	}
 	if (!m->braces) {
-		map_put(m, ",\"", 2);
-		map_put_escaped(m, line, len);
-		map_put(m, "\"", 1);
+		cmd_map_put(m, ",\"", 2);
+		cmd_map_put_escaped(m, line, len);
+		cmd_map_put(m, "\"", 1);
 	}
-	map_put(m, "]}}", 3);
+	cmd_map_put(m, "]}}", 3);
 	client_queue_text(m->submit, m->call, m->calllen);
 }
 
@@ -347,7 +349,7 @@ map_queue_submit(struct map *m, const char *line)
  * the pool busy meanwhile.
  */
 static void
-map_submit(struct map *m)
+cmd_map_submit(struct map *m)
 {
 	struct map_line	*l;
 	size_t		 k;
@@ -365,10 +367,10 @@ map_submit(struct map *m)
 		return;
 	for (k = m->nasked; k < m->nread && m->npending > 0 &&
 	    m->nsent - m->nanswered < m->maxsent; k++) {
-		l = map_line(m, k);
+		l = cmd_map_line(m, k);
 		if (l->state != MAP_PENDING)
 			continue;
-		map_queue_submit(m, l->text);
+		cmd_map_queue_submit(m, l->text);
 		l->state = MAP_SUBMITTING;
 		m->sent[m->nsent++ % MAP_WINDOW] = k;
 		m->npending--;
@@ -381,7 +383,7 @@ map_submit(struct map *m)
  * room, doubling as they succeed.
  */
 static void
-map_submit_reply(struct map *m)
+cmd_map_submit_reply(struct map *m)
 {
 	struct varlink_reply	 reply;
 	struct map_line		*l;
@@ -390,7 +392,7 @@ map_submit_reply(struct map *m)
 
 	while (m->nanswered < m->nsent && client_buffered(m->submit)) {
 		client_recv(m->submit, &reply);
-		l = map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
+		l = cmd_map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
 		id = json_object_get(reply.params, "id");
 		if (reply.error != NULL && strcmp(reply.error,
 		    "io.mprocd.QueueFull") == 0) {
@@ -398,10 +400,10 @@ map_submit_reply(struct map *m)
 			m->npending++;
 			full = 1;
 		} else if (reply.error != NULL)
-			map_fail_reply(m, "io.mprocd.Submit", &reply);
+			cmd_map_fail_reply(m, "io.mprocd.Submit", &reply);
 		else if (!json_is_integer(id) || json_integer_value(id) <= 0)
-			map_fail(m, "bad reply from mprocd: Submit gave no job "
-			    "id");
+			cmd_map_fail(m, "bad reply from mprocd: Submit gave no "
+			    "job id");
 		else {
 			l->id = json_integer_value(id);
 			l->state = MAP_SUBMITTED;
@@ -427,14 +429,14 @@ map_submit_reply(struct map *m)
  * up to the first line without a job yet.
  */
 static void
-map_ask(struct map *m)
+cmd_map_ask(struct map *m)
 {
 	struct map_line	*l;
 	char		 call[128];
 	int		 len;
 
 	while (m->nasked < m->nread &&
-	    (l = map_line(m, m->nasked))->state == MAP_SUBMITTED) {
+	    (l = cmd_map_line(m, m->nasked))->state == MAP_SUBMITTED) {
 		len = snprintf(call, sizeof call, "{\"method\":"
 		    "\"io.mprocd.Wait\",\"parameters\":{\"ids\":[%"
 		    JSON_INTEGER_FORMAT "]}}", l->id);
@@ -450,34 +452,34 @@ map_ask(struct map *m)
 
 /* Writes out a line's Get reply; notes the first job that failed. */
 static void
-map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
+cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 {
 	json_t	*job;
 
 	if (reply->error != NULL)
-		map_fail_reply(m, "io.mprocd.Get", reply);
+		cmd_map_fail_reply(m, "io.mprocd.Get", reply);
 	job = json_object_get(reply->params, "job");
-	if (!json_is_object(job) || job_id(job) != l->id)
-		map_fail(m, "bad reply from mprocd: Get of job %"
+	if (!json_is_object(job) || format_job_id(job) != l->id)
+		cmd_map_fail(m, "bad reply from mprocd: Get of job %"
 		    JSON_INTEGER_FORMAT " has no such job", l->id);
-	if (!job_finished(job))
-		map_fail(m, "bad reply from mprocd: job %" JSON_INTEGER_FORMAT
-		    " is unfinished after its Wait", l->id);
+	if (!format_job_finished(job))
+		cmd_map_fail(m, "bad reply from mprocd: job %"
+		    JSON_INTEGER_FORMAT " is unfinished after its Wait", l->id);
 	if (m->ctl->json) {
-		/* Flushed before mprocctl next waits: see map_run(). */
+		/* Flushed before mprocctl next waits: see cmd_map_run(). */
 		if (json_dumpf(reply->params, stdout, JSON_COMPACT) != 0 ||
 		    fputc('\n', stdout) == EOF) {
 			m->nprinted++;
-			map_stdout_closed(m);
+			cmd_map_stdout_closed(m);
 		}
-	} else if (job_write_output(reply->params, 0) != 0) {
+	} else if (format_write_output(reply->params, 0) != 0) {
 		m->nprinted++;
-		map_stdout_closed(m);
+		cmd_map_stdout_closed(m);
 	}
-	if (job_exit_status(job) != 0 && m->nfailed++ == 0) {
+	if (format_exit_status(job) != 0 && m->nfailed++ == 0) {
 		m->failed_line = m->nprinted + 1;
 		m->failed_id = l->id;
-		job_describe(job, m->failed_desc, sizeof m->failed_desc);
+		format_describe(job, m->failed_desc, sizeof m->failed_desc);
 	}
 	free(l->text);
 	l->text = NULL;
@@ -492,7 +494,7 @@ map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
  * PermissionDenied), with the output besides.
  */
 static void
-map_out_reply(struct map *m)
+cmd_map_out_reply(struct map *m)
 {
 	struct varlink_reply	 reply;
 
@@ -505,7 +507,7 @@ map_out_reply(struct map *m)
 			continue;
 		}
 		client_recv(m->out, &reply);
-		map_print(m, map_line(m, m->nprinted), &reply);
+		cmd_map_print(m, cmd_map_line(m, m->nprinted), &reply);
 		m->waited = 0;
 		varlink_reply_free(&reply);
 	}
@@ -513,7 +515,7 @@ map_out_reply(struct map *m)
 
 /* What to poll a connection for: replies expected, calls not yet sent. */
 static void
-map_poll_client(struct pollfd *pfd, struct client *c, int replies)
+cmd_map_poll_client(struct pollfd *pfd, struct client *c, int replies)
 {
 	pfd->fd = client_fd(c);
 	pfd->events = (replies ? POLLIN : 0) |
@@ -524,20 +526,20 @@ map_poll_client(struct pollfd *pfd, struct client *c, int replies)
 
 /* Until every line is read, run and written out. */
 static void
-map_run(struct map *m)
+cmd_map_run(struct map *m)
 {
 	struct pollfd	 pfd[3];
 	uint64_t	 now;
 	int		 timeout;
 
 	for (;;) {
-		map_take_lines(m);
-		map_submit(m);
-		map_ask(m);
+		cmd_map_take_lines(m);
+		cmd_map_submit(m);
+		cmd_map_ask(m);
 		client_write(m->submit);
 		client_write(m->out);
 		if (m->ctl->json && fflush(stdout) != 0)
-			map_stdout_closed(m);
+			cmd_map_stdout_closed(m);
 		if (m->eof && m->inoff == m->inlen && m->nprinted == m->nread)
 			return;
 
@@ -545,8 +547,9 @@ map_run(struct map *m)
 		pfd[0].events = POLLIN;
 		if (!m->eof && m->nread - m->nprinted < MAP_WINDOW)
 			pfd[0].fd = STDIN_FILENO;
-		map_poll_client(&pfd[1], m->submit, m->nanswered < m->nsent);
-		map_poll_client(&pfd[2], m->out, m->nprinted < m->nasked);
+		cmd_map_poll_client(&pfd[1], m->submit,
+		    m->nanswered < m->nsent);
+		cmd_map_poll_client(&pfd[2], m->out, m->nprinted < m->nasked);
 		timeout = -1;
 		if (m->retry_at != 0) {
 			now = util_mono_usec();
@@ -555,41 +558,41 @@ map_run(struct map *m)
 		}
 		if (pfd[0].fd == -1 && pfd[1].fd == -1 && pfd[2].fd == -1 &&
 		    timeout == -1)
-			map_fail(m, "internal error: nothing to wait for");
-		if (ctl_poll(pfd, 3, timeout) == -1) {
+			cmd_map_fail(m, "internal error: nothing to wait for");
+		if (mprocctl_poll(pfd, 3, timeout) == -1) {
 			if (errno != EINTR)
-				map_fail(m, "poll: %s", strerror(errno));
+				cmd_map_fail(m, "poll: %s", strerror(errno));
 			continue;
 		}
 		if (pfd[0].revents != 0)
-			map_read_input(m);
+			cmd_map_read_input(m);
 		if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
 			client_read(m->submit);
-			map_submit_reply(m);
+			cmd_map_submit_reply(m);
 		}
 		if (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)) {
 			client_read(m->out);
-			map_out_reply(m);
+			cmd_map_out_reply(m);
 		}
 	}
 }
 
 /*
  * The text of a Submit with params (an object, stolen), up to where argv's
- * first string goes: map_queue_submit() writes the rest.
+ * first string goes: cmd_map_queue_submit() writes the rest.
  */
 static char *
-map_prefix(json_t *params)
+cmd_map_prefix(json_t *params)
 {
 	char	*p, *s;
 	size_t	 len;
 
 	if ((p = json_dumps(params, JSON_COMPACT)) == NULL)
-		ctl_fail("cannot encode the Submit call");
+		mprocctl_fail("cannot encode the Submit call");
 	json_decref(params);
 	len = strlen(p);
 	if (len < 2 || p[len - 1] != '}')
-		ctl_fail("internal error: Submit's parameters are %s", p);
+		mprocctl_fail("internal error: Submit's parameters are %s", p);
 	p[len - 1] = '\0';
 	xasprintf(&s, "{\"method\":\"io.mprocd.Submit\",\"parameters\":"
 	    "%s%s\"argv\":[", p, len > 2 ? "," : "");
@@ -606,24 +609,24 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 	int			 ch, i, status;
 
 	tmpl = json_object();
-	while ((ch = ctl_getopt(cmd, argc, argv, "p:t:")) != -1) {
+	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:t:")) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(tmpl, "pool",
-			    job_string(cmd, "-p", optarg));
+			    mprocctl_string(cmd, "-p", optarg));
 			break;
 		case 't':
 			json_object_set_new(tmpl, "timeout_sec",
-			    json_real(ctl_parse_seconds(cmd, ch, optarg)));
+			    json_real(mprocctl_parse_seconds(cmd, ch, optarg)));
 			break;
 		}
 	}
 	argc -= optind;
 	argv += optind;
-	ctl_check_nargs(cmd, argc, 1, -1);
-	check = job_string_array(cmd, argv, argc, "argument");
+	mprocctl_check_nargs(cmd, argc, 1, -1);
+	check = mprocctl_string_array(cmd, argv, argc, "argument");
 	json_decref(check);
-	json_object_set_new(tmpl, "cwd", job_cwd());
+	json_object_set_new(tmpl, "cwd", mprocctl_cwd());
 
 	m = xcalloc(1, sizeof *m);
 	m->ctl = ctl;
@@ -633,20 +636,20 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 		if (strstr(argv[i], "{}") != NULL)
 			m->braces = 1;
 	}
-	m->prefix = map_prefix(tmpl);
+	m->prefix = cmd_map_prefix(tmpl);
 	m->prefixlen = strlen(m->prefix);
 	m->maxsent = MAP_WINDOW;
 	m->submit = client_connect(ctl->socket);
 	m->out = client_connect(ctl->socket);
-	ctl_catch_signals(map_interrupted, m);
+	mprocctl_catch_signals(cmd_map_interrupted, m);
 
-	map_run(m);
+	cmd_map_run(m);
 
 	status = 0;
 	if (m->nfailed > 0) {
-		ctl_warn("%zu of %zu jobs did not succeed; the first, line %zu "
-		    "(job %" JSON_INTEGER_FORMAT "), %s", m->nfailed, m->nread,
-		    m->failed_line, m->failed_id, m->failed_desc);
+		mprocctl_warn("%zu of %zu jobs did not succeed; the first, "
+		    "line %zu (job %" JSON_INTEGER_FORMAT "), %s", m->nfailed,
+		    m->nread, m->failed_line, m->failed_id, m->failed_desc);
 		status = CTL_EXIT_SOME_FAILED;
 	}
 	client_free(m->submit);

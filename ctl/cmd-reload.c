@@ -28,7 +28,7 @@ cmd_reload_exec(struct ctl *ctl, int argc, char **argv)
 	r = client_call(c, "io.mprocd.Reload", NULL);
 	client_free(c);
 	if (ctl->json)
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 	json_decref(r);
 	return 0;
 }

@@ -21,14 +21,14 @@ const struct ctl_cmd cmd_status_entry = {
 };
 
 static json_int_t
-geti(json_t *o, const char *key)
+cmd_status_int(json_t *o, const char *key)
 {
 	return json_integer_value(json_object_get(o, key));
 }
 
 /* "3d4h", "2h5m", "4m12s", "12s". */
 static const char *
-format_age(json_int_t since_usec, char *buf, size_t len)
+cmd_status_age(json_int_t since_usec, char *buf, size_t len)
 {
 	uint64_t	 now = util_now_usec(), s;
 
@@ -51,7 +51,7 @@ format_age(json_int_t since_usec, char *buf, size_t len)
 }
 
 static void
-print_workers(json_t *workers)
+cmd_status_print_workers(json_t *workers)
 {
 	json_t		*w;
 	size_t		 i;
@@ -62,20 +62,22 @@ print_workers(json_t *workers)
 	json_array_foreach(workers, i, w) {
 		if (json_object_get(w, "pid") != NULL)
 			snprintf(pid, sizeof pid, "%" JSON_INTEGER_FORMAT,
-			    geti(w, "pid"));
+			    cmd_status_int(w, "pid"));
 		else
 			snprintf(pid, sizeof pid, "-");
 		if (json_object_get(w, "job") != NULL)
 			snprintf(job, sizeof job, "%" JSON_INTEGER_FORMAT,
-			    geti(w, "job"));
+			    cmd_status_int(w, "job"));
 		else
 			snprintf(job, sizeof job, "-");
 		printf("  %-16s %8s %-9s %8s %8" JSON_INTEGER_FORMAT " %8"
 		    JSON_INTEGER_FORMAT " %8s\n",
 		    json_string_value(json_object_get(w, "name")), pid,
 		    json_string_value(json_object_get(w, "state")), job,
-		    geti(w, "jobs_done"), geti(w, "restarts"),
-		    format_age(geti(w, "started_usec"), age, sizeof age));
+		    cmd_status_int(w, "jobs_done"),
+		    cmd_status_int(w, "restarts"),
+		    cmd_status_age(cmd_status_int(w, "started_usec"), age,
+		    sizeof age));
 	}
 }
 
@@ -91,13 +93,15 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 	r = client_call(c, "io.mprocd.Status", NULL);
 	client_free(c);
 	if (ctl->json) {
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 		json_decref(r);
 		return 0;
 	}
 	printf("mprocd %s, pid %" JSON_INTEGER_FORMAT ", up %s\n",
-	    json_string_value(json_object_get(r, "version")), geti(r, "pid"),
-	    format_age(geti(r, "started_usec"), age, sizeof age));
+	    json_string_value(json_object_get(r, "version")),
+	    cmd_status_int(r, "pid"),
+	    cmd_status_age(cmd_status_int(r, "started_usec"), age,
+	    sizeof age));
 	pools = json_object_get(r, "pools");
 	json_array_foreach(pools, i, p) {
 		printf("\npool %s: %" JSON_INTEGER_FORMAT " workers%s, %"
@@ -106,13 +110,14 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 		    JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
 		    " cancelled, %" JSON_INTEGER_FORMAT " restarts\n",
 		    json_string_value(json_object_get(p, "name")),
-		    geti(p, "size"),
+		    cmd_status_int(p, "size"),
 		    json_is_true(json_object_get(p, "degraded")) ?
 		    " (DEGRADED: workers keep crashing)" : "",
-		    geti(p, "queued"), geti(p, "running"),
-		    geti(p, "succeeded"), geti(p, "failed"),
-		    geti(p, "cancelled"), geti(p, "restarts"));
-		print_workers(json_object_get(p, "workers"));
+		    cmd_status_int(p, "queued"), cmd_status_int(p, "running"),
+		    cmd_status_int(p, "succeeded"), cmd_status_int(p, "failed"),
+		    cmd_status_int(p, "cancelled"),
+		    cmd_status_int(p, "restarts"));
+		cmd_status_print_workers(json_object_get(p, "workers"));
 	}
 	json_decref(r);
 	return 0;

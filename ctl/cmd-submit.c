@@ -51,7 +51,7 @@ struct submit {
 
 /* All of standard input, base64-encoded. */
 static json_t *
-read_stdin(void)
+cmd_submit_read_stdin(void)
 {
 	char	*buf = NULL, *b64;
 	size_t	 len = 0, size = 0;
@@ -67,13 +67,14 @@ read_stdin(void)
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1)
-			ctl_fail("reading standard input: %s", strerror(errno));
+			mprocctl_fail("reading standard input: %s",
+			    strerror(errno));
 		if (n == 0)
 			break;
 		len += (size_t)n;
 	}
 	if ((b64 = util_base64_encode(buf, len)) == NULL)
-		ctl_fail("out of memory encoding %zu bytes of input", len);
+		mprocctl_fail("out of memory encoding %zu bytes of input", len);
 	v = json_string_nocheck(b64);
 	free(b64);
 	free(buf);
@@ -81,27 +82,27 @@ read_stdin(void)
 }
 
 static void
-submit_cancelled(void *arg, size_t i, struct varlink_reply *reply)
+cmd_submit_cancelled(void *arg, size_t i, struct varlink_reply *reply)
 {
 	struct submit	*s = arg;
 
 	if (reply->error == NULL)
-		ctl_warn("interrupted: cancelled job %" JSON_INTEGER_FORMAT,
-		    s->id);
+		mprocctl_warn("interrupted: cancelled job %"
+		    JSON_INTEGER_FORMAT, s->id);
 }
 
 /* Interrupted while waiting: cancel the job, as Ctrl-C would end it. */
 static void
-submit_cancel(void *arg)
+cmd_submit_cancel(void *arg)
 {
 	struct submit	*s = arg;
 
-	job_cancel(s->socket, &s->id, 1, submit_cancelled, s);
+	cmd_cancel_jobs(s->socket, &s->id, 1, cmd_submit_cancelled, s);
 }
 
 /* Waits for the job, then writes its output; returns its exit status. */
 static int
-submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
+cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 {
 	static struct submit	 s;
 	struct varlink_reply	 reply;
@@ -110,7 +111,7 @@ submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 
 	s.socket = ctl->socket;
 	s.id = id;
-	ctl_catch_signals(submit_cancel, &s);
+	mprocctl_catch_signals(cmd_submit_cancel, &s);
 	/*
 	 * The Get goes out with the Wait, one round trip fewer: mprocd reads
 	 * a call only once those before it are answered, so the Get sees the
@@ -128,14 +129,14 @@ submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 	r = json_incref(reply.params);
 	varlink_reply_free(&reply);
 	job = json_object_get(r, "job");
-	if (!json_is_object(job) || !job_finished(job))
-		ctl_fail("bad reply from mprocd: Get after Wait has no "
+	if (!json_is_object(job) || !format_job_finished(job))
+		mprocctl_fail("bad reply from mprocd: Get after Wait has no "
 		    "finished job");
 	if (ctl->json)
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 	else
-		(void)job_write_output(r, 0);
-	status = job_exit_status(job);
+		(void)format_write_output(r, 0);
+	status = format_exit_status(job);
 	json_decref(r);
 	return status;
 }
@@ -152,33 +153,33 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 
 	params = json_object();
 	env = json_array();
-	while ((ch = ctl_getopt(cmd, argc, argv, "p:n:t:r:e:iw")) != -1) {
+	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:n:t:r:e:iw")) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(params, "pool",
-			    job_string(cmd, "-p", optarg));
+			    mprocctl_string(cmd, "-p", optarg));
 			break;
 		case 'n':
 			json_object_set_new(params, "name",
-			    job_string(cmd, "-n", optarg));
+			    mprocctl_string(cmd, "-n", optarg));
 			break;
 		case 't':
 			json_object_set_new(params, "timeout_sec",
-			    json_real(ctl_parse_seconds(cmd, ch, optarg)));
+			    json_real(mprocctl_parse_seconds(cmd, ch, optarg)));
 			break;
 		case 'r':
 			if (util_parse_uint(optarg, 0, INT32_MAX, &n,
 			    &errstr) != 0)
-				ctl_usage_error(cmd, "bad -r '%s': %s", optarg,
-				    errstr);
+				mprocctl_usage_error(cmd, "bad -r '%s': %s",
+				    optarg, errstr);
 			json_object_set_new(params, "retries",
 			    json_integer((json_int_t)n));
 			break;
 		case 'e':
 			if (strchr(optarg, '=') == NULL || *optarg == '=')
-				ctl_usage_error(cmd, "bad -e '%s': expected "
-				    "NAME=VALUE", optarg);
-			json_array_append_new(env, job_string(cmd, "-e",
+				mprocctl_usage_error(cmd, "bad -e '%s': "
+				    "expected NAME=VALUE", optarg);
+			json_array_append_new(env, mprocctl_string(cmd, "-e",
 			    optarg));
 			break;
 		case 'i':
@@ -191,17 +192,17 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 	}
 	argc -= optind;
 	argv += optind;
-	ctl_check_nargs(cmd, argc, 1, -1);
-	json_object_set_new(params, "argv", job_string_array(cmd, argv, argc,
-	    "argument"));
-	json_object_set_new(params, "cwd", job_cwd());
+	mprocctl_check_nargs(cmd, argc, 1, -1);
+	json_object_set_new(params, "argv", mprocctl_string_array(cmd, argv,
+	    argc, "argument"));
+	json_object_set_new(params, "cwd", mprocctl_cwd());
 	if (json_array_size(env) > 0)
 		json_object_set(params, "env", env);
 	json_decref(env);
 
 	c = client_connect(ctl->socket);
 	if (in) {
-		json_object_set_new(params, "stdin", read_stdin());
+		json_object_set_new(params, "stdin", cmd_submit_read_stdin());
 		client_hint(c, "the input may be more than its max_message; "
 		    "have the job read a file instead");
 	}
@@ -209,11 +210,11 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 	client_hint(c, NULL);
 	id = json_object_get(r, "id");
 	if (!json_is_integer(id) || json_integer_value(id) <= 0)
-		ctl_fail("bad reply from mprocd: Submit gave no job id");
+		mprocctl_fail("bad reply from mprocd: Submit gave no job id");
 	if (wait)
-		status = submit_wait(ctl, c, json_integer_value(id));
+		status = cmd_submit_wait(ctl, c, json_integer_value(id));
 	else if (ctl->json)
-		ctl_print_json(r);
+		mprocctl_print_json(r);
 	else
 		printf("%" JSON_INTEGER_FORMAT "\n", json_integer_value(id));
 	json_decref(r);

@@ -29,7 +29,7 @@ const struct ctl_cmd cmd_wait_entry = {
 
 /* The ids as a JSON array, each once, in the order given. */
 static json_t *
-wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
+cmd_wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
 {
 	json_t		*ids = json_array(), *v;
 	json_int_t	 id;
@@ -37,7 +37,7 @@ wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
 	int		 i, dup;
 
 	for (i = 0; i < argc; i++) {
-		id = ctl_parse_id(cmd, argv[i]);
+		id = mprocctl_parse_id(cmd, argv[i]);
 		dup = 0;
 		json_array_foreach(ids, j, v) {
 			if (json_integer_value(v) == id)
@@ -51,27 +51,27 @@ wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
 
 /* TimedOut is an answer, not a failure: say which, exit 124. */
 static int
-wait_error(struct ctl *ctl, struct varlink_reply *reply)
+cmd_wait_error(struct ctl *ctl, struct varlink_reply *reply)
 {
 	char	 msg[512];
 
 	if (strcmp(reply->error, "io.mprocd.TimedOut") != 0)
 		client_fail_reply("io.mprocd.Wait", reply);
 	if (ctl->json)
-		ctl_print_json(reply->msg);
-	ctl_warn("%s", client_error_message("io.mprocd.Wait", reply, msg,
+		mprocctl_print_json(reply->msg);
+	mprocctl_warn("%s", client_error_message("io.mprocd.Wait", reply, msg,
 	    sizeof msg));
 	return CTL_EXIT_TIMEOUT;
 }
 
 static void
-wait_print(json_t *job)
+cmd_wait_print(json_t *job)
 {
-	char	 desc[JOB_DESCLEN], dur[32];
+	char	 desc[FORMAT_DESCLEN], dur[32];
 
-	printf("job %" JSON_INTEGER_FORMAT " %s (%s)\n", job_id(job),
-	    job_describe(job, desc, sizeof desc),
-	    job_format_duration(job, dur, sizeof dur));
+	printf("job %" JSON_INTEGER_FORMAT " %s (%s)\n", format_job_id(job),
+	    format_describe(job, desc, sizeof desc),
+	    format_duration(job, dur, sizeof dur));
 	fflush(stdout);
 }
 
@@ -86,12 +86,12 @@ cmd_wait_exec(struct ctl *ctl, int argc, char **argv)
 	size_t			 i, nids;
 	int			 ch, more, status;
 
-	while ((ch = ctl_getopt(cmd, argc, argv, "t:")) != -1)
-		timeout = ctl_parse_seconds(cmd, ch, optarg);
+	while ((ch = mprocctl_getopt(cmd, argc, argv, "t:")) != -1)
+		timeout = mprocctl_parse_seconds(cmd, ch, optarg);
 	argc -= optind;
 	argv += optind;
-	ctl_check_nargs(cmd, argc, 1, -1);
-	ids = wait_ids(cmd, argc, argv);
+	mprocctl_check_nargs(cmd, argc, 1, -1);
+	ids = cmd_wait_ids(cmd, argc, argv);
 	nids = json_array_size(ids);
 	params = json_pack("{s:o}", "ids", ids);
 	if (timeout >= 0)
@@ -104,29 +104,29 @@ cmd_wait_exec(struct ctl *ctl, int argc, char **argv)
 	do {
 		client_recv(c, &reply);
 		if (reply.error != NULL) {
-			status = wait_error(ctl, &reply);
+			status = cmd_wait_error(ctl, &reply);
 			varlink_reply_free(&reply);
 			goto out;
 		}
-		jobs = job_check_jobs(reply.params, "io.mprocd.Wait");
+		jobs = format_check_jobs(reply.params, "io.mprocd.Wait");
 		json_array_foreach(jobs, i, job) {
-			if (!job_finished(job))
-				ctl_fail("bad reply from mprocd: Wait gave job "
-				    "%" JSON_INTEGER_FORMAT " unfinished",
-				    job_id(job));
+			if (!format_job_finished(job))
+				mprocctl_fail("bad reply from mprocd: Wait "
+				    "gave job %" JSON_INTEGER_FORMAT
+				    " unfinished", format_job_id(job));
 			if (!ctl->json)
-				wait_print(job);
+				cmd_wait_print(job);
 			json_array_append(all, job);
 		}
 		if (ctl->json)
-			ctl_print_json(reply.params);
+			mprocctl_print_json(reply.params);
 		more = reply.continues && !ctl->json;
 		varlink_reply_free(&reply);
 	} while (more);
 	if (json_array_size(all) != nids)
-		ctl_fail("bad reply from mprocd: Wait gave %zu jobs for %zu "
-		    "ids", json_array_size(all), nids);
-	status = job_jobs_status(all, nids);
+		mprocctl_fail("bad reply from mprocd: Wait gave %zu jobs for "
+		    "%zu ids", json_array_size(all), nids);
+	status = format_jobs_status(all, nids);
 out:
 	json_decref(all);
 	client_free(c);

@@ -6,7 +6,7 @@
 #include "mprocctl.h"
 
 /* In the order of mprocctl --help and the manual. */
-const struct ctl_cmd *const ctl_cmds[] = {
+const struct ctl_cmd *const cmd_table[] = {
 	&cmd_submit_entry,
 	&cmd_map_entry,
 	&cmd_wait_entry,
@@ -23,8 +23,8 @@ cmd_find(const char *name)
 {
 	size_t	 i;
 
-	for (i = 0; ctl_cmds[i] != NULL; i++)
-		if (strcmp(ctl_cmds[i]->name, name) == 0)
-			return ctl_cmds[i];
+	for (i = 0; cmd_table[i] != NULL; i++)
+		if (strcmp(cmd_table[i]->name, name) == 0)
+			return cmd_table[i];
 	return NULL;
 }

@@ -16,14 +16,14 @@
 #include "xmalloc.h"
 
 static const char *
-job_str(json_t *job, const char *key)
+format_get_str(json_t *job, const char *key)
 {
 	return json_string_value(json_object_get(job, key));
 }
 
 /* An integer member, or -1 if it is absent (or null, or not a number). */
 static json_int_t
-job_int(json_t *job, const char *key)
+format_get_int(json_t *job, const char *key)
 {
 	json_t	*v = json_object_get(job, key);
 
@@ -31,23 +31,23 @@ job_int(json_t *job, const char *key)
 }
 
 json_int_t
-job_id(json_t *job)
+format_job_id(json_t *job)
 {
-	return job_int(job, "id");
+	return format_get_int(job, "id");
 }
 
 int
-job_state_is(json_t *job, const char *state)
+format_job_state_is(json_t *job, const char *state)
 {
-	const char	*s = job_str(job, "state");
+	const char	*s = format_get_str(job, "state");
 
 	return s != NULL && strcmp(s, state) == 0;
 }
 
 int
-job_finished(json_t *job)
+format_job_finished(json_t *job)
 {
-	const char	*state = job_str(job, "state");
+	const char	*state = format_get_str(job, "state");
 
 	return state != NULL && strcmp(state, "queued") != 0 &&
 	    strcmp(state, "running") != 0;
@@ -58,13 +58,13 @@ job_finished(json_t *job)
  * signal N, 124 for a timeout, 1 when cancelled or lost without a signal.
  */
 int
-job_exit_status(json_t *job)
+format_exit_status(json_t *job)
 {
-	const char	*state = job_str(job, "state");
-	json_int_t	 status = job_int(job, "exit_status");
-	json_int_t	 sig = job_int(job, "signal");
+	const char	*state = format_get_str(job, "state");
+	json_int_t	 status = format_get_int(job, "exit_status");
+	json_int_t	 sig = format_get_int(job, "signal");
 
-	if (state == NULL || !job_finished(job))
+	if (state == NULL || !format_job_finished(job))
 		return CTL_EXIT_FAILURE;
 	if (strcmp(state, "succeeded") == 0)
 		return 0;
@@ -80,15 +80,15 @@ job_exit_status(json_t *job)
 
 /* The exit status for the jobs of a Wait: the job's own if there is one. */
 int
-job_jobs_status(json_t *jobs, size_t expected)
+format_jobs_status(json_t *jobs, size_t expected)
 {
 	json_t	*job;
 	size_t	 i;
 
 	if (expected == 1 && json_array_size(jobs) == 1)
-		return job_exit_status(json_array_get(jobs, 0));
+		return format_exit_status(json_array_get(jobs, 0));
 	json_array_foreach(jobs, i, job) {
-		if (job_exit_status(job) != 0)
+		if (format_exit_status(job) != 0)
 			return CTL_EXIT_SOME_FAILED;
 	}
 	return 0;
@@ -96,7 +96,7 @@ job_jobs_status(json_t *jobs, size_t expected)
 
 /* "SIGKILL", or "signal 40" for one without a short name. */
 const char *
-job_signame(int sig, char *buf, size_t len)
+format_signame(int sig, char *buf, size_t len)
 {
 	static const struct {
 		int		 sig;
@@ -126,17 +126,17 @@ job_signame(int sig, char *buf, size_t len)
 
 /* "succeeded", "failed with exit status 2", "killed by SIGSEGV"... */
 const char *
-job_describe(json_t *job, char *buf, size_t len)
+format_describe(json_t *job, char *buf, size_t len)
 {
-	const char	*state = job_str(job, "state");
-	json_int_t	 status = job_int(job, "exit_status");
-	json_int_t	 sig = job_int(job, "signal");
+	const char	*state = format_get_str(job, "state");
+	json_int_t	 status = format_get_int(job, "exit_status");
+	json_int_t	 sig = format_get_int(job, "signal");
 	char		 name[32];
 
 	if (state == NULL)
 		state = "in an unknown state";
 	if (sig > 0 && sig < 128)
-		job_signame((int)sig, name, sizeof name);
+		format_signame((int)sig, name, sizeof name);
 	if (strcmp(state, "failed") == 0 && sig > 0 && sig < 128)
 		snprintf(buf, len, "failed, killed by %s", name);
 	else if (strcmp(state, "failed") == 0 && status == 127)
@@ -175,12 +175,12 @@ format_usec(uint64_t usec, char *buf, size_t len)
 
 /* How long it ran, or has been running; "-" before it started. */
 const char *
-job_format_duration(json_t *job, char *buf, size_t len)
+format_duration(json_t *job, char *buf, size_t len)
 {
-	json_int_t	 start = job_int(job, "started_usec");
-	json_int_t	 end = job_int(job, "finished_usec");
+	json_int_t	 start = format_get_int(job, "started_usec");
+	json_int_t	 end = format_get_int(job, "finished_usec");
 
-	if (end < 0 && !job_finished(job))
+	if (end < 0 && !format_job_finished(job))
 		end = (json_int_t)util_now_usec();
 	if (start <= 0 || end < start)
 		snprintf(buf, len, "-");
@@ -194,7 +194,7 @@ job_format_duration(json_t *job, char *buf, size_t len)
  * characters escaped; cut short if buf is full.
  */
 static void
-append_arg(char *buf, size_t len, size_t *o, const char *s)
+format_append_arg(char *buf, size_t len, size_t *o, const char *s)
 {
 	const char	*p;
 	int		 quote = *s == '\0';
@@ -227,27 +227,28 @@ append_arg(char *buf, size_t len, size_t *o, const char *s)
 
 /* Its name, else its command line as a shell would take it. */
 static const char *
-job_label(json_t *job, char *buf, size_t len)
+format_label(json_t *job, char *buf, size_t len)
 {
 	json_t	*arg;
 	size_t	 i, o = 0;
 
-	if (job_str(job, "name") != NULL)
-		return ctl_printable(job_str(job, "name"), buf, len);
+	if (format_get_str(job, "name") != NULL)
+		return mprocctl_printable(format_get_str(job, "name"), buf,
+		    len);
 	buf[0] = '\0';
 	json_array_foreach(json_object_get(job, "argv"), i, arg) {
 		if (i > 0 && o + 1 < len) {
 			buf[o++] = ' ';
 			buf[o] = '\0';
 		}
-		append_arg(buf, len, &o, json_string_value(arg) != NULL ?
+		format_append_arg(buf, len, &o, json_string_value(arg) != NULL ?
 		    json_string_value(arg) : "?");
 	}
 	return buf;
 }
 
 static int
-width(const char *s, int min)
+format_width(const char *s, int min)
 {
 	int	 n = (int)strlen(s);
 
@@ -256,7 +257,7 @@ width(const char *s, int min)
 
 /* The jobs as a table for people: one line each, columns aligned. */
 void
-job_print_table(json_t *jobs)
+format_print_table(json_t *jobs)
 {
 	json_t		*job;
 	size_t		 i;
@@ -266,39 +267,45 @@ job_print_table(json_t *jobs)
 	char		 worker[64];
 
 	json_array_foreach(jobs, i, job) {
-		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, job_id(job));
-		wid = width(id, wid);
-		wpool = width(ctl_printable(job_str(job, "pool"), pool,
-		    sizeof pool), wpool);
-		wworker = width(ctl_printable(job_str(job, "worker"), worker,
-		    sizeof worker), wworker);
+		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT,
+		    format_job_id(job));
+		wid = format_width(id, wid);
+		wpool = format_width(mprocctl_printable(format_get_str(job,
+		    "pool"), pool, sizeof pool), wpool);
+		wworker = format_width(mprocctl_printable(format_get_str(job,
+		    "worker"), worker, sizeof worker), wworker);
 	}
 	printf("%*s %-9s %-*s %-*s %8s %-9s %8s %s\n", wid, "ID", "STATE",
 	    wpool, "POOL", wworker, "WORKER", "ATTEMPTS", "EXIT", "DURATION",
 	    "NAME/COMMAND");
 	json_array_foreach(jobs, i, job) {
-		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT, job_id(job));
-		if ((v = job_int(job, "signal")) > 0 && v < 128)
-			job_signame((int)v, exit, sizeof exit);
-		else if ((v = job_int(job, "exit_status")) >= 0)
+		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT,
+		    format_job_id(job));
+		if ((v = format_get_int(job, "signal")) > 0 && v < 128)
+			format_signame((int)v, exit, sizeof exit);
+		else if ((v = format_get_int(job, "exit_status")) >= 0)
 			snprintf(exit, sizeof exit, "%" JSON_INTEGER_FORMAT, v);
 		else
 			snprintf(exit, sizeof exit, "-");
-		ctl_printable(job_str(job, "pool"), pool, sizeof pool);
-		ctl_printable(job_str(job, "worker"), worker, sizeof worker);
+		mprocctl_printable(format_get_str(job, "pool"), pool,
+		    sizeof pool);
+		mprocctl_printable(format_get_str(job, "worker"), worker,
+		    sizeof worker);
 		printf("%*s %-9s %-*s %-*s %8" JSON_INTEGER_FORMAT
 		    " %-9s %8s %s\n", wid, id,
-		    job_str(job, "state") != NULL ? job_str(job, "state") : "?",
+		    format_get_str(job, "state") != NULL ?
+		    format_get_str(job, "state") : "?",
 		    wpool, pool, wworker, *worker != '\0' ? worker : "-",
-		    job_int(job, "attempts") >= 0 ? job_int(job, "attempts") : 0,
-		    exit, job_format_duration(job, dur, sizeof dur),
-		    job_label(job, label, sizeof label));
+		    format_get_int(job, "attempts") >= 0 ?
+		    format_get_int(job, "attempts") : 0,
+		    exit, format_duration(job, dur, sizeof dur),
+		    format_label(job, label, sizeof label));
 	}
 }
 
 /* write(2) all of it; -1 if the descriptor will take no more. */
 int
-job_write_all(int fd, const void *buf, size_t len)
+format_write_all(int fd, const void *buf, size_t len)
 {
 	const char	*p = buf;
 	ssize_t		 n;
@@ -316,16 +323,16 @@ job_write_all(int fd, const void *buf, size_t len)
 }
 
 static void *
-decode(json_t *reply, const char *key, size_t *len)
+format_decode_output(json_t *reply, const char *key, size_t *len)
 {
 	const char	*s = json_string_value(json_object_get(reply, key));
 	void		*data;
 
 	if (s == NULL)
-		ctl_fail("bad reply from mprocd: Get has no %s", key);
+		mprocctl_fail("bad reply from mprocd: Get has no %s", key);
 	if ((data = util_base64_decode(s, strlen(s), len)) == NULL)
-		ctl_fail("bad reply from mprocd: the job's %s is not base64",
-		    key);
+		mprocctl_fail("bad reply from mprocd: the job's %s is not "
+		    "base64", key);
 	return data;
 }
 
@@ -335,120 +342,43 @@ decode(json_t *reply, const char *key, size_t *len)
  * stderr is then skipped, else 0.
  */
 int
-job_write_output(json_t *reply, int quiet)
+format_write_output(json_t *reply, int quiet)
 {
 	void	*out, *err;
 	size_t	 outlen, errlen;
 	int	 rv = 0;
 
-	out = decode(reply, "stdout", &outlen);
-	err = decode(reply, "stderr", &errlen);
+	out = format_decode_output(reply, "stdout", &outlen);
+	err = format_decode_output(reply, "stderr", &errlen);
 	fflush(stdout);
-	if (job_write_all(STDOUT_FILENO, out, outlen) != 0)
+	if (format_write_all(STDOUT_FILENO, out, outlen) != 0)
 		rv = -1;
 	else
-		(void)job_write_all(STDERR_FILENO, err, errlen);
+		(void)format_write_all(STDERR_FILENO, err, errlen);
 	if (rv == 0 && !quiet &&
 	    json_is_true(json_object_get(reply, "truncated")))
-		ctl_warn("job %" JSON_INTEGER_FORMAT "'s output went past "
-		    "max_output and was cut", job_id(json_object_get(reply,
-		    "job")));
+		mprocctl_warn("job %" JSON_INTEGER_FORMAT "'s output went past "
+		    "max_output and was cut",
+		    format_job_id(json_object_get(reply, "job")));
 	free(out);
 	free(err);
 	return rv;
 }
 
-/* s as a JSON string; what names it in an error ("-n"). */
-json_t *
-job_string(const struct ctl_cmd *cmd, const char *what, const char *s)
-{
-	json_t	*v;
-
-	if ((v = json_string(s)) == NULL)
-		ctl_usage_error(cmd, "%s is not valid UTF-8 (mprocd carries "
-		    "text only)", what);
-	return v;
-}
-
-/* A JSON array of the strings; what names them in an error ("argument"). */
-json_t *
-job_string_array(const struct ctl_cmd *cmd, char **v, int n,
-    const char *what)
-{
-	json_t	*a = json_array();
-	json_t	*s;
-	int	 i;
-
-	for (i = 0; i < n; i++) {
-		if ((s = json_string(v[i])) == NULL)
-			ctl_usage_error(cmd, "%s %d is not valid UTF-8 (mprocd "
-			    "carries text only; pass data with -i)", what,
-			    i + 1);
-		json_array_append_new(a, s);
-	}
-	return a;
-}
-
-/* mprocctl's working directory, for the job to run in. */
-json_t *
-job_cwd(void)
-{
-	json_t	*v;
-	char	*cwd;
-
-	if ((cwd = getcwd(NULL, 0)) == NULL)
-		ctl_fail("cannot tell the current directory: %s (cd to one "
-		    "that exists)", strerror(errno));
-	if ((v = json_string(cwd)) == NULL)
-		ctl_fail("the current directory is not valid UTF-8, which "
-		    "mprocd cannot carry (cd elsewhere)");
-	free(cwd);
-	return v;
-}
-
-/*
- * Cancels jobs, calling cb with each reply in the order of ids. mprocd
- * answers a connection's calls one at a time and a Cancel only once its
- * job has ended, so the calls are spread over a few connections: running
- * jobs then end together rather than one after the other.
- */
-void
-job_cancel(const char *socket, const json_int_t *ids, size_t n,
-    void (*cb)(void *, size_t, struct varlink_reply *), void *arg)
-{
-	struct client		*c[JOB_CANCEL_CONNS];
-	struct varlink_reply	 reply;
-	size_t			 i, nc;
-
-	nc = n < JOB_CANCEL_CONNS ? n : JOB_CANCEL_CONNS;
-	for (i = 0; i < nc; i++)
-		c[i] = client_connect(socket);
-	for (i = 0; i < n; i++)
-		client_send(c[i % nc], "io.mprocd.Cancel", json_pack("{s:I}",
-		    "id", ids[i]), 0);
-	for (i = 0; i < n; i++) {
-		client_recv(c[i % nc], &reply);
-		cb(arg, i, &reply);
-		varlink_reply_free(&reply);
-	}
-	for (i = 0; i < nc; i++)
-		client_free(c[i]);
-}
-
 /* A reply's "jobs", checked to be jobs; borrowed from params. */
 json_t *
-job_check_jobs(json_t *params, const char *method)
+format_check_jobs(json_t *params, const char *method)
 {
 	json_t	*jobs = json_object_get(params, "jobs"), *job;
 	size_t	 i;
 
 	if (!json_is_array(jobs))
-		ctl_fail("bad reply from mprocd: %s has no jobs", method);
+		mprocctl_fail("bad reply from mprocd: %s has no jobs", method);
 	json_array_foreach(jobs, i, job) {
-		if (!json_is_object(job) || job_id(job) < 0 ||
-		    job_str(job, "state") == NULL)
-			ctl_fail("bad reply from mprocd: %s has a job without "
-			    "an id or state", method);
+		if (!json_is_object(job) || format_job_id(job) < 0 ||
+		    format_get_str(job, "state") == NULL)
+			mprocctl_fail("bad reply from mprocd: %s has a job "
+			    "without an id or state", method);
 	}
 	return jobs;
 }

@@ -15,16 +15,16 @@
 #include "mprocctl.h"
 #include "util.h"
 
-/* Set by ctl_catch_signals(): what to undo when a signal ends us. */
-static void			(*ctl_cleanup)(void *);
-static void			*ctl_cleanup_arg;
-static sigset_t			 ctl_oldmask;
-static sigset_t			 ctl_caught;
-static int			 ctl_catching;
-static volatile sig_atomic_t	 ctl_signal;
+/* Set by mprocctl_catch_signals(): what to undo when a signal ends us. */
+static void			(*mprocctl_cleanup)(void *);
+static void			*mprocctl_cleanup_arg;
+static sigset_t			 mprocctl_oldmask;
+static sigset_t			 mprocctl_caught;
+static int			 mprocctl_catching;
+static volatile sig_atomic_t	 mprocctl_signal;
 
 static void
-usage(FILE *f)
+mprocctl_usage(FILE *f)
 {
 	size_t	 i;
 
@@ -41,8 +41,9 @@ usage(FILE *f)
 "  -V, --version      show the version\n"
 "\n"
 "Commands:\n");
-	for (i = 0; ctl_cmds[i] != NULL; i++)
-		fprintf(f, "  %-8s %s\n", ctl_cmds[i]->name, ctl_cmds[i]->help);
+	for (i = 0; cmd_table[i] != NULL; i++)
+		fprintf(f, "  %-8s %s\n", cmd_table[i]->name,
+		    cmd_table[i]->help);
 	fprintf(f,
 "\n"
 "Exit status:\n"
@@ -58,7 +59,7 @@ usage(FILE *f)
 }
 
 static void __attribute__((format(printf, 1, 0)))
-vwarn(const char *fmt, va_list ap)
+mprocctl_vwarn(const char *fmt, va_list ap)
 {
 	fflush(stdout);
 	fputs("mprocctl: ", stderr);
@@ -67,29 +68,29 @@ vwarn(const char *fmt, va_list ap)
 }
 
 void
-ctl_warn(const char *fmt, ...)
+mprocctl_warn(const char *fmt, ...)
 {
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	vwarn(fmt, ap);
+	mprocctl_vwarn(fmt, ap);
 	va_end(ap);
 }
 
 void
-ctl_fail(const char *fmt, ...)
+mprocctl_fail(const char *fmt, ...)
 {
 	va_list	 ap;
 
 	va_start(ap, fmt);
-	vwarn(fmt, ap);
+	mprocctl_vwarn(fmt, ap);
 	va_end(ap);
 	exit(CTL_EXIT_FAILURE);
 }
 
 /* One line: what is wrong, then the usage that would be right. */
 void
-ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
+mprocctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
 	va_list	 ap;
 
@@ -104,7 +105,7 @@ ctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 }
 
 void
-ctl_print_json(json_t *v)
+mprocctl_print_json(json_t *v)
 {
 	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
@@ -116,7 +117,7 @@ ctl_print_json(json_t *v)
  * implied, so a job's arguments are never taken for ours.
  */
 int
-ctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
+mprocctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
     const char *optstring)
 {
 	char	 opts[64];
@@ -131,47 +132,95 @@ ctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
 			if (strncmp(argv[i], "--", 2) == 0)
 				break;
 		}
-		ctl_usage_error(cmd, "unknown option %s", argv[i]);
+		mprocctl_usage_error(cmd, "unknown option %s", argv[i]);
 	}
 	if (ch == '?')
-		ctl_usage_error(cmd, "unknown option -%c", optopt);
+		mprocctl_usage_error(cmd, "unknown option -%c", optopt);
 	if (ch == ':')
-		ctl_usage_error(cmd, "option -%c needs a value", optopt);
+		mprocctl_usage_error(cmd, "option -%c needs a value", optopt);
 	return ch;
 }
 
 /* The number of arguments left after the options, against the table's. */
 void
-ctl_check_nargs(const struct ctl_cmd *cmd, int nargs, int min, int max)
+mprocctl_check_nargs(const struct ctl_cmd *cmd, int nargs, int min, int max)
 {
 	if (nargs < min)
-		ctl_usage_error(cmd, "%s", min == 1 && max == 1 ?
+		mprocctl_usage_error(cmd, "%s", min == 1 && max == 1 ?
 		    "needs one argument" : "missing arguments");
 	if (max >= 0 && nargs > max)
-		ctl_usage_error(cmd, "too many arguments");
+		mprocctl_usage_error(cmd, "too many arguments");
 }
 
 json_int_t
-ctl_parse_id(const struct ctl_cmd *cmd, const char *s)
+mprocctl_parse_id(const struct ctl_cmd *cmd, const char *s)
 {
 	const char	*errstr;
 	uint64_t	 id;
 
 	if (util_parse_uint(s, 1, INT64_MAX, &id, &errstr) != 0)
-		ctl_usage_error(cmd, "bad job id '%s': %s", s, errstr);
+		mprocctl_usage_error(cmd, "bad job id '%s': %s", s, errstr);
 	return (json_int_t)id;
 }
 
 /* A duration for option -ch ("30", "1.5s", "2min") in seconds. */
 double
-ctl_parse_seconds(const struct ctl_cmd *cmd, int ch, const char *s)
+mprocctl_parse_seconds(const struct ctl_cmd *cmd, int ch, const char *s)
 {
 	const char	*errstr;
 	uint64_t	 usec;
 
 	if (util_parse_duration(s, &usec, &errstr) != 0)
-		ctl_usage_error(cmd, "bad -%c '%s': %s", ch, s, errstr);
+		mprocctl_usage_error(cmd, "bad -%c '%s': %s", ch, s, errstr);
 	return (double)usec / (double)USEC_PER_SEC;
+}
+
+/* s as a JSON string; what names it in an error ("-n"). */
+json_t *
+mprocctl_string(const struct ctl_cmd *cmd, const char *what, const char *s)
+{
+	json_t	*v;
+
+	if ((v = json_string(s)) == NULL)
+		mprocctl_usage_error(cmd, "%s is not valid UTF-8 (mprocd "
+		    "carries text only)", what);
+	return v;
+}
+
+/* A JSON array of the strings; what names them in an error ("argument"). */
+json_t *
+mprocctl_string_array(const struct ctl_cmd *cmd, char **v, int n,
+    const char *what)
+{
+	json_t	*a = json_array();
+	json_t	*s;
+	int	 i;
+
+	for (i = 0; i < n; i++) {
+		if ((s = json_string(v[i])) == NULL)
+			mprocctl_usage_error(cmd, "%s %d is not valid UTF-8 "
+			    "(mprocd carries text only; pass data with -i)",
+			    what, i + 1);
+		json_array_append_new(a, s);
+	}
+	return a;
+}
+
+/* mprocctl's working directory, for the job to run in. */
+json_t *
+mprocctl_cwd(void)
+{
+	json_t	*v;
+	char	*cwd;
+
+	if ((cwd = getcwd(NULL, 0)) == NULL)
+		mprocctl_fail("cannot tell the current directory: %s (cd to "
+		    "one that exists)", strerror(errno));
+	if ((v = json_string(cwd)) == NULL)
+		mprocctl_fail("the current directory is not valid UTF-8, which "
+		    "mprocd cannot carry (cd elsewhere)");
+	free(cwd);
+	return v;
 }
 
 /*
@@ -179,7 +228,7 @@ ctl_parse_seconds(const struct ctl_cmd *cmd, int ch, const char *s)
  * a job or the daemon can neither break a line nor drive the terminal.
  */
 const char *
-ctl_printable(const char *s, char *buf, size_t len)
+mprocctl_printable(const char *s, char *buf, size_t len)
 {
 	const unsigned char	*p;
 	size_t			 o = 0, n;
@@ -208,31 +257,31 @@ ctl_printable(const char *s, char *buf, size_t len)
 }
 
 static void
-ctl_signal_handler(int sig)
+mprocctl_signal_handler(int sig)
 {
-	ctl_signal = sig;
+	mprocctl_signal = sig;
 }
 
 /*
  * From now on SIGINT, SIGTERM and SIGHUP end mprocctl through cleanup (which
  * cancels the jobs it waits for), exiting 128+N as if the signal had killed
- * it. They are blocked but while ctl_poll() waits, so none goes unseen.
+ * it. They are blocked but while mprocctl_poll() waits, so none goes unseen.
  */
 void
-ctl_catch_signals(void (*cleanup)(void *), void *arg)
+mprocctl_catch_signals(void (*cleanup)(void *), void *arg)
 {
 	static const int	 sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	struct sigaction	 sa, old;
 	sigset_t		 set;
 	size_t			 i;
 
-	ctl_cleanup = cleanup;
-	ctl_cleanup_arg = arg;
-	if (ctl_catching)
+	mprocctl_cleanup = cleanup;
+	mprocctl_cleanup_arg = arg;
+	if (mprocctl_catching)
 		return;
 	sigemptyset(&set);
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = ctl_signal_handler;
+	sa.sa_handler = mprocctl_signal_handler;
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
 		/* One ignored from the start (nohup, &) stays ignored. */
@@ -242,37 +291,37 @@ ctl_catch_signals(void (*cleanup)(void *), void *arg)
 		sigaddset(&set, sigs[i]);
 		sigaction(sigs[i], &sa, NULL);
 	}
-	sigprocmask(SIG_BLOCK, &set, &ctl_oldmask);
-	ctl_caught = set;
-	ctl_catching = 1;
+	sigprocmask(SIG_BLOCK, &set, &mprocctl_oldmask);
+	mprocctl_caught = set;
+	mprocctl_catching = 1;
 }
 
 static void
-ctl_interrupted(void)
+mprocctl_interrupted(void)
 {
-	void	(*cleanup)(void *) = ctl_cleanup;
-	int	 sig = ctl_signal;
+	void	(*cleanup)(void *) = mprocctl_cleanup;
+	int	 sig = mprocctl_signal;
 
 	/* A second signal kills at once. */
-	if (sigismember(&ctl_caught, SIGINT))
+	if (sigismember(&mprocctl_caught, SIGINT))
 		signal(SIGINT, SIG_DFL);
-	if (sigismember(&ctl_caught, SIGTERM))
+	if (sigismember(&mprocctl_caught, SIGTERM))
 		signal(SIGTERM, SIG_DFL);
-	if (sigismember(&ctl_caught, SIGHUP))
+	if (sigismember(&mprocctl_caught, SIGHUP))
 		signal(SIGHUP, SIG_DFL);
-	sigprocmask(SIG_SETMASK, &ctl_oldmask, NULL);
-	ctl_cleanup = NULL;
+	sigprocmask(SIG_SETMASK, &mprocctl_oldmask, NULL);
+	mprocctl_cleanup = NULL;
 	if (cleanup != NULL)
-		cleanup(ctl_cleanup_arg);
+		cleanup(mprocctl_cleanup_arg);
 	exit(CTL_EXIT_SIGNAL + sig);
 }
 
 /*
- * poll(2) that lets the signals of ctl_catch_signals() in while it waits,
+ * poll(2) that lets the signals of mprocctl_catch_signals() in while it waits,
  * and ends mprocctl if one came; interrupted otherwise, it returns -1 EINTR.
  */
 int
-ctl_poll(struct pollfd *fds, nfds_t nfds, int timeout)
+mprocctl_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
 	struct timespec	 ts, *tsp = NULL;
 	int		 n;
@@ -282,9 +331,9 @@ ctl_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 		ts.tv_nsec = (long)(timeout % 1000) * 1000000;
 		tsp = &ts;
 	}
-	n = ppoll(fds, nfds, tsp, ctl_catching ? &ctl_oldmask : NULL);
-	if (ctl_signal != 0 && ctl_cleanup != NULL)
-		ctl_interrupted();
+	n = ppoll(fds, nfds, tsp, mprocctl_catching ? &mprocctl_oldmask : NULL);
+	if (mprocctl_signal != 0 && mprocctl_cleanup != NULL)
+		mprocctl_interrupted();
 	return n;
 }
 
@@ -314,26 +363,26 @@ main(int argc, char **argv)
 			ctl.json = 1;
 			break;
 		case 'h':
-			usage(stdout);
+			mprocctl_usage(stdout);
 			return 0;
 		case 'V':
 			printf("mprocctl %s\n", PACKAGE_VERSION);
 			return 0;
 		case ':':
-			ctl_fail("option %s needs a value; see 'mprocctl "
+			mprocctl_fail("option %s needs a value; see 'mprocctl "
 			    "--help'", argv[optind - 1]);
 		default:
 			if (optopt != 0)
-				ctl_fail("unknown option -%c; see 'mprocctl "
-				    "--help'", optopt);
-			ctl_fail("unknown option %s; see 'mprocctl --help'",
-			    argv[optind - 1]);
+				mprocctl_fail("unknown option -%c; see "
+				    "'mprocctl --help'", optopt);
+			mprocctl_fail("unknown option %s; see 'mprocctl "
+			    "--help'", argv[optind - 1]);
 		}
 	}
 	if (optind == argc)
-		ctl_fail("no command given; see 'mprocctl --help'");
+		mprocctl_fail("no command given; see 'mprocctl --help'");
 	if ((cmd = cmd_find(argv[optind])) == NULL)
-		ctl_fail("unknown command '%s' (see 'mprocctl --help')",
+		mprocctl_fail("unknown command '%s' (see 'mprocctl --help')",
 		    argv[optind]);
 	argc -= optind;
 	argv += optind;
@@ -346,7 +395,7 @@ main(int argc, char **argv)
 			printf("\n%s", cmd->details);
 		return 0;
 	}
-	ctl_check_nargs(cmd, argc - 1, cmd->minargs, cmd->maxargs);
+	mprocctl_check_nargs(cmd, argc - 1, cmd->minargs, cmd->maxargs);
 	if (ctl.socket == NULL)
 		ctl.socket = client_default_socket();
 	optind = 0;	/* the command's options next: start afresh */

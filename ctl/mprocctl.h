@@ -31,23 +31,27 @@ struct ctl_cmd {
 	int		(*exec)(struct ctl *, int, char **);
 };
 
-void	 ctl_usage_error(const struct ctl_cmd *, const char *, ...)
+void	 mprocctl_usage_error(const struct ctl_cmd *, const char *, ...)
 	    __attribute__((format(printf, 2, 3), noreturn));
-void	 ctl_fail(const char *, ...)
+void	 mprocctl_fail(const char *, ...)
 	    __attribute__((format(printf, 1, 2), noreturn));
-void	 ctl_warn(const char *, ...)
+void	 mprocctl_warn(const char *, ...)
 	    __attribute__((format(printf, 1, 2)));
-void	 ctl_print_json(json_t *);
-int	 ctl_getopt(const struct ctl_cmd *, int, char **, const char *);
-void	 ctl_check_nargs(const struct ctl_cmd *, int, int, int);
-json_int_t ctl_parse_id(const struct ctl_cmd *, const char *);
-double	 ctl_parse_seconds(const struct ctl_cmd *, int, const char *);
-const char *ctl_printable(const char *, char *, size_t);
-void	 ctl_catch_signals(void (*)(void *), void *);
-int	 ctl_poll(struct pollfd *, nfds_t, int);
+void	 mprocctl_print_json(json_t *);
+int	 mprocctl_getopt(const struct ctl_cmd *, int, char **, const char *);
+void	 mprocctl_check_nargs(const struct ctl_cmd *, int, int, int);
+json_int_t mprocctl_parse_id(const struct ctl_cmd *, const char *);
+double	 mprocctl_parse_seconds(const struct ctl_cmd *, int, const char *);
+json_t	*mprocctl_string(const struct ctl_cmd *, const char *, const char *);
+json_t	*mprocctl_string_array(const struct ctl_cmd *, char **, int,
+	    const char *);
+json_t	*mprocctl_cwd(void);
+const char *mprocctl_printable(const char *, char *, size_t);
+void	 mprocctl_catch_signals(void (*)(void *), void *);
+int	 mprocctl_poll(struct pollfd *, nfds_t, int);
 
 /* cmd.c */
-extern const struct ctl_cmd *const ctl_cmds[];
+extern const struct ctl_cmd *const cmd_table[];
 const struct ctl_cmd *cmd_find(const char *);
 
 /* cmd-*.c */
@@ -59,6 +63,11 @@ extern const struct ctl_cmd cmd_reload_entry;
 extern const struct ctl_cmd cmd_status_entry;
 extern const struct ctl_cmd cmd_submit_entry;
 extern const struct ctl_cmd cmd_wait_entry;
+
+/* cmd-cancel.c */
+#define CMD_CANCEL_CONNS 8
+void	 cmd_cancel_jobs(const char *, const json_int_t *, size_t,
+	    void (*)(void *, size_t, struct varlink_reply *), void *);
 
 /* client.c */
 struct client;
@@ -82,27 +91,19 @@ const char	*client_error_message(const char *, struct varlink_reply *,
 		    char *, size_t);
 const char	*client_default_socket(void);
 
-/* job.c */
-#define JOB_DESCLEN	96
-int		 job_state_is(json_t *, const char *);
-int		 job_finished(json_t *);
-int		 job_exit_status(json_t *);
-int		 job_jobs_status(json_t *, size_t);
-json_int_t	 job_id(json_t *);
-const char	*job_describe(json_t *, char *, size_t);
-const char	*job_signame(int, char *, size_t);
-const char	*job_format_duration(json_t *, char *, size_t);
-void		 job_print_table(json_t *);
-int		 job_write_output(json_t *, int);
-int		 job_write_all(int, const void *, size_t);
-json_t		*job_string(const struct ctl_cmd *, const char *,
-		    const char *);
-json_t		*job_string_array(const struct ctl_cmd *, char **, int,
-		    const char *);
-json_t		*job_cwd(void);
-json_t		*job_check_jobs(json_t *, const char *);
-#define JOB_CANCEL_CONNS 8
-void		 job_cancel(const char *, const json_int_t *, size_t,
-		    void (*)(void *, size_t, struct varlink_reply *), void *);
+/* format.c */
+#define FORMAT_DESCLEN	96
+int		 format_job_state_is(json_t *, const char *);
+int		 format_job_finished(json_t *);
+int		 format_exit_status(json_t *);
+int		 format_jobs_status(json_t *, size_t);
+json_int_t	 format_job_id(json_t *);
+const char	*format_describe(json_t *, char *, size_t);
+const char	*format_signame(int, char *, size_t);
+const char	*format_duration(json_t *, char *, size_t);
+void		 format_print_table(json_t *);
+int		 format_write_output(json_t *, int);
+int		 format_write_all(int, const void *, size_t);
+json_t		*format_check_jobs(json_t *, const char *);
 
 #endif

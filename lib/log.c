@@ -96,7 +96,7 @@ log_use_journal(int (*sendv)(const struct iovec *, int))
 
 /* Whether stderr is the journal stream systemd gave us. */
 static int
-stderr_is_journal(void)
+log_stderr_is_journal(void)
 {
 	const char	*e = getenv("JOURNAL_STREAM");
 	struct stat	 st;
@@ -110,7 +110,7 @@ stderr_is_journal(void)
 }
 
 static int
-open_file(const char *path)
+log_open_file(const char *path)
 {
 	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
@@ -125,11 +125,11 @@ log_open(const char *target, const char **errstr)
 	int	 fd;
 
 	if (strcmp(target, "stderr") == 0 || (strcmp(target, "auto") == 0 &&
-	    (!stderr_is_journal() || journal_sendv == NULL ||
+	    (!log_stderr_is_journal() || journal_sendv == NULL ||
 	    access(JOURNAL_SOCKET, W_OK) != 0))) {
 		log_close();
 		log_target = LOG_TO_STDERR;
-		log_prefix = stderr_is_journal();
+		log_prefix = log_stderr_is_journal();
 		return 0;
 	}
 	if (strcmp(target, "journal") == 0 || strcmp(target, "auto") == 0) {
@@ -146,11 +146,11 @@ log_open(const char *target, const char **errstr)
 		}
 		log_close();
 		log_target = LOG_TO_JOURNAL;
-		log_prefix = stderr_is_journal();	/* for the fallback */
+		log_prefix = log_stderr_is_journal();	/* for the fallback */
 		return 0;
 	}
 	if (strncmp(target, "file:", 5) == 0 && target[5] == '/') {
-		if ((fd = open_file(target + 5)) == -1) {
+		if ((fd = log_open_file(target + 5)) == -1) {
 			*errstr = strerror(errno);
 			return -1;
 		}
@@ -194,7 +194,7 @@ log_reopen(void)
 
 	if (log_target != LOG_TO_FILE)
 		return 0;
-	if ((fd = open_file(log_path)) == -1 ||
+	if ((fd = log_open_file(log_path)) == -1 ||
 	    dup3(fd, log_fd, O_CLOEXEC) == -1) {
 		log_warnx("cannot reopen the log file; records still go to "
 		    "the old one" LOG_KV "path=%s" LOG_KV "error=%s",
@@ -272,7 +272,7 @@ static const char cut_mark[] = " [cut]\"";
 
 /* If s starts "key=" with a field key, the key's length; else 0. */
 static size_t
-field_key(const char *s, size_t n)
+log_field_key(const char *s, size_t n)
 {
 	size_t	 i;
 
@@ -290,7 +290,7 @@ field_key(const char *s, size_t n)
 
 /* Whether one of the n pieces already has the key (k bytes at key). */
 static int
-has_key(const struct piece *pc, size_t n, const char *key, size_t k)
+log_has_key(const struct piece *pc, size_t n, const char *key, size_t k)
 {
 	size_t	 i;
 
@@ -308,7 +308,7 @@ has_key(const struct piece *pc, size_t n, const char *key, size_t k)
  * Returns the new number of pieces.
  */
 static size_t
-split_message(const char *msg, struct piece *pc, size_t n)
+log_split_message(const char *msg, struct piece *pc, size_t n)
 {
 	const char	*p = msg, *end = msg + strlen(msg), *sep;
 	size_t		 k;
@@ -316,8 +316,8 @@ split_message(const char *msg, struct piece *pc, size_t n)
 	pc[n] = (struct piece){ "msg", 3, msg, 0, 0 };
 	while ((sep = memchr(p, LOG_KV[0], (size_t)(end - p))) != NULL) {
 		p = sep + 1;
-		if ((k = field_key(p, (size_t)(end - p))) == 0 ||
-		    n + 1 == LOG_PIECES_MAX || has_key(pc, n + 1, p, k))
+		if ((k = log_field_key(p, (size_t)(end - p))) == 0 ||
+		    n + 1 == LOG_PIECES_MAX || log_has_key(pc, n + 1, p, k))
 			continue;	/* part of this piece's value */
 		pc[n].len = (size_t)(sep - pc[n].val);
 		pc[++n] = (struct piece){ p, k, p + k + 1, 0, 0 };
@@ -327,7 +327,7 @@ split_message(const char *msg, struct piece *pc, size_t n)
 }
 
 static int
-needs_quotes(const char *v, size_t n)
+log_needs_quotes(const char *v, size_t n)
 {
 	const unsigned char	*p = (const unsigned char *)v;
 	size_t			 i;
@@ -343,7 +343,7 @@ needs_quotes(const char *v, size_t n)
 
 /* How c is written inside quotes; returns the escape's length. */
 static size_t
-escape(unsigned char c, char esc[8])
+log_escape_char(unsigned char c, char esc[8])
 {
 	switch (c) {
 	case '"':
@@ -369,7 +369,7 @@ escape(unsigned char c, char esc[8])
 
 /* How many bytes the UTF-8 character that starts with c has. */
 static size_t
-utf8_len(unsigned char c)
+log_utf8_len(unsigned char c)
 {
 	if ((c & 0xe0) == 0xc0)
 		return 2;
@@ -385,7 +385,7 @@ utf8_len(unsigned char c)
  * a UTF-8 character.
  */
 static size_t
-utf8_cut(const char *s, size_t len, size_t max)
+log_utf8_cut(const char *s, size_t len, size_t max)
 {
 	const unsigned char	*p = (const unsigned char *)s;
 	size_t			 lead;
@@ -397,7 +397,7 @@ utf8_cut(const char *s, size_t len, size_t max)
 	for (lead = max; lead > 0 && max - lead < 3 &&
 	    (p[lead] & 0xc0) == 0x80; lead--)
 		;
-	return max - lead < utf8_len(p[lead]) ? lead : max;
+	return max - lead < log_utf8_len(p[lead]) ? lead : max;
 }
 
 /*
@@ -405,7 +405,7 @@ utf8_cut(const char *s, size_t len, size_t max)
  * characters that fit in max with " [cut]" after them. Returns how many.
  */
 static size_t
-copy_cut(char *dst, const char *src, size_t len, size_t max)
+log_copy_cut(char *dst, const char *src, size_t len, size_t max)
 {
 	size_t	 keep;
 
@@ -413,7 +413,7 @@ copy_cut(char *dst, const char *src, size_t len, size_t max)
 		memcpy(dst, src, len);
 		return len;
 	}
-	keep = utf8_cut(src, len, max - (CUT_LEN - 1));
+	keep = log_utf8_cut(src, len, max - (CUT_LEN - 1));
 	memcpy(dst, src, keep);
 	memcpy(dst + keep, cut_mark, CUT_LEN - 1);	/* no quote */
 	return keep + CUT_LEN - 1;
@@ -421,7 +421,7 @@ copy_cut(char *dst, const char *src, size_t len, size_t max)
 
 /* The bytes a whole piece takes: " key=" and its value. */
 static size_t
-piece_len(const struct piece *pc)
+log_piece_len(const struct piece *pc)
 {
 	const unsigned char	*p = (const unsigned char *)pc->val;
 	char			 esc[8];
@@ -429,22 +429,22 @@ piece_len(const struct piece *pc)
 
 	if (pc->budget != 0)
 		return 2 + pc->klen + pc->budget;
-	if (!needs_quotes(pc->val, pc->len))
+	if (!log_needs_quotes(pc->val, pc->len))
 		return 2 + pc->klen + pc->len;
 	for (i = 0, n = 2; i < pc->len; i++)
-		n += escape(p[i], esc);
+		n += log_escape_char(p[i], esc);
 	return 2 + pc->klen + n;
 }
 
 /* Writes n bytes of v escaped, as they go inside quotes. */
 static size_t
-put_escaped(char *buf, size_t off, const char *v, size_t n)
+log_put_escaped(char *buf, size_t off, const char *v, size_t n)
 {
 	char	 esc[8];
 	size_t	 i, k;
 
 	for (i = 0; i < n; i++) {
-		k = escape((unsigned char)v[i], esc);
+		k = log_escape_char((unsigned char)v[i], esc);
 		memcpy(buf + off, esc, k);
 		off += k;
 	}
@@ -457,7 +457,7 @@ put_escaped(char *buf, size_t off, const char *v, size_t n)
  * ever split.
  */
 static size_t
-put_piece(char *buf, size_t off, const struct piece *pc)
+log_put_piece(char *buf, size_t off, const struct piece *pc)
 {
 	char	 esc[8];
 	size_t	 i, used, room;
@@ -466,29 +466,31 @@ put_piece(char *buf, size_t off, const struct piece *pc)
 	memcpy(buf + off, pc->key, pc->klen);
 	off += pc->klen;
 	buf[off++] = '=';
-	if (pc->budget == 0 && !needs_quotes(pc->val, pc->len)) {
+	if (pc->budget == 0 && !log_needs_quotes(pc->val, pc->len)) {
 		memcpy(buf + off, pc->val, pc->len);
 		return off + pc->len;
 	}
 	buf[off++] = '"';
 	if (pc->budget == 0) {
-		off = put_escaped(buf, off, pc->val, pc->len);
+		off = log_put_escaped(buf, off, pc->val, pc->len);
 		buf[off++] = '"';
 		return off;
 	}
 	room = pc->budget - CUT_LEN - 1;
 	for (i = 0, used = 0; i < pc->len; i++) {
-		if ((used += escape((unsigned char)pc->val[i], esc)) > room)
+		if ((used += log_escape_char((unsigned char)pc->val[i],
+		    esc)) > room)
 			break;
 	}
-	off = put_escaped(buf, off, pc->val, utf8_cut(pc->val, pc->len, i));
+	off = log_put_escaped(buf, off, pc->val,
+	    log_utf8_cut(pc->val, pc->len, i));
 	memcpy(buf + off, cut_mark, CUT_LEN);
 	return off + CUT_LEN;
 }
 
 /* The bytes the pieces take if no value takes more than level. */
 static size_t
-total_at(const struct piece *pc, const size_t *full, size_t n, size_t level)
+log_total_at(const struct piece *pc, const size_t *full, size_t n, size_t level)
 {
 	size_t	 i, total = 0;
 
@@ -504,7 +506,7 @@ total_at(const struct piece *pc, const size_t *full, size_t n, size_t level)
  * room is tiny.
  */
 static size_t
-fit_pieces(struct piece *pc, size_t n, size_t room)
+log_fit_pieces(struct piece *pc, size_t n, size_t room)
 {
 	size_t	 full[LOG_PIECES_MAX], i, lo = CUT_MIN, hi = CUT_MIN, mid;
 	size_t	 total;
@@ -518,16 +520,16 @@ fit_pieces(struct piece *pc, size_t n, size_t room)
 		return n;
 
 	for (i = 0; i < n; i++) {
-		full[i] = piece_len(&pc[i]) - 2 - pc[i].klen;
+		full[i] = log_piece_len(&pc[i]) - 2 - pc[i].klen;
 		hi = MAX(hi, full[i]);
 	}
-	if (total_at(pc, full, n, hi) <= room)
+	if (log_total_at(pc, full, n, hi) <= room)
 		return n;
-	if (total_at(pc, full, n, lo) <= room) {
+	if (log_total_at(pc, full, n, lo) <= room) {
 		/* The highest level that fits is in [lo, hi). */
 		while (hi - lo > 1) {
 			mid = lo + (hi - lo) / 2;
-			if (total_at(pc, full, n, mid) <= room)
+			if (log_total_at(pc, full, n, mid) <= room)
 				lo = mid;
 			else
 				hi = mid;
@@ -538,7 +540,7 @@ fit_pieces(struct piece *pc, size_t n, size_t room)
 			pc[i].budget = lo;
 	/* Even cut to nothing they may not fit: keep those that do. */
 	for (i = 0, total = 0; i < n; i++)
-		if ((total += piece_len(&pc[i])) > room)
+		if ((total += log_piece_len(&pc[i])) > room)
 			return i;
 	return n;
 }
@@ -548,7 +550,7 @@ fit_pieces(struct piece *pc, size_t n, size_t room)
  * so pool only without one, unless both), job.
  */
 static size_t
-context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
+log_context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
     size_t numlen, int both)
 {
 	const char	*pool = log_pool, *worker = log_worker;
@@ -611,17 +613,17 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
 	memcpy(buf + off, lv, lvlen);
 	off += lvlen;
 
-	n = context_pieces(ctx, pc, num, sizeof num, 0);
-	n = split_message(msg, pc, n);
-	n = fit_pieces(pc, n, size - off - 1);
+	n = log_context_pieces(ctx, pc, num, sizeof num, 0);
+	n = log_split_message(msg, pc, n);
+	n = log_fit_pieces(pc, n, size - off - 1);
 	for (i = 0; i < n; i++)
-		off = put_piece(buf, off, &pc[i]);
+		off = log_put_piece(buf, off, &pc[i]);
 	buf[off++] = '\n';
 	return off;
 }
 
 static void
-write_record(const char *rec, size_t n)
+log_write_record(const char *rec, size_t n)
 {
 	ssize_t	 w;
 
@@ -644,7 +646,7 @@ static char journal_store[JOURNAL_FIELDS_MAX * (JOURNAL_VALUE_MAX + 64)];
  * value cut with a mark if longer than JOURNAL_VALUE_MAX.
  */
 static void
-journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
+log_journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
     const char *key, size_t klen, const char *val, size_t len)
 {
 	const char	*end = journal_store + sizeof journal_store;
@@ -659,7 +661,7 @@ journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
 		p[plen + i] = (char)toupper((unsigned char)key[i]);
 	p[plen + klen] = '=';
 	p += plen + klen + 1;
-	keep = copy_cut(p, val, len, JOURNAL_VALUE_MAX);
+	keep = log_copy_cut(p, val, len, JOURNAL_VALUE_MAX);
 	iov[*n].iov_base = *store;
 	iov[*n].iov_len = (size_t)(p + keep - *store);
 	(*n)++;
@@ -672,7 +674,7 @@ journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
  * is also MPROCD_KEY=value, whole unless longer than JOURNAL_VALUE_MAX.
  */
 static int __attribute__((noinline))
-journal_send(int level, const struct log_ctx *ctx, const char *file,
+log_journal_send(int level, const struct log_ctx *ctx, const char *file,
     int line, const char *func, const char *msg)
 {
 	struct piece	 pc[LOG_PIECES_MAX], shown[LOG_PIECES_MAX];
@@ -682,34 +684,37 @@ journal_send(int level, const struct log_ctx *ctx, const char *file,
 	size_t		 i, n, nctx, nshown, off;
 	int		 k = 0;
 
-	nctx = context_pieces(ctx, pc, num, sizeof num, 1);
-	n = split_message(msg, pc, nctx);
+	nctx = log_context_pieces(ctx, pc, num, sizeof num, 1);
+	n = log_split_message(msg, pc, nctx);
 
 	/* MESSAGE: the text (half the room at most), then its fields. */
-	off = copy_cut(text, pc[nctx].val, pc[nctx].len, sizeof text / 2);
+	off = log_copy_cut(text, pc[nctx].val, pc[nctx].len, sizeof text / 2);
 	memcpy(shown, pc + nctx + 1, (n - nctx - 1) * sizeof *shown);
-	nshown = fit_pieces(shown, n - nctx - 1, sizeof text - CUT_LEN - off);
+	nshown = log_fit_pieces(shown, n - nctx - 1,
+	    sizeof text - CUT_LEN - off);
 	for (i = 0; i < nshown; i++)
-		off = put_piece(text, off, &shown[i]);
-	journal_field(iov, &k, &s, "", "MESSAGE", 7, text, off);
+		off = log_put_piece(text, off, &shown[i]);
+	log_journal_field(iov, &k, &s, "", "MESSAGE", 7, text, off);
 
 	snprintf(pri, sizeof pri, "%d", level);
-	journal_field(iov, &k, &s, "", "PRIORITY", 8, pri, strlen(pri));
-	journal_field(iov, &k, &s, "", "SYSLOG_IDENTIFIER", 17, "mprocd", 6);
-	journal_field(iov, &k, &s, "", "CODE_FILE", 9, file, strlen(file));
+	log_journal_field(iov, &k, &s, "", "PRIORITY", 8, pri, strlen(pri));
+	log_journal_field(iov, &k, &s, "", "SYSLOG_IDENTIFIER", 17, "mprocd",
+	    6);
+	log_journal_field(iov, &k, &s, "", "CODE_FILE", 9, file, strlen(file));
 	snprintf(lineno, sizeof lineno, "%d", line);
-	journal_field(iov, &k, &s, "", "CODE_LINE", 9, lineno, strlen(lineno));
-	journal_field(iov, &k, &s, "", "CODE_FUNC", 9, func, strlen(func));
+	log_journal_field(iov, &k, &s, "", "CODE_LINE", 9, lineno,
+	    strlen(lineno));
+	log_journal_field(iov, &k, &s, "", "CODE_FUNC", 9, func, strlen(func));
 	for (i = 0; i < n; i++)
 		if (i != nctx)
-			journal_field(iov, &k, &s, "MPROCD_", pc[i].key,
+			log_journal_field(iov, &k, &s, "MPROCD_", pc[i].key,
 			    pc[i].klen, pc[i].val, pc[i].len);
 	return journal_sendv(iov, k);
 }
 
 /* Puts ": strerror" at the end of the message text, before its fields. */
 static void
-add_error(char *msg, size_t size, int error)
+log_add_strerror(char *msg, size_t size, int error)
 {
 	struct piece	 pc[LOG_PIECES_MAX];
 	char		 err[128];
@@ -718,7 +723,7 @@ add_error(char *msg, size_t size, int error)
 	n = (size_t)snprintf(err, sizeof err, ": %s", strerror(error));
 	if (n >= sizeof err)
 		n = sizeof err - 1;
-	split_message(msg, pc, 0);
+	log_split_message(msg, pc, 0);
 	at = pc[0].len;
 	if (len + n >= size)
 		return;
@@ -741,11 +746,11 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 	log_reopen_if_requested();
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	if (with_errno)
-		add_error(msg, sizeof msg, saved);
+		log_add_strerror(msg, sizeof msg, saved);
 
 	/* A journal that fails to take it: stderr rather than nowhere. */
 	if (log_target == LOG_TO_JOURNAL &&
-	    journal_send(level, ctx, file, line, func, msg) >= 0) {
+	    log_journal_send(level, ctx, file, line, func, msg) >= 0) {
 		errno = saved;
 		return;
 	}
@@ -754,7 +759,7 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 		n = (size_t)snprintf(rec, sizeof rec, "<%d>", level);
 	n += log_format(rec + n, LOG_RECORD_MAX - n, util_now_usec(), level,
 	    ctx, msg);
-	write_record(rec, n);
+	log_write_record(rec, n);
 	errno = saved;
 }
 
@@ -767,7 +772,7 @@ log_safe(const char *s, char *buf, size_t len)
 	if (n < len)
 		memcpy(buf, s, n + 1);
 	else if (len >= CUT_LEN)
-		buf[copy_cut(buf, s, n, len - 1)] = '\0';
+		buf[log_copy_cut(buf, s, n, len - 1)] = '\0';
 	else if (len > 0)
 		buf[0] = '\0';
 	for (p = buf; (p = strchr(p, LOG_KV[0])) != NULL; p++)
@@ -816,3 +821,4 @@ log_fatal(int with_errno, const char *file, int line, const char *func,
 	va_end(ap);
 	exit(1);
 }
+

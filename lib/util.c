@@ -22,7 +22,7 @@
  * and dropped). *end is left at the first character after it.
  */
 static int
-parse_decimal(const char *s, uint64_t *whole, uint64_t *frac,
+util_parse_decimal(const char *s, uint64_t *whole, uint64_t *frac,
     const char **end, const char **errstr)
 {
 	uint64_t	 scale = USEC_PER_SEC;
@@ -64,7 +64,7 @@ parse_decimal(const char *s, uint64_t *whole, uint64_t *frac,
 
 /* whole.frac (frac in millionths) times unit, checking for overflow. */
 static int
-scale_decimal(uint64_t whole, uint64_t frac, uint64_t unit, uint64_t *out,
+util_scale_decimal(uint64_t whole, uint64_t frac, uint64_t unit, uint64_t *out,
     const char **errstr)
 {
 	uint64_t	 add;
@@ -105,7 +105,7 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 	size_t		 i, n;
 	uint64_t	 whole, frac;
 
-	if (parse_decimal(s, &whole, &frac, &end, errstr) != 0)
+	if (util_parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
 	while (isspace((unsigned char)*end))
 		end++;
@@ -113,7 +113,8 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 	while (n > 0 && isspace((unsigned char)end[n - 1]))
 		n--;
 	if (n == 0)
-		return scale_decimal(whole, frac, USEC_PER_SEC, usec, errstr);
+		return util_scale_decimal(whole, frac, USEC_PER_SEC, usec,
+		    errstr);
 	if (n >= sizeof unit) {
 		*errstr = "unknown unit (use ms, s, min or h)";
 		return -1;
@@ -122,8 +123,8 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 	unit[n] = '\0';
 	for (i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strcmp(unit, units[i].name) == 0)
-			return scale_decimal(whole, frac, units[i].usec, usec,
-			    errstr);
+			return util_scale_decimal(whole, frac, units[i].usec,
+			    usec, errstr);
 	}
 	*errstr = "unknown unit (use ms, s, min or h)";
 	return -1;
@@ -137,7 +138,7 @@ util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
 	uint64_t	 whole, frac, mul;
 	size_t		 n;
 
-	if (parse_decimal(s, &whole, &frac, &end, errstr) != 0)
+	if (util_parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
 	while (isspace((unsigned char)*end))
 		end++;
@@ -178,7 +179,7 @@ util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
 		*errstr = "not a whole number of bytes";
 		return -1;
 	}
-	return scale_decimal(whole, frac, mul, bytes, errstr);
+	return util_scale_decimal(whole, frac, mul, bytes, errstr);
 }
 
 /* A whole decimal number within [min, max]. */
@@ -189,7 +190,7 @@ util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 	const char	*end;
 	uint64_t	 whole, frac;
 
-	if (parse_decimal(s, &whole, &frac, &end, errstr) != 0)
+	if (util_parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
 	while (isspace((unsigned char)*end))
 		end++;
@@ -331,7 +332,7 @@ util_writev_some(int fd, const struct iovec *iov, int n)
 }
 
 static int
-keep_fd(int fd, const int *keep, size_t nkeep)
+util_fd_is_kept(int fd, const int *keep, size_t nkeep)
 {
 	size_t	 i;
 
@@ -358,8 +359,8 @@ util_closefrom(int lowest, const int *keep, size_t nkeep)
 			maxkeep = keep[i];
 #ifdef HAVE_CLOSE_RANGE
 	for (fd = lowest; fd <= maxkeep; fd = next + 1) {
-		for (next = fd; next <= maxkeep && !keep_fd(next, keep, nkeep);
-		    next++)
+		for (next = fd; next <= maxkeep &&
+		    !util_fd_is_kept(next, keep, nkeep); next++)
 			;
 		if (next > fd && close_range((unsigned)fd,
 		    (unsigned)(next - 1), 0) != 0)
@@ -372,13 +373,14 @@ fallback:
 #endif
 	if ((d = opendir("/proc/self/fd")) == NULL) {
 		for (fd = lowest; fd < 1024; fd++)
-			if (!keep_fd(fd, keep, nkeep))
+			if (!util_fd_is_kept(fd, keep, nkeep))
 				close(fd);
 		return;
 	}
 	while ((de = readdir(d)) != NULL) {
 		fd = atoi(de->d_name);
-		if (fd >= lowest && fd != dirfd(d) && !keep_fd(fd, keep, nkeep))
+		if (fd >= lowest && fd != dirfd(d) &&
+		    !util_fd_is_kept(fd, keep, nkeep))
 			close(fd);
 	}
 	closedir(d);
@@ -420,7 +422,7 @@ util_base64_encode(const void *data, size_t len)
 }
 
 static int
-b64_value(char c)
+util_base64_value(char c)
 {
 	if (c >= 'A' && c <= 'Z')
 		return c - 'A';
@@ -463,7 +465,7 @@ util_base64_decode(const char *s, size_t len, size_t *outlen)
 				if (s[i + k] != '=')
 					goto bad_free;
 				d = 0;
-			} else if ((d = b64_value(s[i + k])) == -1)
+			} else if ((d = util_base64_value(s[i + k])) == -1)
 				goto bad_free;
 			v = v << 6 | (uint32_t)d;
 		}

@@ -8,7 +8,7 @@
 #include "xmalloc.h"
 
 static json_t *
-load_object(const char *buf, size_t len, const char **errstr)
+varlink_load_object(const char *buf, size_t len, const char **errstr)
 {
 	json_t		*msg;
 	json_error_t	 err;
@@ -38,7 +38,7 @@ varlink_call_parse(const char *buf, size_t len, struct varlink_call *call,
 	json_t		*msg, *v;
 
 	memset(call, 0, sizeof *call);
-	if ((msg = load_object(buf, len, errstr)) == NULL)
+	if ((msg = varlink_load_object(buf, len, errstr)) == NULL)
 		return -1;
 	v = json_object_get(msg, "method");
 	if (!json_is_string(v) || strchr(json_string_value(v), '.') == NULL) {
@@ -96,7 +96,7 @@ varlink_reply_parse(const char *buf, size_t len, struct varlink_reply *reply,
 	json_t		*msg, *v;
 
 	memset(reply, 0, sizeof *reply);
-	if ((msg = load_object(buf, len, errstr)) == NULL)
+	if ((msg = varlink_load_object(buf, len, errstr)) == NULL)
 		return -1;
 	if ((v = json_object_get(msg, "error")) != NULL) {
 		if (!json_is_string(v)) {
@@ -133,7 +133,7 @@ varlink_reply_free(struct varlink_reply *reply)
 
 /* Serialises msg (and drops it) with the NUL terminator. */
 static char *
-encode(json_t *msg, size_t *len)
+varlink_encode(json_t *msg, size_t *len)
 {
 	char	*s;
 	size_t	 n;
@@ -163,7 +163,7 @@ varlink_call_encode(const char *method, json_t *params, int flags,
 		json_object_set_new(msg, "more", json_true());
 	if (flags & VARLINK_ONEWAY)
 		json_object_set_new(msg, "oneway", json_true());
-	return encode(msg, len);
+	return varlink_encode(msg, len);
 }
 
 char *
@@ -175,7 +175,7 @@ varlink_reply_encode(json_t *params, int flags, size_t *len)
 	    params != NULL ? params : json_object());
 	if (flags & VARLINK_CONTINUES)
 		json_object_set_new(msg, "continues", json_true());
-	return encode(msg, len);
+	return varlink_encode(msg, len);
 }
 
 char *
@@ -186,7 +186,7 @@ varlink_error_encode(const char *error, json_t *params, size_t *len)
 	json_object_set_new(msg, "error", json_string(error));
 	json_object_set_new(msg, "parameters",
 	    params != NULL ? params : json_object());
-	return encode(msg, len);
+	return varlink_encode(msg, len);
 }
 
 int
