@@ -97,7 +97,7 @@ _Static_assert(NKEYS <= sizeof(((struct config *)NULL)->keyline) /
 
 /* What a bad value of each type should look like. */
 static void
-key_accepts(const struct key *k, char *buf, size_t len)
+config_key_accepts(const struct key *k, char *buf, size_t len)
 {
 	char	 lo[UTIL_FMTLEN], hi[UTIL_FMTLEN];
 
@@ -139,11 +139,11 @@ key_accepts(const struct key *k, char *buf, size_t len)
 }
 
 static void
-errors_add(struct config_errors *e, const char *fmt, ...)
+config_errors_add(struct config_errors *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
-errors_add(struct config_errors *e, const char *fmt, ...)
+config_errors_add(struct config_errors *e, const char *fmt, ...)
 {
 	va_list	 ap;
 	char	*s;
@@ -170,7 +170,7 @@ config_errors_free(struct config_errors *e)
 
 /* Levenshtein distance, for "did you mean". Short strings only. */
 static size_t
-edit_distance(const char *a, const char *b)
+config_edit_distance(const char *a, const char *b)
 {
 	size_t	 la = strlen(a), lb = strlen(b), i, j, prev, tmp;
 	size_t	 row[64];
@@ -197,7 +197,7 @@ edit_distance(const char *a, const char *b)
 
 /* The closest key of the section, if it is close enough to be a typo. */
 static const char *
-suggest_key(enum section sec, const char *name)
+config_suggest_key(enum section sec, const char *name)
 {
 	const char	*best = NULL;
 	size_t		 i, d, bestd = 3;
@@ -205,7 +205,7 @@ suggest_key(enum section sec, const char *name)
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].section != sec)
 			continue;
-		d = edit_distance(name, keys[i].name);
+		d = config_edit_distance(name, keys[i].name);
 		if (d < bestd) {
 			bestd = d;
 			best = keys[i].name;
@@ -215,7 +215,7 @@ suggest_key(enum section sec, const char *name)
 }
 
 static void *
-key_field(const struct key *k, struct config *c, struct pool_config *pc)
+config_key_field(const struct key *k, struct config *c, struct pool_config *pc)
 {
 	if (k->section == SEC_MAIN)
 		return (char *)c + k->off;
@@ -223,7 +223,7 @@ key_field(const struct key *k, struct config *c, struct pool_config *pc)
 }
 
 static int *
-key_line(const struct key *k, struct config *c, struct pool_config *pc)
+config_key_line(const struct key *k, struct config *c, struct pool_config *pc)
 {
 	size_t	 i = (size_t)(k - keys);
 
@@ -232,10 +232,10 @@ key_line(const struct key *k, struct config *c, struct pool_config *pc)
 
 /* Parses value for key k into its field; -1 with *why set. */
 static int
-key_set(const struct key *k, struct config *c, struct pool_config *pc,
+config_key_set(const struct key *k, struct config *c, struct pool_config *pc,
     const char *value, const char **why)
 {
-	void		*field = key_field(k, c, pc);
+	void		*field = config_key_field(k, c, pc);
 	uint64_t	 v;
 	unsigned int	 mode;
 	int		 level;
@@ -316,25 +316,25 @@ key_set(const struct key *k, struct config *c, struct pool_config *pc,
 }
 
 static void
-pool_config_defaults(struct pool_config *pc)
+config_pool_defaults(struct pool_config *pc)
 {
 	size_t		 i;
 	const char	*why;
 
 	for (i = 0; i < NKEYS; i++)
 		if (keys[i].section == SEC_POOL &&
-		    key_set(&keys[i], NULL, pc, keys[i].def, &why) != 0)
+		    config_key_set(&keys[i], NULL, pc, keys[i].def, &why) != 0)
 			fatalx("bad default for %s: %s", keys[i].name, why);
 }
 
 static struct pool_config *
-pool_config_new(struct config *c, const char *name, int line)
+config_pool_new(struct config *c, const char *name, int line)
 {
 	struct pool_config	*pc = xcalloc(1, sizeof *pc);
 
 	pc->name = xstrdup(name);
 	pc->line = line;
-	pool_config_defaults(pc);
+	config_pool_defaults(pc);
 	TAILQ_INSERT_TAIL(&c->pools, pc, entry);
 	return pc;
 }
@@ -349,7 +349,7 @@ config_new(void)
 	TAILQ_INIT(&c->pools);
 	for (i = 0; i < NKEYS; i++)
 		if (keys[i].section == SEC_MAIN && keys[i].def != NULL &&
-		    key_set(&keys[i], c, NULL, keys[i].def, &why) != 0)
+		    config_key_set(&keys[i], c, NULL, keys[i].def, &why) != 0)
 			fatalx("bad default for %s: %s", keys[i].name, why);
 	return c;
 }
@@ -385,7 +385,7 @@ config_find_pool(const struct config *c, const char *name)
 
 /* Whether two pools' settings differ in anything but their workers. */
 static int
-pool_limits_differ(const struct pool_config *a, const struct pool_config *b)
+config_pool_limits_differ(const struct pool_config *a, const struct pool_config *b)
 {
 	return a->spare_workers != b->spare_workers ||
 	    a->queue_limit != b->queue_limit ||
@@ -425,7 +425,7 @@ config_diff(const struct config *old, const struct config *new,
 			v[n].kind = POOL_ADDED;
 		else {
 			v[n].from = was->workers;
-			v[n].limits = pool_limits_differ(was, pc);
+			v[n].limits = config_pool_limits_differ(was, pc);
 			v[n].kind = pc->workers > was->workers ? POOL_GROWS :
 			    pc->workers < was->workers ? POOL_SHRINKS :
 			    POOL_KEPT;
@@ -445,7 +445,7 @@ config_diff(const struct config *old, const struct config *new,
 
 /* Pool names appear in worker names, logs and the journal: keep them plain. */
 static int
-valid_pool_name(const char *s)
+config_valid_pool_name(const char *s)
 {
 	size_t	 n = strlen(s);
 
@@ -472,7 +472,7 @@ struct parse {
 };
 
 static void
-parse_section(struct parse *p, const char *header, size_t len)
+config_parse_section(struct parse *p, const char *header, size_t len)
 {
 	char			 buf[256], *name = buf, *s, *end;
 	struct pool_config	*pc;
@@ -489,7 +489,7 @@ parse_section(struct parse *p, const char *header, size_t len)
 	p->section = SEC_BAD;
 	if (strcmp(name, "mprocd") == 0) {
 		if (p->main_line != 0) {
-			errors_add(p->errors, "%s:%d: section [mprocd] given "
+			config_errors_add(p->errors, "%s:%d: section [mprocd] given "
 			    "twice (first at line %d)", p->file, p->lineno,
 			    p->main_line);
 			return;
@@ -503,29 +503,29 @@ parse_section(struct parse *p, const char *header, size_t len)
 		for (s = name + 4; isspace((unsigned char)*s); s++)
 			;
 		if (*s == '\0') {
-			errors_add(p->errors, "%s:%d: [pool] needs a name: "
+			config_errors_add(p->errors, "%s:%d: [pool] needs a name: "
 			    "[pool NAME]", p->file, p->lineno);
 			return;
 		}
-		if (!valid_pool_name(s)) {
-			errors_add(p->errors, "%s:%d: bad pool name '%s' (use "
+		if (!config_valid_pool_name(s)) {
+			config_errors_add(p->errors, "%s:%d: bad pool name '%s' (use "
 			    "up to 32 letters, digits, '_', '-' or '.')",
 			    p->file, p->lineno, s);
 			return;
 		}
 		if ((pc = config_find_pool(p->c, s)) != NULL) {
-			errors_add(p->errors, "%s:%d: pool '%s' defined twice "
+			config_errors_add(p->errors, "%s:%d: pool '%s' defined twice "
 			    "(first at line %d)", p->file, p->lineno, s,
 			    pc->line);
 			return;
 		}
-		p->pool = pool_config_new(p->c, s, p->lineno);
+		p->pool = config_pool_new(p->c, s, p->lineno);
 		p->section = SEC_POOL;
 		return;
 	}
-	errors_add(p->errors, "%s:%d: unknown section [%s] (sections are "
+	config_errors_add(p->errors, "%s:%d: unknown section [%s] (sections are "
 	    "[mprocd] and [pool NAME])%s", p->file, p->lineno, name,
-	    edit_distance(name, "mprocd") <= 2 ? "; did you mean [mprocd]?" :
+	    config_edit_distance(name, "mprocd") <= 2 ? "; did you mean [mprocd]?" :
 	    "");
 }
 
@@ -535,7 +535,7 @@ parse_section(struct parse *p, const char *header, size_t len)
  * lines too long for inih's buffer.
  */
 static char *
-parse_reader(char *str, int num, void *arg)
+config_parse_reader(char *str, int num, void *arg)
 {
 	struct parse	*p = arg;
 	char		*s, *close;
@@ -569,7 +569,7 @@ parse_reader(char *str, int num, void *arg)
 			if (*p->string == '\n')
 				p->string++;
 		}
-		errors_add(p->errors, "%s:%d: line too long (at most %d "
+		config_errors_add(p->errors, "%s:%d: line too long (at most %d "
 		    "characters)", p->file, p->lineno, num - 2);
 		str[0] = '\n';
 		str[1] = '\0';
@@ -578,12 +578,12 @@ parse_reader(char *str, int num, void *arg)
 	for (s = str; isspace((unsigned char)*s); s++)
 		;
 	if (*s == '[' && (close = strchr(s, ']')) != NULL)
-		parse_section(p, s + 1, (size_t)(close - s - 1));
+		config_parse_section(p, s + 1, (size_t)(close - s - 1));
 	return str;
 }
 
 static int
-parse_handler(void *arg, const char *section, const char *name,
+config_parse_handler(void *arg, const char *section, const char *name,
     const char *value)
 {
 	struct parse		*p = arg;
@@ -599,7 +599,7 @@ parse_handler(void *arg, const char *section, const char *name,
 	case SEC_BAD:
 		return 1;	/* the header's error is enough */
 	case SEC_NONE:
-		errors_add(p->errors, "%s:%d: '%s' is outside any section "
+		config_errors_add(p->errors, "%s:%d: '%s' is outside any section "
 		    "(put it under [mprocd] or [pool NAME])", p->file,
 		    p->lineno, name);
 		return 1;
@@ -614,13 +614,13 @@ parse_handler(void *arg, const char *section, const char *name,
 		for (i = 0; i < NKEYS; i++) {
 			if (strcmp(keys[i].name, name) != 0)
 				continue;
-			errors_add(p->errors, "%s:%d: %s belongs in %s, not here",
+			config_errors_add(p->errors, "%s:%d: %s belongs in %s, not here",
 			    p->file, p->lineno, name, keys[i].section == SEC_MAIN ?
 			    "[mprocd]" : "a [pool NAME] section");
 			return 1;
 		}
-		hint = suggest_key(p->section, name);
-		errors_add(p->errors, "%s:%d: unknown key '%s' in [%s%s%s]%s%s%s",
+		hint = config_suggest_key(p->section, name);
+		config_errors_add(p->errors, "%s:%d: unknown key '%s' in [%s%s%s]%s%s%s",
 		    p->file, p->lineno, name,
 		    p->section == SEC_MAIN ? "mprocd" : "pool ",
 		    p->section == SEC_POOL ? p->pool->name : "", "",
@@ -628,22 +628,22 @@ parse_handler(void *arg, const char *section, const char *name,
 		    hint != NULL ? hint : "", hint != NULL ? "'?" : "");
 		return 1;
 	}
-	line = key_line(k, p->c, p->pool);
+	line = config_key_line(k, p->c, p->pool);
 	if (*line != 0) {
-		errors_add(p->errors, "%s:%d: %s given twice in this section "
+		config_errors_add(p->errors, "%s:%d: %s given twice in this section "
 		    "(first at line %d)", p->file, p->lineno, name, *line);
 		return 1;
 	}
 	*line = p->lineno;
 	if (*value == '\0') {
-		key_accepts(k, accepts, sizeof accepts);
-		errors_add(p->errors, "%s:%d: %s has no value (expected %s)",
+		config_key_accepts(k, accepts, sizeof accepts);
+		config_errors_add(p->errors, "%s:%d: %s has no value (expected %s)",
 		    p->file, p->lineno, name, accepts);
 		return 1;
 	}
-	if (key_set(k, p->c, p->pool, value, &why) != 0) {
-		key_accepts(k, accepts, sizeof accepts);
-		errors_add(p->errors, "%s:%d: %s = %s: %s (expected %s)",
+	if (config_key_set(k, p->c, p->pool, value, &why) != 0) {
+		config_key_accepts(k, accepts, sizeof accepts);
+		config_errors_add(p->errors, "%s:%d: %s = %s: %s (expected %s)",
 		    p->file, p->lineno, name, value, why, accepts);
 	}
 	(void)section;
@@ -666,7 +666,7 @@ config_check(struct config *c, struct config_errors *e, const char *file)
 		if (pc->restart_delay_max >= pc->restart_delay)
 			continue;
 		line = pc->keyline[imax] != 0 ? pc->keyline[imax] : pc->line;
-		errors_add(e, "%s:%d: restart_delay_max (%s) is smaller than "
+		config_errors_add(e, "%s:%d: restart_delay_max (%s) is smaller than "
 		    "restart_delay (%s) in [pool %s]", file, line,
 		    util_format_duration(pc->restart_delay_max, a, sizeof a),
 		    util_format_duration(pc->restart_delay, b, sizeof b),
@@ -679,15 +679,15 @@ config_parse(struct parse *p)
 {
 	int	 r;
 
-	r = ini_parse_stream(parse_reader, p, parse_handler, p);
+	r = ini_parse_stream(config_parse_reader, p, config_parse_handler, p);
 	if (r > 0)
-		errors_add(p->errors, "%s:%d: syntax error (expected "
+		config_errors_add(p->errors, "%s:%d: syntax error (expected "
 		    "'key = value', '[section]' or a comment)", p->file, r);
 	else if (r == -2)
 		fatalx("%s: out of memory", p->file);
 	config_check(p->c, p->errors, p->file);
 	if (TAILQ_EMPTY(&p->c->pools))
-		pool_config_new(p->c, "default", 0);
+		config_pool_new(p->c, "default", 0);
 	if (p->errors->n != 0) {
 		config_free(p->c);
 		return NULL;
@@ -705,7 +705,7 @@ config_load(const char *file, struct config_errors *errors)
 	memset(&p, 0, sizeof p);
 	memset(errors, 0, sizeof *errors);
 	if ((p.f = fopen(file, "r")) == NULL) {
-		errors_add(errors, "%s: %s", file, strerror(errno));
+		config_errors_add(errors, "%s: %s", file, strerror(errno));
 		return NULL;
 	}
 	p.file = file;
@@ -763,7 +763,7 @@ config_default_socket(const char **errstr)
 }
 
 static void
-print_key(const struct key *k, const void *base, FILE *f)
+config_print_key(const struct key *k, const void *base, FILE *f)
 {
 	const void	*field = (const char *)base + k->off;
 	char		 buf[UTIL_FMTLEN];
@@ -823,12 +823,12 @@ config_print(const struct config *c, FILE *f)
 			free(sock);
 			continue;
 		}
-		print_key(&keys[i], c, f);
+		config_print_key(&keys[i], c, f);
 	}
 	TAILQ_FOREACH(pc, &c->pools, entry) {
 		fprintf(f, "\n[pool %s]\n", pc->name);
 		for (i = 0; i < NKEYS; i++)
 			if (keys[i].section == SEC_POOL)
-				print_key(&keys[i], pc, f);
+				config_print_key(&keys[i], pc, f);
 	}
 }

@@ -116,7 +116,7 @@ job_hash(int64_t id)
 }
 
 static void
-table_grow(void)
+job_table_grow(void)
 {
 	struct job	**old = buckets, *j, *next;
 	size_t		  i, n = nbuckets;
@@ -146,17 +146,33 @@ job_find(int64_t id)
 	return NULL;
 }
 
-/* A new queued job with the next id; takes argv (NULL-terminated). */
+/*
+ * A new queued job of pool with the next id, as spec says: it takes the
+ * spec's owned parts (argv, env, stdin), copies the rest.
+ */
 struct job *
-job_new(const char *pool, char **argv, const char *cwd, uid_t uid)
+job_new(const char *pool, struct job_spec *spec, uid_t uid)
 {
 	struct job	*j = xcalloc(1, sizeof *j);
 	size_t		 h;
 
 	j->id = next_id++;
 	j->pool = xstrdup(pool);
-	j->argv = argv;
-	j->cwd = xstrdup(cwd);
+	j->argv = spec->argv;
+	spec->argv = NULL;
+	j->cwd = xstrdup(spec->cwd);
+	if (spec->name != NULL)
+		j->name = xstrdup(spec->name);
+	j->env = spec->env;
+	spec->env = NULL;
+	j->stdin_data = spec->stdin_data;
+	j->stdin_len = spec->stdin_len;
+	spec->stdin_data = NULL;
+	/* Else the pool's, as they are when the job starts. */
+	j->timeout_given = spec->has_timeout == 1;
+	j->timeout = spec->timeout;
+	j->retries_given = spec->has_retries == 1;
+	j->retries = spec->retries;
 	j->uid = uid;
 	j->state = JOB_QUEUED;
 	j->exit_status = -1;
@@ -164,7 +180,7 @@ job_new(const char *pool, char **argv, const char *cwd, uid_t uid)
 	TAILQ_INIT(&j->watches);
 
 	if (njobs >= nbuckets)
-		table_grow();
+		job_table_grow();
 	h = job_hash(j->id);
 	j->hnext = buckets[h];
 	buckets[h] = j;
@@ -172,6 +188,16 @@ job_new(const char *pool, char **argv, const char *cwd, uid_t uid)
 		njobs_peak = njobs;
 	TAILQ_INSERT_TAIL(&all_jobs, j, all);
 	return j;
+}
+
+/* Frees what a job_spec owns (what job_new() did not take). */
+void
+job_spec_free(struct job_spec *spec)
+{
+	util_strv_free(spec->argv);
+	util_strv_free(spec->env);
+	free(spec->stdin_data);
+	memset(spec, 0, sizeof *spec);
 }
 
 /* Frees a job that is in no queue and runs nowhere. */
@@ -387,7 +413,6 @@ void
 job_finish(struct job *j, enum job_state state)
 {
 	struct log_ctx	 ctx = job_ctx(j);
-	struct pool	*p = pool_find(j->pool);
 	struct job_watch *jw;
 	char		 how[64] = "";
 	uint64_t	 ms = 0;
@@ -401,19 +426,7 @@ job_finish(struct job *j, enum job_state state)
 	job_output_trim(&j->out[1]);
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
-	if (p != NULL) {
-		switch (state) {
-		case JOB_SUCCEEDED:
-			p->succeeded++;
-			break;
-		case JOB_CANCELLED:
-			p->cancelled++;
-			break;
-		default:
-			p->failed++;
-			break;
-		}
-	}
+	pool_job_finished(j);
 	if (j->signal > 0)
 		snprintf(how, sizeof how, LOG_KV "signal=%d", j->signal);
 	else if (j->exit_status >= 0)
@@ -426,13 +439,20 @@ job_finish(struct job *j, enum job_state state)
 	clog_info(&ctx, "job finished" LOG_KV "state=%s%s" LOG_KV "ms=%" PRIu64
 	    LOG_KV "attempts=%u", job_state_name(state), how, ms, j->attempts);
 
-	supervisor_status_changed();
+	supervisor_changed(0);
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
 		job_watch_remove(jw);
 		jw->cb(jw, j);
 	}
 	if (cfg != NULL)
 		job_evict(j);
+}
+
+/* Its worker says the job's process has this pid (JOB_STARTED). */
+void
+job_set_pid(struct job *j, pid_t pid)
+{
+	j->pid = pid;
 }
 
 /* A worker has been sent the job. */
@@ -461,7 +481,7 @@ job_started(struct job *j, struct worker *w)
 		j->retries = w->pool->cfg.retries;
 	ctx = job_ctx(j);
 	clog_debug(&ctx, "job started" LOG_KV "attempt=%u", j->attempts);
-	supervisor_status_changed();
+	supervisor_changed(0);
 	if (j->timeout != 0)
 		job_arm(j, j->timeout);
 }
@@ -555,7 +575,7 @@ job_kill(struct job *j, enum job_kill why)
 	case JOB_QUEUED:
 		if (why == JOB_KILL_TIMEOUT)
 			return;
-		job_dequeue(j);
+		pool_dequeue(j);
 		job_finish(j, JOB_CANCELLED);
 		return;
 	case JOB_RUNNING:
@@ -575,7 +595,7 @@ job_kill(struct job *j, enum job_kill why)
 		clog_debug(&ctx, "%s the job: sending SIGTERM",
 		    why == JOB_KILL_CANCEL ? "cancelling" : "shutting down");
 	j->kill_signal = SIGTERM;
-	pool_job_signal(j->w, j, SIGTERM);
+	pool_worker_signal_job(j->w, j, SIGTERM);
 	job_arm(j, job_kill_grace(j));
 }
 
@@ -597,7 +617,7 @@ job_timer_cb(evutil_socket_t fd, short events, void *arg)
 		clog_notice(&ctx, "job still running after SIGTERM, "
 		    "sending SIGKILL" LOG_KV "kill_grace=%s", grace);
 		j->kill_signal = SIGKILL;
-		pool_job_signal(j->w, j, SIGKILL);
+		pool_worker_signal_job(j->w, j, SIGKILL);
 		job_arm(j, job_kill_grace(j));
 		break;
 	default:
@@ -606,20 +626,7 @@ job_timer_cb(evutil_socket_t fd, short events, void *arg)
 		    "killing the worker" LOG_KV "kill_grace=%s", grace);
 		if (j->pid > 0)
 			kill(-j->pid, SIGKILL);
-		if (j->w != NULL && j->w->pid > 0)
-			kill(j->w->pid, SIGKILL);
+		pool_worker_kill(j->w);
 		break;
 	}
-}
-
-/* Takes a queued job out of its pool's queue. */
-void
-job_dequeue(struct job *j)
-{
-	struct pool	*p = pool_find(j->pool);
-
-	if (p == NULL || j->state != JOB_QUEUED)
-		return;
-	TAILQ_REMOVE(&p->queue, j, entry);
-	p->nqueued--;
 }

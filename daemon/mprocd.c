@@ -17,7 +17,7 @@
 #include "xmalloc.h"
 
 static void
-usage(FILE *f)
+mprocd_usage(FILE *f)
 {
 	fprintf(f,
 "usage: mprocd [-c FILE] [-s SOCKET] [--check-config | --print-config]\n"
@@ -32,13 +32,13 @@ usage(FILE *f)
 "  -h, --help          show this help\n"
 "  -V, --version       show the version\n"
 "\n"
-"Signals: TERM or INT stop every worker and exit; HUP reloads (not yet);\n"
-"USR1 reopens a log file. See mprocd(8) and mprocd.conf(5).\n",
+"Signals: TERM or INT stop every worker and exit; HUP reloads the\n"
+"configuration; USR1 reopens a log file. See mprocd(8) and mprocd.conf(5).\n",
 	    MPROCD_DEFAULT_CONFIG);
 }
 
 static void
-print_errors(const struct config_errors *errors)
+mprocd_print_errors(const struct config_errors *errors)
 {
 	size_t	 i;
 
@@ -48,7 +48,7 @@ print_errors(const struct config_errors *errors)
 
 /* Where our executable is, so workers can be started from it. */
 static const char *
-self_path(void)
+mprocd_self_path(void)
 {
 	static char	 path[PATH_MAX];
 	ssize_t		 n;
@@ -107,25 +107,25 @@ main(int argc, char **argv)
 			print = 1;
 			break;
 		case 'h':
-			usage(stdout);
+			mprocd_usage(stdout);
 			return 0;
 		case 'V':
 			printf("mprocd %s\n", PACKAGE_VERSION);
 			return 0;
 		default:
-			usage(stderr);
+			mprocd_usage(stderr);
 			return 2;
 		}
 	}
 	if (optind != argc) {
 		fprintf(stderr, "mprocd: unexpected argument '%s'\n",
 		    argv[optind]);
-		usage(stderr);
+		mprocd_usage(stderr);
 		return 2;
 	}
 
 	if ((c = config_load(file, &errors)) == NULL) {
-		print_errors(&errors);
+		mprocd_print_errors(&errors);
 		if (!check && !print)
 			fprintf(stderr, "mprocd: not starting: fix %s, then "
 			    "check it with 'mprocd --check-config -c %s'\n",
@@ -165,7 +165,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_setlevel(c->log_level);
-	mprocd_self = self_path();
+	mprocd_self = mprocd_self_path();
 
 	status = supervisor_main(c, fd);	/* frees c, or what replaced it */
 	log_close();

@@ -112,6 +112,24 @@ enum job_kill {
 struct job;
 struct worker;
 
+/*
+ * A job as a client asked for it, checked (method-submit.c). Strings point
+ * into the call's JSON; argv, env and stdin_data are owned.
+ */
+struct job_spec {
+	char		**argv;
+	const char	*pool;
+	const char	*name;
+	const char	*cwd;
+	char		**env;
+	uint8_t		*stdin_data;
+	size_t		 stdin_len;
+	int		 has_timeout;
+	uint64_t	 timeout;
+	int		 has_retries;
+	uint64_t	 retries;
+};
+
 /* Someone waiting for a job to finish (a client's Wait or Cancel). */
 struct job_watch {
 	TAILQ_ENTRY(job_watch) entry;
@@ -167,7 +185,8 @@ struct job {
 };
 TAILQ_HEAD(jobs, job);
 
-struct job	*job_new(const char *, char **, const char *, uid_t);
+struct job	*job_new(const char *, struct job_spec *, uid_t);
+void		 job_spec_free(struct job_spec *);
 void		 job_free(struct job *);
 struct job	*job_find(int64_t);
 const char	*job_state_name(enum job_state);
@@ -181,23 +200,40 @@ void		 job_watch_add(struct job *, struct job_watch *);
 void		 job_watch_remove(struct job_watch *);
 void		 job_finish(struct job *, enum job_state);
 void		 job_started(struct job *, struct worker *);
+void		 job_set_pid(struct job *, pid_t);
 void		 job_done(struct job *, int, int);
 void		 job_worker_died(struct job *);
 void		 job_kill(struct job *, enum job_kill);
-void		 job_dequeue(struct job *);
 int		 job_matches(const struct job *, const char *, int);
 int64_t		*job_ids(const char *, int, size_t *);
 uint64_t	 job_count_finished(void);
 void		 job_free_all(void);
 
-/* pool.c */
+/* pool-worker.c */
+/*
+ * A worker's life, as the supervisor sees it. pool_worker_set_state() is
+ * the one place that moves a worker, and it refuses a move not drawn here:
+ *
+ *	backoff  -> starting (spawned, or took a spare's process), backoff
+ *	            (could not be spawned), waiting (a new spare's position)
+ *	waiting  -> backoff (its turn to start has come)
+ *	starting -> idle (said HELLO), stopping, exited
+ *	idle     -> busy, stopping, exited, waiting (a spare given to a slot)
+ *	busy     -> idle, stopping, exited
+ *	stopping -> exited
+ *	exited   -> backoff (a crash), starting (recycled)
+ */
 enum worker_state {
-	WORKER_STARTING,
-	WORKER_IDLE,
-	WORKER_BUSY,
-	WORKER_BACKOFF,
-	WORKER_STOPPING,
+	WORKER_STARTING,	/* has a process; HELLO not yet read */
+	WORKER_IDLE,		/* ready for a job (a spare: for a slot) */
+	WORKER_BUSY,		/* runs a job */
+	WORKER_BACKOFF,		/* no process; its timer restarts it */
+	WORKER_STOPPING,	/* sent SIGTERM; KILL after kill_grace */
+	WORKER_WAITING,		/* a spare with no process, started once no
+				   slot of its pool is starting */
+	WORKER_EXITED,		/* reaped: its last frames are being read */
 };
+#define WORKER_NSTATES	(WORKER_EXITED + 1)
 
 /* Why a worker is being stopped; decides what its death means. */
 enum worker_stop {
@@ -206,8 +242,6 @@ enum worker_stop {
 	STOP_RETIRE,	/* its slot is going away */
 	STOP_SHUTDOWN,	/* mprocd is exiting */
 };
-
-struct pool;
 
 /*
  * A slot's worker, or a spare's position: a spare has no slot, and is
@@ -222,10 +256,8 @@ struct worker {
 	enum worker_state state;
 	enum worker_stop stop;
 	pid_t		 pid;
-	int		 reaped;	/* pid is dead: reading its last words */
-	int		 said_hello;	/* reads its signals now */
-	int		 reopen_log;	/* SIGUSR1 once it has said HELLO */
-	int		 waiting;	/* a spare to start once slots are up */
+	int		 said_hello;	/* its process reads its signals now */
+	int		 reopen_log;	/* asked: SIGUSR1 once it said HELLO */
 	struct bufferevent *bev;
 	struct event	*timer;		/* restart after backoff; kill */
 	uint64_t	 started_usec;	/* wall clock, for Status */
@@ -238,6 +270,29 @@ struct worker {
 };
 TAILQ_HEAD(workers, worker);
 
+struct worker	*pool_worker_new(struct pool *, unsigned int);
+struct worker	*pool_worker_new_spare(struct pool *);
+void		 pool_worker_free(struct worker *);
+const char	*pool_worker_state_name(enum worker_state);
+int		 pool_worker_may_move(enum worker_state, enum worker_state);
+int		 pool_worker_set_state(struct worker *, enum worker_state);
+uint64_t	 pool_worker_backoff_next(uint64_t, uint64_t);
+void		 pool_worker_spawn(struct worker *);
+void		 pool_worker_restart(struct worker *);
+void		 pool_worker_ready(struct worker *);
+int		 pool_worker_is_ready_spare(const struct worker *);
+void		 pool_worker_run(struct worker *, struct job *);
+void		 pool_worker_signal_job(struct worker *, struct job *, int);
+void		 pool_worker_kill(struct worker *);
+void		 pool_worker_stop(struct worker *, enum worker_stop);
+void		 pool_worker_stop_later(struct worker *, enum worker_stop);
+void		 pool_worker_reopen_log(struct worker *);
+void		 pool_worker_send(struct worker *, uint32_t, const void *,
+		    size_t);
+struct pool	*pool_worker_exited(struct worker *, int);
+json_t		*pool_worker_json(const struct worker *);
+
+/* pool.c */
 struct pool {
 	TAILQ_ENTRY(pool) entry;
 	char		*name;
@@ -258,36 +313,52 @@ struct pool {
 };
 TAILQ_HEAD(pools, pool);
 
+/* Why pool_submit() refused a job. */
+enum pool_refusal {
+	POOL_ACCEPTED,
+	POOL_SHUTTING_DOWN,
+	POOL_NO_SUCH,		/* no such pool, or one being removed */
+	POOL_FULL,		/* queue_limit reached */
+};
+
 extern struct pools pools;
 
 struct pool	*pool_new(const struct pool_config *);
 void		 pool_free(struct pool *);
 struct pool	*pool_find(const char *);
+struct pool	*pool_default(void);
 void		 pool_start(struct pool *);
-struct worker	*pool_worker_new(struct pool *, unsigned int);
 void		 pool_stop(struct pool *, enum worker_stop);
 void		 pool_trim(struct pool *);
 void		 pool_apply(struct pool *, const struct pool_config *);
 void		 pool_remove(struct pool *);
 void		 pool_set_log_level(int);
 int		 pool_record_death(struct pool *, uint64_t);
-uint64_t	 pool_backoff_next(uint64_t, uint64_t);
+int		 pool_note_death(struct pool *, int, uint64_t);
+void		 pool_start_spares(struct pool *);
+struct worker	*pool_next_worker(struct pool *, struct worker *);
 struct worker	*pool_find_worker(pid_t);
 int		 pool_child_exited(pid_t, int);
-void		 pool_worker_ready(struct worker *);
 unsigned int	 pool_count_live(void);
 unsigned int	 pool_count_processes(void);
 unsigned int	 pool_count_starting(void);
-void		 pool_reopen_logs(void);
-const char	*pool_worker_state_name(enum worker_state);
-json_t		*pool_status_json(const struct pool *);
-void		 pool_status_fields(int, char *, size_t);
-int		 pool_enqueue(struct pool *, struct job *, int);
-void		 pool_dispatch(struct pool *);
-void		 pool_job_signal(struct worker *, struct job *, int);
-void		 pool_kill_running(enum job_kill);
 unsigned int	 pool_count_busy(void);
 uint64_t	 pool_count_queued(void);
+void		 pool_reopen_logs(void);
+json_t		*pool_status_json(const struct pool *);
+struct job	*pool_submit(struct pool *, struct job_spec *, uid_t,
+		    enum pool_refusal *);
+void		 pool_enqueue(struct pool *, struct job *, int);
+void		 pool_dequeue(struct job *);
+void		 pool_dispatch(struct pool *);
+void		 pool_job_finished(const struct job *);
+void		 pool_cancel_queued(struct pool *);
+void		 pool_kill_running(enum job_kill);
+
+/* The pool's workers, those of slots and then the spares. */
+#define POOL_FOREACH_WORKER(w, p)					\
+	for ((w) = pool_next_worker((p), NULL); (w) != NULL;		\
+	    (w) = pool_next_worker((p), (w)))
 
 /* spawn.c */
 struct spawn {
@@ -309,29 +380,75 @@ void		 spawn_kill_orphans(void);
 int		 worker_main(int, char **);
 
 /* control.c */
-/* Submit's parameters, checked. Strings point into the call's JSON. */
-struct submit {
-	char		**argv;
-	const char	*pool;
-	const char	*name;
-	const char	*cwd;
-	char		**env;
-	uint8_t		*stdin_data;
-	size_t		 stdin_len;
-	int		 has_timeout;
-	uint64_t	 timeout;
-	int		 has_retries;
-	uint64_t	 retries;
+int		 control_init(const char *, unsigned int, int);
+int		 control_is_activated(void);
+void		 control_shutdown(void);
+void		 control_close(void);
+
+/* conn.c */
+struct method_wait;
+struct method_list;
+
+/* One client's connection. */
+struct conn {
+	TAILQ_ENTRY(conn) entry;
+	struct bufferevent *bev;
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+	size_t		 scanned;	/* input already searched for a NUL */
+	int		 closing;	/* flush replies, then close */
+	int		 eof;		/* it sends no more; answer what it sent */
+	struct method_wait *pending;	/* a Wait or Cancel being answered */
+	struct method_list *listing;	/* a List reply still being written */
+	struct event	*resume;	/* go on after a pending call */
+	struct event	*stall;		/* message_timeout for a partial one */
+	struct event	*hup;		/* not read: notice a hang-up anyway */
 };
 
-int		 control_parse_submit(json_t *, struct submit *, const char **);
-void		 control_submit_free(struct submit *);
-const char	*control_unknown_param(json_t *, const char *const *);
-int		 control_get_seconds(json_t *, const char *, uint64_t *);
-int		 control_init(const char *, unsigned int, int);
-void		 control_close(void);
-void		 control_shutdown(void);
-unsigned int	 control_clients(void);
+struct conn	*conn_new(int, uid_t, gid_t, pid_t);
+void		 conn_free(struct conn *);
+void		 conn_free_all(void);
+unsigned int	 conn_count(void);
+void		 conn_answer(struct conn *, int, const char *, json_t *);
+void		 conn_flush(struct conn *);
+void		 conn_resume(struct conn *);
+
+/* method.c: the Varlink methods; one file for the larger ones. */
+struct varlink_call;
+
+void		 method_dispatch(struct conn *, struct varlink_call *);
+void		 method_reply(struct conn *, struct varlink_call *, json_t *);
+void		 method_error(struct conn *, struct varlink_call *,
+		    const char *, json_t *);
+void		 method_invalid_param(struct conn *, struct varlink_call *,
+		    const char *);
+int		 method_check_params(struct conn *, struct varlink_call *,
+		    const char *const *);
+const char	*method_unknown_param(json_t *, const char *const *);
+int		 method_get_seconds(json_t *, const char *, uint64_t *);
+struct job	*method_get_job(struct conn *, struct varlink_call *, int64_t);
+struct job	*method_id_param(struct conn *, struct varlink_call *);
+
+/* method-submit.c */
+void		 method_submit(struct conn *, struct varlink_call *);
+int		 method_submit_parse(json_t *, struct job_spec *,
+		    const char **);
+
+/* method-wait.c */
+void		 method_wait(struct conn *, struct varlink_call *);
+void		 method_wait_cancel(struct conn *, struct varlink_call *);
+void		 method_wait_free(struct method_wait *);
+
+/* method-list.c */
+void		 method_list(struct conn *, struct varlink_call *);
+void		 method_list_continue(struct conn *);
+void		 method_list_free(struct method_list *);
+
+/* bev.c */
+size_t		 bev_write_now(struct bufferevent *, const struct iovec *,
+		    int);
+void		 bev_send(struct bufferevent *, const struct iovec *, int);
 
 /* supervisor.c */
 extern struct event_base *ev_base;
@@ -342,20 +459,23 @@ extern const char *mprocd_self;
 
 extern const char *mprocd_socket_override;
 
+/* What supervisor_changed() is told. */
+#define SUPERVISOR_NOW	0x1	/* STATUS= at once, not throttled */
+
 int		 supervisor_main(struct config *, int);
-int		 supervisor_reload(char *, size_t);
+void		 supervisor_changed(int);
 void		 supervisor_check_exit(void);
-void		 supervisor_check_ready(void);
-void		 supervisor_update_status(void);
-void		 supervisor_status_changed(void);
-size_t		 bev_write_now(struct bufferevent *, const struct iovec *,
-		    int);
-void		 bev_send(struct bufferevent *, const struct iovec *, int);
+
+/* reload.c */
+int		 reload_run(char *, size_t);
+void		 reload_apply(struct config *);
 
 /* systemd.c */
 int		 systemd_listen_fd(void);
 void		 systemd_notify(const char *);
 void		 systemd_init(void);
+void		 systemd_free(void);
+void		 systemd_changed(int);
 
 /* proctitle.c */
 void		 proctitle_init(int, char **);

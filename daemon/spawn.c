@@ -44,7 +44,7 @@ static int	 ncustom = -1;
 
 /* Between vfork and exec: report why we failed on fd 2 and give up. */
 static void __attribute__((noreturn))
-child_fail(const char *what, const char *arg, int error)
+spawn_child_fail(const char *what, const char *arg, int error)
 {
 	char	 msg[512];
 	int	 n;
@@ -61,7 +61,7 @@ child_fail(const char *what, const char *arg, int error)
 
 /* The value of NAME in ENVP, or NULL. */
 static const char *
-env_get(char *const *envp, const char *name)
+spawn_env_get(char *const *envp, const char *name)
 {
 	size_t	 len = strlen(name);
 
@@ -78,7 +78,7 @@ env_get(char *const *envp, const char *name)
  * a file the kernel cannot run (ENOEXEC) is run by /bin/sh. Returns errno.
  */
 static int
-child_exec(const char *file, char *const *argv, char *const *envp)
+spawn_child_exec(const char *file, char *const *argv, char *const *envp)
 {
 	/* An ENOEXEC script's shell gets these; more args than that: E2BIG. */
 	char		*sh_argv[256];
@@ -93,7 +93,7 @@ child_exec(const char *file, char *const *argv, char *const *envp)
 	}
 	if (flen > NAME_MAX)
 		return ENAMETOOLONG;
-	if ((path = env_get(envp, "PATH")) == NULL)
+	if ((path = spawn_env_get(envp, "PATH")) == NULL)
 		path = "/bin:/usr/bin";
 	for (p = path; ; p = end + 1) {
 		if ((end = strchr(p, ':')) == NULL)
@@ -195,11 +195,11 @@ spawn_child(const struct spawn *sp, pid_t parent)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 
 	if (sp->cwd != NULL && chdir(sp->cwd) != 0)
-		child_fail("cannot change directory to", sp->cwd, errno);
-	error = child_exec(sp->path != NULL ? sp->path : sp->argv[0],
+		spawn_child_fail("cannot change directory to", sp->cwd, errno);
+	error = spawn_child_exec(sp->path != NULL ? sp->path : sp->argv[0],
 	    (char *const *)(uintptr_t)sp->argv, sp->envp != NULL ?
 	    (char *const *)(uintptr_t)sp->envp : environ);
-	child_fail("cannot run", sp->argv[0], error);
+	spawn_child_fail("cannot run", sp->argv[0], error);
 }
 
 /*
@@ -211,7 +211,7 @@ spawn_child(const struct spawn *sp, pid_t parent)
  * signals up first (the supervisor and workers do, as they start).
  */
 static void
-read_dispositions(void)
+spawn_read_dispositions(void)
 {
 	unsigned long	 k[4];
 	int		 sig;
@@ -237,7 +237,7 @@ spawn_process(const struct spawn *sp)
 	int		 saved;
 
 	if (ncustom == -1)
-		read_dispositions();
+		spawn_read_dispositions();
 	sigfillset(&all);
 	sigprocmask(SIG_SETMASK, &all, &old);
 	pid = vfork();

@@ -44,14 +44,14 @@
 #define WORKER_READ	65536
 
 /* Variables of ours that a job must not inherit. */
-static const char *const env_drop[] = {
+static const char *const worker_env_drop[] = {
 	"NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LISTEN_PID=",
 	"LISTEN_FDS=", "LISTEN_FDNAMES=", "JOURNAL_STREAM=", "MPROCD_JOB_ID=",
 	"MPROCD_POOL=", "MPROCD_WORKER=",
 };
 
 /* The job being run. */
-struct run {
+struct worker_job {
 	uint64_t	 id;
 	pid_t		 pid;
 	int		 out[2];	/* read ends of stdout, stderr; -1 */
@@ -62,19 +62,20 @@ struct run {
 	uint64_t	 max_output;
 	uint64_t	 sent[2];
 	int		 truncated;
+	const char	**env;		/* its environment (strings borrowed) */
 };
 
 extern char	**environ;
 
 static char	*worker_name;
-static char	*env_pool, *env_worker;	/* "MPROCD_POOL=...", for jobs */
-static int	 spare;		/* in no slot yet */
-static int	 sigfd = -1;
-static pid_t	 supervisor_pid;	/* our parent, while it lives */
+static char	*worker_env_pool, *worker_env_worker;	/* "MPROCD_POOL=...", for jobs */
+static int	 worker_spare;		/* in no slot yet */
+static int	 worker_sigfd = -1;
+static pid_t	 worker_supervisor_pid;	/* our parent, while it lives */
 
 /* Who this worker's records about its job are about. */
 static struct log_ctx
-run_ctx(const struct run *r)
+worker_job_ctx(const struct worker_job *r)
 {
 	struct log_ctx	 ctx = { NULL, NULL, (int64_t)r->id };
 
@@ -99,7 +100,7 @@ worker_send(uint32_t type, const struct proto_buf *b)
 }
 
 static void
-send_output(struct run *r, int stream, const void *data, size_t len)
+worker_send_output(struct worker_job *r, int stream, const void *data, size_t len)
 {
 	struct proto_buf b;
 	uint64_t	 room;
@@ -113,34 +114,29 @@ send_output(struct run *r, int stream, const void *data, size_t len)
 	if (len == 0)
 		return;
 	r->sent[stream] += len;
-	proto_buf_init(&b);
-	proto_put_u64(&b, r->id);
-	proto_put_u32(&b, (uint32_t)stream + 1);
-	proto_put_bytes(&b, data, len);
+	proto_pack_job_output(&b, r->id, (uint32_t)stream + 1, data, len);
 	worker_send(PROTO_JOB_OUTPUT, &b);
 	proto_buf_free(&b);
 }
 
 static void
-send_done(struct run *r, int status)
+worker_send_done(struct worker_job *r, int status)
 {
 	struct proto_buf b;
 
-	proto_buf_init(&b);
-	proto_put_u64(&b, r->id);
-	proto_put_u32(&b, (uint32_t)status);
-	proto_put_u32(&b, r->truncated ? PROTO_DONE_TRUNCATED : 0);
+	proto_pack_job_done(&b, r->id, (uint32_t)status,
+	    r->truncated ? PROTO_DONE_TRUNCATED : 0);
 	worker_send(PROTO_JOB_DONE, &b);
 	proto_buf_free(&b);
 }
 
 static int
-env_dropped(const char *var)
+worker_env_dropped(const char *var)
 {
 	size_t	 i;
 
-	for (i = 0; i < sizeof env_drop / sizeof env_drop[0]; i++)
-		if (strncmp(var, env_drop[i], strlen(env_drop[i])) == 0)
+	for (i = 0; i < sizeof worker_env_drop / sizeof worker_env_drop[0]; i++)
+		if (strncmp(var, worker_env_drop[i], strlen(worker_env_drop[i])) == 0)
 			return 1;
 	return 0;
 }
@@ -150,7 +146,7 @@ env_dropped(const char *var)
  * borrowed strings. Ours is filtered once; it does not change.
  */
 static const char **
-job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
+worker_job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
 {
 	static const char	**base;
 	static size_t		  nbase;
@@ -163,7 +159,7 @@ job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
 			n++;
 		base = xcalloc(n + 1, sizeof *base);
 		for (e = environ; *e != NULL; e++)
-			if (!env_dropped(*e))
+			if (!worker_env_dropped(*e))
 				base[nbase++] = *e;
 	}
 	env = xcalloc(nbase + njobenv + 4, sizeof *env);
@@ -178,7 +174,7 @@ job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
 			env[n++] = base[i];
 	}
 	for (k = 0; k < njobenv; k++)
-		if (!env_dropped(jobenv[k]))
+		if (!worker_env_dropped(jobenv[k]))
 			env[n++] = jobenv[k];
 	for (i = 0; i < 3; i++)
 		env[n++] = ids[i];
@@ -187,7 +183,7 @@ job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
 }
 
 static void
-close_fd(int *fd)
+worker_close_fd(int *fd)
 {
 	if (*fd != -1) {
 		close(*fd);
@@ -197,7 +193,7 @@ close_fd(int *fd)
 
 /* Reads what a stream has now; returns 0 at end of file. */
 static int
-pump_output(struct run *r, int stream)
+worker_pump_output(struct worker_job *r, int stream)
 {
 	char	 buf[WORKER_READ];
 	ssize_t	 n;
@@ -205,20 +201,20 @@ pump_output(struct run *r, int stream)
 	for (;;) {
 		n = read(r->out[stream], buf, sizeof buf);
 		if (n > 0) {
-			send_output(r, stream, buf, (size_t)n);
+			worker_send_output(r, stream, buf, (size_t)n);
 			continue;
 		}
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)
 			return 1;
-		close_fd(&r->out[stream]);
+		worker_close_fd(&r->out[stream]);
 		return 0;
 	}
 }
 
 static void
-pump_input(struct run *r)
+worker_pump_input(struct worker_job *r)
 {
 	ssize_t	 n;
 
@@ -233,7 +229,7 @@ pump_input(struct run *r)
 			break;	/* EPIPE: the job does not want the rest */
 		r->stdin_off += (size_t)n;
 	}
-	close_fd(&r->in);
+	worker_close_fd(&r->in);
 }
 
 /*
@@ -242,7 +238,7 @@ pump_input(struct run *r)
  * (it has every signal blocked until exec, so none is lost).
  */
 static void
-kill_job(struct run *r, int sig)
+worker_kill_job(struct worker_job *r, int sig)
 {
 	if (kill(-r->pid, sig) == -1 && errno == ESRCH)
 		kill(r->pid, sig);
@@ -254,7 +250,7 @@ kill_job(struct run *r, int sig)
  * that was among them.
  */
 static int
-reap_children(const struct run *r, int *status)
+worker_reap(const struct worker_job *r, int *status)
 {
 	pid_t	 pid;
 	int	 st, found = 0;
@@ -277,14 +273,14 @@ reap_children(const struct run *r, int *status)
  * gone, kills what earlier jobs left to us too.
  */
 static void __attribute__((noreturn))
-worker_exit(struct run *r, int supervisor_gone)
+worker_exit(struct worker_job *r, int supervisor_gone)
 {
 	if (r != NULL && r->pid > 0) {
-		kill_job(r, SIGKILL);
+		worker_kill_job(r, SIGKILL);
 		while (waitpid(r->pid, NULL, 0) == -1 && errno == EINTR)
 			;
 	}
-	if (supervisor_gone || getppid() != supervisor_pid) {
+	if (supervisor_gone || getppid() != worker_supervisor_pid) {
 		log_info("the supervisor is gone: killing what jobs left "
 		    "behind");
 		spawn_kill_orphans();
@@ -297,12 +293,12 @@ worker_exit(struct run *r, int supervisor_gone)
  * or its death), SIGCHLD may end the job.
  */
 static int
-handle_signal(struct run *r, int *status)
+worker_signal(struct worker_job *r, int *status)
 {
 	struct signalfd_siginfo	 si;
 	struct log_ctx		 ctx;
 
-	if (read(sigfd, &si, sizeof si) != sizeof si)
+	if (read(worker_sigfd, &si, sizeof si) != sizeof si)
 		return 0;
 	if (si.ssi_signo == SIGUSR1) {
 		log_reopen();
@@ -310,7 +306,7 @@ handle_signal(struct run *r, int *status)
 	}
 	if (si.ssi_signo == SIGTERM) {
 		if (r != NULL && r->pid > 0) {
-			ctx = run_ctx(r);
+			ctx = worker_job_ctx(r);
 			clog_notice(&ctx, "worker stopping, killing its job"
 			    LOG_KV "pid=%d", (int)r->pid);
 		}
@@ -318,51 +314,50 @@ handle_signal(struct run *r, int *status)
 	}
 	if (si.ssi_signo != SIGCHLD)
 		return 0;
-	return reap_children(r, status);
+	return worker_reap(r, status);
 }
 
 /* What a job is told of us: MPROCD_POOL and MPROCD_WORKER. */
 static void
-set_env_names(void)
+worker_set_env_names(void)
 {
-	free(env_pool);
-	free(env_worker);
-	xasprintf(&env_pool, "MPROCD_POOL=%.*s",
+	free(worker_env_pool);
+	free(worker_env_worker);
+	xasprintf(&worker_env_pool, "MPROCD_POOL=%.*s",
 	    (int)strcspn(worker_name, "/"), worker_name);
-	xasprintf(&env_worker, "MPROCD_WORKER=%s", worker_name);
+	xasprintf(&worker_env_worker, "MPROCD_WORKER=%s", worker_name);
 }
 
 /* PROTO_LOG_LEVEL: a reload changed log_level. */
 static void
-set_log_level(struct proto_reader *rd)
+worker_set_log_level(const uint8_t *payload, size_t len)
 {
-	uint32_t	 level = proto_get_u32(rd);
+	uint32_t	 level;
 
-	if (rd->error || level > LOG_DEBUG)
+	if (proto_unpack_log_level(payload, len, &level) != 0 ||
+	    level > LOG_DEBUG)
 		fatalx("bad LOG_LEVEL from the supervisor");
 	log_setlevel((int)level);
 }
 
 /* A spare's new name in the log and in ps: "worker POOL/N". */
 static void
-set_name(void)
+worker_set_name(void)
 {
 	char	 procname[96];
 
 	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
 	proctitle_set("mprocd: %s", procname);
-	set_env_names();
+	worker_set_env_names();
 }
 
 static void
-send_hello(void)
+worker_send_hello(void)
 {
 	struct proto_buf	 b;
 
-	proto_buf_init(&b);
-	proto_put_u32(&b, PROTO_VERSION);
-	proto_put_u32(&b, (uint32_t)getpid());
+	proto_pack_hello(&b, PROTO_VERSION, (uint32_t)getpid());
 	if (proto_send(WORKER_FD, PROTO_HELLO, b.data, b.len) != 0)
 		fatal("sending hello to the supervisor");
 	proto_buf_free(&b);
@@ -370,49 +365,45 @@ send_hello(void)
 
 /* PROTO_ASSIGN: a spare is given a slot of its pool. */
 static void
-take_slot(struct proto_reader *rd)
+worker_take_slot(const uint8_t *payload, size_t len)
 {
-	uint32_t	 slot = proto_get_u32(rd);
+	uint32_t	 slot;
 	char		*name;
 
-	if (rd->error || rd->off != rd->len || !spare)
+	if (proto_unpack_assign(payload, len, &slot) != 0 || !worker_spare)
 		fatalx("bad ASSIGN from the supervisor");
 	xasprintf(&name, "%.*s/%u", (int)strcspn(worker_name, "/"),
 	    worker_name, slot);
 	free(worker_name);
 	worker_name = name;
-	spare = 0;
-	set_name();
-	send_hello();
+	worker_spare = 0;
+	worker_set_name();
+	worker_send_hello();
 }
 
 /* A frame from the supervisor while a job runs. */
 static void
-handle_frame(struct run *r)
+worker_frame(struct worker_job *r)
 {
 	struct proto_hdr	 h;
-	struct proto_reader	 rd;
+	struct proto_job_signal	 js;
 	uint8_t			*payload;
-	uint64_t		 id;
-	uint32_t		 sig;
 
 	if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 		if (errno != 0)
 			log_warn("reading from the supervisor");
 		worker_exit(r, 1);
 	}
-	proto_reader_init(&rd, payload, h.len);
 	switch (h.type) {
 	case PROTO_JOB_SIGNAL:
-		id = proto_get_u64(&rd);
-		sig = proto_get_u32(&rd);
-		if (rd.error || (sig != SIGTERM && sig != SIGKILL))
+		if (proto_unpack_job_signal(payload, h.len, &js) != 0 ||
+		    (js.signal != SIGTERM && js.signal != SIGKILL))
 			fatalx("bad JOB_SIGNAL from the supervisor");
-		if (r != NULL && id == r->id && r->pid > 0)
-			kill_job(r, (int)sig);
+		if (r != NULL && js.id == r->id && r->pid > 0)
+			worker_kill_job(r, (int)js.signal);
 		break;
 	case PROTO_LOG_LEVEL:
-		set_log_level(&rd);
+		worker_set_log_level(payload, h.len);
 		break;
 	case PROTO_EXIT:
 		worker_exit(r, 0);
@@ -422,7 +413,6 @@ handle_frame(struct run *r)
 	free(payload);
 }
 
-/* Runs one job to its end; JOB_STARTED, JOB_OUTPUT..., JOB_DONE. */
 /*
  * In the job's process, between vfork and exec (spawn.c): JOB_STARTED with
  * our pid in the frame our parent prepared. Our parent is suspended, so the
@@ -430,7 +420,7 @@ handle_frame(struct run *r)
  * not run.
  */
 static void
-announce_started(pid_t pid, void *arg)
+worker_announce_started(pid_t pid, void *arg)
 {
 	struct proto_buf	*b = arg;
 	uint32_t		 p = (uint32_t)pid;
@@ -440,61 +430,48 @@ announce_started(pid_t pid, void *arg)
 		_exit(1);
 }
 
-static void
-run_job(const uint8_t *payload, size_t len)
+/*
+ * Starts the job JOB_START describes, in a session of its own, with pipes
+ * for its stdout and stderr (and stdin, if it has one): r is what the
+ * other steps need. A job that cannot be started has ended already, with
+ * status 127 and why on its stderr, as a shell does; returns 1 then.
+ */
+static int
+worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
+    int *status)
 {
-	struct proto_reader	 rd;
 	struct proto_buf	 b;
 	struct spawn		 sp;
-	struct run		 r;
-	struct pollfd		 pfd[5];
-	char			**argv = NULL, **jobenv = NULL, *cwd;
-	const char		**env, *ids[3];
+	const char		*ids[3];
 	char			 idvar[40];
-	const void		*stdin_data;
-	uint32_t		 argc, envc, has_stdin, i;
 	int			 outp[2][2], inp[2] = { -1, -1 };
-	int			 exited = 0, n, s, error, status = 0;
-	char			 msg[512], how[64], cmd[1024];
+	int			 n, error;
+	char			 msg[512], cmd[1024];
 	struct log_ctx		 ctx;
+	size_t			 nenv = 0;
 
-	memset(&r, 0, sizeof r);
-	proto_reader_init(&rd, payload, len);
-	r.id = proto_get_u64(&rd);
-	r.max_output = proto_get_u64(&rd);
-	cwd = proto_get_str(&rd);
-	argc = proto_get_u32(&rd);
-	if (rd.error || argc == 0 || argc > len)
-		fatalx("bad JOB_START from the supervisor");
-	argv = xcalloc(argc + 1, sizeof *argv);
-	for (i = 0; i < argc; i++)
-		argv[i] = proto_get_str(&rd);
-	envc = proto_get_u32(&rd);
-	if (rd.error || envc > len)
-		fatalx("bad JOB_START from the supervisor");
-	jobenv = xcalloc(envc + 1, sizeof *jobenv);
-	for (i = 0; i < envc; i++)
-		jobenv[i] = proto_get_str(&rd);
-	has_stdin = proto_get_u32(&rd);
-	stdin_data = proto_get_bytes(&rd, &r.stdin_len);
-	if (rd.error)
-		fatalx("bad JOB_START from the supervisor");
-	r.stdin_data = stdin_data;
+	memset(r, 0, sizeof *r);
+	r->id = js->id;
+	r->max_output = js->max_output;
+	r->stdin_data = js->stdin_data;
+	r->stdin_len = js->stdin_len;
 	snprintf(idvar, sizeof idvar, "MPROCD_JOB_ID=%llu",
-	    (unsigned long long)r.id);
+	    (unsigned long long)r->id);
 	ids[0] = idvar;
-	ids[1] = env_pool;
-	ids[2] = env_worker;
-	env = job_environ(jobenv, envc, ids);
-	ctx = run_ctx(&r);
+	ids[1] = worker_env_pool;
+	ids[2] = worker_env_worker;
+	while (js->env[nenv] != NULL)
+		nenv++;
+	r->env = worker_job_environ(js->env, nenv, ids);
+	ctx = worker_job_ctx(r);
 
 	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||
-	    (has_stdin && pipe2(inp, O_CLOEXEC) != 0))
+	    (js->has_stdin && pipe2(inp, O_CLOEXEC) != 0))
 		fatal("pipe");
 	memset(&sp, 0, sizeof sp);
-	sp.argv = (const char *const *)argv;
-	sp.envp = env;
-	sp.cwd = cwd;
+	sp.argv = (const char *const *)js->argv;
+	sp.envp = r->env;
+	sp.cwd = js->cwd;
 	sp.fds[0] = inp[0];
 	sp.fds[1] = outp[0][1];
 	sp.fds[2] = outp[1][1];
@@ -508,99 +485,130 @@ run_job(const uint8_t *payload, size_t len)
 	 * nobody would kill. We are suspended in vfork() meanwhile, so the
 	 * child itself sends it.
 	 */
-	proto_buf_init(&b);
-	proto_put_u64(&b, r.id);
-	proto_put_u32(&b, 0);
-	sp.announce = announce_started;
+	proto_pack_job_started(&b, r->id, 0);
+	sp.announce = worker_announce_started;
 	sp.announce_arg = &b;
-	r.pid = spawn_process(&sp);
+	r->pid = spawn_process(&sp);
 	error = errno;
 	proto_buf_free(&b);
 	close(outp[0][1]);
 	close(outp[1][1]);
-	close_fd(&inp[0]);
-	r.out[0] = outp[0][0];
-	r.out[1] = outp[1][0];
-	r.in = inp[1];
+	worker_close_fd(&inp[0]);
+	r->out[0] = outp[0][0];
+	r->out[1] = outp[1][0];
+	r->in = inp[1];
 	/* New pipes: no other status flag to keep. */
-	fcntl(r.out[0], F_SETFL, O_NONBLOCK);
-	fcntl(r.out[1], F_SETFL, O_NONBLOCK);
-	if (r.in != -1)
-		fcntl(r.in, F_SETFL, O_NONBLOCK);
+	fcntl(r->out[0], F_SETFL, O_NONBLOCK);
+	fcntl(r->out[1], F_SETFL, O_NONBLOCK);
+	if (r->in != -1)
+		fcntl(r->in, F_SETFL, O_NONBLOCK);
 
-	if (r.pid == -1) {
+	if (r->pid == -1) {
 		/* As a shell does: status 127 and why on the job's stderr. */
 		n = snprintf(msg, sizeof msg, "mprocd: cannot start "
-		    "'%.300s%s': %s\n", argv[0], strlen(argv[0]) > 300 ?
+		    "'%.300s%s': %s\n", js->argv[0], strlen(js->argv[0]) > 300 ?
 		    "..." : "", strerror(error));
 		if (n > (int)sizeof msg - 1)
 			n = (int)sizeof msg - 1;
 		clog_warnx(&ctx, "cannot start the job" LOG_KV "error=%s"
-		    LOG_KV "cmd=%s", strerror(error), log_safe(argv[0], cmd,
+		    LOG_KV "cmd=%s", strerror(error), log_safe(js->argv[0], cmd,
 		    sizeof cmd));
-		r.pid = 0;
-		send_output(&r, 1, msg, (size_t)n);
-		status = 127 << 8;
-		exited = 1;
-	} else {
-		clog_debug(&ctx, "job running" LOG_KV "pid=%d" LOG_KV "cmd=%s",
-		    (int)r.pid, log_safe(argv[0], cmd, sizeof cmd));
-		if (r.in != -1)
-			pump_input(&r);
+		r->pid = 0;
+		worker_send_output(r, 1, msg, (size_t)n);
+		*status = 127 << 8;
+		return 1;
 	}
+	clog_debug(&ctx, "job running" LOG_KV "pid=%d" LOG_KV "cmd=%s",
+	    (int)r->pid, log_safe(js->argv[0], cmd, sizeof cmd));
+	if (r->in != -1)
+		worker_pump_input(r);
+	return 0;
+}
+
+/*
+ * Runs the job to the end of its process: its output streamed as it comes,
+ * its stdin fed, signals and the supervisor's frames handled meanwhile.
+ * Returns its wait status.
+ */
+static int
+worker_job_wait(struct worker_job *r)
+{
+	struct pollfd	 pfd[5];
+	int		 exited = 0, n, s, status = 0;
 
 	while (!exited) {
 		n = 0;
 		pfd[n++] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
-		pfd[n++] = (struct pollfd){ sigfd, POLLIN, 0 };
-		pfd[n++] = (struct pollfd){ r.out[0], POLLIN, 0 };
-		pfd[n++] = (struct pollfd){ r.out[1], POLLIN, 0 };
-		pfd[n++] = (struct pollfd){ r.in, POLLOUT, 0 };
+		pfd[n++] = (struct pollfd){ worker_sigfd, POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ r->out[0], POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ r->out[1], POLLIN, 0 };
+		pfd[n++] = (struct pollfd){ r->in, POLLOUT, 0 };
 		if (poll(pfd, (nfds_t)n, -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
 		}
 		if (pfd[1].revents & POLLIN)
-			exited = handle_signal(&r, &status);
+			exited = worker_signal(r, &status);
 		for (s = 0; s < 2; s++)
 			if (pfd[2 + s].revents != 0)
-				pump_output(&r, s);
+				worker_pump_output(r, s);
 		if (pfd[4].revents != 0)
-			pump_input(&r);
+			worker_pump_input(r);
 		/*
 		 * A process closes its descriptors as it exits, before its
 		 * parent is signalled: when both pipes are at their end, it
 		 * has most likely exited already. Reaping it now spares the
 		 * wait for SIGCHLD (read later, with nothing left to reap).
 		 */
-		if (!exited && r.out[0] == -1 && r.out[1] == -1)
-			exited = reap_children(&r, &status);
+		if (!exited && r->out[0] == -1 && r->out[1] == -1)
+			exited = worker_reap(r, &status);
 		if (!exited && pfd[0].revents != 0)
-			handle_frame(&r);
+			worker_frame(r);
 	}
+	return status;
+}
 
-	/*
-	 * The job's process is gone: end what it left behind in its group,
-	 * then take what is still in the pipes (what the job wrote is there
-	 * whole; a writer that escaped the group does not hold us up).
-	 */
-	if (r.pid > 0)
-		kill(-r.pid, SIGKILL);
+/*
+ * The job's process is gone: end what it left behind in its group, then
+ * take what is still in the pipes (what the job wrote is there whole; a
+ * writer that escaped the group does not hold us up), and report.
+ */
+static void
+worker_job_end(struct worker_job *r, int status)
+{
+	struct log_ctx	 ctx = worker_job_ctx(r);
+	char		 how[64];
+	int		 s;
+
+	if (r->pid > 0)
+		kill(-r->pid, SIGKILL);
 	for (s = 0; s < 2; s++)
-		if (r.out[s] != -1) {
-			pump_output(&r, s);
-			close_fd(&r.out[s]);
+		if (r->out[s] != -1) {
+			worker_pump_output(r, s);
+			worker_close_fd(&r->out[s]);
 		}
-	close_fd(&r.in);
-	send_done(&r, status);
-	pool_status_fields(status, how, sizeof how);
+	worker_close_fd(&r->in);
+	worker_send_done(r, status);
+	log_wait_status(status, how, sizeof how);
 	clog_debug(&ctx, "job done%s", how);
+	free(r->env);
+}
 
-	util_strv_free(argv);
-	util_strv_free(jobenv);
-	free(env);
-	free(cwd);
+/* Runs one job to its end: JOB_STARTED, JOB_OUTPUT..., JOB_DONE. */
+static void
+worker_run_job(const uint8_t *payload, size_t len)
+{
+	struct proto_job_start	 js;
+	struct worker_job	 r;
+	int			 status = 0;
+
+	if (proto_unpack_job_start(payload, len, &js) != 0)
+		fatalx("bad JOB_START from the supervisor");
+	if (worker_job_begin(&r, &js, &status) == 0)
+		status = worker_job_wait(&r);
+	worker_job_end(&r, status);
+	proto_job_start_free(&js);
 }
 
 int
@@ -616,7 +624,6 @@ worker_main(int argc, char **argv)
 	const char		*target = "stderr", *errstr;
 	char			 procname[96];
 	struct proto_hdr	 h;
-	struct proto_reader	 rd;
 	struct pollfd		 pfd[2];
 	uint8_t			*payload;
 	sigset_t		 mask;
@@ -635,7 +642,7 @@ worker_main(int argc, char **argv)
 				worker_usage();
 			break;
 		case 's':
-			spare = 1;
+			worker_spare = 1;
 			break;
 		default:
 			worker_usage();
@@ -643,7 +650,7 @@ worker_main(int argc, char **argv)
 	}
 	if (worker_name == NULL)
 		worker_usage();
-	supervisor_pid = getppid();
+	worker_supervisor_pid = getppid();
 	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
 	if (log_open(target, &errstr) != 0)
@@ -651,7 +658,7 @@ worker_main(int argc, char **argv)
 	log_setlevel(level);
 	/* Over argv: target is gone from here on. */
 	proctitle_set("mprocd: %s", procname);
-	set_env_names();
+	worker_set_env_names();
 	signal(SIGPIPE, SIG_IGN);
 	/*
 	 * Ctrl-C and a hangup reach the whole foreground process group; the
@@ -668,23 +675,23 @@ worker_main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if ((sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
+	if ((worker_sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
 		fatal("signalfd");
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
 		log_warn("PR_SET_CHILD_SUBREAPER, ignoring");
 
-	send_hello();
+	worker_send_hello();
 
 	for (;;) {
 		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
-		pfd[1] = (struct pollfd){ sigfd, POLLIN, 0 };
+		pfd[1] = (struct pollfd){ worker_sigfd, POLLIN, 0 };
 		if (poll(pfd, 2, -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			fatal("poll");
 		}
 		if (pfd[1].revents & POLLIN)
-			handle_signal(NULL, &status);
+			worker_signal(NULL, &status);
 		if (pfd[0].revents == 0)
 			continue;
 		if (proto_recv(WORKER_FD, &h, &payload) != 0) {
@@ -694,19 +701,17 @@ worker_main(int argc, char **argv)
 		}
 		switch (h.type) {
 		case PROTO_JOB_START:
-			if (spare)
+			if (worker_spare)
 				fatalx("a job for a spare from the supervisor");
-			run_job(payload, h.len);
+			worker_run_job(payload, h.len);
 			break;
 		case PROTO_ASSIGN:
-			proto_reader_init(&rd, payload, h.len);
-			take_slot(&rd);
+			worker_take_slot(payload, h.len);
 			break;
 		case PROTO_JOB_SIGNAL:
 			break;	/* for a job that has just ended */
 		case PROTO_LOG_LEVEL:
-			proto_reader_init(&rd, payload, h.len);
-			set_log_level(&rd);
+			worker_set_log_level(payload, h.len);
 			break;
 		case PROTO_EXIT:
 			free(payload);

@@ -3,22 +3,23 @@
  * sends (Varlink calls, each ended by a NUL byte), or what up to three
  * clients send, their parts separated by a 0x1e byte (which JSON text
  * cannot hold). Each goes through its socketpair, in chunks interleaved
- * with the others', to the daemon's own code (control.c, pool.c, job.c and
- * supervisor_reload()) on a real event_base, with real pools whose workers
+ * with the others', to the daemon's own code (conn.c, method*.c, pool.c,
+ * pool-worker.c, job.c and reload.c) on a real event_base, with real pools whose workers
  * are played by this file.
  *
  * No process is ever created or signalled: the target is linked with
  * --wrap=spawn_process and --wrap=kill (fuzz/Makefile.inc), so that the
  * daemon's calls come here. A "worker" is the far end of the socketpair
- * pool.c made for it and answers frames as daemon/worker.c would; kill() of
+ * pool-worker.c made for it and answers frames as daemon/worker.c would; kill() of
  * a worker makes it die, and its death reaches pool_child_exited() from the
  * loop, as SIGCHLD's would. What a job does depends on its argv[0]: see
  * fake_run(). Any other kill() (pid 0, -1, or a pid mprocd never had, or
  * has reaped) stops the run as a finding.
  *
- * control.c and job.c are included, not linked, so that the client can be
- * given a uid of our choosing and job ids start from 1 for every input (so
- * that "Get 3" names the same job on every run).
+ * conn.c, method-wait.c and job.c are included, not linked, so that their
+ * timers can be fired and job ids start from 1 for every input (so that
+ * "Get 3" names the same job on every run). A client is given a uid of our
+ * choosing by conn_new(), as control.c's accept would.
  *
  * Whitespace before a client's first message (JSON ignores it) picks it:
  *	'\t'	root (may Reload, sees every job); else an ordinary user
@@ -51,8 +52,9 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "control.c"
+#include "conn.c"
 #include "job.c"
+#include "method-wait.c"
 
 #include "proto.h"
 #include "varlink.h"
@@ -573,7 +575,6 @@ static void
 peer_connect(const uint8_t *data, size_t size)
 {
 	struct peer	*pr = &peers[npeers++];
-	struct client	*c;
 	uid_t		 uid = user_uid;
 	size_t		 i;
 	int		 sv[2];
@@ -593,9 +594,7 @@ peer_connect(const uint8_t *data, size_t size)
 	}
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0, sv) == 0);
-	control_accept(NULL, sv[0], NULL, 0, NULL);
-	CHECK((c = TAILQ_LAST(&clients, clients)) != NULL);
-	c->uid = uid;
+	CHECK(conn_new(sv[0], uid, getgid(), getpid()) != NULL);
 	pr->fd = sv[1];
 	pr->rev = event_new(ev_base, sv[1], EV_READ | EV_PERSIST, peer_read,
 	    pr);
@@ -653,13 +652,13 @@ expire(struct event *ev)
 static int
 expire_timers(void)
 {
-	struct client	*c;
+	struct conn	*c;
 	struct job	*j;
 	struct pool	*p;
 	struct worker	*w;
 	int		 n = 0;
 
-	TAILQ_FOREACH(c, &clients, entry) {
+	TAILQ_FOREACH(c, &conn_list, entry) {
 		n += expire(c->stall);
 		if (c->pending != NULL)
 			n += expire(c->pending->timer);
@@ -681,13 +680,14 @@ preset(const char *pool, uid_t uid, const char *a0, const char *a1)
 {
 	struct pool	*p = pool_find(pool);
 	struct job	*j;
-	char		**argv = xcalloc(3, sizeof *argv);
+	struct job_spec	 spec = { .cwd = "/" };
 
-	argv[0] = xstrdup(a0);
+	spec.argv = xcalloc(3, sizeof *spec.argv);
+	spec.argv[0] = xstrdup(a0);
 	if (a1 != NULL)
-		argv[1] = xstrdup(a1);
+		spec.argv[1] = xstrdup(a1);
 	CHECK(p != NULL);
-	j = job_new(p->name, argv, "/", uid);
+	j = job_new(p->name, &spec, uid);
 	pool_enqueue(p, j, 0);
 	pool_dispatch(p);
 }

@@ -12,6 +12,7 @@
 #include <sys/param.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -822,3 +823,18 @@ log_fatal(int with_errno, const char *file, int line, const char *func,
 	exit(1);
 }
 
+/*
+ * A wait status as log fields: " status=1", " signal=9 core_dumped=yes",
+ * each after LOG_KV, for a record about a process that ended.
+ */
+void
+log_wait_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, LOG_KV "status=%d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, LOG_KV "signal=%d%s", WTERMSIG(status),
+		    WCOREDUMP(status) ? LOG_KV "core_dumped=yes" : "");
+	else
+		snprintf(buf, len, LOG_KV "wait_status=0x%x", status);
+}

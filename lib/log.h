@@ -79,6 +79,7 @@ void	 log_fatal(int, const char *, int, const char *, const char *, ...)
  * Returns buf.
  */
 const char *log_safe(const char *, char *, size_t);
+void	 log_wait_status(int, char *, size_t);
 
 /*
  * At most burst records per interval for one source a hostile peer could

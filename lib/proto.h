@@ -74,6 +74,77 @@ uint64_t proto_get_u64(struct proto_reader *);
 const void *proto_get_bytes(struct proto_reader *, size_t *);
 char	*proto_get_str(struct proto_reader *);
 
+/*
+ * Each frame's payload, packed by its sender and unpacked by its reader
+ * with the pair below. proto_pack_*() start b afresh; the caller frees it.
+ * proto_unpack_*() return 0, or -1 if the payload is too short or a string
+ * in it is bad. What they unpack points into the payload, except the
+ * strings of JOB_START, which proto_job_start_free() frees.
+ */
+struct proto_hello {
+	uint32_t	 version;
+	uint32_t	 pid;
+};
+
+struct proto_job_started {
+	uint64_t	 id;
+	uint32_t	 pid;
+};
+
+struct proto_job_output {
+	uint64_t	 id;
+	uint32_t	 stream;	/* 1 stdout, 2 stderr */
+	const void	*data;
+	size_t		 len;
+};
+
+struct proto_job_done {
+	uint64_t	 id;
+	uint32_t	 status;	/* wait status */
+	uint32_t	 flags;		/* PROTO_DONE_* */
+};
+
+struct proto_job_start {
+	uint64_t	 id;
+	uint64_t	 max_output;
+	char		*cwd;
+	char		**argv;		/* NULL-terminated, at least one */
+	char		**env;		/* NULL-terminated; NULL: none */
+	int		 has_stdin;	/* unpacked; packed: stdin_data set */
+	const uint8_t	*stdin_data;
+	size_t		 stdin_len;
+};
+
+struct proto_job_signal {
+	uint64_t	 id;
+	uint32_t	 signal;
+};
+
+void	 proto_pack_hello(struct proto_buf *, uint32_t, uint32_t);
+int	 proto_unpack_hello(const void *, size_t, struct proto_hello *);
+void	 proto_pack_job_started(struct proto_buf *, uint64_t, uint32_t);
+int	 proto_unpack_job_started(const void *, size_t,
+	    struct proto_job_started *);
+void	 proto_pack_job_output(struct proto_buf *, uint64_t, uint32_t,
+	    const void *, size_t);
+int	 proto_unpack_job_output(const void *, size_t,
+	    struct proto_job_output *);
+void	 proto_pack_job_done(struct proto_buf *, uint64_t, uint32_t,
+	    uint32_t);
+int	 proto_unpack_job_done(const void *, size_t, struct proto_job_done *);
+void	 proto_pack_job_start(struct proto_buf *,
+	    const struct proto_job_start *);
+int	 proto_unpack_job_start(const void *, size_t,
+	    struct proto_job_start *);
+void	 proto_job_start_free(struct proto_job_start *);
+void	 proto_pack_job_signal(struct proto_buf *, uint64_t, uint32_t);
+int	 proto_unpack_job_signal(const void *, size_t,
+	    struct proto_job_signal *);
+void	 proto_pack_log_level(struct proto_buf *, uint32_t);
+int	 proto_unpack_log_level(const void *, size_t, uint32_t *);
+void	 proto_pack_assign(struct proto_buf *, uint32_t);
+int	 proto_unpack_assign(const void *, size_t, uint32_t *);
+
 /* Parses a header; -1 if its length is out of bounds. */
 int	 proto_hdr_parse(const uint8_t *, struct proto_hdr *);
 void	 proto_hdr_pack(uint8_t *, uint32_t, uint32_t);

@@ -71,7 +71,8 @@ argv_of(const char *a0)
 static struct job *
 queued_job(void)
 {
-	struct job	*j = job_new(pool->name, argv_of("true"), "/", 1000);
+	struct job_spec	 spec = { .argv = argv_of("true"), .cwd = "/" };
+	struct job	*j = job_new(pool->name, &spec, 1000);
 
 	pool_enqueue(pool, j, 0);
 	return j;
@@ -83,7 +84,7 @@ running_job(void)
 {
 	struct job	*j = queued_job();
 
-	job_dequeue(j);
+	pool_dequeue(j);
 	job_started(j, fake);
 	return j;
 }
@@ -142,7 +143,7 @@ test_fifo_and_retry_front(void **state)
 	struct job	*a = queued_job(), *b = queued_job(), *c;
 
 	assert_ptr_equal(TAILQ_FIRST(&pool->queue), a);
-	job_dequeue(a);
+	pool_dequeue(a);
 	assert_ptr_equal(TAILQ_FIRST(&pool->queue), b);
 	c = queued_job();
 	assert_ptr_equal(TAILQ_LAST(&pool->queue, jobs), c);
@@ -225,7 +226,7 @@ test_worker_died_retries_then_lost(void **state)
 	job_worker_died(j);
 	assert_int_equal(j->state, JOB_QUEUED);
 	assert_ptr_equal(TAILQ_FIRST(&pool->queue), j);
-	job_dequeue(j);
+	pool_dequeue(j);
 	job_started(j, fake);
 	assert_int_equal(j->attempts, 2);
 	job_worker_died(j);

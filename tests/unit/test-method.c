@@ -17,7 +17,7 @@
 
 /* Parses Submit parameters given as JSON text; returns the bad name. */
 static const char *
-submit_bad(const char *text, struct submit *sb)
+submit_bad(const char *text, struct job_spec *sb)
 {
 	json_error_t	 err;
 	json_t		*params;
@@ -26,7 +26,7 @@ submit_bad(const char *text, struct submit *sb)
 
 	params = json_loads(text, 0, &err);
 	assert_non_null(params);
-	if (control_parse_submit(params, sb, &bad) == 0) {
+	if (method_submit_parse(params, sb, &bad) == 0) {
 		json_decref(params);
 		return NULL;
 	}
@@ -39,7 +39,7 @@ submit_bad(const char *text, struct submit *sb)
 static void
 refused(const char *text, const char *param)
 {
-	struct submit	 sb;
+	struct job_spec	 sb;
 	const char	*bad = submit_bad(text, &sb);
 
 	if (bad == NULL || strcmp(bad, param) != 0)
@@ -54,7 +54,7 @@ refused(const char *text, const char *param)
 static void
 test_submit_minimal(void **state)
 {
-	struct submit	 sb;
+	struct job_spec	 sb;
 
 	assert_null(submit_bad("{\"argv\": [\"true\"]}", &sb));
 	assert_string_equal(sb.argv[0], "true");
@@ -65,13 +65,13 @@ test_submit_minimal(void **state)
 	assert_null(sb.stdin_data);
 	assert_int_equal(sb.has_timeout, 0);
 	assert_int_equal(sb.has_retries, 0);
-	control_submit_free(&sb);
+	job_spec_free(&sb);
 }
 
 static void
 test_submit_everything(void **state)
 {
-	struct submit	 sb;
+	struct job_spec	 sb;
 	json_t		*params;
 	const char	*bad;
 
@@ -79,7 +79,7 @@ test_submit_everything(void **state)
 	    "argv", "sh", "-c", "pool", "web", "name", "n", "cwd", "/tmp",
 	    "env", "A=1", "B=", "stdin", "aGkK", "timeout_sec", 1.5,
 	    "retries", 3);
-	assert_int_equal(control_parse_submit(params, &sb, &bad), 0);
+	assert_int_equal(method_submit_parse(params, &sb, &bad), 0);
 	assert_string_equal(sb.argv[1], "-c");
 	assert_string_equal(sb.pool, "web");
 	assert_string_equal(sb.name, "n");
@@ -91,26 +91,26 @@ test_submit_everything(void **state)
 	assert_int_equal(sb.timeout, 1500 * USEC_PER_MSEC);
 	assert_int_equal(sb.has_retries, 1);
 	assert_int_equal(sb.retries, 3);
-	control_submit_free(&sb);
+	job_spec_free(&sb);
 	json_decref(params);
 }
 
 static void
 test_submit_nulls_are_absent(void **state)
 {
-	struct submit	 sb;
+	struct job_spec	 sb;
 
 	assert_null(submit_bad("{\"argv\": [\"x\"], \"pool\": null, "
 	    "\"env\": null, \"stdin\": null, \"timeout_sec\": null, "
 	    "\"retries\": null, \"cwd\": null, \"name\": null}", &sb));
 	assert_string_equal(sb.cwd, "/");
 	assert_int_equal(sb.has_timeout, 0);
-	control_submit_free(&sb);
+	job_spec_free(&sb);
 	/* An integer is a number of seconds too; 0 means none. */
 	assert_null(submit_bad("{\"argv\": [\"x\"], \"timeout_sec\": 0}", &sb));
 	assert_int_equal(sb.has_timeout, 1);
 	assert_int_equal(sb.timeout, 0);
-	control_submit_free(&sb);
+	job_spec_free(&sb);
 }
 
 static void
@@ -153,11 +153,11 @@ test_unknown_param(void **state)
 	static const char *const none[] = { NULL };
 	json_t	*p = json_pack("{s:i}", "id", 1);
 
-	assert_null(control_unknown_param(p, known));
-	assert_string_equal(control_unknown_param(p, none), "id");
-	assert_null(control_unknown_param(NULL, none));
+	assert_null(method_unknown_param(p, known));
+	assert_string_equal(method_unknown_param(p, none), "id");
+	assert_null(method_unknown_param(NULL, none));
 	json_object_set_new(p, "extra", json_true());
-	assert_string_equal(control_unknown_param(p, known), "extra");
+	assert_string_equal(method_unknown_param(p, known), "extra");
 	json_decref(p);
 }
 
@@ -168,13 +168,13 @@ test_seconds(void **state)
 			    2, "c", -0.5, "d", "1");
 	uint64_t	 usec = 0;
 
-	assert_int_equal(control_get_seconds(p, "a", &usec), 1);
+	assert_int_equal(method_get_seconds(p, "a", &usec), 1);
 	assert_int_equal(usec, 250 * USEC_PER_MSEC);
-	assert_int_equal(control_get_seconds(p, "b", &usec), 1);
+	assert_int_equal(method_get_seconds(p, "b", &usec), 1);
 	assert_int_equal(usec, 2 * USEC_PER_SEC);
-	assert_int_equal(control_get_seconds(p, "c", &usec), -1);
-	assert_int_equal(control_get_seconds(p, "d", &usec), -1);
-	assert_int_equal(control_get_seconds(p, "missing", &usec), 0);
+	assert_int_equal(method_get_seconds(p, "c", &usec), -1);
+	assert_int_equal(method_get_seconds(p, "d", &usec), -1);
+	assert_int_equal(method_get_seconds(p, "missing", &usec), 0);
 	json_decref(p);
 }
 

@@ -69,11 +69,11 @@ fake_start(struct worker *w, pid_t pid, uint64_t lived)
 static void
 test_backoff_next(void **state)
 {
-	assert_int_equal(pool_backoff_next(100 * MS, 30 * SEC), 200 * MS);
-	assert_int_equal(pool_backoff_next(20 * SEC, 30 * SEC), 30 * SEC);
-	assert_int_equal(pool_backoff_next(30 * SEC, 30 * SEC), 30 * SEC);
-	assert_int_equal(pool_backoff_next(0, 30 * SEC), 0);
-	assert_int_equal(pool_backoff_next(UINT64_MAX / 2 + 1, UINT64_MAX),
+	assert_int_equal(pool_worker_backoff_next(100 * MS, 30 * SEC), 200 * MS);
+	assert_int_equal(pool_worker_backoff_next(20 * SEC, 30 * SEC), 30 * SEC);
+	assert_int_equal(pool_worker_backoff_next(30 * SEC, 30 * SEC), 30 * SEC);
+	assert_int_equal(pool_worker_backoff_next(0, 30 * SEC), 0);
+	assert_int_equal(pool_worker_backoff_next(UINT64_MAX / 2 + 1, UINT64_MAX),
 	    UINT64_MAX);
 }
 
@@ -244,11 +244,11 @@ test_describe_status(void **state)
 {
 	char	 buf[128];
 
-	pool_status_fields(W_EXITCODE(3, 0), buf, sizeof buf);
+	log_wait_status(W_EXITCODE(3, 0), buf, sizeof buf);
 	assert_string_equal(buf, LOG_KV "status=3");
-	pool_status_fields(SIGKILL, buf, sizeof buf);
+	log_wait_status(SIGKILL, buf, sizeof buf);
 	assert_string_equal(buf, LOG_KV "signal=9");
-	pool_status_fields(SIGSEGV | 0x80, buf, sizeof buf);
+	log_wait_status(SIGSEGV | 0x80, buf, sizeof buf);
 	assert_string_equal(buf, LOG_KV "signal=11" LOG_KV "core_dumped=yes");
 }
 

@@ -1,0 +1,115 @@
+/*
+ * List: a reply written a slice at a time as the client reads it: the ids
+ * that matched when the call came, each job described as it is when its
+ * turn comes. Neither memory nor the loop goes to one huge reply, and the
+ * client's later calls wait until it is written.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+
+#include "mprocd.h"
+#include "varlink.h"
+#include "xmalloc.h"
+
+#define METHOD_LIST_SLICE	(64 * 1024)	/* written while less is queued */
+
+struct method_list {
+	int64_t		*ids;
+	size_t		 n;
+	size_t		 next;
+	size_t		 written;	/* jobs in the reply so far */
+	char		*pool;		/* the call's filters; NULL, -1: any */
+	int		 state;
+};
+
+void
+method_list_free(struct method_list *ls)
+{
+	if (ls == NULL)
+		return;
+	free(ls->ids);
+	free(ls->pool);
+	free(ls);
+}
+
+/* Writes the next slice of the List reply; the end lets later calls in. */
+void
+method_list_continue(struct conn *c)
+{
+	struct method_list	*ls = c->listing;
+	struct evbuffer	*out = bufferevent_get_output(c->bev);
+	struct job	*j;
+	json_t		*o;
+	char		*s;
+
+	while (evbuffer_get_length(out) < METHOD_LIST_SLICE && ls->next < ls->n) {
+		j = job_find(ls->ids[ls->next++]);
+		if (j == NULL || !job_matches(j, ls->pool, ls->state))
+			continue;
+		o = job_to_json(j);
+		if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
+			fatalx("cannot encode a job");
+		json_decref(o);
+		if (ls->written++ > 0)
+			evbuffer_add(out, ",", 1);
+		evbuffer_add(out, s, strlen(s));
+		free(s);
+	}
+	if (ls->next < ls->n)
+		return;
+	evbuffer_add(out, "]}}", 4);
+	c->listing = NULL;
+	method_list_free(ls);
+	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	conn_resume(c);
+}
+
+/* Starts the List reply of the jobs of pool (NULL: all) in state (-1). */
+static void
+method_list_start(struct conn *c, const char *pool, int state)
+{
+	struct method_list	*ls = xcalloc(1, sizeof *ls);
+
+	ls->pool = pool != NULL ? xstrdup(pool) : NULL;
+	ls->state = state;
+	ls->ids = job_ids(pool, state, &ls->n);
+	c->listing = ls;
+	conn_flush(c);	/* the replies before it go first */
+	evbuffer_add_printf(bufferevent_get_output(c->bev),
+	    "{\"parameters\":{\"jobs\":[");
+	/* The write callback comes for more while a slice is in flight. */
+	bufferevent_setwatermark(c->bev, EV_WRITE, METHOD_LIST_SLICE / 2, 0);
+	method_list_continue(c);
+}
+
+void
+method_list(struct conn *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "pool", "state", NULL };
+	const char	*pool = NULL, *state = NULL;
+	int		 st = -1;
+
+	if (method_check_params(c, call, known) != 0)
+		return;
+	if (varlink_get_string(call->params, "pool", &pool) == -1) {
+		method_invalid_param(c, call, "pool");
+		return;
+	}
+	if (varlink_get_string(call->params, "state", &state) == -1 ||
+	    (state != NULL && (st = job_parse_state(state)) == -1)) {
+		method_invalid_param(c, call, "state");
+		return;
+	}
+	if (pool != NULL && pool_find(pool) == NULL) {
+		method_error(c, call, "io.mprocd.NoSuchPool",
+		    json_pack("{s:s}", "pool", pool));
+		return;
+	}
+	if (call->flags & VARLINK_ONEWAY)
+		return;
+	method_list_start(c, pool, st);
+}

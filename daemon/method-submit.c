@@ -1,0 +1,136 @@
+/* Submit: a job's parameters checked, and the job queued in its pool. */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mprocd.h"
+#include "util.h"
+#include "varlink.h"
+#include "xmalloc.h"
+
+#define METHOD_SUBMIT_MAX_ARGS	65536
+#define METHOD_SUBMIT_MAX_NAME	256
+
+/* A NULL-terminated copy of a JSON array of strings, or NULL if it is not. */
+static char **
+method_submit_strv(json_t *a, size_t max)
+{
+	char	**v;
+	size_t	 i;
+
+	if (!json_is_array(a) || json_array_size(a) > max)
+		return NULL;
+	for (i = 0; i < json_array_size(a); i++)
+		if (!json_is_string(json_array_get(a, i)))
+			return NULL;
+	v = xcalloc(json_array_size(a) + 1, sizeof *v);
+	for (i = 0; i < json_array_size(a); i++)
+		v[i] = xstrdup(json_string_value(json_array_get(a, i)));
+	return v;
+}
+
+/*
+ * Checks and converts Submit's parameters. Returns 0, or -1 with *bad set
+ * to the name of the first parameter that is wrong.
+ */
+int
+method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
+{
+	static const char *const known[] = { "argv", "pool", "name", "cwd",
+	    "env", "stdin", "timeout_sec", "retries", NULL };
+	json_t		*env;
+	const char	*in = NULL;
+	char		**e;
+	int64_t		 retries = 0;
+
+	memset(sb, 0, sizeof *sb);
+	sb->cwd = "/";
+	if ((*bad = method_unknown_param(params, known)) != NULL)
+		return -1;
+	sb->argv = method_submit_strv(json_object_get(params, "argv"), METHOD_SUBMIT_MAX_ARGS);
+	if (sb->argv == NULL || sb->argv[0] == NULL || sb->argv[0][0] == '\0')
+		*bad = "argv";
+	else if (varlink_get_string(params, "pool", &sb->pool) == -1)
+		*bad = "pool";
+	else if (varlink_get_string(params, "name", &sb->name) == -1 ||
+	    (sb->name != NULL && strlen(sb->name) > METHOD_SUBMIT_MAX_NAME))
+		*bad = "name";
+	else if (varlink_get_string(params, "cwd", &sb->cwd) == -1 ||
+	    sb->cwd[0] != '/' || strlen(sb->cwd) >= 4096)
+		*bad = "cwd";
+	else if (varlink_get_string(params, "stdin", &in) == -1)
+		*bad = "stdin";
+	else if ((sb->has_timeout = method_get_seconds(params,
+	    "timeout_sec", &sb->timeout)) == -1)
+		*bad = "timeout_sec";
+	else if ((sb->has_retries = varlink_get_int(params, "retries", 0,
+	    100, &retries)) == -1)
+		*bad = "retries";
+	sb->retries = (uint64_t)retries;
+	env = json_object_get(params, "env");
+	if (*bad == NULL && env != NULL && !json_is_null(env)) {
+		sb->env = method_submit_strv(env, METHOD_SUBMIT_MAX_ARGS);
+		for (e = sb->env; e != NULL && *e != NULL; e++)
+			if (**e == '=' || strchr(*e, '=') == NULL)
+				break;
+		if (sb->env == NULL || *e != NULL)
+			*bad = "env";
+	}
+	if (*bad == NULL && in != NULL) {
+		sb->stdin_data = util_base64_decode(in, strlen(in),
+		    &sb->stdin_len);
+		if (sb->stdin_data == NULL || sb->stdin_len > JOB_MAX_STDIN)
+			*bad = "stdin";
+	}
+	if (*bad != NULL) {
+		job_spec_free(sb);
+		return -1;
+	}
+	return 0;
+}
+
+/* Submit: queue a job; its id is the answer. */
+void
+method_submit(struct conn *c, struct varlink_call *call)
+{
+	struct job_spec		 spec;
+	struct pool		*p;
+	struct job		*j;
+	struct log_ctx		 ctx;
+	enum pool_refusal	 why;
+	char			 cmd[1024];
+	const char		*bad;
+
+	if (method_submit_parse(call->params, &spec, &bad) != 0) {
+		method_invalid_param(c, call, bad);
+		return;
+	}
+	p = spec.pool != NULL ? pool_find(spec.pool) : pool_default();
+	if ((j = pool_submit(p, &spec, c->uid, &why)) == NULL) {
+		switch (why) {
+		case POOL_SHUTTING_DOWN:
+			method_error(c, call, "io.mprocd.ShuttingDown", NULL);
+			break;
+		case POOL_FULL:
+			method_error(c, call, "io.mprocd.QueueFull",
+			    json_pack("{s:s, s:I}", "pool", p->name, "limit",
+			    (json_int_t)p->cfg.queue_limit));
+			break;
+		default:
+			method_error(c, call, "io.mprocd.NoSuchPool",
+			    json_pack("{s:s}", "pool", spec.pool != NULL ?
+			    spec.pool : "default"));
+			break;
+		}
+		job_spec_free(&spec);
+		return;
+	}
+	ctx = (struct log_ctx){ p->name, NULL, j->id };
+	clog_debug(&ctx, "job submitted" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
+	    LOG_KV "cmd=%s", (unsigned)c->uid, (int)c->pid,
+	    log_safe(j->argv[0], cmd, sizeof cmd));
+	method_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
+	pool_dispatch(p);
+	job_spec_free(&spec);
+}

@@ -1,0 +1,302 @@
+/*
+ * The Varlink methods of io.mprocd and org.varlink.service: the table, the
+ * dispatch of a call to its method, what every method shares (replies,
+ * errors, parameter checks, access to a job), and the small methods. The
+ * larger ones have a file each: method-submit.c, method-wait.c (Wait and
+ * Cancel), method-list.c.
+ */
+#include "config.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mprocd.h"
+#include "util.h"
+#include "varlink.h"
+#include "xmalloc.h"
+
+static const char method_interface_mprocd[] =
+#include "io.mprocd.varlink.h"
+;
+static const char method_interface_service[] =
+#include "org.varlink.service.varlink.h"
+;
+
+static void	method_get(struct conn *, struct varlink_call *);
+static void	method_status(struct conn *, struct varlink_call *);
+static void	method_reload(struct conn *, struct varlink_call *);
+static void	method_getinfo(struct conn *, struct varlink_call *);
+static void	method_getinterface(struct conn *, struct varlink_call *);
+
+static const struct {
+	const char	*name;
+	void		(*fn)(struct conn *, struct varlink_call *);
+} method_table[] = {
+	{ "io.mprocd.Submit", method_submit },
+	{ "io.mprocd.Wait", method_wait },
+	{ "io.mprocd.Get", method_get },
+	{ "io.mprocd.List", method_list },
+	{ "io.mprocd.Cancel", method_wait_cancel },
+	{ "io.mprocd.Status", method_status },
+	{ "io.mprocd.Reload", method_reload },
+	{ "org.varlink.service.GetInfo", method_getinfo },
+	{ "org.varlink.service.GetInterfaceDescription", method_getinterface },
+};
+
+static const char *const method_interfaces[] = {
+	"io.mprocd",
+	"org.varlink.service",
+};
+
+void
+method_reply(struct conn *c, struct varlink_call *call, json_t *params)
+{
+	conn_answer(c, call->flags & VARLINK_ONEWAY, NULL, params);
+}
+
+void
+method_error(struct conn *c, struct varlink_call *call, const char *error,
+    json_t *params)
+{
+	conn_answer(c, call->flags & VARLINK_ONEWAY, error, params);
+}
+
+void
+method_invalid_param(struct conn *c, struct varlink_call *call,
+    const char *name)
+{
+	method_error(c, call, VARLINK_ERR_PARAM,
+	    json_pack("{s:s}", "parameter", name));
+}
+
+/*
+ * Refuses parameters the method does not have (a misspelt "timeout" would
+ * otherwise be ignored in silence). Returns -1 once it has replied.
+ */
+int
+method_check_params(struct conn *c, struct varlink_call *call,
+    const char *const *known)
+{
+	const char	*bad;
+
+	if ((bad = method_unknown_param(call->params, known)) != NULL) {
+		method_invalid_param(c, call, bad);
+		return -1;
+	}
+	return 0;
+}
+
+/* The first parameter not in known (NULL-terminated), or NULL. */
+const char *
+method_unknown_param(json_t *params, const char *const *known)
+{
+	const char	*key;
+	json_t		*v;
+	size_t		 i;
+
+	if (params == NULL)
+		return NULL;
+	json_object_foreach(params, key, v) {
+		for (i = 0; known[i] != NULL; i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (known[i] == NULL)
+			return key;
+	}
+	return NULL;
+}
+
+/* Get, Wait and Cancel: the job's submitter, root, or our own user. */
+static int
+method_may(const struct conn *c, const struct job *j)
+{
+	return c->uid == 0 || c->uid == geteuid() || c->uid == j->uid;
+}
+
+/*
+ * The job named by parameter name, if it exists and c may see it; else
+ * replies with the error and returns NULL.
+ */
+struct job *
+method_get_job(struct conn *c, struct varlink_call *call, int64_t id)
+{
+	struct job	*j;
+
+	if ((j = job_find(id)) == NULL) {
+		method_error(c, call, "io.mprocd.NoSuchJob",
+		    json_pack("{s:I}", "id", (json_int_t)id));
+		return NULL;
+	}
+	if (!method_may(c, j)) {
+		method_error(c, call, "io.mprocd.PermissionDenied",
+		    json_pack("{s:I}", "id", (json_int_t)id));
+		return NULL;
+	}
+	return j;
+}
+
+/* Get and Cancel: the job named by the one parameter, "id". */
+struct job *
+method_id_param(struct conn *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "id", NULL };
+	int64_t		 id;
+
+	if (method_check_params(c, call, known) != 0)
+		return NULL;
+	if (varlink_get_int(call->params, "id", 1, INT64_MAX, &id) != 1) {
+		method_invalid_param(c, call, "id");
+		return NULL;
+	}
+	return method_get_job(c, call, id);
+}
+
+/* A duration in seconds: finite, not negative, at most a year. */
+int
+method_get_seconds(json_t *params, const char *name, uint64_t *usec)
+{
+	double	 d;
+	int	 r;
+
+	if ((r = varlink_get_number(params, name, &d)) != 1)
+		return r;
+	if (!isfinite(d) || d < 0 || d > 366.0 * 86400)
+		return -1;
+	*usec = (uint64_t)(d * 1e6 + 0.5);
+	return 1;
+}
+
+static void
+method_get(struct conn *c, struct varlink_call *call)
+{
+	struct job	*j;
+	char		*out, *err;
+
+	if ((j = method_id_param(c, call)) == NULL)
+		return;
+	out = util_base64_encode(j->out[0].data, j->out[0].len);
+	err = util_base64_encode(j->out[1].data, j->out[1].len);
+	if (out == NULL || err == NULL)
+		fatal("base64");
+	method_reply(c, call, json_pack("{s:o, s:s, s:s, s:b}",
+	    "job", job_to_json(j), "stdout", out, "stderr", err,
+	    "truncated", j->truncated));
+	free(out);
+	free(err);
+}
+
+static void
+method_reload(struct conn *c, struct varlink_call *call)
+{
+	static const char *const known[] = { NULL };
+	char		 reason[1024];
+	json_t		*params;
+
+	if (method_check_params(c, call, known) != 0)
+		return;
+	if (c->uid != 0 && c->uid != geteuid()) {
+		method_error(c, call, "org.varlink.service.PermissionDenied",
+		    NULL);
+		return;
+	}
+	log_notice("reload requested" LOG_KV "uid=%u" LOG_KV "client_pid=%d",
+	    (unsigned)c->uid, (int)c->pid);
+	if (reload_run(reason, sizeof reason) != 0) {
+		if ((params = json_pack("{s:s}", "reason", reason)) == NULL)
+			params = json_pack("{s:s}", "reason", "the configuration "
+			    "is invalid (not UTF-8: see the log)");
+		method_error(c, call, "io.mprocd.ReloadFailed", params);
+		return;
+	}
+	method_reply(c, call, json_object());
+}
+
+static void
+method_status(struct conn *c, struct varlink_call *call)
+{
+	static const char *const known[] = { NULL };
+	json_t		*jpools;
+	struct pool	*p;
+
+	if (method_check_params(c, call, known) != 0)
+		return;
+	jpools = json_array();
+	TAILQ_FOREACH(p, &pools, entry)
+		json_array_append_new(jpools, pool_status_json(p));
+	method_reply(c, call, json_pack("{s:s, s:I, s:I, s:o}",
+	    "version", PACKAGE_VERSION,
+	    "pid", (json_int_t)getpid(),
+	    "started_usec", (json_int_t)mprocd_started_usec,
+	    "pools", jpools));
+}
+
+static void
+method_getinfo(struct conn *c, struct varlink_call *call)
+{
+	static const char *const known[] = { NULL };
+
+	if (method_check_params(c, call, known) != 0)
+		return;
+	method_reply(c, call, json_pack("{s:s, s:s, s:s, s:s, s:[s, s]}",
+	    "vendor", "mprocd",
+	    "product", "mprocd",
+	    "version", PACKAGE_VERSION,
+	    "url", "https://github.com/mprocd/mprocd",
+	    "interfaces", method_interfaces[0], method_interfaces[1]));
+}
+
+static void
+method_getinterface(struct conn *c, struct varlink_call *call)
+{
+	static const char *const known[] = { "interface", NULL };
+	const char	*name = NULL, *text;
+
+	if (method_check_params(c, call, known) != 0)
+		return;
+	if (varlink_get_string(call->params, "interface", &name) != 1) {
+		method_invalid_param(c, call, "interface");
+		return;
+	}
+	if (strcmp(name, "io.mprocd") == 0)
+		text = method_interface_mprocd;
+	else if (strcmp(name, "org.varlink.service") == 0)
+		text = method_interface_service;
+	else {
+		method_error(c, call, VARLINK_ERR_INTERFACE,
+		    json_pack("{s:s}", "interface", name));
+		return;
+	}
+	method_reply(c, call, json_pack("{s:s}", "description", text));
+}
+
+void
+method_dispatch(struct conn *c, struct varlink_call *call)
+{
+	size_t	 i, len;
+	char	*iface;
+
+	for (i = 0; i < sizeof method_table / sizeof method_table[0]; i++) {
+		if (strcmp(call->method, method_table[i].name) == 0) {
+			method_table[i].fn(c, call);
+			return;
+		}
+	}
+	/* A method name is at most max_message long: no fixed buffer. */
+	len = strlen(call->method) + 1;
+	iface = xcalloc(1, len);
+	if (varlink_method_interface(call->method, iface, len) == 0) {
+		for (i = 0; i < sizeof method_interfaces / sizeof method_interfaces[0]; i++) {
+			if (strcmp(iface, method_interfaces[i]) == 0) {
+				method_error(c, call, VARLINK_ERR_METHOD,
+				    json_pack("{s:s}", "method", call->method));
+				goto out;
+			}
+		}
+	}
+	method_error(c, call, VARLINK_ERR_INTERFACE,
+	    json_pack("{s:s}", "interface", iface));
+out:
+	free(iface);
+}
