@@ -279,19 +279,26 @@ mprocctl_catch_signals(void (*cleanup)(void *), void *arg)
 	mprocctl_cleanup_arg = arg;
 	if (mprocctl_catching)
 		return;
+	/*
+	 * Blocked before the handler is in place: one that came in between
+	 * would be caught, then not seen until poll() next returned, which
+	 * may be when the job ends.
+	 */
 	sigemptyset(&set);
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = mprocctl_signal_handler;
-	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
 		/* One ignored from the start (nohup, &) stays ignored. */
 		if (sigaction(sigs[i], NULL, &old) == 0 &&
 		    old.sa_handler == SIG_IGN)
 			continue;
 		sigaddset(&set, sigs[i]);
-		sigaction(sigs[i], &sa, NULL);
 	}
 	sigprocmask(SIG_BLOCK, &set, &mprocctl_oldmask);
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = mprocctl_signal_handler;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		if (sigismember(&set, sigs[i]))
+			sigaction(sigs[i], &sa, NULL);
 	mprocctl_caught = set;
 	mprocctl_catching = 1;
 }
@@ -331,6 +338,8 @@ mprocctl_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 		ts.tv_nsec = (long)(timeout % 1000) * 1000000;
 		tsp = &ts;
 	}
+	if (mprocctl_signal != 0 && mprocctl_cleanup != NULL)
+		mprocctl_interrupted();
 	n = ppoll(fds, nfds, tsp, mprocctl_catching ? &mprocctl_oldmask : NULL);
 	if (mprocctl_signal != 0 && mprocctl_cleanup != NULL)
 		mprocctl_interrupted();
