@@ -4,9 +4,11 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2194,6 +2196,20 @@ test_log_safe(void **state)
 	fmt_is(big, TS_STR " info msg=x cmd=\"a?b=c\"\n");
 }
 
+/* A worker's wait status as log fields. */
+static void
+test_wait_status(void **state)
+{
+	char	 buf[128];
+
+	log_wait_status(W_EXITCODE(3, 0), buf, sizeof buf);
+	assert_string_equal(buf, LOG_KV "status=3");
+	log_wait_status(SIGKILL, buf, sizeof buf);
+	assert_string_equal(buf, LOG_KV "signal=9");
+	log_wait_status(SIGSEGV | 0x80, buf, sizeof buf);
+	assert_string_equal(buf, LOG_KV "signal=11" LOG_KV "core_dumped=yes");
+}
+
 int
 main(void)
 {
@@ -2281,6 +2297,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_journal_unreachable_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_safe, setup, teardown),
+		cmocka_unit_test(test_wait_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
