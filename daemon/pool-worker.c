@@ -650,6 +650,9 @@ pool_worker_ready(struct worker *w)
 	supervisor_changed(0);
 	pool_dispatch(w->pool);
 	pool_start_spares(w->pool);
+	/* A removed pool's queue may have emptied while it started. */
+	if (w->pool->removed)
+		pool_trim(w->pool);
 }
 
 /* TERM now, KILL after kill_grace; the death is handled by why. */

@@ -353,8 +353,19 @@ pool_start_spares(struct pool *p)
 }
 
 /*
- * Of the workers in list not already stopping, the one rank() puts highest
- * (the highest slot of those): the next to retire.
+ * Whether a worker will still hold its place: not being stopped, or being
+ * recycled (it comes back in its slot). These are what a pool's size
+ * counts, and what may be retired.
+ */
+static int
+pool_keeps(const struct worker *w)
+{
+	return w->stop == STOP_NONE || w->stop == STOP_RECYCLE;
+}
+
+/*
+ * Of the workers in list that it keeps, the one rank() puts highest (the
+ * highest slot of those): the next to retire.
  */
 static struct worker *
 pool_pick_retiree(struct workers *list, int (*rank)(const struct worker *))
@@ -363,7 +374,7 @@ pool_pick_retiree(struct workers *list, int (*rank)(const struct worker *))
 	int		 r, best = -1;
 
 	TAILQ_FOREACH(w, list, entry) {
-		if (w->stop != STOP_NONE)
+		if (!pool_keeps(w))
 			continue;
 		r = rank(w);
 		if (r > best || (r == best && w->slot > pick->slot)) {
@@ -429,7 +440,7 @@ pool_trim(struct pool *p)
 	if (mprocd_shutting_down)
 		return;
 	TAILQ_FOREACH(w, &p->workers, entry)
-		if (w->stop == STOP_NONE)
+		if (pool_keeps(w))
 			kept++;
 	if (p->removed)
 		target = TAILQ_EMPTY(&p->queue) ? 0 : MAX(kept, 1);

@@ -201,17 +201,6 @@ finish_job(struct worker *w)
 	assert_int_equal(j->state, JOB_SUCCEEDED);
 }
 
-/*
- * A test that shows a bug not fixed yet fails the build only when asked:
- * MPROCD_KNOWN_BUGS=1 runs it; else it is reported skipped.
- */
-static void
-known_bug(void)
-{
-	if (getenv("MPROCD_KNOWN_BUGS") == NULL)
-		skip();
-}
-
 /* The process of pid is reaped with status. */
 static void
 reap(pid_t pid, int status)
@@ -699,9 +688,8 @@ test_remove_drains(void **state)
 
 /*
  * A removed pool whose queue empties without a job ending there (its only
- * queued job cancelled while its worker starts) still retires its worker.
- * Known bug: nothing trims a removed pool then, so the worker stays idle
- * and the pool stays, for good (pool_worker_ready() does not trim).
+ * queued job cancelled while its worker starts) still retires its worker
+ * once it is ready. (It once stayed idle, and the pool with it, for good.)
  */
 static void
 test_remove_queue_cancelled(void **state)
@@ -712,7 +700,6 @@ test_remove_queue_cancelled(void **state)
 	struct job		*j;
 	pid_t			 pid;
 
-	known_bug();
 	pc.workers = 1;
 	p = start_pool(&pc);
 	w = slot(p, 0);
@@ -777,9 +764,8 @@ test_apply_takes_removed_back(void **state)
 
 /*
  * A worker being recycled (max_jobs_per_worker) comes back in its slot:
- * a reload of the same size meanwhile starts no other worker. Known bug:
- * pool_trim() counts only workers with stop == STOP_NONE, so it starts a
- * third worker (slot 2) for a pool of 2, and the recycled one comes back.
+ * a reload of the same size meanwhile starts no other worker. (pool_trim()
+ * once counted only workers not being stopped, and started a third.)
  */
 static void
 test_apply_during_recycle(void **state)
@@ -789,7 +775,6 @@ test_apply_during_recycle(void **state)
 	struct worker		*w0, *w1;
 	pid_t			 pid0;
 
-	known_bug();
 	pc.max_jobs_per_worker = 1;
 	p = start_pool(&pc);
 	w0 = slot(p, 0);
