@@ -18,6 +18,8 @@
 #define FAKE_PID_BASE	0x7e000000
 #define FAKE_MAX	64
 #define FAKE_MAX_KILLS	256
+/* Not every test uses every helper. */
+#define FAKE_UNUSED	__attribute__((unused))
 
 struct fake {
 	pid_t		 pid;
@@ -183,4 +185,138 @@ fake_loop(void)
 
 	for (i = 0; i < 4; i++)
 		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+}
+
+/* A pool's settings for the tests: 2 workers, backoff 100 ms to 800 ms. */
+static FAKE_UNUSED struct pool_config
+fake_pool_config(void)
+{
+	struct pool_config	 pc;
+
+	memset(&pc, 0, sizeof pc);
+	pc.name = (char *)(uintptr_t)"p";
+	pc.workers = 2;
+	pc.queue_limit = 100;
+	pc.kill_grace = 5 * USEC_PER_SEC;
+	pc.restart_delay = 100 * USEC_PER_MSEC;
+	pc.restart_delay_max = 800 * USEC_PER_MSEC;
+	pc.crash_limit = 3;
+	pc.crash_interval = 60 * USEC_PER_SEC;
+	return pc;
+}
+
+/* A test's setup: a loop, no process, quiet log; cfg as given (or empty). */
+static FAKE_UNUSED int
+fake_setup(struct config *c)
+{
+	log_setlevel(LOG_CRIT);
+	fake_reset();
+	ev_base = event_base_new();
+	cfg = c != NULL ? c : config_new();
+	return ev_base == NULL;
+}
+
+/* The same, as cmocka calls them, for a test that needs nothing more. */
+static FAKE_UNUSED int
+fake_cmocka_setup(void **state)
+{
+	return fake_setup(NULL);
+}
+
+static FAKE_UNUSED int fake_teardown(void);
+
+static FAKE_UNUSED int
+fake_cmocka_teardown(void **state)
+{
+	return fake_teardown();
+}
+
+/* A test's teardown: every pool, job and made-up process gone. */
+static FAKE_UNUSED int
+fake_teardown(void)
+{
+	struct pool	*p;
+
+	log_close();
+	log_setlevel(LOG_CRIT);
+	while ((p = TAILQ_FIRST(&pools)) != NULL)
+		pool_free(p);
+	job_free_all();
+	fake_close_all();
+	event_base_free(ev_base);
+	ev_base = NULL;
+	config_free(cfg);
+	cfg = NULL;
+	return 0;
+}
+
+/* Pretends the worker's process was started just now with this pid. */
+static FAKE_UNUSED void
+fake_start(struct worker *w, pid_t pid, uint64_t lived)
+{
+	w->pid = pid;
+	w->state = WORKER_STARTING;
+	w->started_mono = util_mono_usec() - lived;
+}
+
+/* The worker's process says HELLO, and the supervisor reads it. */
+static FAKE_UNUSED void
+fake_ready(struct worker *w)
+{
+	assert_true(w->pid >= FAKE_PID_BASE);
+	fake_hello(w->pid);
+	fake_loop();
+	assert_int_equal(w->state, WORKER_IDLE);
+}
+
+/* A job for pool p, queued: it runs on the first idle worker. */
+static FAKE_UNUSED struct job *
+fake_submit(struct pool *p, const char *argv0)
+{
+	struct job_spec		 spec;
+	enum pool_refusal	 why;
+	struct job		*j;
+
+	memset(&spec, 0, sizeof spec);
+	spec.argv = xcalloc(2, sizeof *spec.argv);
+	spec.argv[0] = xstrdup(argv0);
+	spec.cwd = "/";
+	j = pool_submit(p, &spec, 1000, &why);
+	assert_int_equal(why, POOL_ACCEPTED);
+	assert_non_null(j);
+	return j;
+}
+
+/* A job started on w, which must be idle and the pool's first idle one. */
+static FAKE_UNUSED struct job *
+fake_run_on(struct worker *w)
+{
+	struct job	*j = fake_submit(w->pool, "true");
+
+	pool_dispatch(w->pool);
+	assert_int_equal(w->state, WORKER_BUSY);
+	assert_ptr_equal(w->job, j);
+	return j;
+}
+
+/* w's worker reports its job done, and the supervisor reads it. */
+static FAKE_UNUSED void
+fake_finish_job(struct worker *w)
+{
+	struct proto_buf	 b;
+	struct job		*j = w->job;
+
+	assert_non_null(j);
+	proto_pack_job_done(&b, (uint64_t)j->id, 0, 0);
+	fake_send(w->pid, PROTO_JOB_DONE, &b);
+	proto_buf_free(&b);
+	fake_loop();
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+}
+
+/* The process of pid is reaped with status. */
+static FAKE_UNUSED void
+fake_reap(pid_t pid, int status)
+{
+	assert_int_equal(pool_child_exited(pid, status), 1);
 }

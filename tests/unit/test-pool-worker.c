@@ -33,60 +33,6 @@
 #define MS	USEC_PER_MSEC
 #define SEC	USEC_PER_SEC
 
-static struct pool_config
-test_pool_config(void)
-{
-	struct pool_config	 pc;
-
-	memset(&pc, 0, sizeof pc);
-	pc.name = (char *)(uintptr_t)"p";
-	pc.workers = 2;
-	pc.queue_limit = 100;
-	pc.kill_grace = 5 * SEC;
-	pc.restart_delay = 100 * MS;
-	pc.restart_delay_max = 800 * MS;
-	pc.crash_limit = 3;
-	pc.crash_interval = 60 * SEC;
-	return pc;
-}
-
-static int
-setup(void **state)
-{
-	log_setlevel(LOG_CRIT);
-	fake_reset();
-	cfg = config_new();
-	ev_base = event_base_new();
-	return ev_base == NULL;
-}
-
-static int
-teardown(void **state)
-{
-	struct pool	*p;
-
-	log_close();
-	log_setlevel(LOG_CRIT);
-	while ((p = TAILQ_FIRST(&pools)) != NULL)
-		pool_free(p);
-	job_free_all();
-	fake_close_all();
-	event_base_free(ev_base);
-	ev_base = NULL;
-	config_free(cfg);
-	cfg = NULL;
-	return 0;
-}
-
-/* Pretends the worker's process was started just now with this pid. */
-static void
-fake_start(struct worker *w, pid_t pid, uint64_t lived)
-{
-	w->pid = pid;
-	w->state = WORKER_STARTING;
-	w->started_mono = util_mono_usec() - lived;
-}
-
 /* The log records written between capture_start() and capture_end(). */
 struct capture {
 	char	 dir[64];
@@ -126,24 +72,6 @@ capture_end(struct capture *c)
 	unlink(c->path);
 	rmdir(c->dir);
 	return s;
-}
-
-/* A queued job of pool p that runs argv0. */
-static struct job *
-submit(struct pool *p, const char *argv0)
-{
-	struct job_spec		 spec;
-	enum pool_refusal	 why;
-	struct job		*j;
-
-	memset(&spec, 0, sizeof spec);
-	spec.argv = xcalloc(2, sizeof *spec.argv);
-	spec.argv[0] = xstrdup(argv0);
-	spec.cwd = "/";
-	j = pool_submit(p, &spec, 1000, &why);
-	assert_int_equal(why, POOL_ACCEPTED);
-	assert_non_null(j);
-	return j;
 }
 
 /* The worker's JOB_DONE for job id, exit status 0. */
@@ -256,7 +184,7 @@ test_may_move_table(void **state)
 static void
 test_set_state(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 0);
 	int			 from, to;
@@ -284,7 +212,7 @@ test_set_state(void **state)
 static void
 test_set_state_illegal_warns(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 1);
 	struct worker		*s = pool_worker_new_spare(p);
@@ -316,7 +244,7 @@ test_walk(void **state)
 		WORKER_STOPPING, WORKER_EXITED, WORKER_BACKOFF,
 		WORKER_STARTING,
 	};
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 0);
 	size_t			 i;
@@ -365,7 +293,7 @@ test_life(void **state)
 		"from=idle to=stopping", "from=stopping to=exited",
 		"from=exited to=backoff", "from=backoff to=starting",
 	};
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*w;
 	struct job		*j;
@@ -395,7 +323,7 @@ test_life(void **state)
 	assert_int_equal(w->state, WORKER_IDLE);
 	assert_true(w->said_hello);
 
-	j = submit(p, "true");
+	j = fake_submit(p, "true");
 	pool_dispatch(p);
 	assert_int_equal(w->state, WORKER_BUSY);
 	assert_ptr_equal(w->job, j);
@@ -442,7 +370,7 @@ test_life(void **state)
 static void
 test_ready(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 0);
 
@@ -459,7 +387,7 @@ test_ready(void **state)
 static void
 test_crash_backoff_doubles(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 0);
 	uint64_t		 expect[] = { 100 * MS, 200 * MS, 400 * MS,
@@ -489,7 +417,7 @@ test_crash_backoff_doubles(void **state)
 static void
 test_backoff_resets_after_long_life(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 0);
 
@@ -507,7 +435,7 @@ test_backoff_resets_after_long_life(void **state)
 static void
 test_slots_back_off_separately(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*a = pool_worker_new(p, 0);
 	struct worker		*b = pool_worker_new(p, 1);
@@ -527,7 +455,7 @@ test_slots_back_off_separately(void **state)
 static void
 test_spare_crash_counts_no_restart(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*s = pool_worker_new_spare(p);
 
@@ -544,7 +472,7 @@ test_spare_crash_counts_no_restart(void **state)
 static void
 test_spare_waits(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*s = pool_worker_new_spare(p);
 
@@ -586,7 +514,7 @@ ready_spare(struct worker *s, pid_t pid, int sv[2])
 static void
 test_spare_adopted(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*s, *w;
 	struct bufferevent	*bev;
@@ -645,7 +573,7 @@ test_spare_adopted(void **state)
 static void
 test_spare_not_ready_not_adopted(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*a, *b, *c, *w;
 	int			 sva[2], svb[2], svc[2];
@@ -683,7 +611,7 @@ test_spare_not_ready_not_adopted(void **state)
 static void
 test_stop_without_process(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*a = pool_worker_new(p, 0);
 	struct worker		*b = pool_worker_new(p, 1);
@@ -701,7 +629,7 @@ test_stop_without_process(void **state)
 static void
 test_worker_json(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 1);
 	struct job_spec		 spec;
@@ -750,7 +678,7 @@ test_worker_json(void **state)
 	w->pid = 0;
 }
 
-#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)	cmocka_unit_test_setup_teardown(f, fake_cmocka_setup, fake_cmocka_teardown)
 
 int
 main(void)

@@ -34,58 +34,6 @@
 #define MS	USEC_PER_MSEC
 #define SEC	USEC_PER_SEC
 
-static struct pool_config
-test_pool_config(void)
-{
-	struct pool_config	 pc;
-
-	memset(&pc, 0, sizeof pc);
-	pc.name = (char *)(uintptr_t)"p";
-	pc.workers = 2;
-	pc.queue_limit = 100;
-	pc.kill_grace = 5 * SEC;
-	pc.restart_delay = 100 * MS;
-	pc.restart_delay_max = 800 * MS;
-	pc.crash_limit = 3;
-	pc.crash_interval = 60 * SEC;
-	return pc;
-}
-
-static int
-setup(void **state)
-{
-	log_setlevel(LOG_CRIT);
-	fake_reset();
-	cfg = config_new();
-	ev_base = event_base_new();
-	return ev_base == NULL;
-}
-
-static int
-teardown(void **state)
-{
-	struct pool	*p;
-
-	while ((p = TAILQ_FIRST(&pools)) != NULL)
-		pool_free(p);
-	job_free_all();
-	fake_close_all();
-	event_base_free(ev_base);
-	ev_base = NULL;
-	config_free(cfg);
-	cfg = NULL;
-	return 0;
-}
-
-/* Pretends the worker's process was started just now with this pid. */
-static void
-fake_start(struct worker *w, pid_t pid, uint64_t lived)
-{
-	w->pid = pid;
-	w->state = WORKER_STARTING;
-	w->started_mono = util_mono_usec() - lived;
-}
-
 /* The worker of slot n (one not being stopped, if there are two). */
 static struct worker *
 slot(struct pool *p, unsigned int n)
@@ -135,16 +83,6 @@ start_pool(const struct pool_config *pc)
 	return p;
 }
 
-/* The worker's process says HELLO, and the supervisor reads it. */
-static void
-hello(struct worker *w)
-{
-	assert_true(w->pid >= FAKE_PID_BASE);
-	fake_hello(w->pid);
-	fake_loop();
-	assert_int_equal(w->state, WORKER_IDLE);
-}
-
 /* A new pool's size, or other settings, as a reload applies them. */
 static void
 resize(struct pool *p, unsigned int workers, uint64_t spares)
@@ -156,62 +94,10 @@ resize(struct pool *p, unsigned int workers, uint64_t spares)
 	pool_apply(p, &pc);
 }
 
-/* A job for pool p, queued: it runs on the first idle worker. */
-static struct job *
-submit(struct pool *p)
-{
-	struct job_spec		 spec;
-	enum pool_refusal	 why;
-	struct job		*j;
-
-	memset(&spec, 0, sizeof spec);
-	spec.argv = xcalloc(2, sizeof *spec.argv);
-	spec.argv[0] = xstrdup("true");
-	spec.cwd = "/";
-	j = pool_submit(p, &spec, 1000, &why);
-	assert_int_equal(why, POOL_ACCEPTED);
-	assert_non_null(j);
-	return j;
-}
-
-/* A job started on w, which must be idle and the pool's first idle one. */
-static struct job *
-run_on(struct worker *w)
-{
-	struct job	*j = submit(w->pool);
-
-	pool_dispatch(w->pool);
-	assert_int_equal(w->state, WORKER_BUSY);
-	assert_ptr_equal(w->job, j);
-	return j;
-}
-
-/* w's worker reports its job done, and the supervisor reads it. */
-static void
-finish_job(struct worker *w)
-{
-	struct proto_buf	 b;
-	struct job		*j = w->job;
-
-	assert_non_null(j);
-	proto_pack_job_done(&b, (uint64_t)j->id, 0, 0);
-	fake_send(w->pid, PROTO_JOB_DONE, &b);
-	proto_buf_free(&b);
-	fake_loop();
-	assert_int_equal(j->state, JOB_SUCCEEDED);
-}
-
-/* The process of pid is reaped with status. */
-static void
-reap(pid_t pid, int status)
-{
-	assert_int_equal(pool_child_exited(pid, status), 1);
-}
-
 static void
 test_crash_tally(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	uint64_t		 t = 1000 * SEC;
 
@@ -231,7 +117,7 @@ test_crash_tally(void **state)
 static void
 test_crash_tally_spread(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	uint64_t		 t = 1000 * SEC;
 	int			 i;
@@ -244,7 +130,7 @@ test_crash_tally_spread(void **state)
 static void
 test_crash_limit_zero(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 
 	pc.crash_limit = 0;
@@ -255,7 +141,7 @@ test_crash_limit_zero(void **state)
 static void
 test_shutdown_stop_frees(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*a = pool_worker_new(p, 0);
 
@@ -279,7 +165,7 @@ test_shutdown_stop_frees(void **state)
 static void
 test_unknown_child(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 
 	pool_new(&pc);
 	assert_int_equal(pool_child_exited(12345, 0), 0);
@@ -290,7 +176,7 @@ test_unknown_child(void **state)
 static void
 test_status_json(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*w = pool_worker_new(p, 0);
 	json_t			*j, *jw;
@@ -322,7 +208,7 @@ test_status_json(void **state)
 static void
 test_start(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	unsigned int		 i;
 
@@ -348,7 +234,7 @@ test_start(void **state)
 static void
 test_grow_lowest_free_slots(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	struct worker		*a = pool_worker_new(p, 0);
 	struct worker		*c = pool_worker_new(p, 2);
@@ -383,7 +269,7 @@ test_grow_lowest_free_slots(void **state)
 static void
 test_shrink_order(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*w0, *w1, *w2, *w3;
 	pid_t			 pid[4];
@@ -397,10 +283,10 @@ test_shrink_order(void **state)
 	w3 = slot(p, 3);
 	for (i = 0; i < 4; i++)
 		pid[i] = slot(p, (unsigned int)i)->pid;
-	hello(w1);
-	run_on(w1);
-	hello(w0);
-	hello(w2);			/* w3 is still starting */
+	fake_ready(w1);
+	fake_run_on(w1);
+	fake_ready(w0);
+	fake_ready(w2);			/* w3 is still starting */
 
 	resize(p, 3, 0);
 	assert_int_equal(w2->state, WORKER_STOPPING);
@@ -423,7 +309,7 @@ test_shrink_order(void **state)
 	assert_int_equal(w1->state, WORKER_BUSY);
 	assert_int_equal(w1->stop, STOP_RETIRE);
 	assert_int_equal(fake_signals(pid[1], SIGTERM), 0);
-	finish_job(w1);
+	fake_finish_job(w1);
 	assert_int_equal(w1->state, WORKER_STOPPING);
 	assert_int_equal(fake_signals(pid[1], SIGTERM), 1);
 	assert_int_equal(nfake_kills, 4);
@@ -431,7 +317,7 @@ test_shrink_order(void **state)
 
 	/* Their deaths are no crashes: the slots go. */
 	for (i = 0; i < 4; i++)
-		reap(pid[i], SIGTERM);
+		fake_reap(pid[i], SIGTERM);
 	assert_true(TAILQ_EMPTY(&p->workers));
 	assert_int_equal(p->restarts, 0);
 	assert_int_equal(p->ndeaths, 0);
@@ -443,14 +329,14 @@ test_shrink_order(void **state)
 static void
 test_shrink_then_grow_keeps_busy(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = start_pool(&pc);
 	struct worker		*w0 = slot(p, 0), *w1 = slot(p, 1);
 	pid_t			 pid0 = w0->pid;
 
-	hello(w0);
-	hello(w1);
-	run_on(w0);
+	fake_ready(w0);
+	fake_ready(w1);
+	fake_run_on(w0);
 	resize(p, 0, 0);
 	assert_int_equal(w1->state, WORKER_STOPPING);
 	assert_int_equal(w0->stop, STOP_RETIRE);
@@ -461,10 +347,10 @@ test_shrink_then_grow_keeps_busy(void **state)
 	assert_int_equal(nfakes, 2);			/* no new one */
 	assert_int_equal(count(&p->workers), 2);	/* w0, and w1 going */
 
-	finish_job(w0);
+	fake_finish_job(w0);
 	assert_int_equal(w0->state, WORKER_IDLE);
 	assert_int_equal(fake_signals(pid0, SIGTERM), 0);
-	reap(w1->pid, SIGTERM);
+	fake_reap(w1->pid, SIGTERM);
 	assert_int_equal(count(&p->workers), 1);
 	assert_ptr_equal(TAILQ_FIRST(&p->workers), w0);
 	assert_int_equal(nfakes, 2);
@@ -474,7 +360,7 @@ test_shrink_then_grow_keeps_busy(void **state)
 static void
 test_spares_start_after_slots(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*s0, *s1;
 
@@ -486,7 +372,7 @@ test_spares_start_after_slots(void **state)
 	assert_int_equal(s0->state, WORKER_WAITING);
 	assert_int_equal(s1->state, WORKER_WAITING);
 
-	hello(slot(p, 0));
+	fake_ready(slot(p, 0));
 	fake_loop();
 	assert_int_equal(nfakes, 2);
 	assert_int_equal(s0->state, WORKER_WAITING);
@@ -508,7 +394,7 @@ test_spares_start_after_slots(void **state)
 	assert_int_equal(pool_count_processes(), 4);
 	assert_int_equal(pool_count_starting(), 0);
 
-	hello(s0);
+	fake_ready(s0);
 	assert_true(pool_worker_is_ready_spare(s0));
 	assert_false(pool_worker_is_ready_spare(s1));
 }
@@ -520,7 +406,7 @@ test_spares_start_after_slots(void **state)
 static void
 test_grow_takes_spare(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*s, *w;
 	struct proto_hdr	 h;
@@ -531,12 +417,12 @@ test_grow_takes_spare(void **state)
 	pc.workers = 1;
 	pc.spare_workers = 1;
 	p = start_pool(&pc);
-	hello(slot(p, 0));
+	fake_ready(slot(p, 0));
 	fake_loop();
 	s = spare(p, 0);
 	spid = s->pid;
 	assert_int_equal(spid, fakes[1].pid);
-	hello(s);
+	fake_ready(s);
 
 	resize(p, 2, 2);
 	w = slot(p, 1);
@@ -553,7 +439,7 @@ test_grow_takes_spare(void **state)
 	assert_int_equal(spare(p, 0)->pid, 0);
 	assert_int_equal(spare(p, 1)->state, WORKER_WAITING);
 
-	hello(w);
+	fake_ready(w);
 	fake_loop();
 	assert_int_equal(nfakes, 4);
 	assert_int_equal(spare(p, 0)->state, WORKER_STARTING);
@@ -568,21 +454,21 @@ test_grow_takes_spare(void **state)
 static void
 test_spares_retired_least_ready_first(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*ready, *starting, *none;
 
 	pc.workers = 1;
 	pc.spare_workers = 3;
 	p = start_pool(&pc);
-	hello(slot(p, 0));
+	fake_ready(slot(p, 0));
 	fake_loop();
 	assert_int_equal(nfakes, 4);
 	ready = spare(p, 0);
 	starting = spare(p, 1);
 	none = spare(p, 2);
-	hello(ready);
-	reap(none->pid, SIGKILL);		/* backs off: no process */
+	fake_ready(ready);
+	fake_reap(none->pid, SIGKILL);		/* backs off: no process */
 	assert_int_equal(none->state, WORKER_BACKOFF);
 	assert_int_equal(none->pid, 0);
 	assert_int_equal(starting->state, WORKER_STARTING);
@@ -606,8 +492,8 @@ test_spares_retired_least_ready_first(void **state)
 	assert_int_equal(fake_signals(ready->pid, SIGTERM), 1);
 	assert_int_equal(nfake_kills, 2);
 
-	reap(starting->pid, SIGTERM);
-	reap(ready->pid, SIGTERM);
+	fake_reap(starting->pid, SIGTERM);
+	fake_reap(ready->pid, SIGTERM);
 	assert_true(TAILQ_EMPTY(&p->spares));
 	assert_int_equal(nfakes, 4);
 	assert_int_equal(slot(p, 0)->state, WORKER_IDLE);
@@ -620,7 +506,7 @@ test_spares_retired_least_ready_first(void **state)
 static void
 test_remove_drains(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*w0, *w1, *s;
 	struct job		*j1, *j2, *j3;
@@ -634,15 +520,15 @@ test_remove_drains(void **state)
 	w1 = slot(p, 1);
 	pid0 = w0->pid;
 	pid1 = w1->pid;
-	hello(w0);
-	hello(w1);
+	fake_ready(w0);
+	fake_ready(w1);
 	fake_loop();
 	s = spare(p, 0);
 	spid = s->pid;
-	hello(s);
-	j1 = run_on(w0);
-	j2 = run_on(w1);
-	j3 = submit(p);
+	fake_ready(s);
+	j1 = fake_run_on(w0);
+	j2 = fake_run_on(w1);
+	j3 = fake_submit(p, "true");
 	pool_dispatch(p);
 	assert_int_equal(j3->state, JOB_QUEUED);
 
@@ -660,7 +546,7 @@ test_remove_drains(void **state)
 	assert_ptr_equal(pool_default(), NULL);
 
 	/* w0 takes the last queued job; then both are to retire. */
-	finish_job(w0);
+	fake_finish_job(w0);
 	assert_int_equal(j1->state, JOB_SUCCEEDED);
 	assert_ptr_equal(w0->job, j3);
 	assert_int_equal(w0->stop, STOP_RETIRE);
@@ -668,19 +554,19 @@ test_remove_drains(void **state)
 	assert_int_equal(fake_signals(pid0, SIGTERM), 0);
 	assert_int_equal(fake_signals(pid1, SIGTERM), 0);
 
-	finish_job(w1);
+	fake_finish_job(w1);
 	assert_int_equal(j2->state, JOB_SUCCEEDED);
 	assert_int_equal(w1->state, WORKER_STOPPING);
 	assert_int_equal(fake_signals(pid1, SIGTERM), 1);
-	finish_job(w0);
+	fake_finish_job(w0);
 	assert_int_equal(j3->state, JOB_SUCCEEDED);
 	assert_int_equal(w0->state, WORKER_STOPPING);
 	assert_int_equal(fake_signals(pid0, SIGTERM), 1);
 
-	reap(pid1, SIGTERM);
-	reap(spid, SIGTERM);
+	fake_reap(pid1, SIGTERM);
+	fake_reap(spid, SIGTERM);
 	assert_ptr_equal(pool_find("p"), p);
-	reap(pid0, SIGTERM);
+	fake_reap(pid0, SIGTERM);
 	assert_null(pool_find("p"));
 	assert_true(TAILQ_EMPTY(&pools));
 	assert_int_equal(nfakes, 3);
@@ -694,7 +580,7 @@ test_remove_drains(void **state)
 static void
 test_remove_queue_cancelled(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*w;
 	struct job		*j;
@@ -704,7 +590,7 @@ test_remove_queue_cancelled(void **state)
 	p = start_pool(&pc);
 	w = slot(p, 0);
 	pid = w->pid;
-	j = submit(p);
+	j = fake_submit(p, "true");
 	pool_remove(p);
 	/* Kept for the queued job. */
 	assert_int_equal(w->stop, STOP_NONE);
@@ -717,7 +603,7 @@ test_remove_queue_cancelled(void **state)
 	/* Nothing left to run: the worker goes, and the pool with it. */
 	assert_int_equal(w->state, WORKER_STOPPING);
 	assert_int_equal(fake_signals(pid, SIGTERM), 1);
-	reap(pid, SIGTERM);
+	fake_reap(pid, SIGTERM);
 	assert_null(pool_find("p"));
 }
 
@@ -725,7 +611,7 @@ test_remove_queue_cancelled(void **state)
 static void
 test_remove_without_process(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 
 	pool_worker_new(p, 0);
@@ -740,13 +626,13 @@ test_remove_without_process(void **state)
 static void
 test_apply_takes_removed_back(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = start_pool(&pc);
 	struct worker		*w0 = slot(p, 0), *w1 = slot(p, 1);
 
-	hello(w0);
-	hello(w1);
-	run_on(w0);
+	fake_ready(w0);
+	fake_ready(w1);
+	fake_run_on(w0);
 	pool_remove(p);
 	assert_int_equal(w0->stop, STOP_RETIRE);
 	assert_int_equal(w1->state, WORKER_STOPPING);
@@ -759,7 +645,7 @@ test_apply_takes_removed_back(void **state)
 	/* w1 is on its way out: slot 2 replaces it. */
 	assert_int_equal(nfakes, 3);
 	assert_string_equal(fakes[2].name, "p/2");
-	submit(p);
+	fake_submit(p, "true");
 }
 
 /*
@@ -770,7 +656,7 @@ test_apply_takes_removed_back(void **state)
 static void
 test_apply_during_recycle(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p;
 	struct worker		*w0, *w1;
 	pid_t			 pid0;
@@ -780,17 +666,17 @@ test_apply_during_recycle(void **state)
 	w0 = slot(p, 0);
 	w1 = slot(p, 1);
 	pid0 = w0->pid;
-	hello(w0);
-	hello(w1);
-	run_on(w0);
-	finish_job(w0);
+	fake_ready(w0);
+	fake_ready(w1);
+	fake_run_on(w0);
+	fake_finish_job(w0);
 	assert_int_equal(w0->state, WORKER_STOPPING);
 	assert_int_equal(w0->stop, STOP_RECYCLE);
 
 	pc.job_timeout = 10 * SEC;		/* any other change */
 	pool_apply(p, &pc);
 	assert_int_equal(nfakes, 2);
-	reap(pid0, SIGTERM);
+	fake_reap(pid0, SIGTERM);
 	assert_int_equal(w0->state, WORKER_STARTING);	/* recycled */
 	assert_int_equal(count(&p->workers), 2);
 	assert_int_equal(nfakes, 3);
@@ -800,7 +686,7 @@ test_apply_during_recycle(void **state)
 static void
 test_apply_crash_limit_resets_tally(void **state)
 {
-	struct pool_config	 pc = test_pool_config();
+	struct pool_config	 pc = fake_pool_config();
 	struct pool		*p = pool_new(&pc);
 	uint64_t		 t = util_mono_usec();
 	int			 i;
@@ -827,7 +713,7 @@ test_apply_crash_limit_resets_tally(void **state)
 	assert_true(pool_record_death(p, t + 20));
 }
 
-#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f)	cmocka_unit_test_setup_teardown(f, fake_cmocka_setup, fake_cmocka_teardown)
 
 int
 main(void)

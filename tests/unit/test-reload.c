@@ -112,32 +112,19 @@ setup(void **state)
 	struct pool_config	*pc;
 	struct pool		*p;
 
-	log_setlevel(LOG_CRIT);
-	fake_reset();
-	ev_base = event_base_new();
-	cfg = load(config_before);
+	if (fake_setup(load(config_before)) != 0)
+		return -1;
 	TAILQ_FOREACH(pc, &cfg->pools, entry) {
 		p = pool_new(pc);
 		pool_start(p);
 	}
-	return ev_base == NULL;
+	return 0;
 }
 
 static int
 teardown(void **state)
 {
-	struct pool	*p;
-
-	while ((p = TAILQ_FIRST(&pools)) != NULL)
-		pool_free(p);
-	job_free_all();
-	fake_close_all();
-	event_base_free(ev_base);
-	ev_base = NULL;
-	config_free(cfg);
-	cfg = NULL;
-	log_setlevel(LOG_CRIT);
-	return 0;
+	return fake_teardown();
 }
 
 static struct pool *
@@ -187,53 +174,6 @@ count_all(const char *name)
 	return n;
 }
 
-static void
-hello(struct worker *w)
-{
-	fake_hello(w->pid);
-	fake_loop();
-	assert_int_equal(w->state, WORKER_IDLE);
-}
-
-static struct job *
-run_on(struct worker *w)
-{
-	struct job_spec		 spec;
-	enum pool_refusal	 why;
-	struct job		*j;
-
-	memset(&spec, 0, sizeof spec);
-	spec.argv = xcalloc(2, sizeof *spec.argv);
-	spec.argv[0] = xstrdup("true");
-	spec.cwd = "/";
-	j = pool_submit(w->pool, &spec, 1000, &why);
-	assert_int_equal(why, POOL_ACCEPTED);
-	pool_dispatch(w->pool);
-	assert_ptr_equal(w->job, j);
-	return j;
-}
-
-static void
-finish_job(struct worker *w)
-{
-	struct proto_buf	 b;
-	struct job		*j = w->job;
-
-	assert_non_null(j);
-	proto_pack_job_done(&b, (uint64_t)j->id, 0, 0);
-	fake_send(w->pid, PROTO_JOB_DONE, &b);
-	proto_buf_free(&b);
-	fake_loop();
-	assert_int_equal(j->state, JOB_SUCCEEDED);
-}
-
-/* A stopped worker's process is reaped. */
-static void
-reap(pid_t pid)
-{
-	assert_int_equal(pool_child_exited(pid, SIGTERM), 1);
-}
-
 /* Every frame waiting for the worker of pid, freed: how many of type. */
 static unsigned int
 frames_of(pid_t pid, uint32_t type, uint32_t *last_u32)
@@ -274,8 +214,8 @@ test_reload_resizes(void **state)
 
 	for (i = 0; i < 3; i++)
 		shrink_pid[i] = slot("shrinks", i)->pid;
-	hello(slot("shrinks", 0));
-	hello(slot("shrinks", 1));
+	fake_ready(slot("shrinks", 0));
+	fake_ready(slot("shrinks", 1));
 	reload_apply(load(config_after));
 
 	assert_int_equal(pool("default")->cfg.workers, 4);
@@ -292,8 +232,8 @@ test_reload_resizes(void **state)
 	assert_int_equal(fake_signals(shrink_pid[0], SIGTERM), 1);
 	assert_int_equal(fake_signals(shrink_pid[1], SIGTERM), 1);
 	assert_int_equal(fake_signals(shrink_pid[2], SIGTERM), 0);
-	reap(shrink_pid[0]);
-	reap(shrink_pid[1]);
+	fake_reap(shrink_pid[0], SIGTERM);
+	fake_reap(shrink_pid[1], SIGTERM);
 	assert_int_equal(count_all("shrinks"), 1);
 	assert_int_equal(count("shrinks", WORKER_STARTING), 1);
 
@@ -325,8 +265,8 @@ test_reload_adds_pool(void **state)
 	assert_int_equal(s->state, WORKER_WAITING);
 	assert_null(TAILQ_NEXT(s, entry));
 	/* It takes jobs. */
-	hello(slot("extra", 0));
-	run_on(slot("extra", 0));
+	fake_ready(slot("extra", 0));
+	fake_run_on(slot("extra", 0));
 }
 
 static void
@@ -338,8 +278,8 @@ test_reload_removes_pool(void **state)
 	enum pool_refusal	 why;
 	pid_t			 pid = w->pid;
 
-	hello(w);
-	run_on(w);
+	fake_ready(w);
+	fake_run_on(w);
 	reload_apply(load(config_after));
 
 	assert_ptr_equal(pool_find("gone"), p);
@@ -353,10 +293,10 @@ test_reload_removes_pool(void **state)
 	assert_int_equal(w->state, WORKER_BUSY);
 	assert_int_equal(w->stop, STOP_RETIRE);
 	assert_int_equal(fake_signals(pid, SIGTERM), 0);
-	finish_job(w);
+	fake_finish_job(w);
 	assert_int_equal(w->state, WORKER_STOPPING);
 	assert_int_equal(fake_signals(pid, SIGTERM), 1);
-	reap(pid);
+	fake_reap(pid, SIGTERM);
 	assert_null(pool_find("gone"));
 }
 
@@ -368,8 +308,8 @@ test_reload_changes_limits(void **state)
 	struct job	*before, *after;
 
 	assert_int_equal(p->cfg.job_timeout, 10 * SEC);
-	hello(w);
-	before = run_on(w);
+	fake_ready(w);
+	before = fake_run_on(w);
 	assert_int_equal(before->timeout, 10 * SEC);
 	reload_apply(load(config_after));
 
@@ -384,8 +324,8 @@ test_reload_changes_limits(void **state)
 	assert_int_equal(w->stop, STOP_NONE);
 	/* A running job keeps its limits; the next one gets the new. */
 	assert_int_equal(before->timeout, 10 * SEC);
-	finish_job(w);
-	after = run_on(w);
+	fake_finish_job(w);
+	after = fake_run_on(w);
 	assert_int_equal(after->timeout, 30 * SEC);
 }
 
