@@ -81,6 +81,30 @@ conn_resume(struct conn *c)
 	event_active(c->resume, 0, 0);
 }
 
+/*
+ * A reply written in pieces (List's) rather than by conn_answer(): after
+ * conn_flush(), conn_write() adds to what is queued, conn_queued() says
+ * how much that is, and conn_watch_output(c, low) has the conn ask for more
+ * (method_list_continue) once no more than low bytes are left; 0 stops it.
+ */
+size_t
+conn_queued(struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev));
+}
+
+void
+conn_write(struct conn *c, const void *data, size_t len)
+{
+	evbuffer_add(bufferevent_get_output(c->bev), data, len);
+}
+
+void
+conn_watch_output(struct conn *c, size_t low)
+{
+	bufferevent_setwatermark(c->bev, EV_WRITE, low, 0);
+}
+
 /* Rate-limited, so a hostile client cannot flood the log. */
 static void
 conn_notice(struct conn *c, const char *what)

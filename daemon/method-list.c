@@ -9,13 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <event2/buffer.h>
-
 #include "mprocd.h"
 #include "varlink.h"
 #include "xmalloc.h"
 
 #define METHOD_LIST_SLICE	(64 * 1024)	/* written while less is queued */
+#define METHOD_LIST_HEAD	"{\"parameters\":{\"jobs\":["
 
 struct method_list {
 	int64_t		*ids;
@@ -41,12 +40,11 @@ void
 method_list_continue(struct conn *c)
 {
 	struct method_list	*ls = c->listing;
-	struct evbuffer	*out = bufferevent_get_output(c->bev);
-	struct job	*j;
-	json_t		*o;
-	char		*s;
+	struct job		*j;
+	json_t			*o;
+	char			*s;
 
-	while (evbuffer_get_length(out) < METHOD_LIST_SLICE && ls->next < ls->n) {
+	while (conn_queued(c) < METHOD_LIST_SLICE && ls->next < ls->n) {
 		j = job_find(ls->ids[ls->next++]);
 		if (j == NULL || !job_matches(j, ls->pool, ls->state))
 			continue;
@@ -55,16 +53,16 @@ method_list_continue(struct conn *c)
 			fatalx("cannot encode a job");
 		json_decref(o);
 		if (ls->written++ > 0)
-			evbuffer_add(out, ",", 1);
-		evbuffer_add(out, s, strlen(s));
+			conn_write(c, ",", 1);
+		conn_write(c, s, strlen(s));
 		free(s);
 	}
 	if (ls->next < ls->n)
 		return;
-	evbuffer_add(out, "]}}", 4);
+	conn_write(c, "]}}", 4);		/* with the NUL that ends it */
 	c->listing = NULL;
 	method_list_free(ls);
-	bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
+	conn_watch_output(c, 0);
 	conn_resume(c);
 }
 
@@ -79,10 +77,9 @@ method_list_start(struct conn *c, const char *pool, int state)
 	ls->ids = job_ids(pool, state, &ls->n);
 	c->listing = ls;
 	conn_flush(c);	/* the replies before it go first */
-	evbuffer_add_printf(bufferevent_get_output(c->bev),
-	    "{\"parameters\":{\"jobs\":[");
+	conn_write(c, METHOD_LIST_HEAD, strlen(METHOD_LIST_HEAD));
 	/* The write callback comes for more while a slice is in flight. */
-	bufferevent_setwatermark(c->bev, EV_WRITE, METHOD_LIST_SLICE / 2, 0);
+	conn_watch_output(c, METHOD_LIST_SLICE / 2);
 	method_list_continue(c);
 }
 

@@ -286,6 +286,7 @@ void		 pool_worker_signal_job(struct worker *, struct job *, int);
 void		 pool_worker_kill(struct worker *);
 void		 pool_worker_stop(struct worker *, enum worker_stop);
 void		 pool_worker_stop_later(struct worker *, enum worker_stop);
+void		 pool_worker_start_soon(struct worker *);
 void		 pool_worker_reopen_log(struct worker *);
 void		 pool_worker_send(struct worker *, uint32_t, const void *,
 		    size_t);
@@ -413,6 +414,9 @@ unsigned int	 conn_count(void);
 void		 conn_answer(struct conn *, int, const char *, json_t *);
 void		 conn_flush(struct conn *);
 void		 conn_resume(struct conn *);
+size_t		 conn_queued(struct conn *);
+void		 conn_write(struct conn *, const void *, size_t);
+void		 conn_watch_output(struct conn *, size_t);
 
 /* method.c: the Varlink methods; one file for the larger ones. */
 struct varlink_call;
@@ -459,8 +463,9 @@ extern const char *mprocd_self;
 
 extern const char *mprocd_socket_override;
 
-/* What supervisor_changed() is told. */
-#define SUPERVISOR_NOW	0x1	/* STATUS= at once, not throttled */
+/* What supervisor_changed() is told, besides "a count changed". */
+#define SUPERVISOR_NOW		0x1	/* STATUS= at once, not throttled */
+#define SUPERVISOR_WORKERS	0x2	/* a slot's worker started or went */
 
 int		 supervisor_main(struct config *, int);
 void		 supervisor_changed(int);
@@ -476,6 +481,9 @@ void		 systemd_notify(const char *);
 void		 systemd_init(void);
 void		 systemd_free(void);
 void		 systemd_changed(int);
+void		 systemd_reloading(void);
+void		 systemd_reloaded(void);
+void		 systemd_stopping(void);
 
 /* proctitle.c */
 void		 proctitle_init(int, char **);

@@ -647,7 +647,7 @@ pool_worker_ready(struct worker *w)
 		return;
 	}
 	clog_info(&ctx, "worker started" LOG_KV "worker_pid=%d", (int)w->pid);
-	supervisor_changed(0);
+	supervisor_changed(SUPERVISOR_WORKERS);
 	pool_dispatch(w->pool);
 	pool_start_spares(w->pool);
 	/* A removed pool's queue may have emptied while it started. */
@@ -704,6 +704,17 @@ pool_worker_reopen_log(struct worker *w)
 {
 	w->reopen_log = 1;
 	pool_worker_signal_reopen(w);
+}
+
+/* A spare waiting its turn: it starts at the loop's next pass. */
+void
+pool_worker_start_soon(struct worker *w)
+{
+	const struct timeval	 now = { 0, 0 };
+
+	pool_worker_set_state(w, WORKER_BACKOFF);
+	if (w->timer != NULL)
+		evtimer_add(w->timer, &now);
 }
 
 /*

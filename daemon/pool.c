@@ -335,21 +335,16 @@ pool_count_queued(void)
 void
 pool_start_spares(struct pool *p)
 {
-	const struct timeval	 now = { 0, 0 };
-	struct worker		*w;
+	struct worker	*w;
 
 	if (mprocd_shutting_down)
 		return;
 	TAILQ_FOREACH(w, &p->workers, entry)
 		if (w->state == WORKER_STARTING)
 			return;
-	TAILQ_FOREACH(w, &p->spares, entry) {
-		if (w->state != WORKER_WAITING)
-			continue;
-		pool_worker_set_state(w, WORKER_BACKOFF);
-		if (w->timer != NULL)
-			evtimer_add(w->timer, &now);
-	}
+	TAILQ_FOREACH(w, &p->spares, entry)
+		if (w->state == WORKER_WAITING)
+			pool_worker_start_soon(w);
 }
 
 /*
@@ -572,27 +567,27 @@ pool_find_worker(pid_t pid)
 
 /* A slot's worker with a process: STATUS= and the log count these. */
 static int
-pool_is_live(const struct worker *w)
+pool_match_live(const struct worker *w)
 {
 	return !w->spare && w->pid > 0;
 }
 
 /* A process of ours, spares too: mprocd exits once none is left. */
 static int
-pool_has_process(const struct worker *w)
+pool_match_process(const struct worker *w)
 {
 	return w->pid > 0;
 }
 
 /* READY=1 waits for slots' workers, not for spares. */
 static int
-pool_is_starting(const struct worker *w)
+pool_match_starting(const struct worker *w)
 {
 	return !w->spare && w->state == WORKER_STARTING;
 }
 
 static int
-pool_is_busy(const struct worker *w)
+pool_match_busy(const struct worker *w)
 {
 	return w->job != NULL;
 }
@@ -612,32 +607,32 @@ pool_count(int (*match)(const struct worker *))
 	return n;
 }
 
-/* Slots' workers with a process (see pool_is_live). */
+/* Slots' workers with a process (see pool_match_live). */
 unsigned int
 pool_count_live(void)
 {
-	return pool_count(pool_is_live);
+	return pool_count(pool_match_live);
 }
 
 /* Processes of ours not yet reaped: slots' workers and spares. */
 unsigned int
 pool_count_processes(void)
 {
-	return pool_count(pool_has_process);
+	return pool_count(pool_match_process);
 }
 
 /* Workers started but not yet ready. */
 unsigned int
 pool_count_starting(void)
 {
-	return pool_count(pool_is_starting);
+	return pool_count(pool_match_starting);
 }
 
 /* Workers running a job. */
 unsigned int
 pool_count_busy(void)
 {
-	return pool_count(pool_is_busy);
+	return pool_count(pool_match_busy);
 }
 
 /* Has every worker, spares and stopping ones too, reopen its log file. */
@@ -669,7 +664,7 @@ pool_child_exited(pid_t pid, int status)
 	pool_start_spares(p);
 	if (retired != NULL)
 		pool_trim(retired);	/* a removed pool may go */
-	supervisor_changed(0);
+	supervisor_changed(SUPERVISOR_WORKERS);
 	return 1;
 }
 

@@ -144,16 +144,13 @@ reload_run(char *reason, size_t len)
 {
 	struct config_errors	 errs = { NULL, 0 };
 	struct config		*nc;
-	char			 msg[64];
 	int			 rc = -1;
 
 	if (mprocd_shutting_down) {
 		snprintf(reason, len, "mprocd is shutting down");
 		return -1;
 	}
-	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
-	    util_mono_usec());
-	systemd_notify(msg);
+	systemd_reloading();
 
 	if ((nc = config_load(cfg->path, &errs)) == NULL)
 		reload_config_errors(&errs, reason, len);
@@ -164,10 +161,10 @@ reload_run(char *reason, size_t len)
 		config_free(nc);
 		log_warnx("reload failed, nothing changed" LOG_KV "reason=%s",
 		    reason);
-		systemd_notify("READY=1");
+		systemd_reloaded();
 		return -1;
 	}
 	reload_apply(nc);
-	systemd_notify("READY=1");
+	systemd_reloaded();
 	return 0;
 }

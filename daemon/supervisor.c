@@ -124,7 +124,7 @@ supervisor_shutdown(int sig)
 	}
 	mprocd_shutting_down = 1;
 	log_info("received SIG%s, shutting down", sigabbrev_np(sig));
-	systemd_notify("STOPPING=1");
+	systemd_stopping();
 	control_shutdown();
 	TAILQ_FOREACH(p, &pools, entry) {
 		pool_cancel_queued(p);

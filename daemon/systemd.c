@@ -116,7 +116,8 @@ systemd_check_ready(void)
 /*
  * Something STATUS= counts has changed: update it now if flags say
  * SUPERVISOR_NOW or it was sent STATUS_INTERVAL ago or more, else once
- * that has passed. Sends READY=1 once the pools are up.
+ * that has passed. With SUPERVISOR_WORKERS (a slot's worker started or
+ * went), sends READY=1 if the pools are up.
  */
 void
 systemd_changed(int flags)
@@ -124,7 +125,8 @@ systemd_changed(int flags)
 	struct timeval	 tv;
 	uint64_t	 now;
 
-	systemd_check_ready();
+	if (flags & SUPERVISOR_WORKERS)
+		systemd_check_ready();
 	if (flags & SUPERVISOR_NOW) {
 		systemd_update_status();
 		return;
@@ -160,6 +162,31 @@ systemd_init(void)
 	systemd_watchdog_ev = evtimer_new(ev_base, systemd_watchdog_cb, NULL);
 	evtimer_add(systemd_watchdog_ev, &systemd_watchdog_tv);
 	log_debug("watchdog every %llu us", (unsigned long long)usec);
+}
+
+/* A reload begins: systemd shows "reloading" until systemd_reloaded(). */
+void
+systemd_reloading(void)
+{
+	char	 msg[64];
+
+	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
+	    util_mono_usec());
+	systemd_notify(msg);
+}
+
+/* A reload is over, done or refused. */
+void
+systemd_reloaded(void)
+{
+	systemd_notify("READY=1");
+}
+
+/* Shutting down: systemd shows "deactivating". */
+void
+systemd_stopping(void)
+{
+	systemd_notify("STOPPING=1");
 }
 
 /* At exit, before the loop goes. */

@@ -16,10 +16,12 @@
  * fake_run(). Any other kill() (pid 0, -1, or a pid mprocd never had, or
  * has reaped) stops the run as a finding.
  *
- * conn.c, method-wait.c and job.c are included, not linked, so that their
- * timers can be fired and job ids start from 1 for every input (so that
- * "Get 3" names the same job on every run). A client is given a uid of our
- * choosing by conn_new(), as control.c's accept would.
+ * conn.c, control.c, method-wait.c and job.c are included, not linked, so
+ * that a client accepted by control_accept() can be given a uid of our
+ * choosing, their timers can be fired, and job ids start from 1 for every
+ * input (so that "Get 3" names the same job on every run). The loop has no
+ * supervisor_main(): STATUS= and READY= are worked out after each pass, as
+ * supervisor_changed()'s event would.
  *
  * Whitespace before a client's first message (JSON ignores it) picks it:
  *	'\t'	root (may Reload, sees every job); else an ordinary user
@@ -53,6 +55,7 @@
 #include <event2/event.h>
 
 #include "conn.c"
+#include "control.c"
 #include "job.c"
 #include "method-wait.c"
 
@@ -575,6 +578,7 @@ static void
 peer_connect(const uint8_t *data, size_t size)
 {
 	struct peer	*pr = &peers[npeers++];
+	struct conn	*c;
 	uid_t		 uid = user_uid;
 	size_t		 i;
 	int		 sv[2];
@@ -594,7 +598,9 @@ peer_connect(const uint8_t *data, size_t size)
 	}
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0, sv) == 0);
-	CHECK(conn_new(sv[0], uid, getgid(), getpid()) != NULL);
+	control_accept(NULL, sv[0], NULL, 0, NULL);
+	CHECK((c = TAILQ_LAST(&conn_list, conns)) != NULL);
+	c->uid = uid;
 	pr->fd = sv[1];
 	pr->rev = event_new(ev_base, sv[1], EV_READ | EV_PERSIST, peer_read,
 	    pr);
@@ -634,6 +640,7 @@ run_until_idle(void)
 	while (idle < 8) {
 		progress = 0;
 		event_base_loop(ev_base, EVLOOP_NONBLOCK);
+		systemd_changed(SUPERVISOR_NOW | SUPERVISOR_WORKERS);
 		idle = progress ? 0 : idle + 1;
 		CHECK(++passes < 1000000);
 	}
