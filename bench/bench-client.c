@@ -36,18 +36,18 @@
 #include <jansson.h>
 
 struct conn {
-	int	 fd;
-	char	*in;		/* received, not yet parsed */
-	size_t	 inlen, insize;
-	size_t	 scanned;	/* of in, known to hold no NUL */
-	char	*out;		/* to send */
-	size_t	 outlen, outoff, outsize;
+	int    fd;
+	char  *in; /* received, not yet parsed */
+	size_t inlen, insize;
+	size_t scanned; /* of in, known to hold no NUL */
+	char  *out;	/* to send */
+	size_t outlen, outoff, outsize;
 };
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 die(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	fputs("bench-client: ", stderr);
@@ -60,7 +60,7 @@ die(const char *fmt, ...)
 static double
 now(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -81,7 +81,7 @@ grow(void *p, size_t *size, size_t need)
 static void
 conn_open(struct conn *c, const char *path)
 {
-	struct sockaddr_un	 sun;
+	struct sockaddr_un sun;
 
 	memset(c, 0, sizeof *c);
 	memset(&sun, 0, sizeof sun);
@@ -98,9 +98,9 @@ conn_open(struct conn *c, const char *path)
 static void
 conn_call(struct conn *c, const char *method, json_t *params)
 {
-	json_t	*msg;
-	char	*s;
-	size_t	 len;
+	json_t *msg;
+	char   *s;
+	size_t	len;
 
 	msg = json_pack("{s:s, s:o}", "method", method, "parameters",
 	    params != NULL ? params : json_object());
@@ -120,8 +120,8 @@ conn_call(struct conn *c, const char *method, json_t *params)
 static void
 conn_io(struct conn *c)
 {
-	struct pollfd	 pfd = { c->fd, POLLIN, 0 };
-	ssize_t		 n;
+	struct pollfd pfd = { c->fd, POLLIN, 0 };
+	ssize_t	      n;
 
 	if (c->outoff < c->outlen)
 		pfd.events |= POLLOUT;
@@ -152,13 +152,13 @@ conn_io(struct conn *c)
 static json_t *
 conn_reply(struct conn *c)
 {
-	json_error_t	 jerr;
-	json_t		*msg, *params;
-	char		*end;
-	size_t		 len;
+	json_error_t jerr;
+	json_t	    *msg, *params;
+	char	    *end;
+	size_t	     len;
 
-	if ((end = memchr(c->in + c->scanned, '\0', c->inlen -
-	    c->scanned)) == NULL) {
+	if ((end = memchr(c->in + c->scanned, '\0', c->inlen - c->scanned)) ==
+	    NULL) {
 		c->scanned = c->inlen;
 		return NULL;
 	}
@@ -184,7 +184,7 @@ conn_reply(struct conn *c)
 static json_t *
 conn_wait(struct conn *c)
 {
-	json_t	*r;
+	json_t *r;
 
 	while ((r = conn_reply(c)) == NULL)
 		conn_io(c);
@@ -195,7 +195,7 @@ conn_wait(struct conn *c)
 static json_t *
 submit_params(long i)
 {
-	char	 arg[32];
+	char arg[32];
 
 	if (i < 0)
 		return json_pack("{s:[s]}", "argv", "/bin/true");
@@ -206,8 +206,8 @@ submit_params(long i)
 static long
 number(const char *s)
 {
-	char	*end;
-	long	 n;
+	char *end;
+	long  n;
 
 	n = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || n <= 0)
@@ -216,12 +216,12 @@ number(const char *s)
 }
 
 /* N Submits pipelined, no more than WINDOW unanswered; the ids into ids. */
-#define WINDOW	4096
+#define WINDOW 4096
 static void
 submit_many(struct conn *c, long n, json_t *ids)
 {
-	json_t	*r;
-	long	 sent = 0, got = 0;
+	json_t *r;
+	long	sent = 0, got = 0;
 
 	while (got < n) {
 		while (sent < n && sent - got < WINDOW) {
@@ -231,8 +231,8 @@ submit_many(struct conn *c, long n, json_t *ids)
 		conn_io(c);
 		while ((r = conn_reply(c)) != NULL) {
 			if (ids != NULL)
-				json_array_append(ids, json_object_get(r,
-				    "id"));
+				json_array_append(ids,
+				    json_object_get(r, "id"));
 			json_decref(r);
 			got++;
 		}
@@ -242,10 +242,10 @@ submit_many(struct conn *c, long n, json_t *ids)
 static int
 cmd_pipeline(struct conn *c, long n)
 {
-	json_t	*ids = json_array(), *r, *job;
-	double	 t0;
-	size_t	 i;
-	long	 ok = 0;
+	json_t *ids = json_array(), *r, *job;
+	double	t0;
+	size_t	i;
+	long	ok = 0;
 
 	t0 = now();
 	submit_many(c, n, ids);
@@ -254,7 +254,7 @@ cmd_pipeline(struct conn *c, long n)
 	printf("%.6f\n", now() - t0);
 	json_array_foreach(json_object_get(r, "jobs"), i, job)
 		ok += strcmp(json_string_value(json_object_get(job, "state")),
-		    "succeeded") == 0;
+			  "succeeded") == 0;
 	json_decref(r);
 	if (ok != n)
 		die("%ld of %ld jobs succeeded", ok, n);
@@ -264,7 +264,7 @@ cmd_pipeline(struct conn *c, long n)
 static int
 cmd_intake(struct conn *c, long n)
 {
-	double	 t0;
+	double t0;
 
 	t0 = now();
 	submit_many(c, n, NULL);
@@ -275,9 +275,9 @@ cmd_intake(struct conn *c, long n)
 static int
 cmd_latency(struct conn *c, long n)
 {
-	json_t	*r, *id;
-	double	 t0;
-	long	 i;
+	json_t *r, *id;
+	double	t0;
+	long	i;
 
 	for (i = 0; i < n; i++) {
 		t0 = now();
@@ -290,8 +290,10 @@ cmd_latency(struct conn *c, long n)
 		json_decref(conn_wait(c));
 		r = conn_wait(c);
 		printf("%.1f\n", (now() - t0) * 1e6);
-		if (strcmp(json_string_value(json_object_get(json_object_get(r,
-		    "job"), "state")), "succeeded") != 0)
+		if (strcmp(json_string_value(
+			       json_object_get(json_object_get(r, "job"),
+				   "state")),
+			"succeeded") != 0)
 			die("job %lld did not succeed",
 			    (long long)json_integer_value(id));
 		json_decref(id);
@@ -303,10 +305,10 @@ cmd_latency(struct conn *c, long n)
 static int
 cmd_call(struct conn *c, long n, const char *method, const char *params)
 {
-	json_error_t	 jerr;
-	json_t		*p = NULL;
-	double		 t0;
-	long		 i;
+	json_error_t jerr;
+	json_t	    *p = NULL;
+	double	     t0;
+	long	     i;
 
 	if (params != NULL && (p = json_loads(params, 0, &jerr)) == NULL)
 		die("bad parameters: %s", jerr.text);
@@ -324,14 +326,17 @@ cmd_call(struct conn *c, long n, const char *method, const char *params)
 static pid_t
 first_worker(struct conn *c, const char **name)
 {
-	static char	 slot[256];
-	json_t		*r, *w;
-	pid_t		 pid = 0;
+	static char slot[256];
+	json_t	   *r, *w;
+	pid_t	    pid = 0;
 
 	conn_call(c, "io.mprocd.Status", NULL);
 	r = conn_wait(c);
 	w = json_array_get(json_object_get(json_array_get(json_object_get(r,
-	    "pools"), 0), "workers"), 0);
+							      "pools"),
+					       0),
+			       "workers"),
+	    0);
 	if (w == NULL)
 		die("Status names no worker");
 	if (*name == NULL) {
@@ -348,11 +353,11 @@ first_worker(struct conn *c, const char **name)
 static int
 cmd_restart(struct conn *c, long n)
 {
-	struct timespec	 pause = { 0, 100 * 1000 }, settle = { 0, 20000000 };
-	const char	*name = NULL;
-	double		 t0;
-	pid_t		 old, pid;
-	long		 i;
+	struct timespec pause = { 0, 100 * 1000 }, settle = { 0, 20000000 };
+	const char     *name = NULL;
+	double		t0;
+	pid_t		old, pid;
+	long		i;
 
 	for (i = 0; i < n; i++) {
 		while ((old = first_worker(c, &name)) == 0)
@@ -373,8 +378,8 @@ cmd_restart(struct conn *c, long n)
 int
 main(int argc, char **argv)
 {
-	struct conn	 c;
-	long		 n;
+	struct conn c;
+	long	    n;
 
 	if (argc < 4)
 		goto usage;
@@ -391,7 +396,8 @@ main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[2], "restart") == 0)
 		return cmd_restart(&c, n);
 usage:
-	fprintf(stderr, "usage: bench-client SOCK pipeline|intake|latency|"
+	fprintf(stderr,
+	    "usage: bench-client SOCK pipeline|intake|latency|"
 	    "restart N\n       bench-client SOCK call N METHOD [PARAMS]\n");
 	return 2;
 }

@@ -23,7 +23,7 @@
 static double
 now(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -32,7 +32,7 @@ now(void)
 static pid_t
 start(char **argv)
 {
-	pid_t	 pid;
+	pid_t pid;
 
 	if ((pid = fork()) == -1) {
 		perror("bench-fork: fork");
@@ -48,7 +48,7 @@ start(char **argv)
 static int
 reap(pid_t pid)
 {
-	int	 status;
+	int status;
 
 	while (waitpid(pid, &status, 0) == -1)
 		if (errno != EINTR) {
@@ -61,8 +61,8 @@ reap(pid_t pid)
 static long
 number(const char *s)
 {
-	char	*end;
-	long	 n;
+	char *end;
+	long  n;
 
 	n = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || n <= 0) {
@@ -75,14 +75,14 @@ number(const char *s)
 int
 main(int argc, char **argv)
 {
-	static char	 bin_true[] = "/bin/true";
-	char	*true_argv[] = { bin_true, NULL };
+	static char bin_true[] = "/bin/true";
+	char	   *true_argv[] = { bin_true, NULL };
 	/* The line's number, as map, xargs and parallel pass it. */
-	char	 arg[32];
-	char	*limit_argv[] = { bin_true, arg, NULL };
-	double	 t0;
-	long	 n, p, i, running = 0;
-	int	 status;
+	char   arg[32];
+	char  *limit_argv[] = { bin_true, arg, NULL };
+	double t0;
+	long   n, p, i, running = 0;
+	int    status;
 
 	if (argc == 4 && strcmp(argv[1], "limit") == 0) {
 		n = number(argv[2]);
@@ -112,8 +112,10 @@ main(int argc, char **argv)
 			status = reap(start(true_argv));
 			printf("%.1f\n", (now() - t0) * 1e6);
 			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-				fprintf(stderr, "bench-fork: /bin/true: "
-				    "status 0x%x\n", status);
+				fprintf(stderr,
+				    "bench-fork: /bin/true: "
+				    "status 0x%x\n",
+				    status);
 				return 1;
 			}
 		}

@@ -23,12 +23,12 @@
 
 #include "log.h"
 
-#define PAD	"abcdefghijklmnopqrstuvwxyz0123456789"
+#define PAD "abcdefghijklmnopqrstuvwxyz0123456789"
 
 static double
 now(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
@@ -37,9 +37,9 @@ now(void)
 static void __attribute__((noreturn))
 child_api(const char *path, int n, int records)
 {
-	const char	*errstr;
-	char		 name[32], target[4096];
-	int		 i;
+	const char *errstr;
+	char	    name[32], target[4096];
+	int	    i;
 
 	snprintf(name, sizeof name, "worker bench/%d", n);
 	snprintf(target, sizeof target, "file:%s", path);
@@ -48,7 +48,8 @@ child_api(const char *path, int n, int records)
 		fatalx("%s: %s", target, errstr);
 	for (i = 0; i < records; i++)
 		log_info("record" LOG_KV "proc=%d" LOG_KV "seq=%d" LOG_KV
-		    "pad=%s", n, i, PAD);
+			 "pad=%s",
+		    n, i, PAD);
 	exit(0);
 }
 
@@ -59,14 +60,15 @@ child_api(const char *path, int n, int records)
 static void __attribute__((noreturn))
 child_raw(const char *path, int n, int records)
 {
-	char	 line[512];
-	int	 fd, i, len;
+	char line[512];
+	int  fd, i, len;
 
 	if ((fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0644)) == -1)
+		 0644)) == -1)
 		fatal("%s", path);
 	for (i = 0; i < records; i++) {
-		len = snprintf(line, sizeof line, "2026-11-22T00:00:00.000000Z "
+		len = snprintf(line, sizeof line,
+		    "2026-11-22T00:00:00.000000Z "
 		    "info worker=bench/%d msg=record proc=%d seq=%d pad=%s\n",
 		    n, n, i, PAD);
 		if (write(fd, line, (size_t)len) != len)
@@ -78,14 +80,15 @@ child_raw(const char *path, int n, int records)
 int
 main(int argc, char **argv)
 {
-	double		 t0;
-	pid_t		 pid;
-	int		 procs, records, i, status, failed = 0, api;
+	double t0;
+	pid_t  pid;
+	int    procs, records, i, status, failed = 0, api;
 
-	if (argc != 5 || (strcmp(argv[1], "api") != 0 &&
-	    strcmp(argv[1], "raw") != 0) || (procs = atoi(argv[3])) <= 0 ||
-	    (records = atoi(argv[4])) <= 0) {
-		fprintf(stderr, "usage: bench-log api|raw PATH PROCS RECORDS\n");
+	if (argc != 5 ||
+	    (strcmp(argv[1], "api") != 0 && strcmp(argv[1], "raw") != 0) ||
+	    (procs = atoi(argv[3])) <= 0 || (records = atoi(argv[4])) <= 0) {
+		fprintf(stderr,
+		    "usage: bench-log api|raw PATH PROCS RECORDS\n");
 		return 2;
 	}
 	api = strcmp(argv[1], "api") == 0;

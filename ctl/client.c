@@ -18,34 +18,34 @@
 #include "mprocctl.h"
 #include "xmalloc.h"
 
-#define CLIENT_MAX_MESSAGE	(256U << 20)
-#define CLIENT_HINT		"it may be shutting down, or have too many clients"
+#define CLIENT_MAX_MESSAGE (256U << 20)
+#define CLIENT_HINT	   "it may be shutting down, or have too many clients"
 
 struct client {
-	int		 fd;
-	const char	*path;
-	const char	*hint;	/* why mprocd may have hung up */
+	int	    fd;
+	const char *path;
+	const char *hint; /* why mprocd may have hung up */
 
 	/* Replies read: buf[off, len) is not parsed yet. */
-	char		*buf;
-	size_t		 off;
-	size_t		 len;
-	size_t		 size;
-	size_t		 scanned;	/* buf[off, scanned) holds no NUL */
+	char  *buf;
+	size_t off;
+	size_t len;
+	size_t size;
+	size_t scanned; /* buf[off, scanned) holds no NUL */
 
 	/* Calls queued: out[outoff, outlen) is not sent yet. */
-	char		*out;
-	size_t		 outoff;
-	size_t		 outlen;
-	size_t		 outsize;
+	char  *out;
+	size_t outoff;
+	size_t outlen;
+	size_t outsize;
 };
 
 /* $MPROCD_SOCKET, else the system socket for root, else the user's. */
 const char *
 client_default_socket(void)
 {
-	static char	 path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
-	const char	*e;
+	static char path[sizeof(((struct sockaddr_un *)NULL)->sun_path)];
+	const char *e;
 
 	if ((e = getenv("MPROCD_SOCKET")) != NULL && *e != '\0')
 		return e;
@@ -53,20 +53,20 @@ client_default_socket(void)
 		return "/run/mprocd/mprocd.sock";
 	if ((e = getenv("XDG_RUNTIME_DIR")) == NULL || *e != '/')
 		mprocctl_fail("XDG_RUNTIME_DIR is not set: say which socket "
-		    "with -s PATH or MPROCD_SOCKET");
+			      "with -s PATH or MPROCD_SOCKET");
 	if ((size_t)snprintf(path, sizeof path, "%s/mprocd.sock", e) >=
 	    sizeof path)
 		mprocctl_fail("$XDG_RUNTIME_DIR/mprocd.sock is too long for a "
-		    "socket path");
+			      "socket path");
 	return path;
 }
 
 struct client *
 client_connect(const char *path)
 {
-	struct sockaddr_un	 sun;
-	struct client		*c;
-	int			 fd;
+	struct sockaddr_un sun;
+	struct client	  *c;
+	int		   fd;
 
 	memset(&sun, 0, sizeof sun);
 	sun.sun_family = AF_UNIX;
@@ -79,13 +79,14 @@ client_connect(const char *path)
 		switch (errno) {
 		case ENOENT:
 		case ECONNREFUSED:
-			mprocctl_fail("cannot connect to %s: %s (is mprocd "
+			mprocctl_fail(
+			    "cannot connect to %s: %s (is mprocd "
 			    "running? start it, or name its socket with -s)",
 			    path, strerror(errno));
 		case EACCES:
 			mprocctl_fail("cannot connect to %s: %s (ask an admin "
-			    "to add you to the socket's group)", path,
-			    strerror(errno));
+				      "to add you to the socket's group)",
+			    path, strerror(errno));
 		default:
 			mprocctl_fail("cannot connect to %s: %s", path,
 			    strerror(errno));
@@ -119,7 +120,7 @@ client_fd(struct client *c)
 static char *
 client_find(struct client *c)
 {
-	char	*nul;
+	char *nul;
 
 	if (c->scanned < c->off)
 		c->scanned = c->off;
@@ -153,7 +154,7 @@ client_hint(struct client *c, const char *hint)
 static void
 client_wait(struct client *c, short events)
 {
-	struct pollfd	 pfd = { .fd = c->fd, .events = events };
+	struct pollfd pfd = { .fd = c->fd, .events = events };
 
 	while (mprocctl_poll(&pfd, 1, -1) == -1) {
 		if (errno != EINTR)
@@ -191,8 +192,8 @@ client_queue_text(struct client *c, const char *msg, size_t len)
 void
 client_queue(struct client *c, const char *method, json_t *params, int flags)
 {
-	char	*msg;
-	size_t	 len;
+	char  *msg;
+	size_t len;
 
 	msg = varlink_call_encode(method, params, flags, &len);
 	client_queue_text(c, msg, len - 1);
@@ -203,7 +204,7 @@ client_queue(struct client *c, const char *method, json_t *params, int flags)
 void
 client_write(struct client *c)
 {
-	ssize_t	 n;
+	ssize_t n;
 
 	while (c->outoff < c->outlen) {
 		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
@@ -243,7 +244,7 @@ client_send(struct client *c, const char *method, json_t *params, int flags)
 size_t
 client_read(struct client *c)
 {
-	ssize_t	 n;
+	ssize_t n;
 
 	if (c->off == c->len)
 		c->off = c->scanned = c->len = 0;
@@ -282,14 +283,14 @@ client_read(struct client *c)
 static size_t
 client_next(struct client *c)
 {
-	char	*nul;
+	char *nul;
 
 	for (;;) {
 		if (c->len > c->off && (nul = client_find(c)) != NULL)
 			return (size_t)(nul - (c->buf + c->off));
 		client_write(c);
-		client_wait(c, client_unsent(c) > 0 ? POLLIN | POLLOUT :
-		    POLLIN);
+		client_wait(c,
+		    client_unsent(c) > 0 ? POLLIN | POLLOUT : POLLIN);
 		client_read(c);
 	}
 }
@@ -298,8 +299,8 @@ client_next(struct client *c)
 void
 client_recv(struct client *c, struct varlink_reply *reply)
 {
-	const char	*errstr;
-	size_t		 len;
+	const char *errstr;
+	size_t	    len;
 
 	len = client_next(c);
 	if (varlink_reply_parse(c->buf + c->off, len, reply, &errstr) != 0)
@@ -327,7 +328,8 @@ client_param_str(struct varlink_reply *reply, const char *key, char *buf,
     size_t len)
 {
 	return mprocctl_printable(json_string_value(
-	    json_object_get(reply->params, key)), buf, len);
+				      json_object_get(reply->params, key)),
+	    buf, len);
 }
 
 /*
@@ -335,29 +337,34 @@ client_param_str(struct varlink_reply *reply, const char *key, char *buf,
  * call's, for errors that do not explain themselves.
  */
 const char *
-client_error_message(const char *method, struct varlink_reply *reply,
-    char *buf, size_t len)
+client_error_message(const char *method, struct varlink_reply *reply, char *buf,
+    size_t len)
 {
-	const char	*e = reply->error;
-	char		 s[256], ids[128];
-	json_t		*v;
-	size_t		 i, o;
+	const char *e = reply->error;
+	char	    s[256], ids[128];
+	json_t	   *v;
+	size_t	    i, o;
 
 	if (strcmp(e, "io.mprocd.NoSuchJob") == 0)
-		snprintf(buf, len, "no job %" JSON_INTEGER_FORMAT " (it never "
+		snprintf(buf, len,
+		    "no job %" JSON_INTEGER_FORMAT " (it never "
 		    "existed, or was forgotten after keep_finished newer jobs; "
 		    "'mprocctl list' shows the jobs)",
 		    client_param_int(reply, "id"));
 	else if (strcmp(e, "io.mprocd.NoSuchPool") == 0)
-		snprintf(buf, len, "no pool '%s' ('mprocctl status' shows the "
-		    "pools)", client_param_str(reply, "pool", s, sizeof s));
+		snprintf(buf, len,
+		    "no pool '%s' ('mprocctl status' shows the "
+		    "pools)",
+		    client_param_str(reply, "pool", s, sizeof s));
 	else if (strcmp(e, "io.mprocd.QueueFull") == 0)
-		snprintf(buf, len, "pool '%s' has %" JSON_INTEGER_FORMAT " jobs "
+		snprintf(buf, len,
+		    "pool '%s' has %" JSON_INTEGER_FORMAT " jobs "
 		    "queued, its queue_limit: retry once some have run",
 		    client_param_str(reply, "pool", s, sizeof s),
 		    client_param_int(reply, "limit"));
 	else if (strcmp(e, "io.mprocd.PermissionDenied") == 0)
-		snprintf(buf, len, "job %" JSON_INTEGER_FORMAT " is another "
+		snprintf(buf, len,
+		    "job %" JSON_INTEGER_FORMAT " is another "
 		    "user's (only they, root or mprocd's own user may use it)",
 		    client_param_int(reply, "id"));
 	else if (strcmp(e, "io.mprocd.TimedOut") == 0) {
@@ -376,24 +383,30 @@ client_error_message(const char *method, struct varlink_reply *reply,
 		}
 		snprintf(buf, len, "timed out; still unfinished:%s", ids);
 	} else if (strcmp(e, "io.mprocd.ShuttingDown") == 0)
-		snprintf(buf, len, "mprocd is shutting down and takes no new "
+		snprintf(buf, len,
+		    "mprocd is shutting down and takes no new "
 		    "jobs; retry once it is running again");
 	else if (strcmp(e, "io.mprocd.ReloadFailed") == 0)
-		snprintf(buf, len, "reload failed, the old configuration stays "
+		snprintf(buf, len,
+		    "reload failed, the old configuration stays "
 		    "in effect: %s",
 		    client_param_str(reply, "reason", s, sizeof s));
 	else if (strcmp(e, VARLINK_ERR_PARAM) == 0)
 		snprintf(buf, len, "mprocd refused the value of '%s' in %s",
 		    client_param_str(reply, "parameter", s, sizeof s), method);
 	else if (strcmp(e, VARLINK_ERR_METHOD) == 0)
-		snprintf(buf, len, "mprocd does not know %s yet (it is older "
-		    "than mprocctl; upgrade it)", method);
+		snprintf(buf, len,
+		    "mprocd does not know %s yet (it is older "
+		    "than mprocctl; upgrade it)",
+		    method);
 	else if (strcmp(e, "org.varlink.service.PermissionDenied") == 0)
-		snprintf(buf, len, "%s: permission denied (it needs root or "
-		    "mprocd's own user; try sudo)", method);
+		snprintf(buf, len,
+		    "%s: permission denied (it needs root or "
+		    "mprocd's own user; try sudo)",
+		    method);
 	else
-		snprintf(buf, len, "%s failed: %s",
-		    method, mprocctl_printable(e, s, sizeof s));
+		snprintf(buf, len, "%s failed: %s", method,
+		    mprocctl_printable(e, s, sizeof s));
 	return buf;
 }
 
@@ -401,10 +414,10 @@ client_error_message(const char *method, struct varlink_reply *reply,
 void
 client_fail_reply(const char *method, struct varlink_reply *reply)
 {
-	char	 msg[512];
+	char msg[512];
 
-	mprocctl_fail("%s", client_error_message(method, reply, msg,
-	    sizeof msg));
+	mprocctl_fail("%s",
+	    client_error_message(method, reply, msg, sizeof msg));
 }
 
 /*
@@ -414,8 +427,8 @@ client_fail_reply(const char *method, struct varlink_reply *reply)
 json_t *
 client_call(struct client *c, const char *method, json_t *params)
 {
-	struct varlink_reply	 reply;
-	json_t			*out;
+	struct varlink_reply reply;
+	json_t		    *out;
 
 	client_send(c, method, params, 0);
 	client_recv(c, &reply);

@@ -5,19 +5,19 @@
 
 #include "mprocctl.h"
 
-static int	cmd_get_exec(struct ctl *, int, char **);
+static int cmd_get_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_get_entry = {
 	.name = "get",
 	.usage = "ID",
 	.help = "write a job's stdout and stderr; exit with its status",
 	.details =
-"Writes the job's stdout to stdout and its stderr to stderr, byte for\n"
-"byte, and exits with its status: its own; 128+N if it was killed by\n"
-"signal N; 124 if it timed out; 1 if it was cancelled or lost without a\n"
-"signal. A job that has not finished yet gets its output so far, a line\n"
-"on stderr saying so, and exit status 125, as does any failure.\n"
-"With --json, prints the reply of Get (the job, its output in base64).\n",
+	    "Writes the job's stdout to stdout and its stderr to stderr, byte for\n"
+	    "byte, and exits with its status: its own; 128+N if it was killed by\n"
+	    "signal N; 124 if it timed out; 1 if it was cancelled or lost without a\n"
+	    "signal. A job that has not finished yet gets its output so far, a line\n"
+	    "on stderr saying so, and exit status 125, as does any failure.\n"
+	    "With --json, prints the reply of Get (the job, its output in base64).\n",
 	.minargs = 1,
 	.maxargs = 1,
 	.exec = cmd_get_exec,
@@ -26,11 +26,11 @@ const struct ctl_cmd cmd_get_entry = {
 static int
 cmd_get_exec(struct ctl *ctl, int argc, char **argv)
 {
-	struct client	*c;
-	json_t		*r, *job;
-	json_int_t	 id;
-	char		 state[32];
-	int		 status;
+	struct client *c;
+	json_t	      *r, *job;
+	json_int_t     id;
+	char	       state[32];
+	int	       status;
 
 	id = mprocctl_parse_id(&cmd_get_entry, argv[1]);
 	c = client_connect(ctl->socket);
@@ -46,9 +46,13 @@ cmd_get_exec(struct ctl *ctl, int argc, char **argv)
 	status = format_exit_status(job);
 	if (!format_job_finished(job))
 		mprocctl_warn("job %" JSON_INTEGER_FORMAT " is still %s; "
-		    "'mprocctl wait %" JSON_INTEGER_FORMAT "' waits for it", id,
-		    mprocctl_printable(json_string_value(json_object_get(job,
-		    "state")), state, sizeof state), id);
+			      "'mprocctl wait %" JSON_INTEGER_FORMAT
+			      "' waits for it",
+		    id,
+		    mprocctl_printable(json_string_value(
+					   json_object_get(job, "state")),
+			state, sizeof state),
+		    id);
 	json_decref(r);
 	return status;
 }

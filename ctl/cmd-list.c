@@ -6,38 +6,36 @@
 
 #include "mprocctl.h"
 
-static int	cmd_list_exec(struct ctl *, int, char **);
+static int cmd_list_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_list_entry = {
 	.name = "list",
 	.usage = "[-p POOL] [-S STATE]",
 	.help = "show the jobs mprocd knows, oldest first",
 	.details =
-"  -p POOL   only the jobs of POOL\n"
-"  -S STATE  only the jobs in STATE: queued, running, succeeded, failed,\n"
-"            timeout, cancelled or lost\n"
-"\n"
-"EXIT is the exit status, or the signal that killed the job. DURATION is\n"
-"how long it ran (so far, if running). With --json, prints the reply of\n"
-"List.\n",
+	    "  -p POOL   only the jobs of POOL\n"
+	    "  -S STATE  only the jobs in STATE: queued, running, succeeded, failed,\n"
+	    "            timeout, cancelled or lost\n"
+	    "\n"
+	    "EXIT is the exit status, or the signal that killed the job. DURATION is\n"
+	    "how long it ran (so far, if running). With --json, prints the reply of\n"
+	    "List.\n",
 	.minargs = 0,
 	.maxargs = -1,
 	.exec = cmd_list_exec,
 };
 
-static const char *const list_states[] = {
-	"queued", "running", "succeeded", "failed", "timeout", "cancelled",
-	"lost", NULL
-};
+static const char *const list_states[] = { "queued", "running", "succeeded",
+	"failed", "timeout", "cancelled", "lost", NULL };
 
 static int
 cmd_list_exec(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_cmd	*cmd = &cmd_list_entry;
-	struct client		*c;
-	json_t			*params, *r, *jobs;
-	size_t			 i;
-	int			 ch;
+	const struct ctl_cmd *cmd = &cmd_list_entry;
+	struct client	     *c;
+	json_t		     *params, *r, *jobs;
+	size_t		      i;
+	int		      ch;
 
 	params = json_object();
 	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:S:")) != -1) {
@@ -52,7 +50,8 @@ cmd_list_exec(struct ctl *ctl, int argc, char **argv)
 					break;
 			}
 			if (list_states[i] == NULL)
-				mprocctl_usage_error(cmd, "unknown state '%s' "
+				mprocctl_usage_error(cmd,
+				    "unknown state '%s' "
 				    "(one of queued, running, succeeded, "
 				    "failed, timeout, cancelled, lost)",
 				    optarg);

@@ -31,31 +31,31 @@
 #include "util.h"
 #include "xmalloc.h"
 
-#define MAP_WINDOW	1024	/* lines read but not yet written out */
-#define MAP_CHUNK	64	/* fewest Submits sent together while busy */
-#define MAP_RETRY_MIN	50	/* ms after QueueFull, doubling... */
-#define MAP_RETRY_MAX	1000	/* ...up to this */
+#define MAP_WINDOW    1024 /* lines read but not yet written out */
+#define MAP_CHUNK     64   /* fewest Submits sent together while busy */
+#define MAP_RETRY_MIN 50   /* ms after QueueFull, doubling... */
+#define MAP_RETRY_MAX 1000 /* ...up to this */
 
-static int	cmd_map_exec(struct ctl *, int, char **);
+static int cmd_map_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_map_entry = {
 	.name = "map",
 	.usage = "[-p POOL] [-t SEC] CMD [ARG]...",
 	.help = "run CMD once per line of stdin; write the output in order",
 	.details =
-"  -p POOL  run the jobs in POOL (default: mprocd's default pool)\n"
-"  -t SEC   end each job after SEC (30, 1.5s, 2min; 0: never) instead of\n"
-"           the pool's job_timeout\n"
-"\n"
-"Every {} in CMD and its ARGs is replaced by the line (without its\n"
-"newline); if none has {}, the line is added as the last ARG. Empty lines\n"
-"are jobs too. Each job's stdout goes to stdout and its stderr to stderr,\n"
-"in the order of the input lines, each as soon as it and all before it\n"
-"are done. A signal to mprocctl cancels the jobs not yet done.\n"
-"\n"
-"Exit status: 0 if every job succeeded, else 1 (a line on stderr names the\n"
-"first that did not); 125 if mprocctl failed. With --json, writes each\n"
-"job's Get reply (the job, its output in base64) on a line of its own.\n",
+	    "  -p POOL  run the jobs in POOL (default: mprocd's default pool)\n"
+	    "  -t SEC   end each job after SEC (30, 1.5s, 2min; 0: never) instead of\n"
+	    "           the pool's job_timeout\n"
+	    "\n"
+	    "Every {} in CMD and its ARGs is replaced by the line (without its\n"
+	    "newline); if none has {}, the line is added as the last ARG. Empty lines\n"
+	    "are jobs too. Each job's stdout goes to stdout and its stderr to stderr,\n"
+	    "in the order of the input lines, each as soon as it and all before it\n"
+	    "are done. A signal to mprocctl cancels the jobs not yet done.\n"
+	    "\n"
+	    "Exit status: 0 if every job succeeded, else 1 (a line on stderr names the\n"
+	    "first that did not); 125 if mprocctl failed. With --json, writes each\n"
+	    "job's Get reply (the job, its output in base64) on a line of its own.\n",
 	.minargs = 1,
 	.maxargs = -1,
 	.exec = cmd_map_exec,
@@ -63,57 +63,57 @@ const struct ctl_cmd cmd_map_entry = {
 
 enum map_state {
 	MAP_PENDING,	/* not submitted yet, or the queue was full */
-	MAP_SUBMITTING,	/* its Submit not answered yet */
+	MAP_SUBMITTING, /* its Submit not answered yet */
 	MAP_SUBMITTED,	/* has its job; its Wait and Get not sent yet */
 	MAP_ASKED,	/* its Wait and Get sent */
 };
 
 struct map_line {
-	char		*text;
-	json_int_t	 id;
-	enum map_state	 state;
+	char	      *text;
+	json_int_t     id;
+	enum map_state state;
 };
 
 struct map {
-	struct ctl	*ctl;
-	char		**argv;
-	int		 argc;
-	int		 braces;	/* some arg has {} */
-	char		*prefix;	/* a Submit up to argv's first string */
-	size_t		 prefixlen;
-	char		*call;		/* one being written out */
-	size_t		 calllen;
-	size_t		 callsize;
+	struct ctl *ctl;
+	char	  **argv;
+	int	    argc;
+	int	    braces; /* some arg has {} */
+	char	   *prefix; /* a Submit up to argv's first string */
+	size_t	    prefixlen;
+	char	   *call; /* one being written out */
+	size_t	    calllen;
+	size_t	    callsize;
 
-	struct client	*submit;
-	struct client	*out;		/* Wait and Get, in input order */
+	struct client *submit;
+	struct client *out; /* Wait and Get, in input order */
 
 	/* Line k is lines[k % MAP_WINDOW], for nprinted <= k < nread. */
-	struct map_line	 lines[MAP_WINDOW];
-	size_t		 nread;
-	size_t		 nprinted;
-	size_t		 nasked;	/* lines before: Wait and Get sent */
-	size_t		 npending;
-	int		 waited;	/* line nprinted's Wait is answered */
+	struct map_line lines[MAP_WINDOW];
+	size_t		nread;
+	size_t		nprinted;
+	size_t		nasked; /* lines before: Wait and Get sent */
+	size_t		npending;
+	int		waited; /* line nprinted's Wait is answered */
 
-	char		*in;		/* in[inoff, inlen) not taken yet */
-	size_t		 inoff;
-	size_t		 inlen;
-	size_t		 insize;
-	int		 eof;
+	char  *in; /* in[inoff, inlen) not taken yet */
+	size_t inoff;
+	size_t inlen;
+	size_t insize;
+	int    eof;
 
 	/* Lines with a Submit unanswered, in the order sent. */
-	size_t		 sent[MAP_WINDOW];	/* by count % MAP_WINDOW */
-	size_t		 nsent;
-	size_t		 nanswered;
-	size_t		 maxsent;	/* unanswered at most */
-	uint64_t	 retry_at;	/* util_mono_usec(); 0: none */
-	unsigned int	 retry_ms;
+	size_t	     sent[MAP_WINDOW]; /* by count % MAP_WINDOW */
+	size_t	     nsent;
+	size_t	     nanswered;
+	size_t	     maxsent;  /* unanswered at most */
+	uint64_t     retry_at; /* util_mono_usec(); 0: none */
+	unsigned int retry_ms;
 
-	size_t		 nfailed;
-	size_t		 failed_line;
-	json_int_t	 failed_id;
-	char		 failed_desc[FORMAT_DESCLEN];
+	size_t	   nfailed;
+	size_t	   failed_line;
+	json_int_t failed_id;
+	char	   failed_desc[FORMAT_DESCLEN];
 };
 
 static struct map_line *
@@ -125,7 +125,7 @@ cmd_map_line(struct map *m, size_t k)
 static void
 cmd_map_count_cancelled(void *arg, size_t i, struct varlink_reply *reply)
 {
-	size_t	*n = arg;
+	size_t *n = arg;
 
 	if (reply->error == NULL)
 		(*n)++;
@@ -139,11 +139,11 @@ cmd_map_count_cancelled(void *arg, size_t i, struct varlink_reply *reply)
 static size_t
 cmd_map_cancel_all(struct map *m)
 {
-	struct varlink_reply	 reply;
-	struct map_line		*l;
-	json_int_t		 ids[MAP_WINDOW];
-	json_t			*id;
-	size_t			 k, nids = 0, n = 0;
+	struct varlink_reply reply;
+	struct map_line	    *l;
+	json_int_t	     ids[MAP_WINDOW];
+	json_t		    *id;
+	size_t		     k, nids = 0, n = 0;
 
 	/* Submits already queued create jobs too: learn their ids. */
 	while (m->nanswered < m->nsent) {
@@ -170,7 +170,7 @@ cmd_map_cancel_all(struct map *m)
 static void
 cmd_map_interrupted(void *arg)
 {
-	size_t	 n;
+	size_t n;
 
 	n = cmd_map_cancel_all(arg);
 	mprocctl_warn("interrupted: cancelled %zu job%s", n, n == 1 ? "" : "s");
@@ -180,8 +180,8 @@ cmd_map_interrupted(void *arg)
 static void __attribute__((format(printf, 2, 3), noreturn))
 cmd_map_fail(struct map *m, const char *fmt, ...)
 {
-	va_list	 ap;
-	char	 msg[512];
+	va_list ap;
+	char	msg[512];
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
@@ -190,19 +190,17 @@ cmd_map_fail(struct map *m, const char *fmt, ...)
 	mprocctl_fail("%s", msg);
 }
 
-static void __attribute__((noreturn))
-cmd_map_fail_reply(struct map *m, const char *method,
-    struct varlink_reply *reply)
+static void __attribute__((noreturn)) cmd_map_fail_reply(struct map *m,
+    const char *method, struct varlink_reply *reply)
 {
-	char	 msg[512];
+	char msg[512];
 
-	cmd_map_fail(m, "%s", client_error_message(method, reply, msg,
-	    sizeof msg));
+	cmd_map_fail(m, "%s",
+	    client_error_message(method, reply, msg, sizeof msg));
 }
 
 /* Standard output is closed: nobody reads on, so stop as SIGPIPE would. */
-static void __attribute__((noreturn))
-cmd_map_stdout_closed(struct map *m)
+static void __attribute__((noreturn)) cmd_map_stdout_closed(struct map *m)
 {
 	cmd_map_cancel_all(m);
 	exit(CTL_EXIT_SIGNAL + SIGPIPE);
@@ -212,7 +210,7 @@ cmd_map_stdout_closed(struct map *m)
 static void
 cmd_map_take_lines(struct map *m)
 {
-	struct map_line	*l;
+	struct map_line *l;
 	json_t		*check;
 	char		*p, *nl;
 	size_t		 left, len;
@@ -227,13 +225,17 @@ cmd_map_take_lines(struct map *m)
 		else
 			break;
 		if (memchr(p, '\0', len) != NULL)
-			cmd_map_fail(m, "line %zu of the input holds a NUL "
-			    "byte, which no argument can", m->nread + 1);
+			cmd_map_fail(m,
+			    "line %zu of the input holds a NUL "
+			    "byte, which no argument can",
+			    m->nread + 1);
 		l = cmd_map_line(m, m->nread);
 		l->text = xstrndup(p, len);
 		if ((check = json_string(l->text)) == NULL)
-			cmd_map_fail(m, "line %zu of the input is not valid "
-			    "UTF-8 (mprocd carries text only)", m->nread + 1);
+			cmd_map_fail(m,
+			    "line %zu of the input is not valid "
+			    "UTF-8 (mprocd carries text only)",
+			    m->nread + 1);
 		json_decref(check);
 		l->id = 0;
 		l->state = MAP_PENDING;
@@ -246,7 +248,7 @@ cmd_map_take_lines(struct map *m)
 static void
 cmd_map_read_input(struct map *m)
 {
-	ssize_t	 n;
+	ssize_t n;
 
 	/* Lines are taken from the front: move what is left there first. */
 	if (m->inoff > 0) {
@@ -287,8 +289,8 @@ cmd_map_put(struct map *m, const char *s, size_t len)
 static void
 cmd_map_put_escaped(struct map *m, const char *s, size_t len)
 {
-	char	 esc[8];
-	size_t	 i, done = 0;
+	char   esc[8];
+	size_t i, done = 0;
 
 	for (i = 0; i < len; i++) {
 		if (s[i] != '"' && s[i] != '\\' && (unsigned char)s[i] >= 0x20)
@@ -317,9 +319,9 @@ cmd_map_put_escaped(struct map *m, const char *s, size_t len)
 static void
 cmd_map_queue_submit(struct map *m, const char *line)
 {
-	const char	*a, *b;
-	size_t		 len = strlen(line);
-	int		 i;
+	const char *a, *b;
+	size_t	    len = strlen(line);
+	int	    i;
 
 	m->calllen = 0;
 	cmd_map_put(m, m->prefix, m->prefixlen);
@@ -351,7 +353,7 @@ cmd_map_queue_submit(struct map *m, const char *line)
 static void
 cmd_map_submit(struct map *m)
 {
-	struct map_line	*l;
+	struct map_line *l;
 	size_t		 k;
 
 	if (m->npending == 0)
@@ -361,12 +363,13 @@ cmd_map_submit(struct map *m)
 			return;
 		m->retry_at = 0;
 	}
-	if (m->nread - m->nprinted == MAP_WINDOW && !(m->eof &&
-	    m->inoff == m->inlen) && m->npending < MAP_CHUNK &&
+	if (m->nread - m->nprinted == MAP_WINDOW &&
+	    !(m->eof && m->inoff == m->inlen) && m->npending < MAP_CHUNK &&
 	    m->nasked - m->nprinted >= MAP_CHUNK)
 		return;
 	for (k = m->nasked; k < m->nread && m->npending > 0 &&
-	    m->nsent - m->nanswered < m->maxsent; k++) {
+	     m->nsent - m->nanswered < m->maxsent;
+	     k++) {
 		l = cmd_map_line(m, k);
 		if (l->state != MAP_PENDING)
 			continue;
@@ -385,24 +388,25 @@ cmd_map_submit(struct map *m)
 static void
 cmd_map_submit_reply(struct map *m)
 {
-	struct varlink_reply	 reply;
-	struct map_line		*l;
-	json_t			*id;
-	int			 full = 0, ok = 0;
+	struct varlink_reply reply;
+	struct map_line	    *l;
+	json_t		    *id;
+	int		     full = 0, ok = 0;
 
 	while (m->nanswered < m->nsent && client_buffered(m->submit)) {
 		client_recv(m->submit, &reply);
 		l = cmd_map_line(m, m->sent[m->nanswered++ % MAP_WINDOW]);
 		id = json_object_get(reply.params, "id");
-		if (reply.error != NULL && strcmp(reply.error,
-		    "io.mprocd.QueueFull") == 0) {
+		if (reply.error != NULL &&
+		    strcmp(reply.error, "io.mprocd.QueueFull") == 0) {
 			l->state = MAP_PENDING;
 			m->npending++;
 			full = 1;
 		} else if (reply.error != NULL)
 			cmd_map_fail_reply(m, "io.mprocd.Submit", &reply);
 		else if (!json_is_integer(id) || json_integer_value(id) <= 0)
-			cmd_map_fail(m, "bad reply from mprocd: Submit gave no "
+			cmd_map_fail(m,
+			    "bad reply from mprocd: Submit gave no "
 			    "job id");
 		else {
 			l->id = json_integer_value(id);
@@ -415,8 +419,8 @@ cmd_map_submit_reply(struct map *m)
 	}
 	if (full) {
 		m->maxsent = 1;
-		m->retry_ms = m->retry_ms == 0 ? MAP_RETRY_MIN :
-		    m->retry_ms * 2;
+		m->retry_ms = m->retry_ms == 0 ? MAP_RETRY_MIN
+					       : m->retry_ms * 2;
 		if (m->retry_ms > MAP_RETRY_MAX)
 			m->retry_ms = MAP_RETRY_MAX;
 		m->retry_at = util_mono_usec() + m->retry_ms * USEC_PER_MSEC;
@@ -431,19 +435,23 @@ cmd_map_submit_reply(struct map *m)
 static void
 cmd_map_ask(struct map *m)
 {
-	struct map_line	*l;
+	struct map_line *l;
 	char		 call[128];
 	int		 len;
 
 	while (m->nasked < m->nread &&
 	    (l = cmd_map_line(m, m->nasked))->state == MAP_SUBMITTED) {
-		len = snprintf(call, sizeof call, "{\"method\":"
-		    "\"io.mprocd.Wait\",\"parameters\":{\"ids\":[%"
-		    JSON_INTEGER_FORMAT "]}}", l->id);
+		len = snprintf(call, sizeof call,
+		    "{\"method\":"
+		    "\"io.mprocd.Wait\",\"parameters\":{\"ids\":[%" JSON_INTEGER_FORMAT
+		    "]}}",
+		    l->id);
 		client_queue_text(m->out, call, (size_t)len);
-		len = snprintf(call, sizeof call, "{\"method\":"
-		    "\"io.mprocd.Get\",\"parameters\":{\"id\":%"
-		    JSON_INTEGER_FORMAT "}}", l->id);
+		len = snprintf(call, sizeof call,
+		    "{\"method\":"
+		    "\"io.mprocd.Get\",\"parameters\":{\"id\":%" JSON_INTEGER_FORMAT
+		    "}}",
+		    l->id);
 		client_queue_text(m->out, call, (size_t)len);
 		l->state = MAP_ASKED;
 		m->nasked++;
@@ -454,17 +462,21 @@ cmd_map_ask(struct map *m)
 static void
 cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 {
-	json_t	*job;
+	json_t *job;
 
 	if (reply->error != NULL)
 		cmd_map_fail_reply(m, "io.mprocd.Get", reply);
 	job = json_object_get(reply->params, "job");
 	if (!json_is_object(job) || format_job_id(job) != l->id)
-		cmd_map_fail(m, "bad reply from mprocd: Get of job %"
-		    JSON_INTEGER_FORMAT " has no such job", l->id);
+		cmd_map_fail(m,
+		    "bad reply from mprocd: Get of job %" JSON_INTEGER_FORMAT
+		    " has no such job",
+		    l->id);
 	if (!format_job_finished(job))
-		cmd_map_fail(m, "bad reply from mprocd: job %"
-		    JSON_INTEGER_FORMAT " is unfinished after its Wait", l->id);
+		cmd_map_fail(m,
+		    "bad reply from mprocd: job %" JSON_INTEGER_FORMAT
+		    " is unfinished after its Wait",
+		    l->id);
 	if (m->ctl->json) {
 		/* Flushed before mprocctl next waits: see cmd_map_run(). */
 		if (json_dumpf(reply->params, stdout, JSON_COMPACT) != 0 ||
@@ -496,7 +508,7 @@ cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 static void
 cmd_map_out_reply(struct map *m)
 {
-	struct varlink_reply	 reply;
+	struct varlink_reply reply;
 
 	while (m->nprinted < m->nasked && client_buffered(m->out)) {
 		if (!m->waited) {
@@ -528,9 +540,9 @@ cmd_map_poll_client(struct pollfd *pfd, struct client *c, int replies)
 static void
 cmd_map_run(struct map *m)
 {
-	struct pollfd	 pfd[3];
-	uint64_t	 now;
-	int		 timeout;
+	struct pollfd pfd[3];
+	uint64_t      now;
+	int	      timeout;
 
 	for (;;) {
 		cmd_map_take_lines(m);
@@ -553,8 +565,9 @@ cmd_map_run(struct map *m)
 		timeout = -1;
 		if (m->retry_at != 0) {
 			now = util_mono_usec();
-			timeout = m->retry_at <= now ? 0 :
-			    (int)((m->retry_at - now) / USEC_PER_MSEC) + 1;
+			timeout = m->retry_at <= now
+			    ? 0
+			    : (int)((m->retry_at - now) / USEC_PER_MSEC) + 1;
 		}
 		if (pfd[0].fd == -1 && pfd[1].fd == -1 && pfd[2].fd == -1 &&
 		    timeout == -1)
@@ -584,8 +597,8 @@ cmd_map_run(struct map *m)
 static char *
 cmd_map_prefix(json_t *params)
 {
-	char	*p, *s;
-	size_t	 len;
+	char  *p, *s;
+	size_t len;
 
 	if ((p = json_dumps(params, JSON_COMPACT)) == NULL)
 		mprocctl_fail("cannot encode the Submit call");
@@ -594,8 +607,10 @@ cmd_map_prefix(json_t *params)
 	if (len < 2 || p[len - 1] != '}')
 		mprocctl_fail("internal error: Submit's parameters are %s", p);
 	p[len - 1] = '\0';
-	xasprintf(&s, "{\"method\":\"io.mprocd.Submit\",\"parameters\":"
-	    "%s%s\"argv\":[", p, len > 2 ? "," : "");
+	xasprintf(&s,
+	    "{\"method\":\"io.mprocd.Submit\",\"parameters\":"
+	    "%s%s\"argv\":[",
+	    p, len > 2 ? "," : "");
 	free(p);
 	return s;
 }
@@ -603,10 +618,10 @@ cmd_map_prefix(json_t *params)
 static int
 cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_cmd	*cmd = &cmd_map_entry;
-	struct map		*m;
-	json_t			*tmpl, *check;
-	int			 ch, i, status;
+	const struct ctl_cmd *cmd = &cmd_map_entry;
+	struct map	     *m;
+	json_t		     *tmpl, *check;
+	int		      ch, i, status;
 
 	tmpl = json_object();
 	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:t:")) != -1) {
@@ -648,8 +663,9 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 	status = 0;
 	if (m->nfailed > 0) {
 		mprocctl_warn("%zu of %zu jobs did not succeed; the first, "
-		    "line %zu (job %" JSON_INTEGER_FORMAT "), %s", m->nfailed,
-		    m->nread, m->failed_line, m->failed_id, m->failed_desc);
+			      "line %zu (job %" JSON_INTEGER_FORMAT "), %s",
+		    m->nfailed, m->nread, m->failed_line, m->failed_id,
+		    m->failed_desc);
 		status = CTL_EXIT_SOME_FAILED;
 	}
 	client_free(m->submit);

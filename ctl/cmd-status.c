@@ -9,7 +9,7 @@
 #include "mprocctl.h"
 #include "util.h"
 
-static int	cmd_status_exec(struct ctl *, int, char **);
+static int cmd_status_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_status_entry = {
 	.name = "status",
@@ -30,7 +30,7 @@ cmd_status_int(json_t *o, const char *key)
 static const char *
 cmd_status_age(json_int_t since_usec, char *buf, size_t len)
 {
-	uint64_t	 now = util_now_usec(), s;
+	uint64_t now = util_now_usec(), s;
 
 	if (since_usec <= 0 || (uint64_t)since_usec > now) {
 		snprintf(buf, len, "-");
@@ -53,9 +53,9 @@ cmd_status_age(json_int_t since_usec, char *buf, size_t len)
 static void
 cmd_status_print_workers(json_t *workers)
 {
-	json_t		*w;
-	size_t		 i;
-	char		 age[32], pid[16], job[24];
+	json_t *w;
+	size_t	i;
+	char	age[32], pid[16], job[24];
 
 	printf("  %-16s %8s %-9s %8s %8s %8s %8s\n", "WORKER", "PID", "STATE",
 	    "JOB", "DONE", "RESTARTS", "UP");
@@ -70,24 +70,24 @@ cmd_status_print_workers(json_t *workers)
 			    cmd_status_int(w, "job"));
 		else
 			snprintf(job, sizeof job, "-");
-		printf("  %-16s %8s %-9s %8s %8" JSON_INTEGER_FORMAT " %8"
-		    JSON_INTEGER_FORMAT " %8s\n",
+		printf("  %-16s %8s %-9s %8s %8" JSON_INTEGER_FORMAT
+		       " %8" JSON_INTEGER_FORMAT " %8s\n",
 		    json_string_value(json_object_get(w, "name")), pid,
 		    json_string_value(json_object_get(w, "state")), job,
 		    cmd_status_int(w, "jobs_done"),
 		    cmd_status_int(w, "restarts"),
 		    cmd_status_age(cmd_status_int(w, "started_usec"), age,
-		    sizeof age));
+			sizeof age));
 	}
 }
 
 static int
 cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 {
-	struct client	*c;
-	json_t		*r, *pools, *p;
-	size_t		 i;
-	char		 age[32];
+	struct client *c;
+	json_t	      *r, *pools, *p;
+	size_t	       i;
+	char	       age[32];
 
 	c = client_connect(ctl->socket);
 	r = client_call(c, "io.mprocd.Status", NULL);
@@ -100,19 +100,21 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 	printf("mprocd %s, pid %" JSON_INTEGER_FORMAT ", up %s\n",
 	    json_string_value(json_object_get(r, "version")),
 	    cmd_status_int(r, "pid"),
-	    cmd_status_age(cmd_status_int(r, "started_usec"), age,
-	    sizeof age));
+	    cmd_status_age(cmd_status_int(r, "started_usec"), age, sizeof age));
 	pools = json_object_get(r, "pools");
 	json_array_foreach(pools, i, p) {
-		printf("\npool %s: %" JSON_INTEGER_FORMAT " workers%s, %"
-		    JSON_INTEGER_FORMAT " queued, %" JSON_INTEGER_FORMAT
-		    " running, %" JSON_INTEGER_FORMAT " succeeded, %"
-		    JSON_INTEGER_FORMAT " failed, %" JSON_INTEGER_FORMAT
-		    " cancelled, %" JSON_INTEGER_FORMAT " restarts\n",
+		printf("\npool %s: %" JSON_INTEGER_FORMAT
+		       " workers%s, %" JSON_INTEGER_FORMAT
+		       " queued, %" JSON_INTEGER_FORMAT
+		       " running, %" JSON_INTEGER_FORMAT
+		       " succeeded, %" JSON_INTEGER_FORMAT
+		       " failed, %" JSON_INTEGER_FORMAT
+		       " cancelled, %" JSON_INTEGER_FORMAT " restarts\n",
 		    json_string_value(json_object_get(p, "name")),
 		    cmd_status_int(p, "size"),
-		    json_is_true(json_object_get(p, "degraded")) ?
-		    " (DEGRADED: workers keep crashing)" : "",
+		    json_is_true(json_object_get(p, "degraded"))
+			? " (DEGRADED: workers keep crashing)"
+			: "",
 		    cmd_status_int(p, "queued"), cmd_status_int(p, "running"),
 		    cmd_status_int(p, "succeeded"), cmd_status_int(p, "failed"),
 		    cmd_status_int(p, "cancelled"),

@@ -15,48 +15,48 @@
 #include "util.h"
 #include "xmalloc.h"
 
-static int	cmd_submit_exec(struct ctl *, int, char **);
+static int cmd_submit_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_submit_entry = {
 	.name = "submit",
 	.usage = "[-p POOL] [-n NAME] [-t SEC] [-r N] [-e K=V]... [-i] [-w] "
-	    "-- CMD [ARG]...",
+		 "-- CMD [ARG]...",
 	.help = "queue a job and print its id; -w runs it as if here",
 	.details =
-"  -p POOL  run it in POOL (default: mprocd's default pool)\n"
-"  -n NAME  a name for it, shown by list instead of the command\n"
-"  -t SEC   end it after SEC (30, 1.5s, 2min; 0: never) instead of the\n"
-"           pool's job_timeout\n"
-"  -r N     run it again up to N times if its worker dies, instead of the\n"
-"           pool's retries\n"
-"  -e K=V   add K=V to its environment; may be given more than once\n"
-"  -i       send all of standard input as the job's standard input\n"
-"  -w       wait for it, write its stdout and stderr to mprocctl's, and\n"
-"           exit with its status; a signal to mprocctl cancels the job\n"
-"\n"
-"The job runs in mprocctl's current directory. Put -- before CMD.\n"
-"With -w the exit status is the job's own; 128+N if it was killed by\n"
-"signal N; 124 if it timed out; 1 if it was cancelled or lost without a\n"
-"signal; 125 if mprocctl failed. With --json, prints the reply of Submit\n"
-"({\"id\": N}), or with -w that of Get (the job and its output in base64).\n",
+	    "  -p POOL  run it in POOL (default: mprocd's default pool)\n"
+	    "  -n NAME  a name for it, shown by list instead of the command\n"
+	    "  -t SEC   end it after SEC (30, 1.5s, 2min; 0: never) instead of the\n"
+	    "           pool's job_timeout\n"
+	    "  -r N     run it again up to N times if its worker dies, instead of the\n"
+	    "           pool's retries\n"
+	    "  -e K=V   add K=V to its environment; may be given more than once\n"
+	    "  -i       send all of standard input as the job's standard input\n"
+	    "  -w       wait for it, write its stdout and stderr to mprocctl's, and\n"
+	    "           exit with its status; a signal to mprocctl cancels the job\n"
+	    "\n"
+	    "The job runs in mprocctl's current directory. Put -- before CMD.\n"
+	    "With -w the exit status is the job's own; 128+N if it was killed by\n"
+	    "signal N; 124 if it timed out; 1 if it was cancelled or lost without a\n"
+	    "signal; 125 if mprocctl failed. With --json, prints the reply of Submit\n"
+	    "({\"id\": N}), or with -w that of Get (the job and its output in base64).\n",
 	.minargs = 1,
 	.maxargs = -1,
 	.exec = cmd_submit_exec,
 };
 
 struct submit {
-	const char	*socket;
-	json_int_t	 id;
+	const char *socket;
+	json_int_t  id;
 };
 
 /* All of standard input, base64-encoded. */
 static json_t *
 cmd_submit_read_stdin(void)
 {
-	char	*buf = NULL, *b64;
-	size_t	 len = 0, size = 0;
-	ssize_t	 n;
-	json_t	*v;
+	char   *buf = NULL, *b64;
+	size_t	len = 0, size = 0;
+	ssize_t n;
+	json_t *v;
 
 	for (;;) {
 		if (len == size) {
@@ -84,18 +84,18 @@ cmd_submit_read_stdin(void)
 static void
 cmd_submit_cancelled(void *arg, size_t i, struct varlink_reply *reply)
 {
-	struct submit	*s = arg;
+	struct submit *s = arg;
 
 	if (reply->error == NULL)
-		mprocctl_warn("interrupted: cancelled job %"
-		    JSON_INTEGER_FORMAT, s->id);
+		mprocctl_warn(
+		    "interrupted: cancelled job %" JSON_INTEGER_FORMAT, s->id);
 }
 
 /* Interrupted while waiting: cancel the job, as Ctrl-C would end it. */
 static void
 cmd_submit_cancel(void *arg)
 {
-	struct submit	*s = arg;
+	struct submit *s = arg;
 
 	cmd_cancel_jobs(s->socket, &s->id, 1, cmd_submit_cancelled, s);
 }
@@ -104,10 +104,10 @@ cmd_submit_cancel(void *arg)
 static int
 cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 {
-	static struct submit	 s;
-	struct varlink_reply	 reply;
-	json_t			*r, *job;
-	int			 status;
+	static struct submit s;
+	struct varlink_reply reply;
+	json_t		    *r, *job;
+	int		     status;
 
 	s.socket = ctl->socket;
 	s.id = id;
@@ -131,7 +131,7 @@ cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 	job = json_object_get(r, "job");
 	if (!json_is_object(job) || !format_job_finished(job))
 		mprocctl_fail("bad reply from mprocd: Get after Wait has no "
-		    "finished job");
+			      "finished job");
 	if (ctl->json)
 		mprocctl_print_json(r);
 	else
@@ -144,12 +144,12 @@ cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 static int
 cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_cmd	*cmd = &cmd_submit_entry;
-	struct client		*c;
-	json_t			*params, *env, *r, *id;
-	const char		*errstr;
-	uint64_t		 n;
-	int			 ch, in = 0, wait = 0, status = 0;
+	const struct ctl_cmd *cmd = &cmd_submit_entry;
+	struct client	     *c;
+	json_t		     *params, *env, *r, *id;
+	const char	     *errstr;
+	uint64_t	      n;
+	int		      ch, in = 0, wait = 0, status = 0;
 
 	params = json_object();
 	env = json_array();
@@ -169,7 +169,7 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'r':
 			if (util_parse_uint(optarg, 0, INT32_MAX, &n,
-			    &errstr) != 0)
+				&errstr) != 0)
 				mprocctl_usage_error(cmd, "bad -r '%s': %s",
 				    optarg, errstr);
 			json_object_set_new(params, "retries",
@@ -177,10 +177,12 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'e':
 			if (strchr(optarg, '=') == NULL || *optarg == '=')
-				mprocctl_usage_error(cmd, "bad -e '%s': "
-				    "expected NAME=VALUE", optarg);
-			json_array_append_new(env, mprocctl_string(cmd, "-e",
-			    optarg));
+				mprocctl_usage_error(cmd,
+				    "bad -e '%s': "
+				    "expected NAME=VALUE",
+				    optarg);
+			json_array_append_new(env,
+			    mprocctl_string(cmd, "-e", optarg));
 			break;
 		case 'i':
 			in = 1;
@@ -193,8 +195,8 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 	argc -= optind;
 	argv += optind;
 	mprocctl_check_nargs(cmd, argc, 1, -1);
-	json_object_set_new(params, "argv", mprocctl_string_array(cmd, argv,
-	    argc, "argument"));
+	json_object_set_new(params, "argv",
+	    mprocctl_string_array(cmd, argv, argc, "argument"));
 	json_object_set_new(params, "cwd", mprocctl_cwd());
 	if (json_array_size(env) > 0)
 		json_object_set(params, "env", env);
@@ -203,7 +205,8 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 	c = client_connect(ctl->socket);
 	if (in) {
 		json_object_set_new(params, "stdin", cmd_submit_read_stdin());
-		client_hint(c, "the input may be more than its max_message; "
+		client_hint(c,
+		    "the input may be more than its max_message; "
 		    "have the job read a file instead");
 	}
 	r = client_call(c, "io.mprocd.Submit", params);

@@ -7,21 +7,21 @@
 
 #include "mprocctl.h"
 
-static int	cmd_wait_exec(struct ctl *, int, char **);
+static int cmd_wait_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_wait_entry = {
 	.name = "wait",
 	.usage = "[-t SEC] ID...",
 	.help = "wait until the jobs have finished",
 	.details =
-"  -t SEC   give up after SEC (30, 1.5s, 2min; 0: do not wait, only\n"
-"           check) and exit 124\n"
-"\n"
-"Prints a line for each job as it finishes. Exit status, for one job: its\n"
-"own; 128+N if it was killed by signal N; 124 if it timed out; 1 if it was\n"
-"cancelled or lost without a signal. For several jobs: 0 if all succeeded,\n"
-"else 1. 124 if -t ran out; 125 if mprocctl failed (say, no such job).\n"
-"With --json, prints the reply of Wait: the jobs in the order given.\n",
+	    "  -t SEC   give up after SEC (30, 1.5s, 2min; 0: do not wait, only\n"
+	    "           check) and exit 124\n"
+	    "\n"
+	    "Prints a line for each job as it finishes. Exit status, for one job: its\n"
+	    "own; 128+N if it was killed by signal N; 124 if it timed out; 1 if it was\n"
+	    "cancelled or lost without a signal. For several jobs: 0 if all succeeded,\n"
+	    "else 1. 124 if -t ran out; 125 if mprocctl failed (say, no such job).\n"
+	    "With --json, prints the reply of Wait: the jobs in the order given.\n",
 	.minargs = 1,
 	.maxargs = -1,
 	.exec = cmd_wait_exec,
@@ -31,10 +31,10 @@ const struct ctl_cmd cmd_wait_entry = {
 static json_t *
 cmd_wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	json_t		*ids = json_array(), *v;
-	json_int_t	 id;
-	size_t		 j;
-	int		 i, dup;
+	json_t	  *ids = json_array(), *v;
+	json_int_t id;
+	size_t	   j;
+	int	   i, dup;
 
 	for (i = 0; i < argc; i++) {
 		id = mprocctl_parse_id(cmd, argv[i]);
@@ -53,21 +53,21 @@ cmd_wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
 static int
 cmd_wait_error(struct ctl *ctl, struct varlink_reply *reply)
 {
-	char	 msg[512];
+	char msg[512];
 
 	if (strcmp(reply->error, "io.mprocd.TimedOut") != 0)
 		client_fail_reply("io.mprocd.Wait", reply);
 	if (ctl->json)
 		mprocctl_print_json(reply->msg);
-	mprocctl_warn("%s", client_error_message("io.mprocd.Wait", reply, msg,
-	    sizeof msg));
+	mprocctl_warn("%s",
+	    client_error_message("io.mprocd.Wait", reply, msg, sizeof msg));
 	return CTL_EXIT_TIMEOUT;
 }
 
 static void
 cmd_wait_print(json_t *job)
 {
-	char	 desc[FORMAT_DESCLEN], dur[32];
+	char desc[FORMAT_DESCLEN], dur[32];
 
 	printf("job %" JSON_INTEGER_FORMAT " %s (%s)\n", format_job_id(job),
 	    format_describe(job, desc, sizeof desc),
@@ -78,13 +78,13 @@ cmd_wait_print(json_t *job)
 static int
 cmd_wait_exec(struct ctl *ctl, int argc, char **argv)
 {
-	const struct ctl_cmd	*cmd = &cmd_wait_entry;
-	struct client		*c;
-	struct varlink_reply	 reply;
-	json_t			*params, *ids, *all, *jobs, *job;
-	double			 timeout = -1;
-	size_t			 i, nids;
-	int			 ch, more, status;
+	const struct ctl_cmd *cmd = &cmd_wait_entry;
+	struct client	     *c;
+	struct varlink_reply  reply;
+	json_t		     *params, *ids, *all, *jobs, *job;
+	double		      timeout = -1;
+	size_t		      i, nids;
+	int		      ch, more, status;
 
 	while ((ch = mprocctl_getopt(cmd, argc, argv, "t:")) != -1)
 		timeout = mprocctl_parse_seconds(cmd, ch, optarg);
@@ -112,8 +112,9 @@ cmd_wait_exec(struct ctl *ctl, int argc, char **argv)
 		json_array_foreach(jobs, i, job) {
 			if (!format_job_finished(job))
 				mprocctl_fail("bad reply from mprocd: Wait "
-				    "gave job %" JSON_INTEGER_FORMAT
-				    " unfinished", format_job_id(job));
+					      "gave job %" JSON_INTEGER_FORMAT
+					      " unfinished",
+				    format_job_id(job));
 			if (!ctl->json)
 				cmd_wait_print(job);
 			json_array_append(all, job);
@@ -125,7 +126,8 @@ cmd_wait_exec(struct ctl *ctl, int argc, char **argv)
 	} while (more);
 	if (json_array_size(all) != nids)
 		mprocctl_fail("bad reply from mprocd: Wait gave %zu jobs for "
-		    "%zu ids", json_array_size(all), nids);
+			      "%zu ids",
+		    json_array_size(all), nids);
 	status = format_jobs_status(all, nids);
 out:
 	json_decref(all);

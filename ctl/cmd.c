@@ -21,7 +21,7 @@ const struct ctl_cmd *const cmd_table[] = {
 const struct ctl_cmd *
 cmd_find(const char *name)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; cmd_table[i] != NULL; i++)
 		if (strcmp(cmd_table[i]->name, name) == 0)

@@ -25,7 +25,7 @@ format_get_str(json_t *job, const char *key)
 static json_int_t
 format_get_int(json_t *job, const char *key)
 {
-	json_t	*v = json_object_get(job, key);
+	json_t *v = json_object_get(job, key);
 
 	return json_is_integer(v) ? json_integer_value(v) : -1;
 }
@@ -39,7 +39,7 @@ format_job_id(json_t *job)
 int
 format_job_state_is(json_t *job, const char *state)
 {
-	const char	*s = format_get_str(job, "state");
+	const char *s = format_get_str(job, "state");
 
 	return s != NULL && strcmp(s, state) == 0;
 }
@@ -47,7 +47,7 @@ format_job_state_is(json_t *job, const char *state)
 int
 format_job_finished(json_t *job)
 {
-	const char	*state = format_get_str(job, "state");
+	const char *state = format_get_str(job, "state");
 
 	return state != NULL && strcmp(state, "queued") != 0 &&
 	    strcmp(state, "running") != 0;
@@ -60,9 +60,9 @@ format_job_finished(json_t *job)
 int
 format_exit_status(json_t *job)
 {
-	const char	*state = format_get_str(job, "state");
-	json_int_t	 status = format_get_int(job, "exit_status");
-	json_int_t	 sig = format_get_int(job, "signal");
+	const char *state = format_get_str(job, "state");
+	json_int_t  status = format_get_int(job, "exit_status");
+	json_int_t  sig = format_get_int(job, "signal");
 
 	if (state == NULL || !format_job_finished(job))
 		return CTL_EXIT_FAILURE;
@@ -82,8 +82,8 @@ format_exit_status(json_t *job)
 int
 format_jobs_status(json_t *jobs, size_t expected)
 {
-	json_t	*job;
-	size_t	 i;
+	json_t *job;
+	size_t	i;
 
 	if (expected == 1 && json_array_size(jobs) == 1)
 		return format_exit_status(json_array_get(jobs, 0));
@@ -99,20 +99,29 @@ const char *
 format_signame(int sig, char *buf, size_t len)
 {
 	static const struct {
-		int		 sig;
-		const char	*name;
+		int	    sig;
+		const char *name;
 	} names[] = {
-		{ SIGHUP, "SIGHUP" }, { SIGINT, "SIGINT" },
-		{ SIGQUIT, "SIGQUIT" }, { SIGILL, "SIGILL" },
-		{ SIGTRAP, "SIGTRAP" }, { SIGABRT, "SIGABRT" },
-		{ SIGBUS, "SIGBUS" }, { SIGFPE, "SIGFPE" },
-		{ SIGKILL, "SIGKILL" }, { SIGUSR1, "SIGUSR1" },
-		{ SIGSEGV, "SIGSEGV" }, { SIGUSR2, "SIGUSR2" },
-		{ SIGPIPE, "SIGPIPE" }, { SIGALRM, "SIGALRM" },
-		{ SIGTERM, "SIGTERM" }, { SIGXCPU, "SIGXCPU" },
-		{ SIGXFSZ, "SIGXFSZ" }, { SIGSYS, "SIGSYS" },
+		{ SIGHUP, "SIGHUP" },
+		{ SIGINT, "SIGINT" },
+		{ SIGQUIT, "SIGQUIT" },
+		{ SIGILL, "SIGILL" },
+		{ SIGTRAP, "SIGTRAP" },
+		{ SIGABRT, "SIGABRT" },
+		{ SIGBUS, "SIGBUS" },
+		{ SIGFPE, "SIGFPE" },
+		{ SIGKILL, "SIGKILL" },
+		{ SIGUSR1, "SIGUSR1" },
+		{ SIGSEGV, "SIGSEGV" },
+		{ SIGUSR2, "SIGUSR2" },
+		{ SIGPIPE, "SIGPIPE" },
+		{ SIGALRM, "SIGALRM" },
+		{ SIGTERM, "SIGTERM" },
+		{ SIGXCPU, "SIGXCPU" },
+		{ SIGXFSZ, "SIGXFSZ" },
+		{ SIGSYS, "SIGSYS" },
 	};
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
 		if (names[i].sig == sig) {
@@ -128,10 +137,10 @@ format_signame(int sig, char *buf, size_t len)
 const char *
 format_describe(json_t *job, char *buf, size_t len)
 {
-	const char	*state = format_get_str(job, "state");
-	json_int_t	 status = format_get_int(job, "exit_status");
-	json_int_t	 sig = format_get_int(job, "signal");
-	char		 name[32];
+	const char *state = format_get_str(job, "state");
+	json_int_t  status = format_get_int(job, "exit_status");
+	json_int_t  sig = format_get_int(job, "signal");
+	char	    name[32];
 
 	if (state == NULL)
 		state = "in an unknown state";
@@ -142,8 +151,8 @@ format_describe(json_t *job, char *buf, size_t len)
 	else if (strcmp(state, "failed") == 0 && status == 127)
 		snprintf(buf, len, "failed, could not be started");
 	else if (strcmp(state, "failed") == 0 && status >= 0)
-		snprintf(buf, len, "failed with exit status %" JSON_INTEGER_FORMAT,
-		    status);
+		snprintf(buf, len,
+		    "failed with exit status %" JSON_INTEGER_FORMAT, status);
 	else if (strcmp(state, "timeout") == 0)
 		snprintf(buf, len, "timed out");
 	else if (strcmp(state, "cancelled") == 0 && sig > 0 && sig < 128)
@@ -158,7 +167,7 @@ format_describe(json_t *job, char *buf, size_t len)
 static void
 format_usec(uint64_t usec, char *buf, size_t len)
 {
-	uint64_t	 s = usec / USEC_PER_SEC;
+	uint64_t s = usec / USEC_PER_SEC;
 
 	if (usec < USEC_PER_SEC)
 		snprintf(buf, len, "%ums", (unsigned)(usec / USEC_PER_MSEC));
@@ -177,8 +186,8 @@ format_usec(uint64_t usec, char *buf, size_t len)
 const char *
 format_duration(json_t *job, char *buf, size_t len)
 {
-	json_int_t	 start = format_get_int(job, "started_usec");
-	json_int_t	 end = format_get_int(job, "finished_usec");
+	json_int_t start = format_get_int(job, "started_usec");
+	json_int_t end = format_get_int(job, "finished_usec");
 
 	if (end < 0 && !format_job_finished(job))
 		end = (json_int_t)util_now_usec();
@@ -196,10 +205,10 @@ format_duration(json_t *job, char *buf, size_t len)
 static void
 format_append_arg(char *buf, size_t len, size_t *o, const char *s)
 {
-	const char	*p;
-	int		 quote = *s == '\0';
-	char		 tmp[8];
-	size_t		 n;
+	const char *p;
+	int	    quote = *s == '\0';
+	char	    tmp[8];
+	size_t	    n;
 
 	for (p = s; *p != '\0' && !quote; p++) {
 		if (strchr(" \t\n'\"\\$`!*?[]{}()<>|&;#~", *p) != NULL)
@@ -229,8 +238,8 @@ format_append_arg(char *buf, size_t len, size_t *o, const char *s)
 static const char *
 format_label(json_t *job, char *buf, size_t len)
 {
-	json_t	*arg;
-	size_t	 i, o = 0;
+	json_t *arg;
+	size_t	i, o = 0;
 
 	if (format_get_str(job, "name") != NULL)
 		return mprocctl_printable(format_get_str(job, "name"), buf,
@@ -241,8 +250,9 @@ format_label(json_t *job, char *buf, size_t len)
 			buf[o++] = ' ';
 			buf[o] = '\0';
 		}
-		format_append_arg(buf, len, &o, json_string_value(arg) != NULL ?
-		    json_string_value(arg) : "?");
+		format_append_arg(buf, len, &o,
+		    json_string_value(arg) != NULL ? json_string_value(arg)
+						   : "?");
 	}
 	return buf;
 }
@@ -250,7 +260,7 @@ format_label(json_t *job, char *buf, size_t len)
 static int
 format_width(const char *s, int min)
 {
-	int	 n = (int)strlen(s);
+	int n = (int)strlen(s);
 
 	return n > min ? n : min;
 }
@@ -259,21 +269,25 @@ format_width(const char *s, int min)
 void
 format_print_table(json_t *jobs)
 {
-	json_t		*job;
-	size_t		 i;
-	int		 wid = 2, wpool = 4, wworker = 6;
-	json_int_t	 v;
-	char		 id[24], exit[32], dur[32], label[256], pool[64];
-	char		 worker[64];
+	json_t	  *job;
+	size_t	   i;
+	int	   wid = 2, wpool = 4, wworker = 6;
+	json_int_t v;
+	char	   id[24], exit[32], dur[32], label[256], pool[64];
+	char	   worker[64];
 
 	json_array_foreach(jobs, i, job) {
 		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT,
 		    format_job_id(job));
 		wid = format_width(id, wid);
 		wpool = format_width(mprocctl_printable(format_get_str(job,
-		    "pool"), pool, sizeof pool), wpool);
+							    "pool"),
+					 pool, sizeof pool),
+		    wpool);
 		wworker = format_width(mprocctl_printable(format_get_str(job,
-		    "worker"), worker, sizeof worker), wworker);
+							      "worker"),
+					   worker, sizeof worker),
+		    wworker);
 	}
 	printf("%*s %-9s %-*s %-*s %8s %-9s %8s %s\n", wid, "ID", "STATE",
 	    wpool, "POOL", wworker, "WORKER", "ATTEMPTS", "EXIT", "DURATION",
@@ -292,12 +306,15 @@ format_print_table(json_t *jobs)
 		mprocctl_printable(format_get_str(job, "worker"), worker,
 		    sizeof worker);
 		printf("%*s %-9s %-*s %-*s %8" JSON_INTEGER_FORMAT
-		    " %-9s %8s %s\n", wid, id,
-		    format_get_str(job, "state") != NULL ?
-		    format_get_str(job, "state") : "?",
+		       " %-9s %8s %s\n",
+		    wid, id,
+		    format_get_str(job, "state") != NULL
+			? format_get_str(job, "state")
+			: "?",
 		    wpool, pool, wworker, *worker != '\0' ? worker : "-",
-		    format_get_int(job, "attempts") >= 0 ?
-		    format_get_int(job, "attempts") : 0,
+		    format_get_int(job, "attempts") >= 0
+			? format_get_int(job, "attempts")
+			: 0,
 		    exit, format_duration(job, dur, sizeof dur),
 		    format_label(job, label, sizeof label));
 	}
@@ -307,8 +324,8 @@ format_print_table(json_t *jobs)
 int
 format_write_all(int fd, const void *buf, size_t len)
 {
-	const char	*p = buf;
-	ssize_t		 n;
+	const char *p = buf;
+	ssize_t	    n;
 
 	while (len > 0) {
 		if ((n = write(fd, p, len)) == -1) {
@@ -325,14 +342,15 @@ format_write_all(int fd, const void *buf, size_t len)
 static void *
 format_decode_output(json_t *reply, const char *key, size_t *len)
 {
-	const char	*s = json_string_value(json_object_get(reply, key));
-	void		*data;
+	const char *s = json_string_value(json_object_get(reply, key));
+	void	   *data;
 
 	if (s == NULL)
 		mprocctl_fail("bad reply from mprocd: Get has no %s", key);
 	if ((data = util_base64_decode(s, strlen(s), len)) == NULL)
 		mprocctl_fail("bad reply from mprocd: the job's %s is not "
-		    "base64", key);
+			      "base64",
+		    key);
 	return data;
 }
 
@@ -344,9 +362,9 @@ format_decode_output(json_t *reply, const char *key, size_t *len)
 int
 format_write_output(json_t *reply, int quiet)
 {
-	void	*out, *err;
-	size_t	 outlen, errlen;
-	int	 rv = 0;
+	void  *out, *err;
+	size_t outlen, errlen;
+	int    rv = 0;
 
 	out = format_decode_output(reply, "stdout", &outlen);
 	err = format_decode_output(reply, "stderr", &errlen);
@@ -358,7 +376,7 @@ format_write_output(json_t *reply, int quiet)
 	if (rv == 0 && !quiet &&
 	    json_is_true(json_object_get(reply, "truncated")))
 		mprocctl_warn("job %" JSON_INTEGER_FORMAT "'s output went past "
-		    "max_output and was cut",
+			      "max_output and was cut",
 		    format_job_id(json_object_get(reply, "job")));
 	free(out);
 	free(err);
@@ -369,8 +387,8 @@ format_write_output(json_t *reply, int quiet)
 json_t *
 format_check_jobs(json_t *params, const char *method)
 {
-	json_t	*jobs = json_object_get(params, "jobs"), *job;
-	size_t	 i;
+	json_t *jobs = json_object_get(params, "jobs"), *job;
+	size_t	i;
 
 	if (!json_is_array(jobs))
 		mprocctl_fail("bad reply from mprocd: %s has no jobs", method);
@@ -378,7 +396,8 @@ format_check_jobs(json_t *params, const char *method)
 		if (!json_is_object(job) || format_job_id(job) < 0 ||
 		    format_get_str(job, "state") == NULL)
 			mprocctl_fail("bad reply from mprocd: %s has a job "
-			    "without an id or state", method);
+				      "without an id or state",
+			    method);
 	}
 	return jobs;
 }

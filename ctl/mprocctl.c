@@ -16,46 +16,46 @@
 #include "util.h"
 
 /* Set by mprocctl_catch_signals(): what to undo when a signal ends us. */
-static void			(*mprocctl_cleanup)(void *);
-static void			*mprocctl_cleanup_arg;
-static sigset_t			 mprocctl_oldmask;
-static sigset_t			 mprocctl_caught;
-static int			 mprocctl_catching;
-static volatile sig_atomic_t	 mprocctl_signal;
+static void (*mprocctl_cleanup)(void *);
+static void		    *mprocctl_cleanup_arg;
+static sigset_t		     mprocctl_oldmask;
+static sigset_t		     mprocctl_caught;
+static int		     mprocctl_catching;
+static volatile sig_atomic_t mprocctl_signal;
 
 static void
 mprocctl_usage(FILE *f)
 {
-	size_t	 i;
+	size_t i;
 
 	fprintf(f,
-"usage: mprocctl [-s SOCKET] [--json] COMMAND [ARG]...\n"
-"\n"
-"Talks to mprocd over its UNIX socket.\n"
-"\n"
-"  -s, --socket PATH  mprocd's socket (default $MPROCD_SOCKET, else\n"
-"                     /run/mprocd/mprocd.sock for root and\n"
-"                     $XDG_RUNTIME_DIR/mprocd.sock for others)\n"
-"  -j, --json         print replies as JSON, for scripts\n"
-"  -h, --help         show this help; COMMAND --help for a command's\n"
-"  -V, --version      show the version\n"
-"\n"
-"Commands:\n");
+	    "usage: mprocctl [-s SOCKET] [--json] COMMAND [ARG]...\n"
+	    "\n"
+	    "Talks to mprocd over its UNIX socket.\n"
+	    "\n"
+	    "  -s, --socket PATH  mprocd's socket (default $MPROCD_SOCKET, else\n"
+	    "                     /run/mprocd/mprocd.sock for root and\n"
+	    "                     $XDG_RUNTIME_DIR/mprocd.sock for others)\n"
+	    "  -j, --json         print replies as JSON, for scripts\n"
+	    "  -h, --help         show this help; COMMAND --help for a command's\n"
+	    "  -V, --version      show the version\n"
+	    "\n"
+	    "Commands:\n");
 	for (i = 0; cmd_table[i] != NULL; i++)
 		fprintf(f, "  %-8s %s\n", cmd_table[i]->name,
 		    cmd_table[i]->help);
 	fprintf(f,
-"\n"
-"Exit status:\n"
-"  0        success: the job (or every job) succeeded\n"
-"  N        the job's own exit status, where one job is waited for\n"
-"  1        several jobs and not all succeeded; or a job cancelled or\n"
-"           lost without a signal; or cancel found a job already finished\n"
-"  124      the job timed out, or wait -t gave up\n"
-"  125      mprocctl itself failed: cannot connect, error reply, bad usage\n"
-"  128+N    the job was killed by signal N (or mprocctl was, while it\n"
-"           waited for its jobs; it cancels them first)\n"
-"See mprocctl(1).\n");
+	    "\n"
+	    "Exit status:\n"
+	    "  0        success: the job (or every job) succeeded\n"
+	    "  N        the job's own exit status, where one job is waited for\n"
+	    "  1        several jobs and not all succeeded; or a job cancelled or\n"
+	    "           lost without a signal; or cancel found a job already finished\n"
+	    "  124      the job timed out, or wait -t gave up\n"
+	    "  125      mprocctl itself failed: cannot connect, error reply, bad usage\n"
+	    "  128+N    the job was killed by signal N (or mprocctl was, while it\n"
+	    "           waited for its jobs; it cancels them first)\n"
+	    "See mprocctl(1).\n");
 }
 
 static void __attribute__((format(printf, 1, 0)))
@@ -70,7 +70,7 @@ mprocctl_vwarn(const char *fmt, va_list ap)
 void
 mprocctl_warn(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	mprocctl_vwarn(fmt, ap);
@@ -80,7 +80,7 @@ mprocctl_warn(const char *fmt, ...)
 void
 mprocctl_fail(const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	mprocctl_vwarn(fmt, ap);
@@ -92,7 +92,7 @@ mprocctl_fail(const char *fmt, ...)
 void
 mprocctl_usage_error(const struct ctl_cmd *cmd, const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	fflush(stdout);
 	fprintf(stderr, "mprocctl %s: ", cmd->name);
@@ -120,8 +120,8 @@ int
 mprocctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
     const char *optstring)
 {
-	char	 opts[64];
-	int	 ch, i;
+	char opts[64];
+	int  ch, i;
 
 	opterr = 0;
 	snprintf(opts, sizeof opts, "+:%s", optstring);
@@ -146,8 +146,9 @@ void
 mprocctl_check_nargs(const struct ctl_cmd *cmd, int nargs, int min, int max)
 {
 	if (nargs < min)
-		mprocctl_usage_error(cmd, "%s", min == 1 && max == 1 ?
-		    "needs one argument" : "missing arguments");
+		mprocctl_usage_error(cmd, "%s",
+		    min == 1 && max == 1 ? "needs one argument"
+					 : "missing arguments");
 	if (max >= 0 && nargs > max)
 		mprocctl_usage_error(cmd, "too many arguments");
 }
@@ -155,8 +156,8 @@ mprocctl_check_nargs(const struct ctl_cmd *cmd, int nargs, int min, int max)
 json_int_t
 mprocctl_parse_id(const struct ctl_cmd *cmd, const char *s)
 {
-	const char	*errstr;
-	uint64_t	 id;
+	const char *errstr;
+	uint64_t    id;
 
 	if (util_parse_uint(s, 1, INT64_MAX, &id, &errstr) != 0)
 		mprocctl_usage_error(cmd, "bad job id '%s': %s", s, errstr);
@@ -167,8 +168,8 @@ mprocctl_parse_id(const struct ctl_cmd *cmd, const char *s)
 double
 mprocctl_parse_seconds(const struct ctl_cmd *cmd, int ch, const char *s)
 {
-	const char	*errstr;
-	uint64_t	 usec;
+	const char *errstr;
+	uint64_t    usec;
 
 	if (util_parse_duration(s, &usec, &errstr) != 0)
 		mprocctl_usage_error(cmd, "bad -%c '%s': %s", ch, s, errstr);
@@ -179,11 +180,13 @@ mprocctl_parse_seconds(const struct ctl_cmd *cmd, int ch, const char *s)
 json_t *
 mprocctl_string(const struct ctl_cmd *cmd, const char *what, const char *s)
 {
-	json_t	*v;
+	json_t *v;
 
 	if ((v = json_string(s)) == NULL)
-		mprocctl_usage_error(cmd, "%s is not valid UTF-8 (mprocd "
-		    "carries text only)", what);
+		mprocctl_usage_error(cmd,
+		    "%s is not valid UTF-8 (mprocd "
+		    "carries text only)",
+		    what);
 	return v;
 }
 
@@ -192,13 +195,14 @@ json_t *
 mprocctl_string_array(const struct ctl_cmd *cmd, char **v, int n,
     const char *what)
 {
-	json_t	*a = json_array();
-	json_t	*s;
-	int	 i;
+	json_t *a = json_array();
+	json_t *s;
+	int	i;
 
 	for (i = 0; i < n; i++) {
 		if ((s = json_string(v[i])) == NULL)
-			mprocctl_usage_error(cmd, "%s %d is not valid UTF-8 "
+			mprocctl_usage_error(cmd,
+			    "%s %d is not valid UTF-8 "
 			    "(mprocd carries text only; pass data with -i)",
 			    what, i + 1);
 		json_array_append_new(a, s);
@@ -210,15 +214,16 @@ mprocctl_string_array(const struct ctl_cmd *cmd, char **v, int n,
 json_t *
 mprocctl_cwd(void)
 {
-	json_t	*v;
-	char	*cwd;
+	json_t *v;
+	char   *cwd;
 
 	if ((cwd = getcwd(NULL, 0)) == NULL)
 		mprocctl_fail("cannot tell the current directory: %s (cd to "
-		    "one that exists)", strerror(errno));
+			      "one that exists)",
+		    strerror(errno));
 	if ((v = json_string(cwd)) == NULL)
 		mprocctl_fail("the current directory is not valid UTF-8, which "
-		    "mprocd cannot carry (cd elsewhere)");
+			      "mprocd cannot carry (cd elsewhere)");
 	free(cwd);
 	return v;
 }
@@ -230,9 +235,9 @@ mprocctl_cwd(void)
 const char *
 mprocctl_printable(const char *s, char *buf, size_t len)
 {
-	const unsigned char	*p;
-	size_t			 o = 0, n;
-	char			 esc[5];
+	const unsigned char *p;
+	size_t		     o = 0, n;
+	char		     esc[5];
 
 	if (s == NULL)
 		s = "";
@@ -270,10 +275,10 @@ mprocctl_signal_handler(int sig)
 void
 mprocctl_catch_signals(void (*cleanup)(void *), void *arg)
 {
-	static const int	 sigs[] = { SIGINT, SIGTERM, SIGHUP };
-	struct sigaction	 sa, old;
-	sigset_t		 set;
-	size_t			 i;
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa, old;
+	sigset_t	 set;
+	size_t		 i;
 
 	mprocctl_cleanup = cleanup;
 	mprocctl_cleanup_arg = arg;
@@ -306,8 +311,8 @@ mprocctl_catch_signals(void (*cleanup)(void *), void *arg)
 static void
 mprocctl_interrupted(void)
 {
-	void	(*cleanup)(void *) = mprocctl_cleanup;
-	int	 sig = mprocctl_signal;
+	void (*cleanup)(void *) = mprocctl_cleanup;
+	int sig = mprocctl_signal;
 
 	/* A second signal kills at once. */
 	if (sigismember(&mprocctl_caught, SIGINT))
@@ -330,8 +335,8 @@ mprocctl_interrupted(void)
 int
 mprocctl_poll(struct pollfd *fds, nfds_t nfds, int timeout)
 {
-	struct timespec	 ts, *tsp = NULL;
-	int		 n;
+	struct timespec ts, *tsp = NULL;
+	int		n;
 
 	if (timeout >= 0) {
 		ts.tv_sec = timeout / 1000;
@@ -356,9 +361,9 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct ctl_cmd	*cmd;
-	struct ctl		 ctl = { NULL, 0 };
-	int			 ch;
+	const struct ctl_cmd *cmd;
+	struct ctl	      ctl = { NULL, 0 };
+	int		      ch;
 
 	/* A daemon that hangs up is an error to report, not a way to die. */
 	signal(SIGPIPE, SIG_IGN);
@@ -379,13 +384,16 @@ main(int argc, char **argv)
 			return 0;
 		case ':':
 			mprocctl_fail("option %s needs a value; see 'mprocctl "
-			    "--help'", argv[optind - 1]);
+				      "--help'",
+			    argv[optind - 1]);
 		default:
 			if (optopt != 0)
 				mprocctl_fail("unknown option -%c; see "
-				    "'mprocctl --help'", optopt);
+					      "'mprocctl --help'",
+				    optopt);
 			mprocctl_fail("unknown option %s; see 'mprocctl "
-			    "--help'", argv[optind - 1]);
+				      "--help'",
+			    argv[optind - 1]);
 		}
 	}
 	if (optind == argc)
@@ -395,8 +403,8 @@ main(int argc, char **argv)
 		    argv[optind]);
 	argc -= optind;
 	argv += optind;
-	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
-	    strcmp(argv[1], "-h") == 0)) {
+	if (argc > 1 &&
+	    (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
 		printf("usage: mprocctl %s %s\n\n%c%s.\n", cmd->name,
 		    cmd->usage, toupper((unsigned char)*cmd->help),
 		    cmd->help + 1);
@@ -407,6 +415,6 @@ main(int argc, char **argv)
 	mprocctl_check_nargs(cmd, argc - 1, cmd->minargs, cmd->maxargs);
 	if (ctl.socket == NULL)
 		ctl.socket = client_default_socket();
-	optind = 0;	/* the command's options next: start afresh */
+	optind = 0; /* the command's options next: start afresh */
 	return cmd->exec(&ctl, argc, argv);
 }

@@ -27,7 +27,7 @@ bev_write_now(struct bufferevent *bev, const struct iovec *iov, int n)
 void
 bev_send(struct bufferevent *bev, const struct iovec *iov, int n)
 {
-	struct evbuffer	*out = bufferevent_get_output(bev);
+	struct evbuffer *out = bufferevent_get_output(bev);
 	size_t		 off = bev_write_now(bev, iov, n);
 	int		 i;
 

@@ -24,7 +24,7 @@ enum section {
 	SEC_NONE,
 	SEC_MAIN,
 	SEC_POOL,
-	SEC_BAD,	/* an invalid header: its keys are skipped */
+	SEC_BAD, /* an invalid header: its keys are skipped */
 };
 
 enum key_type {
@@ -39,17 +39,17 @@ enum key_type {
 };
 
 struct key {
-	const char	*name;
-	enum section	 section;
-	enum key_type	 type;
-	size_t		 off;
-	uint64_t	 min;
-	uint64_t	 max;
-	const char	*def;
+	const char   *name;
+	enum section  section;
+	enum key_type type;
+	size_t	      off;
+	uint64_t      min;
+	uint64_t      max;
+	const char   *def;
 };
 
-#define MAIN(f)	offsetof(struct config, f)
-#define POOL(f)	offsetof(struct pool_config, f)
+#define MAIN(f) offsetof(struct config, f)
+#define POOL(f) offsetof(struct pool_config, f)
 #define HOUR	(3600 * USEC_PER_SEC)
 #define DAY	(24 * HOUR)
 
@@ -60,12 +60,12 @@ static const struct key keys[] = {
 	{ "log_level", SEC_MAIN, K_LOGLEVEL, MAIN(log_level), 0, 0, "info" },
 	{ "max_clients", SEC_MAIN, K_UINT, MAIN(max_clients), 1, 65536, "256" },
 	/* A Submit must fit in one frame to a worker (PROTO_MAX_PAYLOAD). */
-	{ "max_message", SEC_MAIN, K_SIZE, MAIN(max_message), 4096,
-	    32ULL << 20, "4M" },
+	{ "max_message", SEC_MAIN, K_SIZE, MAIN(max_message), 4096, 32ULL << 20,
+	    "4M" },
 	{ "message_timeout", SEC_MAIN, K_DURATION, MAIN(message_timeout),
 	    USEC_PER_SEC / 10, HOUR, "10s" },
-	{ "keep_finished", SEC_MAIN, K_UINT, MAIN(keep_finished), 0,
-	    10000000, "10000" },
+	{ "keep_finished", SEC_MAIN, K_UINT, MAIN(keep_finished), 0, 10000000,
+	    "10000" },
 	{ "shutdown_timeout", SEC_MAIN, K_DURATION, MAIN(shutdown_timeout), 0,
 	    DAY, "30s" },
 
@@ -91,15 +91,15 @@ static const struct key keys[] = {
 	{ "crash_interval", SEC_POOL, K_DURATION, POOL(crash_interval),
 	    USEC_PER_MSEC, 30 * DAY, "60s" },
 };
-#define NKEYS	(sizeof keys / sizeof keys[0])
-_Static_assert(NKEYS <= sizeof(((struct config *)NULL)->keyline) /
-    sizeof(int), "keyline[] is too small for keys[]");
+#define NKEYS (sizeof keys / sizeof keys[0])
+_Static_assert(NKEYS <= sizeof(((struct config *)NULL)->keyline) / sizeof(int),
+    "keyline[] is too small for keys[]");
 
 /* What a bad value of each type should look like. */
 static void
 config_key_accepts(const struct key *k, char *buf, size_t len)
 {
-	char	 lo[UTIL_FMTLEN], hi[UTIL_FMTLEN];
+	char lo[UTIL_FMTLEN], hi[UTIL_FMTLEN];
 
 	switch (k->type) {
 	case K_SOCKET:
@@ -116,21 +116,26 @@ config_key_accepts(const struct key *k, char *buf, size_t len)
 		snprintf(buf, len, "debug, info, notice, warning or error");
 		break;
 	case K_UINT:
-		snprintf(buf, len, "a whole number from %" PRIu64 " to %"
-		    PRIu64, k->min, k->max);
+		snprintf(buf, len,
+		    "a whole number from %" PRIu64 " to %" PRIu64, k->min,
+		    k->max);
 		break;
 	case K_WORKERS:
-		snprintf(buf, len, "a whole number from %" PRIu64 " to %"
-		    PRIu64 ", or auto (one per CPU)", k->min, k->max);
+		snprintf(buf, len,
+		    "a whole number from %" PRIu64 " to %" PRIu64
+		    ", or auto (one per CPU)",
+		    k->min, k->max);
 		break;
 	case K_DURATION:
-		snprintf(buf, len, "a duration from %s to %s, such as 100ms, "
+		snprintf(buf, len,
+		    "a duration from %s to %s, such as 100ms, "
 		    "30s, 5min or 1h (a bare number is seconds)",
 		    util_format_duration(k->min, lo, sizeof lo),
 		    util_format_duration(k->max, hi, sizeof hi));
 		break;
 	case K_SIZE:
-		snprintf(buf, len, "a size from %s to %s, such as 512K, 4M or "
+		snprintf(buf, len,
+		    "a size from %s to %s, such as 512K, 4M or "
 		    "1G (a bare number is bytes)",
 		    util_format_size(k->min, lo, sizeof lo),
 		    util_format_size(k->max, hi, sizeof hi));
@@ -138,15 +143,14 @@ config_key_accepts(const struct key *k, char *buf, size_t len)
 	}
 }
 
-static void
-config_errors_add(struct config_errors *e, const char *fmt, ...)
+static void config_errors_add(struct config_errors *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
 config_errors_add(struct config_errors *e, const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*s;
+	va_list ap;
+	char   *s;
 
 	va_start(ap, fmt);
 	if (vasprintf(&s, fmt, ap) == -1)
@@ -159,7 +163,7 @@ config_errors_add(struct config_errors *e, const char *fmt, ...)
 void
 config_errors_free(struct config_errors *e)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < e->n; i++)
 		free(e->v[i]);
@@ -172,8 +176,8 @@ config_errors_free(struct config_errors *e)
 static size_t
 config_edit_distance(const char *a, const char *b)
 {
-	size_t	 la = strlen(a), lb = strlen(b), i, j, prev, tmp;
-	size_t	 row[64];
+	size_t la = strlen(a), lb = strlen(b), i, j, prev, tmp;
+	size_t row[64];
 
 	if (la >= 64 || lb >= 64)
 		return SIZE_MAX;
@@ -199,8 +203,8 @@ config_edit_distance(const char *a, const char *b)
 static const char *
 config_suggest_key(enum section sec, const char *name)
 {
-	const char	*best = NULL;
-	size_t		 i, d, bestd = 3;
+	const char *best = NULL;
+	size_t	    i, d, bestd = 3;
 
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].section != sec)
@@ -225,7 +229,7 @@ config_key_field(const struct key *k, struct config *c, struct pool_config *pc)
 static int *
 config_key_line(const struct key *k, struct config *c, struct pool_config *pc)
 {
-	size_t	 i = (size_t)(k - keys);
+	size_t i = (size_t)(k - keys);
 
 	return k->section == SEC_MAIN ? &c->keyline[i] : &pc->keyline[i];
 }
@@ -235,11 +239,11 @@ static int
 config_key_set(const struct key *k, struct config *c, struct pool_config *pc,
     const char *value, const char **why)
 {
-	void		*field = config_key_field(k, c, pc);
-	uint64_t	 v;
-	unsigned int	 mode;
-	int		 level;
-	long		 ncpu;
+	void	    *field = config_key_field(k, c, pc);
+	uint64_t     v;
+	unsigned int mode;
+	int	     level;
+	long	     ncpu;
 
 	switch (k->type) {
 	case K_SOCKET:
@@ -318,8 +322,8 @@ config_key_set(const struct key *k, struct config *c, struct pool_config *pc,
 static void
 config_pool_defaults(struct pool_config *pc)
 {
-	size_t		 i;
-	const char	*why;
+	size_t	    i;
+	const char *why;
 
 	for (i = 0; i < NKEYS; i++)
 		if (keys[i].section == SEC_POOL &&
@@ -330,7 +334,7 @@ config_pool_defaults(struct pool_config *pc)
 static struct pool_config *
 config_pool_new(struct config *c, const char *name, int line)
 {
-	struct pool_config	*pc = xcalloc(1, sizeof *pc);
+	struct pool_config *pc = xcalloc(1, sizeof *pc);
 
 	pc->name = xstrdup(name);
 	pc->line = line;
@@ -342,9 +346,9 @@ config_pool_new(struct config *c, const char *name, int line)
 struct config *
 config_new(void)
 {
-	struct config	*c = xcalloc(1, sizeof *c);
-	size_t		 i;
-	const char	*why;
+	struct config *c = xcalloc(1, sizeof *c);
+	size_t	       i;
+	const char    *why;
 
 	TAILQ_INIT(&c->pools);
 	for (i = 0; i < NKEYS; i++)
@@ -357,7 +361,7 @@ config_new(void)
 void
 config_free(struct config *c)
 {
-	struct pool_config	*pc;
+	struct pool_config *pc;
 
 	if (c == NULL)
 		return;
@@ -375,7 +379,7 @@ config_free(struct config *c)
 struct pool_config *
 config_find_pool(const struct config *c, const char *name)
 {
-	struct pool_config	*pc;
+	struct pool_config *pc;
 
 	TAILQ_FOREACH(pc, &c->pools, entry)
 		if (strcmp(pc->name, name) == 0)
@@ -385,15 +389,15 @@ config_find_pool(const struct config *c, const char *name)
 
 /* Whether two pools' settings differ in anything but their workers. */
 static int
-config_pool_limits_differ(const struct pool_config *a, const struct pool_config *b)
+config_pool_limits_differ(const struct pool_config *a,
+    const struct pool_config			   *b)
 {
 	return a->spare_workers != b->spare_workers ||
 	    a->queue_limit != b->queue_limit ||
 	    a->job_timeout != b->job_timeout ||
 	    a->kill_grace != b->kill_grace ||
 	    a->max_jobs_per_worker != b->max_jobs_per_worker ||
-	    a->max_output != b->max_output ||
-	    a->retries != b->retries ||
+	    a->max_output != b->max_output || a->retries != b->retries ||
 	    a->restart_delay != b->restart_delay ||
 	    a->restart_delay_max != b->restart_delay_max ||
 	    a->crash_limit != b->crash_limit ||
@@ -407,11 +411,11 @@ config_pool_limits_differ(const struct pool_config *a, const struct pool_config 
  */
 size_t
 config_diff(const struct config *old, const struct config *new,
-    struct config_change **out)
+    struct config_change       **out)
 {
 	const struct pool_config *pc, *was;
-	struct config_change	*v;
-	size_t			 n = 0, cap = 0;
+	struct config_change	 *v;
+	size_t			  n = 0, cap = 0;
 
 	TAILQ_FOREACH(pc, &new->pools, entry)
 		cap++;
@@ -426,9 +430,9 @@ config_diff(const struct config *old, const struct config *new,
 		else {
 			v[n].from = was->workers;
 			v[n].limits = config_pool_limits_differ(was, pc);
-			v[n].kind = pc->workers > was->workers ? POOL_GROWS :
-			    pc->workers < was->workers ? POOL_SHRINKS :
-			    POOL_KEPT;
+			v[n].kind = pc->workers > was->workers ? POOL_GROWS
+			    : pc->workers < was->workers       ? POOL_SHRINKS
+							       : POOL_KEPT;
 		}
 		n++;
 	}
@@ -447,7 +451,7 @@ config_diff(const struct config *old, const struct config *new,
 static int
 config_valid_pool_name(const char *s)
 {
-	size_t	 n = strlen(s);
+	size_t n = strlen(s);
 
 	if (n == 0 || n > 32)
 		return 0;
@@ -460,22 +464,22 @@ config_valid_pool_name(const char *s)
 
 /* Reading state shared by the line reader and the key handler. */
 struct parse {
-	const char		*file;
-	FILE			*f;
-	const char		*string;	/* or read from here */
-	int			 lineno;
-	struct config		*c;
-	struct config_errors	*errors;
-	enum section		 section;
-	struct pool_config	*pool;
-	int			 main_line;
+	const char	     *file;
+	FILE		     *f;
+	const char	     *string; /* or read from here */
+	int		      lineno;
+	struct config	     *c;
+	struct config_errors *errors;
+	enum section	      section;
+	struct pool_config   *pool;
+	int		      main_line;
 };
 
 static void
 config_parse_section(struct parse *p, const char *header, size_t len)
 {
-	char			 buf[256], *name = buf, *s, *end;
-	struct pool_config	*pc;
+	char		    buf[256], *name = buf, *s, *end;
+	struct pool_config *pc;
 
 	/* A copy: inih still has to parse the line we were handed. */
 	snprintf(buf, sizeof buf, "%.*s", (int)len, header);
@@ -489,9 +493,10 @@ config_parse_section(struct parse *p, const char *header, size_t len)
 	p->section = SEC_BAD;
 	if (strcmp(name, "mprocd") == 0) {
 		if (p->main_line != 0) {
-			config_errors_add(p->errors, "%s:%d: section [mprocd] given "
-			    "twice (first at line %d)", p->file, p->lineno,
-			    p->main_line);
+			config_errors_add(p->errors,
+			    "%s:%d: section [mprocd] given "
+			    "twice (first at line %d)",
+			    p->file, p->lineno, p->main_line);
 			return;
 		}
 		p->main_line = p->lineno;
@@ -503,30 +508,37 @@ config_parse_section(struct parse *p, const char *header, size_t len)
 		for (s = name + 4; isspace((unsigned char)*s); s++)
 			;
 		if (*s == '\0') {
-			config_errors_add(p->errors, "%s:%d: [pool] needs a name: "
-			    "[pool NAME]", p->file, p->lineno);
+			config_errors_add(p->errors,
+			    "%s:%d: [pool] needs a name: "
+			    "[pool NAME]",
+			    p->file, p->lineno);
 			return;
 		}
 		if (!config_valid_pool_name(s)) {
-			config_errors_add(p->errors, "%s:%d: bad pool name '%s' (use "
+			config_errors_add(p->errors,
+			    "%s:%d: bad pool name '%s' (use "
 			    "up to 32 letters, digits, '_', '-' or '.')",
 			    p->file, p->lineno, s);
 			return;
 		}
 		if ((pc = config_find_pool(p->c, s)) != NULL) {
-			config_errors_add(p->errors, "%s:%d: pool '%s' defined twice "
-			    "(first at line %d)", p->file, p->lineno, s,
-			    pc->line);
+			config_errors_add(p->errors,
+			    "%s:%d: pool '%s' defined twice "
+			    "(first at line %d)",
+			    p->file, p->lineno, s, pc->line);
 			return;
 		}
 		p->pool = config_pool_new(p->c, s, p->lineno);
 		p->section = SEC_POOL;
 		return;
 	}
-	config_errors_add(p->errors, "%s:%d: unknown section [%s] (sections are "
-	    "[mprocd] and [pool NAME])%s", p->file, p->lineno, name,
-	    config_edit_distance(name, "mprocd") <= 2 ? "; did you mean [mprocd]?" :
-	    "");
+	config_errors_add(p->errors,
+	    "%s:%d: unknown section [%s] (sections are "
+	    "[mprocd] and [pool NAME])%s",
+	    p->file, p->lineno, name,
+	    config_edit_distance(name, "mprocd") <= 2
+		? "; did you mean [mprocd]?"
+		: "");
 }
 
 /*
@@ -537,10 +549,10 @@ config_parse_section(struct parse *p, const char *header, size_t len)
 static char *
 config_parse_reader(char *str, int num, void *arg)
 {
-	struct parse	*p = arg;
-	char		*s, *close;
-	size_t		 n;
-	int		 ch;
+	struct parse *p = arg;
+	char	     *s, *close;
+	size_t	      n;
+	int	      ch;
 
 	if (p->f != NULL) {
 		if (fgets(str, num, p->f) == NULL)
@@ -569,8 +581,10 @@ config_parse_reader(char *str, int num, void *arg)
 			if (*p->string == '\n')
 				p->string++;
 		}
-		config_errors_add(p->errors, "%s:%d: line too long (at most %d "
-		    "characters)", p->file, p->lineno, num - 2);
+		config_errors_add(p->errors,
+		    "%s:%d: line too long (at most %d "
+		    "characters)",
+		    p->file, p->lineno, num - 2);
 		str[0] = '\n';
 		str[1] = '\0';
 		return str;
@@ -586,22 +600,23 @@ static int
 config_parse_handler(void *arg, const char *section, const char *name,
     const char *value)
 {
-	struct parse		*p = arg;
-	const struct key	*k = NULL;
-	const char		*why, *hint;
-	char			 accepts[160];
-	int			*line;
-	size_t			 i;
+	struct parse	 *p = arg;
+	const struct key *k = NULL;
+	const char	 *why, *hint;
+	char		  accepts[160];
+	int		 *line;
+	size_t		  i;
 
-	if (name == NULL)	/* a new section, if inih was built to say so */
+	if (name == NULL) /* a new section, if inih was built to say so */
 		return 1;
 	switch (p->section) {
 	case SEC_BAD:
-		return 1;	/* the header's error is enough */
+		return 1; /* the header's error is enough */
 	case SEC_NONE:
-		config_errors_add(p->errors, "%s:%d: '%s' is outside any section "
-		    "(put it under [mprocd] or [pool NAME])", p->file,
-		    p->lineno, name);
+		config_errors_add(p->errors,
+		    "%s:%d: '%s' is outside any section "
+		    "(put it under [mprocd] or [pool NAME])",
+		    p->file, p->lineno, name);
 		return 1;
 	default:
 		break;
@@ -614,14 +629,18 @@ config_parse_handler(void *arg, const char *section, const char *name,
 		for (i = 0; i < NKEYS; i++) {
 			if (strcmp(keys[i].name, name) != 0)
 				continue;
-			config_errors_add(p->errors, "%s:%d: %s belongs in %s, not here",
-			    p->file, p->lineno, name, keys[i].section == SEC_MAIN ?
-			    "[mprocd]" : "a [pool NAME] section");
+			config_errors_add(p->errors,
+			    "%s:%d: %s belongs in %s, not here", p->file,
+			    p->lineno, name,
+			    keys[i].section == SEC_MAIN
+				? "[mprocd]"
+				: "a [pool NAME] section");
 			return 1;
 		}
 		hint = config_suggest_key(p->section, name);
-		config_errors_add(p->errors, "%s:%d: unknown key '%s' in [%s%s%s]%s%s%s",
-		    p->file, p->lineno, name,
+		config_errors_add(p->errors,
+		    "%s:%d: unknown key '%s' in [%s%s%s]%s%s%s", p->file,
+		    p->lineno, name,
 		    p->section == SEC_MAIN ? "mprocd" : "pool ",
 		    p->section == SEC_POOL ? p->pool->name : "", "",
 		    hint != NULL ? "; did you mean '" : "",
@@ -630,15 +649,18 @@ config_parse_handler(void *arg, const char *section, const char *name,
 	}
 	line = config_key_line(k, p->c, p->pool);
 	if (*line != 0) {
-		config_errors_add(p->errors, "%s:%d: %s given twice in this section "
-		    "(first at line %d)", p->file, p->lineno, name, *line);
+		config_errors_add(p->errors,
+		    "%s:%d: %s given twice in this section "
+		    "(first at line %d)",
+		    p->file, p->lineno, name, *line);
 		return 1;
 	}
 	*line = p->lineno;
 	if (*value == '\0') {
 		config_key_accepts(k, accepts, sizeof accepts);
-		config_errors_add(p->errors, "%s:%d: %s has no value (expected %s)",
-		    p->file, p->lineno, name, accepts);
+		config_errors_add(p->errors,
+		    "%s:%d: %s has no value (expected %s)", p->file, p->lineno,
+		    name, accepts);
 		return 1;
 	}
 	if (config_key_set(k, p->c, p->pool, value, &why) != 0) {
@@ -654,10 +676,10 @@ config_parse_handler(void *arg, const char *section, const char *name,
 static void
 config_check(struct config *c, struct config_errors *e, const char *file)
 {
-	struct pool_config	*pc;
-	char			 a[UTIL_FMTLEN], b[UTIL_FMTLEN];
-	int			 line;
-	size_t			 imax = 0;
+	struct pool_config *pc;
+	char		    a[UTIL_FMTLEN], b[UTIL_FMTLEN];
+	int		    line;
+	size_t		    imax = 0;
 
 	for (imax = 0; imax < NKEYS; imax++)
 		if (strcmp(keys[imax].name, "restart_delay_max") == 0)
@@ -666,8 +688,10 @@ config_check(struct config *c, struct config_errors *e, const char *file)
 		if (pc->restart_delay_max >= pc->restart_delay)
 			continue;
 		line = pc->keyline[imax] != 0 ? pc->keyline[imax] : pc->line;
-		config_errors_add(e, "%s:%d: restart_delay_max (%s) is smaller than "
-		    "restart_delay (%s) in [pool %s]", file, line,
+		config_errors_add(e,
+		    "%s:%d: restart_delay_max (%s) is smaller than "
+		    "restart_delay (%s) in [pool %s]",
+		    file, line,
 		    util_format_duration(pc->restart_delay_max, a, sizeof a),
 		    util_format_duration(pc->restart_delay, b, sizeof b),
 		    pc->name);
@@ -677,12 +701,14 @@ config_check(struct config *c, struct config_errors *e, const char *file)
 static struct config *
 config_parse(struct parse *p)
 {
-	int	 r;
+	int r;
 
 	r = ini_parse_stream(config_parse_reader, p, config_parse_handler, p);
 	if (r > 0)
-		config_errors_add(p->errors, "%s:%d: syntax error (expected "
-		    "'key = value', '[section]' or a comment)", p->file, r);
+		config_errors_add(p->errors,
+		    "%s:%d: syntax error (expected "
+		    "'key = value', '[section]' or a comment)",
+		    p->file, r);
 	else if (r == -2)
 		fatalx("%s: out of memory", p->file);
 	config_check(p->c, p->errors, p->file);
@@ -699,8 +725,8 @@ config_parse(struct parse *p)
 struct config *
 config_load(const char *file, struct config_errors *errors)
 {
-	struct parse	 p;
-	struct config	*c;
+	struct parse   p;
+	struct config *c;
 
 	memset(&p, 0, sizeof p);
 	memset(errors, 0, sizeof *errors);
@@ -722,7 +748,7 @@ struct config *
 config_load_string(const char *name, const char *text,
     struct config_errors *errors)
 {
-	struct parse	 p;
+	struct parse p;
 
 	memset(&p, 0, sizeof p);
 	memset(errors, 0, sizeof *errors);
@@ -741,22 +767,22 @@ config_load_string(const char *name, const char *text,
 char *
 config_default_socket(const char **errstr)
 {
-	const char	*dir;
-	char		*path;
+	const char *dir;
+	char	   *path;
 
 	if (geteuid() == 0)
 		return xstrdup(MPROCD_SYSTEM_SOCKET);
 	dir = getenv("XDG_RUNTIME_DIR");
 	if (dir == NULL || *dir != '/') {
 		*errstr = "XDG_RUNTIME_DIR is not set: set socket= in the "
-		    "configuration file or use -s PATH";
+			  "configuration file or use -s PATH";
 		return NULL;
 	}
 	xasprintf(&path, "%s/mprocd.sock", dir);
 	if (strlen(path) >= sizeof(((struct sockaddr_un *)NULL)->sun_path)) {
 		free(path);
 		*errstr = "$XDG_RUNTIME_DIR/mprocd.sock is too long for a "
-		    "UNIX socket path";
+			  "UNIX socket path";
 		return NULL;
 	}
 	return path;
@@ -765,8 +791,8 @@ config_default_socket(const char **errstr)
 static void
 config_print_key(const struct key *k, const void *base, FILE *f)
 {
-	const void	*field = (const char *)base + k->off;
-	char		 buf[UTIL_FMTLEN];
+	const void *field = (const char *)base + k->off;
+	char	    buf[UTIL_FMTLEN];
 
 	switch (k->type) {
 	case K_SOCKET:
@@ -774,7 +800,8 @@ config_print_key(const struct key *k, const void *base, FILE *f)
 		fprintf(f, "%s = %s\n", k->name, *(char *const *)field);
 		break;
 	case K_MODE:
-		fprintf(f, "%s = %04o\n", k->name, *(const unsigned int *)field);
+		fprintf(f, "%s = %04o\n", k->name,
+		    *(const unsigned int *)field);
 		break;
 	case K_LOGLEVEL:
 		fprintf(f, "%s = %s\n", k->name,
@@ -792,12 +819,14 @@ config_print_key(const struct key *k, const void *base, FILE *f)
 		    *(const uint64_t *)field);
 		break;
 	case K_DURATION:
-		fprintf(f, "%s = %s\n", k->name, util_format_duration(
-		    *(const uint64_t *)field, buf, sizeof buf));
+		fprintf(f, "%s = %s\n", k->name,
+		    util_format_duration(*(const uint64_t *)field, buf,
+			sizeof buf));
 		break;
 	case K_SIZE:
-		fprintf(f, "%s = %s\n", k->name, util_format_size(
-		    *(const uint64_t *)field, buf, sizeof buf));
+		fprintf(f, "%s = %s\n", k->name,
+		    util_format_size(*(const uint64_t *)field, buf,
+			sizeof buf));
 		break;
 	}
 }
@@ -806,10 +835,10 @@ config_print_key(const struct key *k, const void *base, FILE *f)
 void
 config_print(const struct config *c, FILE *f)
 {
-	const struct pool_config	*pc;
-	const char			*why;
-	char				*sock = NULL;
-	size_t				 i;
+	const struct pool_config *pc;
+	const char		 *why;
+	char			 *sock = NULL;
+	size_t			  i;
 
 	fprintf(f, "[mprocd]\n");
 	for (i = 0; i < NKEYS; i++) {

@@ -23,33 +23,33 @@
 
 TAILQ_HEAD(conns, conn);
 
-static struct conns		 conn_list = TAILQ_HEAD_INITIALIZER(conn_list);
-static unsigned int		 conn_n;
+static struct conns conn_list = TAILQ_HEAD_INITIALIZER(conn_list);
+static unsigned int conn_n;
 
 /*
  * The replies to the calls read in one go (pipelined) are gathered in
  * conn_batch and written together once the last is answered: one writev(),
  * not one a call.
  */
-static struct conn		*conn_batching;
-static struct evbuffer		*conn_batch;
+static struct conn     *conn_batching;
+static struct evbuffer *conn_batch;
 
 /* Notices about misbehaving clients, at most this many a minute. */
-static struct log_ratelimit	 conn_notices =
-				    LOG_RATELIMIT("client error", 20, 60);
+static struct log_ratelimit conn_notices = LOG_RATELIMIT("client error", 20,
+    60);
 
-static void	conn_read_cb(struct bufferevent *, void *);
-static void	conn_write_cb(struct bufferevent *, void *);
-static void	conn_event_cb(struct bufferevent *, short, void *);
-static void	conn_resume_cb(evutil_socket_t, short, void *);
-static void	conn_closed_cb(evutil_socket_t, short, void *);
-static void	conn_stalled(evutil_socket_t, short, void *);
+static void conn_read_cb(struct bufferevent *, void *);
+static void conn_write_cb(struct bufferevent *, void *);
+static void conn_event_cb(struct bufferevent *, short, void *);
+static void conn_resume_cb(evutil_socket_t, short, void *);
+static void conn_closed_cb(evutil_socket_t, short, void *);
+static void conn_stalled(evutil_socket_t, short, void *);
 
 /* A client that control.c accepted, with its peer's credentials. */
 struct conn *
 conn_new(int fd, uid_t uid, gid_t gid, pid_t pid)
 {
-	struct conn	*c = xcalloc(1, sizeof *c);
+	struct conn *c = xcalloc(1, sizeof *c);
 
 	c->uid = uid;
 	c->gid = gid;
@@ -63,8 +63,9 @@ conn_new(int fd, uid_t uid, gid_t gid, pid_t pid)
 	bufferevent_enable(c->bev, EV_READ);
 	TAILQ_INSERT_TAIL(&conn_list, c, entry);
 	conn_n++;
-	log_debug("client connected" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
-	    LOG_KV "clients=%u", (unsigned)c->uid, (int)c->pid, conn_n);
+	log_debug("client connected" LOG_KV "uid=%u" LOG_KV
+		  "client_pid=%d" LOG_KV "clients=%u",
+	    (unsigned)c->uid, (int)c->pid, conn_n);
 	return c;
 }
 
@@ -111,14 +112,15 @@ conn_notice(struct conn *c, const char *what)
 {
 	if (log_ratelimit(&conn_notices, util_mono_usec()))
 		log_notice("client error: %s" LOG_KV "uid=%u" LOG_KV
-		    "client_pid=%d", what, (unsigned)c->uid, (int)c->pid);
+			   "client_pid=%d",
+		    what, (unsigned)c->uid, (int)c->pid);
 }
 
 /* Sends a message (freed): gathered in a batch, else as bev_send() does. */
 static void
 conn_send(struct conn *c, char *msg, size_t len)
 {
-	struct iovec	 iov = { msg, len };
+	struct iovec iov = { msg, len };
 
 	if (c == conn_batching)
 		evbuffer_add(conn_batch, msg, len);
@@ -139,9 +141,9 @@ conn_unsent(struct conn *c)
 void
 conn_flush(struct conn *c)
 {
-	struct evbuffer_iovec	 v[16];
-	struct iovec		 iov[16];
-	int			 i, n;
+	struct evbuffer_iovec v[16];
+	struct iovec	      iov[16];
+	int		      i, n;
 
 	if (c != conn_batching)
 		return;
@@ -165,8 +167,8 @@ conn_flush(struct conn *c)
 void
 conn_answer(struct conn *c, int flags, const char *error, json_t *params)
 {
-	char	*msg;
-	size_t	 len;
+	char  *msg;
+	size_t len;
 
 	if (flags & VARLINK_ONEWAY) {
 		json_decref(params);
@@ -204,9 +206,9 @@ conn_close(struct conn *c)
 static int
 conn_message(struct conn *c, const char *msg, size_t len)
 {
-	struct varlink_call	 call;
-	const char		*errstr;
-	char			 what[160];
+	struct varlink_call call;
+	const char	   *errstr;
+	char		    what[160];
 
 	if (varlink_call_parse(msg, len, &call, &errstr) != 0) {
 		snprintf(what, sizeof what, "%s, closing the connection",
@@ -223,13 +225,13 @@ conn_message(struct conn *c, const char *msg, size_t len)
 static void
 conn_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct conn		*c = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct evbuffer_ptr	 pos;
-	struct timeval		 tv;
-	size_t			 len;
-	char			 what[160];
-	const char		*msg;
+	struct conn	   *c = arg;
+	struct evbuffer	   *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr pos;
+	struct timeval	    tv;
+	size_t		    len;
+	char		    what[160];
+	const char	   *msg;
 
 	if (conn_batch == NULL && (conn_batch = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new failed");
@@ -284,7 +286,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		c->scanned = 0;
 		msg = (const char *)evbuffer_pullup(in, pos.pos + 1);
 		if (conn_message(c, msg, (size_t)pos.pos) != 0)
-			return;		/* closed: conn_close() flushed */
+			return; /* closed: conn_close() flushed */
 		evbuffer_drain(in, (size_t)pos.pos + 1);
 	}
 	conn_flush(c);
@@ -298,8 +300,10 @@ drained:
 	return;
 
 oversize:
-	snprintf(what, sizeof what, "message larger than max_message (%" PRIu64
-	    " bytes), closing the connection", cfg->max_message);
+	snprintf(what, sizeof what,
+	    "message larger than max_message (%" PRIu64
+	    " bytes), closing the connection",
+	    cfg->max_message);
 	conn_notice(c, what);
 	evbuffer_drain(in, evbuffer_get_length(in));
 	conn_close(c);
@@ -308,7 +312,7 @@ oversize:
 static void
 conn_write_cb(struct bufferevent *bev, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
 	if (c->listing != NULL) {
 		method_list_continue(c);
@@ -335,7 +339,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 static int
 conn_hung_up(struct conn *c)
 {
-	struct pollfd	 pfd = { bufferevent_getfd(c->bev), POLLOUT, 0 };
+	struct pollfd pfd = { bufferevent_getfd(c->bev), POLLOUT, 0 };
 
 	return poll(&pfd, 1, 0) == 1 && (pfd.revents & (POLLHUP | POLLERR));
 }
@@ -343,7 +347,7 @@ conn_hung_up(struct conn *c)
 static void
 conn_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
 	/*
 	 * A client that only half-closed still gets the replies to every
@@ -367,7 +371,7 @@ conn_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 conn_resume_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
 	if (conn_busy(c))
 		return;
@@ -378,7 +382,8 @@ conn_resume_cb(evutil_socket_t fd, short events, void *arg)
 	}
 	event_del(c->hup);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) <=
-	    cfg->max_message && !c->eof)
+		cfg->max_message &&
+	    !c->eof)
 		bufferevent_enable(c->bev, EV_READ);
 	conn_read_cb(c->bev, c);
 }
@@ -392,7 +397,7 @@ conn_resume_cb(evutil_socket_t fd, short events, void *arg)
 static void
 conn_closed_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct conn	*c = arg;
+	struct conn *c = arg;
 
 	if (conn_hung_up(c))
 		conn_free(c);
@@ -402,10 +407,11 @@ conn_closed_cb(evutil_socket_t fd, short events, void *arg)
 static void
 conn_stalled(evutil_socket_t fd, short events, void *arg)
 {
-	struct conn	*c = arg;
-	char		 t[UTIL_FMTLEN], what[160];
+	struct conn *c = arg;
+	char	     t[UTIL_FMTLEN], what[160];
 
-	snprintf(what, sizeof what, "message not completed within "
+	snprintf(what, sizeof what,
+	    "message not completed within "
 	    "message_timeout (%s), closing the connection",
 	    util_format_duration(cfg->message_timeout, t, sizeof t));
 	conn_notice(c, what);
@@ -419,9 +425,9 @@ conn_free(struct conn *c)
 		return;
 	TAILQ_REMOVE(&conn_list, c, entry);
 	conn_n--;
-	log_debug("client gone" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
-	    LOG_KV "pending=%s", (unsigned)c->uid, (int)c->pid,
-	    c->pending != NULL ? "yes" : "no");
+	log_debug("client gone" LOG_KV "uid=%u" LOG_KV "client_pid=%d" LOG_KV
+		  "pending=%s",
+	    (unsigned)c->uid, (int)c->pid, c->pending != NULL ? "yes" : "no");
 	if (c == conn_batching) {
 		conn_batching = NULL;
 		evbuffer_drain(conn_batch, evbuffer_get_length(conn_batch));
@@ -439,7 +445,7 @@ void
 conn_free_all(void)
 {
 	struct conn	*c;
-	struct evbuffer	*out;
+	struct evbuffer *out;
 
 	while ((c = TAILQ_FIRST(&conn_list)) != NULL) {
 		out = bufferevent_get_output(c->bev);

@@ -27,23 +27,23 @@
  * Connections beyond max_clients kept for root and mprocd's own user, so
  * that a flood of connections cannot lock the administrator out.
  */
-#define CONTROL_RESERVE	4
+#define CONTROL_RESERVE 4
 
-static struct evconnlistener	*control_listener;
-static struct event		*control_accept_timer;
-static char			*control_socket_path;	/* ours to unlink */
-static int			 control_activated;	/* systemd's socket */
+static struct evconnlistener *control_listener;
+static struct event	     *control_accept_timer;
+static char		     *control_socket_path; /* ours to unlink */
+static int		      control_activated;   /* systemd's socket */
 
 /* Refusals, at most this many notices a minute. */
-static struct log_ratelimit	 control_refusals =
-				    LOG_RATELIMIT("refused client", 5, 60);
+static struct log_ratelimit control_refusals = LOG_RATELIMIT("refused client",
+    5, 60);
 
 static void
 control_accept(struct evconnlistener *l, evutil_socket_t fd,
     struct sockaddr *sa, int salen, void *arg)
 {
-	struct ucred	 cred;
-	socklen_t	 len = sizeof cred;
+	struct ucred cred;
+	socklen_t    len = sizeof cred;
 
 	if (mprocd_shutting_down) {
 		close(fd);
@@ -57,13 +57,15 @@ control_accept(struct evconnlistener *l, evutil_socket_t fd,
 	}
 	if (conn_count() >= cfg->max_clients + CONTROL_RESERVE ||
 	    (conn_count() >= cfg->max_clients && cred.uid != 0 &&
-	    cred.uid != geteuid())) {
+		cred.uid != geteuid())) {
 		close(fd);
 		if (log_ratelimit(&control_refusals, util_mono_usec()))
-			log_notice("refused a client: max_clients reached"
-			    LOG_KV "max_clients=%" PRIu64 LOG_KV "uid=%u"
-			    LOG_KV "client_pid=%d", cfg->max_clients,
-			    (unsigned)cred.uid, (int)cred.pid);
+			log_notice(
+			    "refused a client: max_clients reached" LOG_KV
+			    "max_clients=%" PRIu64 LOG_KV "uid=%u" LOG_KV
+			    "client_pid=%d",
+			    cfg->max_clients, (unsigned)cred.uid,
+			    (int)cred.pid);
 		return;
 	}
 	conn_new(fd, cred.uid, cred.gid, cred.pid);
@@ -84,7 +86,7 @@ control_accept_resume(evutil_socket_t fd, short events, void *arg)
 static void
 control_accept_error(struct evconnlistener *l, void *arg)
 {
-	static const struct timeval	 pause = { 1, 0 };
+	static const struct timeval pause = { 1, 0 };
 
 	switch (EVUTIL_SOCKET_ERROR()) {
 	case EMFILE:
@@ -112,9 +114,9 @@ control_accept_error(struct evconnlistener *l, void *arg)
 static int
 control_check_path(const char *path, const char **cause)
 {
-	struct stat		 st;
-	struct sockaddr_un	 sun;
-	int			 fd, r;
+	struct stat	   st;
+	struct sockaddr_un sun;
+	int		   fd, r;
 
 	if (lstat(path, &st) != 0) {
 		if (errno == ENOENT)
@@ -158,10 +160,10 @@ control_check_path(const char *path, const char **cause)
 static int
 control_bind(const char *path, unsigned int mode, const char **cause)
 {
-	struct sockaddr_un	 sun;
-	char			*dir;
-	mode_t			 old;
-	int			 fd;
+	struct sockaddr_un sun;
+	char		  *dir;
+	mode_t		   old;
+	int		   fd;
 
 	dir = xstrdup(path);
 	if (mkdir(dirname(dir), 0755) != 0 && errno != EEXIST) {
@@ -208,7 +210,7 @@ control_bind(const char *path, unsigned int mode, const char **cause)
 int
 control_init(const char *path, unsigned int mode, int fd)
 {
-	const char	*cause;
+	const char *cause;
 
 	if (fd == -1) {
 		if ((fd = control_bind(path, mode, &cause)) == -1) {

@@ -23,15 +23,15 @@
 #include "util.h"
 #include "xmalloc.h"
 
-static struct jobs	 all_jobs = TAILQ_HEAD_INITIALIZER(all_jobs);
-static struct jobs	 finished = TAILQ_HEAD_INITIALIZER(finished);
-static uint64_t		 nfinished;
-static int64_t		 next_id = 1;
+static struct jobs all_jobs = TAILQ_HEAD_INITIALIZER(all_jobs);
+static struct jobs finished = TAILQ_HEAD_INITIALIZER(finished);
+static uint64_t	   nfinished;
+static int64_t	   next_id = 1;
 
 /* Jobs by id: chained buckets, doubled as the table fills. */
-static struct job	**buckets;
-static size_t		 nbuckets;
-static size_t		 njobs;
+static struct job **buckets;
+static size_t	    nbuckets;
+static size_t	    njobs;
 
 /*
  * The most jobs held since memory was last given back. Freed jobs leave
@@ -39,8 +39,8 @@ static size_t		 njobs;
  * malloc_trim() returns those pages, so a burst of 100,000 queued jobs does
  * not pin 50 MiB for good.
  */
-#define TRIM_MIN	4096
-static size_t		 njobs_peak;
+#define TRIM_MIN 4096
+static size_t njobs_peak;
 
 static const char *const state_names[] = {
 	[JOB_QUEUED] = "queued",
@@ -52,14 +52,14 @@ static const char *const state_names[] = {
 	[JOB_LOST] = "lost",
 };
 
-static void	job_timer_cb(evutil_socket_t, short, void *);
-static void	job_arm(struct job *, uint64_t);
+static void job_timer_cb(evutil_socket_t, short, void *);
+static void job_arm(struct job *, uint64_t);
 
 static struct log_ctx
 job_ctx(const struct job *j)
 {
-	struct log_ctx	 ctx = { j->pool, j->worker[0] != '\0' ? j->worker :
-			    NULL, j->id };
+	struct log_ctx ctx = { j->pool, j->worker[0] != '\0' ? j->worker : NULL,
+		j->id };
 
 	return ctx;
 }
@@ -76,7 +76,7 @@ job_state_name(enum job_state state)
 int
 job_parse_state(const char *name)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < sizeof state_names / sizeof state_names[0]; i++)
 		if (strcmp(name, state_names[i]) == 0)
@@ -118,8 +118,8 @@ job_hash(int64_t id)
 static void
 job_table_grow(void)
 {
-	struct job	**old = buckets, *j, *next;
-	size_t		  i, n = nbuckets;
+	struct job **old = buckets, *j, *next;
+	size_t	     i, n = nbuckets;
 
 	nbuckets = n == 0 ? 1024 : n * 2;
 	buckets = xcalloc(nbuckets, sizeof *buckets);
@@ -136,7 +136,7 @@ job_table_grow(void)
 struct job *
 job_find(int64_t id)
 {
-	struct job	*j;
+	struct job *j;
 
 	if (nbuckets == 0)
 		return NULL;
@@ -153,8 +153,8 @@ job_find(int64_t id)
 struct job *
 job_new(const char *pool, struct job_spec *spec, uid_t uid)
 {
-	struct job	*j = xcalloc(1, sizeof *j);
-	size_t		 h;
+	struct job *j = xcalloc(1, sizeof *j);
+	size_t	    h;
 
 	j->id = next_id++;
 	j->pool = xstrdup(pool);
@@ -244,13 +244,13 @@ job_free(struct job *j)
 void
 job_free_all(void)
 {
-	struct job	*j;
+	struct job *j;
 
 	while ((j = TAILQ_FIRST(&all_jobs)) != NULL) {
 		if (job_is_finished(j)) {
 			TAILQ_REMOVE(&finished, j, entry);
 			nfinished--;
-			j->state = JOB_QUEUED;	/* no list left to leave */
+			j->state = JOB_QUEUED; /* no list left to leave */
 		}
 		job_free(j);
 	}
@@ -273,8 +273,8 @@ void
 job_output_add(struct job *j, int stream, const void *data, size_t len,
     uint64_t max)
 {
-	struct job_output	*o = &j->out[stream];
-	size_t			 room, n;
+	struct job_output *o = &j->out[stream];
+	size_t		   room, n;
 
 	room = o->len < max ? (size_t)(max - o->len) : 0;
 	n = len < room ? len : room;
@@ -314,8 +314,8 @@ job_output_trim(struct job_output *o)
 json_t *
 job_to_json(const struct job *j)
 {
-	json_t	*o, *argv = json_array();
-	char	**p;
+	json_t *o, *argv = json_array();
+	char  **p;
 
 	for (p = j->argv; *p != NULL; p++)
 		json_array_append_new(argv, json_string(*p));
@@ -361,9 +361,9 @@ job_matches(const struct job *j, const char *pool, int state)
 int64_t *
 job_ids(const char *pool, int state, size_t *n)
 {
-	struct job	*j;
-	int64_t		*ids;
-	size_t		 i = 0;
+	struct job *j;
+	int64_t	   *ids;
+	size_t	    i = 0;
 
 	TAILQ_FOREACH(j, &all_jobs, all)
 		i += job_matches(j, pool, state);
@@ -401,7 +401,7 @@ job_watch_remove(struct job_watch *jw)
 static void
 job_evict(struct job *keep)
 {
-	struct job	*j;
+	struct job *j;
 
 	while (nfinished > cfg->keep_finished &&
 	    (j = TAILQ_FIRST(&finished)) != keep)
@@ -412,10 +412,10 @@ job_evict(struct job *keep)
 void
 job_finish(struct job *j, enum job_state state)
 {
-	struct log_ctx	 ctx = job_ctx(j);
+	struct log_ctx	  ctx = job_ctx(j);
 	struct job_watch *jw;
-	char		 how[64] = "";
-	uint64_t	 ms = 0;
+	char		  how[64] = "";
+	uint64_t	  ms = 0;
 
 	if (j->timer != NULL)
 		evtimer_del(j->timer);
@@ -436,8 +436,10 @@ job_finish(struct job *j, enum job_state state)
 		    LOG_KV "pid=%d", (int)j->pid);
 	if (j->started_mono != 0)
 		ms = (util_mono_usec() - j->started_mono) / USEC_PER_MSEC;
-	clog_info(&ctx, "job finished" LOG_KV "state=%s%s" LOG_KV "ms=%" PRIu64
-	    LOG_KV "attempts=%u", job_state_name(state), how, ms, j->attempts);
+	clog_info(&ctx,
+	    "job finished" LOG_KV "state=%s%s" LOG_KV "ms=%" PRIu64 LOG_KV
+	    "attempts=%u",
+	    job_state_name(state), how, ms, j->attempts);
 
 	supervisor_changed(0);
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
@@ -459,7 +461,7 @@ job_set_pid(struct job *j, pid_t pid)
 void
 job_started(struct job *j, struct worker *w)
 {
-	struct log_ctx	 ctx;
+	struct log_ctx ctx;
 
 	j->state = JOB_RUNNING;
 	j->w = w;
@@ -503,8 +505,8 @@ job_done(struct job *j, int status, int truncated)
 void
 job_worker_died(struct job *j)
 {
-	struct log_ctx	 ctx = job_ctx(j);
-	struct pool	*p;
+	struct log_ctx ctx = job_ctx(j);
+	struct pool   *p;
 
 	if (j->timer != NULL)
 		evtimer_del(j->timer);
@@ -524,8 +526,9 @@ job_worker_died(struct job *j)
 		return;
 	}
 	if (j->attempts <= j->retries && (p = pool_find(j->pool)) != NULL) {
-		clog_warnx(&ctx, "the job's worker died; running the job again"
-		    LOG_KV "attempt=%u" LOG_KV "attempts_max=%" PRIu64,
+		clog_warnx(&ctx,
+		    "the job's worker died; running the job again" LOG_KV
+		    "attempt=%u" LOG_KV "attempts_max=%" PRIu64,
 		    j->attempts + 1, j->retries + 1);
 		j->state = JOB_QUEUED;
 		j->pid = 0;
@@ -541,12 +544,12 @@ job_worker_died(struct job *j)
 static void
 job_arm(struct job *j, uint64_t usec)
 {
-	struct timeval	 tv;
+	struct timeval tv;
 
 	/* Made at the first need: most queued jobs never wait for one. */
 	if (j->timer == NULL) {
 		if (ev_base == NULL)
-			return;		/* unit tests run no loop */
+			return; /* unit tests run no loop */
 		j->timer = evtimer_new(ev_base, job_timer_cb, j);
 	}
 	tv = util_timeval(usec);
@@ -556,7 +559,7 @@ job_arm(struct job *j, uint64_t usec)
 static uint64_t
 job_kill_grace(const struct job *j)
 {
-	struct pool	*p = pool_find(j->pool);
+	struct pool *p = pool_find(j->pool);
 
 	return p != NULL ? p->cfg.kill_grace : 5 * USEC_PER_SEC;
 }
@@ -568,8 +571,8 @@ job_kill_grace(const struct job *j)
 void
 job_kill(struct job *j, enum job_kill why)
 {
-	struct log_ctx	 ctx = job_ctx(j);
-	char		 took[UTIL_FMTLEN];
+	struct log_ctx ctx = job_ctx(j);
+	char	       took[UTIL_FMTLEN];
 
 	switch (j->state) {
 	case JOB_QUEUED:
@@ -588,9 +591,9 @@ job_kill(struct job *j, enum job_kill why)
 	if (j->kill_signal != 0)
 		return;
 	if (why == JOB_KILL_TIMEOUT)
-		clog_notice(&ctx, "job timed out, sending SIGTERM"
-		    LOG_KV "timeout=%s", util_format_duration(j->timeout,
-		    took, sizeof took));
+		clog_notice(&ctx,
+		    "job timed out, sending SIGTERM" LOG_KV "timeout=%s",
+		    util_format_duration(j->timeout, took, sizeof took));
 	else
 		clog_debug(&ctx, "%s the job: sending SIGTERM",
 		    why == JOB_KILL_CANCEL ? "cancelling" : "shutting down");
@@ -602,9 +605,9 @@ job_kill(struct job *j, enum job_kill why)
 static void
 job_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct job	*j = arg;
-	struct log_ctx	 ctx = job_ctx(j);
-	char		 grace[UTIL_FMTLEN];
+	struct job    *j = arg;
+	struct log_ctx ctx = job_ctx(j);
+	char	       grace[UTIL_FMTLEN];
 
 	if (j->state != JOB_RUNNING)
 		return;
@@ -614,16 +617,20 @@ job_timer_cb(evutil_socket_t fd, short events, void *arg)
 		job_kill(j, JOB_KILL_TIMEOUT);
 		break;
 	case SIGTERM:
-		clog_notice(&ctx, "job still running after SIGTERM, "
-		    "sending SIGKILL" LOG_KV "kill_grace=%s", grace);
+		clog_notice(&ctx,
+		    "job still running after SIGTERM, "
+		    "sending SIGKILL" LOG_KV "kill_grace=%s",
+		    grace);
 		j->kill_signal = SIGKILL;
 		pool_worker_signal_job(j->w, j, SIGKILL);
 		job_arm(j, job_kill_grace(j));
 		break;
 	default:
 		/* The worker does not answer: kill both, it ends as a crash. */
-		clog_warnx(&ctx, "worker did not end the job after SIGKILL, "
-		    "killing the worker" LOG_KV "kill_grace=%s", grace);
+		clog_warnx(&ctx,
+		    "worker did not end the job after SIGKILL, "
+		    "killing the worker" LOG_KV "kill_grace=%s",
+		    grace);
 		if (j->pid > 0)
 			kill(-j->pid, SIGKILL);
 		pool_worker_kill(j->w);

@@ -13,16 +13,16 @@
 #include "varlink.h"
 #include "xmalloc.h"
 
-#define METHOD_LIST_SLICE	(64 * 1024)	/* written while less is queued */
-#define METHOD_LIST_HEAD	"{\"parameters\":{\"jobs\":["
+#define METHOD_LIST_SLICE (64 * 1024) /* written while less is queued */
+#define METHOD_LIST_HEAD  "{\"parameters\":{\"jobs\":["
 
 struct method_list {
-	int64_t		*ids;
-	size_t		 n;
-	size_t		 next;
-	size_t		 written;	/* jobs in the reply so far */
-	char		*pool;		/* the call's filters; NULL, -1: any */
-	int		 state;
+	int64_t *ids;
+	size_t	 n;
+	size_t	 next;
+	size_t	 written; /* jobs in the reply so far */
+	char	*pool;	  /* the call's filters; NULL, -1: any */
+	int	 state;
 };
 
 void
@@ -39,10 +39,10 @@ method_list_free(struct method_list *ls)
 void
 method_list_continue(struct conn *c)
 {
-	struct method_list	*ls = c->listing;
-	struct job		*j;
-	json_t			*o;
-	char			*s;
+	struct method_list *ls = c->listing;
+	struct job	   *j;
+	json_t		   *o;
+	char		   *s;
 
 	while (conn_queued(c) < METHOD_LIST_SLICE && ls->next < ls->n) {
 		j = job_find(ls->ids[ls->next++]);
@@ -59,7 +59,7 @@ method_list_continue(struct conn *c)
 	}
 	if (ls->next < ls->n)
 		return;
-	conn_write(c, "]}}", 4);		/* with the NUL that ends it */
+	conn_write(c, "]}}", 4); /* with the NUL that ends it */
 	c->listing = NULL;
 	method_list_free(ls);
 	conn_watch_output(c, 0);
@@ -70,13 +70,13 @@ method_list_continue(struct conn *c)
 static void
 method_list_start(struct conn *c, const char *pool, int state)
 {
-	struct method_list	*ls = xcalloc(1, sizeof *ls);
+	struct method_list *ls = xcalloc(1, sizeof *ls);
 
 	ls->pool = pool != NULL ? xstrdup(pool) : NULL;
 	ls->state = state;
 	ls->ids = job_ids(pool, state, &ls->n);
 	c->listing = ls;
-	conn_flush(c);	/* the replies before it go first */
+	conn_flush(c); /* the replies before it go first */
 	conn_write(c, METHOD_LIST_HEAD, strlen(METHOD_LIST_HEAD));
 	/* The write callback comes for more while a slice is in flight. */
 	conn_watch_output(c, METHOD_LIST_SLICE / 2);
@@ -87,8 +87,8 @@ void
 method_list(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { "pool", "state", NULL };
-	const char	*pool = NULL, *state = NULL;
-	int		 st = -1;
+	const char		*pool = NULL, *state = NULL;
+	int			 st = -1;
 
 	if (method_check_params(c, call, known) != 0)
 		return;

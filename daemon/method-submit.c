@@ -9,15 +9,15 @@
 #include "varlink.h"
 #include "xmalloc.h"
 
-#define METHOD_SUBMIT_MAX_ARGS	65536
-#define METHOD_SUBMIT_MAX_NAME	256
+#define METHOD_SUBMIT_MAX_ARGS 65536
+#define METHOD_SUBMIT_MAX_NAME 256
 
 /* A NULL-terminated copy of a JSON array of strings, or NULL if it is not. */
 static char **
 method_submit_strv(json_t *a, size_t max)
 {
-	char	**v;
-	size_t	 i;
+	char **v;
+	size_t i;
 
 	if (!json_is_array(a) || json_array_size(a) > max)
 		return NULL;
@@ -38,17 +38,18 @@ int
 method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 {
 	static const char *const known[] = { "argv", "pool", "name", "cwd",
-	    "env", "stdin", "timeout_sec", "retries", NULL };
-	json_t		*env;
-	const char	*in = NULL;
-	char		**e;
-	int64_t		 retries = 0;
+		"env", "stdin", "timeout_sec", "retries", NULL };
+	json_t			*env;
+	const char		*in = NULL;
+	char		       **e;
+	int64_t			 retries = 0;
 
 	memset(sb, 0, sizeof *sb);
 	sb->cwd = "/";
 	if ((*bad = method_unknown_param(params, known)) != NULL)
 		return -1;
-	sb->argv = method_submit_strv(json_object_get(params, "argv"), METHOD_SUBMIT_MAX_ARGS);
+	sb->argv = method_submit_strv(json_object_get(params, "argv"),
+	    METHOD_SUBMIT_MAX_ARGS);
 	if (sb->argv == NULL || sb->argv[0] == NULL || sb->argv[0][0] == '\0')
 		*bad = "argv";
 	else if (varlink_get_string(params, "pool", &sb->pool) == -1)
@@ -61,11 +62,11 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 		*bad = "cwd";
 	else if (varlink_get_string(params, "stdin", &in) == -1)
 		*bad = "stdin";
-	else if ((sb->has_timeout = method_get_seconds(params,
-	    "timeout_sec", &sb->timeout)) == -1)
+	else if ((sb->has_timeout = method_get_seconds(params, "timeout_sec",
+		      &sb->timeout)) == -1)
 		*bad = "timeout_sec";
-	else if ((sb->has_retries = varlink_get_int(params, "retries", 0,
-	    100, &retries)) == -1)
+	else if ((sb->has_retries = varlink_get_int(params, "retries", 0, 100,
+		      &retries)) == -1)
 		*bad = "retries";
 	sb->retries = (uint64_t)retries;
 	env = json_object_get(params, "env");
@@ -94,13 +95,13 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 void
 method_submit(struct conn *c, struct varlink_call *call)
 {
-	struct job_spec		 spec;
-	struct pool		*p;
-	struct job		*j;
-	struct log_ctx		 ctx;
-	enum pool_refusal	 why;
-	char			 cmd[1024];
-	const char		*bad;
+	struct job_spec	  spec;
+	struct pool	 *p;
+	struct job	 *j;
+	struct log_ctx	  ctx;
+	enum pool_refusal why;
+	char		  cmd[1024];
+	const char	 *bad;
 
 	if (method_submit_parse(call->params, &spec, &bad) != 0) {
 		method_invalid_param(c, call, bad);
@@ -115,20 +116,22 @@ method_submit(struct conn *c, struct varlink_call *call)
 		case POOL_FULL:
 			method_error(c, call, "io.mprocd.QueueFull",
 			    json_pack("{s:s, s:I}", "pool", p->name, "limit",
-			    (json_int_t)p->cfg.queue_limit));
+				(json_int_t)p->cfg.queue_limit));
 			break;
 		default:
 			method_error(c, call, "io.mprocd.NoSuchPool",
-			    json_pack("{s:s}", "pool", spec.pool != NULL ?
-			    spec.pool : "default"));
+			    json_pack("{s:s}", "pool",
+				spec.pool != NULL ? spec.pool : "default"));
 			break;
 		}
 		job_spec_free(&spec);
 		return;
 	}
 	ctx = (struct log_ctx){ p->name, NULL, j->id };
-	clog_debug(&ctx, "job submitted" LOG_KV "uid=%u" LOG_KV "client_pid=%d"
-	    LOG_KV "cmd=%s", (unsigned)c->uid, (int)c->pid,
+	clog_debug(&ctx,
+	    "job submitted" LOG_KV "uid=%u" LOG_KV "client_pid=%d" LOG_KV
+	    "cmd=%s",
+	    (unsigned)c->uid, (int)c->pid,
 	    log_safe(j->argv[0], cmd, sizeof cmd));
 	method_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
 	pool_dispatch(p);

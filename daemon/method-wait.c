@@ -15,21 +15,21 @@
 
 /* A call waiting for jobs to finish. */
 struct method_wait {
-	struct conn	*c;
-	int		 flags;		/* the call's: more */
-	int		 cancel;	/* Cancel: reply {job} */
-	size_t		 n;
-	size_t		 left;
-	int64_t		*ids;
-	json_t		**done;		/* a finished job's snapshot, by index */
+	struct conn	 *c;
+	int		  flags;  /* the call's: more */
+	int		  cancel; /* Cancel: reply {job} */
+	size_t		  n;
+	size_t		  left;
+	int64_t		 *ids;
+	json_t		**done; /* a finished job's snapshot, by index */
 	struct job_watch *watches;
-	struct event	*timer;
+	struct event	 *timer;
 };
 
 void
 method_wait_free(struct method_wait *pd)
 {
-	size_t	 i;
+	size_t i;
 
 	if (pd == NULL)
 		return;
@@ -49,7 +49,7 @@ method_wait_free(struct method_wait *pd)
 static void
 method_wait_finish(struct method_wait *pd)
 {
-	struct conn	*c = pd->c;
+	struct conn *c = pd->c;
 
 	c->pending = NULL;
 	method_wait_free(pd);
@@ -66,13 +66,14 @@ method_wait_reply(struct method_wait *pd, json_t *params, int continues)
 static void
 method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 {
-	json_t	*all;
-	size_t	 k;
+	json_t *all;
+	size_t	k;
 
 	pd->done[i] = job_to_json(j);
 	pd->left--;
 	if (pd->cancel) {
-		method_wait_reply(pd, json_pack("{s:O}", "job", pd->done[i]), 0);
+		method_wait_reply(pd, json_pack("{s:O}", "job", pd->done[i]),
+		    0);
 	} else if (pd->flags & VARLINK_MORE) {
 		method_wait_reply(pd, json_pack("{s:[O]}", "jobs", pd->done[i]),
 		    pd->left > 0);
@@ -95,9 +96,9 @@ method_wait_watch_cb(struct job_watch *jw, struct job *j)
 static void
 method_wait_timeout(evutil_socket_t fd, short events, void *arg)
 {
-	struct method_wait	*pd = arg;
-	json_t		*ids = json_array();
-	size_t		 i;
+	struct method_wait *pd = arg;
+	json_t		   *ids = json_array();
+	size_t		    i;
 
 	for (i = 0; i < pd->n; i++)
 		if (pd->done[i] == NULL)
@@ -112,9 +113,9 @@ static void
 method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
     int64_t *ids, size_t n, int cancel, int has_timeout, uint64_t timeout)
 {
-	struct method_wait	*pd = xcalloc(1, sizeof *pd);
-	struct timeval	 tv;
-	size_t		 i;
+	struct method_wait *pd = xcalloc(1, sizeof *pd);
+	struct timeval	    tv;
+	size_t		    i;
 
 	pd->c = c;
 	pd->flags = call->flags;
@@ -153,7 +154,7 @@ method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
 static int
 method_wait_cmp_id(const void *a, const void *b)
 {
-	int64_t	 x = *(const int64_t *)a, y = *(const int64_t *)b;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -161,7 +162,7 @@ method_wait_cmp_id(const void *a, const void *b)
 static int
 method_wait_has_duplicate(const int64_t *ids, size_t n)
 {
-	int64_t	*s;
+	int64_t *s;
 	size_t	 i;
 	int	 dup = 0;
 
@@ -180,12 +181,12 @@ void
 method_wait(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { "ids", "timeout_sec", NULL };
-	json_t		*a = json_object_get(call->params, "ids"), *v;
-	struct job	**jobs;
-	int64_t		*ids;
-	uint64_t	 timeout = 0;
-	size_t		 i, n;
-	int		 has_timeout;
+	json_t			*a = json_object_get(call->params, "ids"), *v;
+	struct job	       **jobs;
+	int64_t			*ids;
+	uint64_t		 timeout = 0;
+	size_t			 i, n;
+	int			 has_timeout;
 
 	if (method_check_params(c, call, known) != 0)
 		return;
@@ -201,7 +202,7 @@ method_wait(struct conn *c, struct varlink_call *call)
 		}
 	}
 	if ((has_timeout = method_get_seconds(call->params, "timeout_sec",
-	    &timeout)) == -1) {
+		 &timeout)) == -1) {
 		method_invalid_param(c, call, "timeout_sec");
 		return;
 	}
@@ -230,17 +231,18 @@ out:
 void
 method_wait_cancel(struct conn *c, struct varlink_call *call)
 {
-	struct job	*j;
-	struct log_ctx	 ctx;
-	int64_t		*ids;
+	struct job    *j;
+	struct log_ctx ctx;
+	int64_t	      *ids;
 
 	if ((j = method_id_param(c, call)) == NULL)
 		return;
 	if (!job_is_finished(j)) {
 		ctx = (struct log_ctx){ j->pool, NULL, j->id };
-		clog_info(&ctx, "job cancelled" LOG_KV "was=%s" LOG_KV "uid=%u"
-		    LOG_KV "client_pid=%d", job_state_name(j->state),
-		    (unsigned)c->uid, (int)c->pid);
+		clog_info(&ctx,
+		    "job cancelled" LOG_KV "was=%s" LOG_KV "uid=%u" LOG_KV
+		    "client_pid=%d",
+		    job_state_name(j->state), (unsigned)c->uid, (int)c->pid);
 		job_kill(j, JOB_KILL_CANCEL);
 	}
 	if (call->flags & VARLINK_ONEWAY)

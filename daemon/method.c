@@ -19,20 +19,20 @@
 
 static const char method_interface_mprocd[] =
 #include "io.mprocd.varlink.h"
-;
+    ;
 static const char method_interface_service[] =
 #include "org.varlink.service.varlink.h"
-;
+    ;
 
-static void	method_get(struct conn *, struct varlink_call *);
-static void	method_status(struct conn *, struct varlink_call *);
-static void	method_reload(struct conn *, struct varlink_call *);
-static void	method_getinfo(struct conn *, struct varlink_call *);
-static void	method_getinterface(struct conn *, struct varlink_call *);
+static void method_get(struct conn *, struct varlink_call *);
+static void method_status(struct conn *, struct varlink_call *);
+static void method_reload(struct conn *, struct varlink_call *);
+static void method_getinfo(struct conn *, struct varlink_call *);
+static void method_getinterface(struct conn *, struct varlink_call *);
 
 static const struct {
-	const char	*name;
-	void		(*fn)(struct conn *, struct varlink_call *);
+	const char *name;
+	void (*fn)(struct conn *, struct varlink_call *);
 } method_table[] = {
 	{ "io.mprocd.Submit", method_submit },
 	{ "io.mprocd.Wait", method_wait },
@@ -79,7 +79,7 @@ int
 method_check_params(struct conn *c, struct varlink_call *call,
     const char *const *known)
 {
-	const char	*bad;
+	const char *bad;
 
 	if ((bad = method_unknown_param(call->params, known)) != NULL) {
 		method_invalid_param(c, call, bad);
@@ -92,9 +92,9 @@ method_check_params(struct conn *c, struct varlink_call *call,
 const char *
 method_unknown_param(json_t *params, const char *const *known)
 {
-	const char	*key;
-	json_t		*v;
-	size_t		 i;
+	const char *key;
+	json_t	   *v;
+	size_t	    i;
 
 	if (params == NULL)
 		return NULL;
@@ -122,7 +122,7 @@ method_may(const struct conn *c, const struct job *j)
 struct job *
 method_get_job(struct conn *c, struct varlink_call *call, int64_t id)
 {
-	struct job	*j;
+	struct job *j;
 
 	if ((j = job_find(id)) == NULL) {
 		method_error(c, call, "io.mprocd.NoSuchJob",
@@ -142,7 +142,7 @@ struct job *
 method_id_param(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { "id", NULL };
-	int64_t		 id;
+	int64_t			 id;
 
 	if (method_check_params(c, call, known) != 0)
 		return NULL;
@@ -157,8 +157,8 @@ method_id_param(struct conn *c, struct varlink_call *call)
 int
 method_get_seconds(json_t *params, const char *name, uint64_t *usec)
 {
-	double	 d;
-	int	 r;
+	double d;
+	int    r;
 
 	if ((r = varlink_get_number(params, name, &d)) != 1)
 		return r;
@@ -171,8 +171,8 @@ method_get_seconds(json_t *params, const char *name, uint64_t *usec)
 static void
 method_get(struct conn *c, struct varlink_call *call)
 {
-	struct job	*j;
-	char		*out, *err;
+	struct job *j;
+	char	   *out, *err;
 
 	if ((j = method_id_param(c, call)) == NULL)
 		return;
@@ -180,9 +180,9 @@ method_get(struct conn *c, struct varlink_call *call)
 	err = util_base64_encode(j->out[1].data, j->out[1].len);
 	if (out == NULL || err == NULL)
 		fatal("base64");
-	method_reply(c, call, json_pack("{s:o, s:s, s:s, s:b}",
-	    "job", job_to_json(j), "stdout", out, "stderr", err,
-	    "truncated", j->truncated));
+	method_reply(c, call,
+	    json_pack("{s:o, s:s, s:s, s:b}", "job", job_to_json(j), "stdout",
+		out, "stderr", err, "truncated", j->truncated));
 	free(out);
 	free(err);
 }
@@ -191,8 +191,8 @@ static void
 method_reload(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { NULL };
-	char		 reason[1024];
-	json_t		*params;
+	char			 reason[1024];
+	json_t			*params;
 
 	if (method_check_params(c, call, known) != 0)
 		return;
@@ -205,7 +205,8 @@ method_reload(struct conn *c, struct varlink_call *call)
 	    (unsigned)c->uid, (int)c->pid);
 	if (reload_run(reason, sizeof reason) != 0) {
 		if ((params = json_pack("{s:s}", "reason", reason)) == NULL)
-			params = json_pack("{s:s}", "reason", "the configuration "
+			params = json_pack("{s:s}", "reason",
+			    "the configuration "
 			    "is invalid (not UTF-8: see the log)");
 		method_error(c, call, "io.mprocd.ReloadFailed", params);
 		return;
@@ -217,19 +218,18 @@ static void
 method_status(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { NULL };
-	json_t		*jpools;
-	struct pool	*p;
+	json_t			*jpools;
+	struct pool		*p;
 
 	if (method_check_params(c, call, known) != 0)
 		return;
 	jpools = json_array();
 	TAILQ_FOREACH(p, &pools, entry)
 		json_array_append_new(jpools, pool_status_json(p));
-	method_reply(c, call, json_pack("{s:s, s:I, s:I, s:o}",
-	    "version", PACKAGE_VERSION,
-	    "pid", (json_int_t)getpid(),
-	    "started_usec", (json_int_t)mprocd_started_usec,
-	    "pools", jpools));
+	method_reply(c, call,
+	    json_pack("{s:s, s:I, s:I, s:o}", "version", PACKAGE_VERSION, "pid",
+		(json_int_t)getpid(), "started_usec",
+		(json_int_t)mprocd_started_usec, "pools", jpools));
 }
 
 static void
@@ -239,19 +239,18 @@ method_getinfo(struct conn *c, struct varlink_call *call)
 
 	if (method_check_params(c, call, known) != 0)
 		return;
-	method_reply(c, call, json_pack("{s:s, s:s, s:s, s:s, s:[s, s]}",
-	    "vendor", "mprocd",
-	    "product", "mprocd",
-	    "version", PACKAGE_VERSION,
-	    "url", "https://github.com/mprocd/mprocd",
-	    "interfaces", method_interfaces[0], method_interfaces[1]));
+	method_reply(c, call,
+	    json_pack("{s:s, s:s, s:s, s:s, s:[s, s]}", "vendor", "mprocd",
+		"product", "mprocd", "version", PACKAGE_VERSION, "url",
+		"https://github.com/mprocd/mprocd", "interfaces",
+		method_interfaces[0], method_interfaces[1]));
 }
 
 static void
 method_getinterface(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { "interface", NULL };
-	const char	*name = NULL, *text;
+	const char		*name = NULL, *text;
 
 	if (method_check_params(c, call, known) != 0)
 		return;
@@ -274,8 +273,8 @@ method_getinterface(struct conn *c, struct varlink_call *call)
 void
 method_dispatch(struct conn *c, struct varlink_call *call)
 {
-	size_t	 i, len;
-	char	*iface;
+	size_t i, len;
+	char  *iface;
 
 	for (i = 0; i < sizeof method_table / sizeof method_table[0]; i++) {
 		if (strcmp(call->method, method_table[i].name) == 0) {
@@ -287,7 +286,9 @@ method_dispatch(struct conn *c, struct varlink_call *call)
 	len = strlen(call->method) + 1;
 	iface = xcalloc(1, len);
 	if (varlink_method_interface(call->method, iface, len) == 0) {
-		for (i = 0; i < sizeof method_interfaces / sizeof method_interfaces[0]; i++) {
+		for (i = 0;
+		     i < sizeof method_interfaces / sizeof method_interfaces[0];
+		     i++) {
 			if (strcmp(iface, method_interfaces[i]) == 0) {
 				method_error(c, call, VARLINK_ERR_METHOD,
 				    json_pack("{s:s}", "method", call->method));

@@ -20,27 +20,27 @@ static void
 mprocd_usage(FILE *f)
 {
 	fprintf(f,
-"usage: mprocd [-c FILE] [-s SOCKET] [--check-config | --print-config]\n"
-"\n"
-"Keeps pools of worker processes, restarts those that die, and runs jobs\n"
-"that clients (mprocctl) submit over a UNIX socket. Runs in the foreground.\n"
-"\n"
-"  -c, --config FILE   configuration file (default %s)\n"
-"  -s, --socket PATH   listen on PATH instead of the configured socket\n"
-"      --check-config  check the configuration file; exit 0 if valid, else 1\n"
-"      --print-config  print the effective configuration, defaults included\n"
-"  -h, --help          show this help\n"
-"  -V, --version       show the version\n"
-"\n"
-"Signals: TERM or INT stop every worker and exit; HUP reloads the\n"
-"configuration; USR1 reopens a log file. See mprocd(8) and mprocd.conf(5).\n",
+	    "usage: mprocd [-c FILE] [-s SOCKET] [--check-config | --print-config]\n"
+	    "\n"
+	    "Keeps pools of worker processes, restarts those that die, and runs jobs\n"
+	    "that clients (mprocctl) submit over a UNIX socket. Runs in the foreground.\n"
+	    "\n"
+	    "  -c, --config FILE   configuration file (default %s)\n"
+	    "  -s, --socket PATH   listen on PATH instead of the configured socket\n"
+	    "      --check-config  check the configuration file; exit 0 if valid, else 1\n"
+	    "      --print-config  print the effective configuration, defaults included\n"
+	    "  -h, --help          show this help\n"
+	    "  -V, --version       show the version\n"
+	    "\n"
+	    "Signals: TERM or INT stop every worker and exit; HUP reloads the\n"
+	    "configuration; USR1 reopens a log file. See mprocd(8) and mprocd.conf(5).\n",
 	    MPROCD_DEFAULT_CONFIG);
 }
 
 static void
 mprocd_print_errors(const struct config_errors *errors)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < errors->n; i++)
 		fprintf(stderr, "mprocd: %s\n", errors->v[i]);
@@ -50,8 +50,8 @@ mprocd_print_errors(const struct config_errors *errors)
 static const char *
 mprocd_self_path(void)
 {
-	static char	 path[PATH_MAX];
-	ssize_t		 n;
+	static char path[PATH_MAX];
+	ssize_t	    n;
 
 	n = readlink("/proc/self/exe", path, sizeof path - 1);
 	if (n <= 0)
@@ -72,11 +72,11 @@ main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct config		*c;
-	struct config_errors	 errors;
-	const char		*file = MPROCD_DEFAULT_CONFIG, *errstr;
-	char			*socket = NULL;
-	int			 ch, check = 0, print = 0, status, fd;
+	struct config	    *c;
+	struct config_errors errors;
+	const char	    *file = MPROCD_DEFAULT_CONFIG, *errstr;
+	char		    *socket = NULL;
+	int		     ch, check = 0, print = 0, status, fd;
 
 	/*
 	 * Make sure 0, 1 and 2 are open, or the first socket we open would
@@ -127,7 +127,8 @@ main(int argc, char **argv)
 	if ((c = config_load(file, &errors)) == NULL) {
 		mprocd_print_errors(&errors);
 		if (!check && !print)
-			fprintf(stderr, "mprocd: not starting: fix %s, then "
+			fprintf(stderr,
+			    "mprocd: not starting: fix %s, then "
 			    "check it with 'mprocd --check-config -c %s'\n",
 			    file, file);
 		config_errors_free(&errors);
@@ -167,7 +168,7 @@ main(int argc, char **argv)
 	log_setlevel(c->log_level);
 	mprocd_self = mprocd_self_path();
 
-	status = supervisor_main(c, fd);	/* frees c, or what replaced it */
+	status = supervisor_main(c, fd); /* frees c, or what replaced it */
 	log_close();
 	return status;
 }

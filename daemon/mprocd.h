@@ -15,77 +15,77 @@
 #include "log.h"
 #include "queue.h"
 
-#define MPROCD_DEFAULT_CONFIG	SYSCONFDIR "/mprocd.conf"
-#define MPROCD_SYSTEM_SOCKET	"/run/mprocd/mprocd.sock"
+#define MPROCD_DEFAULT_CONFIG SYSCONFDIR "/mprocd.conf"
+#define MPROCD_SYSTEM_SOCKET  "/run/mprocd/mprocd.sock"
 
 /* config.c */
 struct pool_config {
 	TAILQ_ENTRY(pool_config) entry;
-	char		*name;
-	int		 line;		/* of its [pool NAME] header */
-	unsigned int	 workers;
-	int		 workers_auto;
-	uint64_t	 spare_workers;	/* started ahead, in no slot */
-	uint64_t	 queue_limit;
-	uint64_t	 job_timeout;	/* usec; 0: none */
-	uint64_t	 kill_grace;
-	uint64_t	 max_jobs_per_worker;
-	uint64_t	 max_output;
-	uint64_t	 retries;
-	uint64_t	 restart_delay;
-	uint64_t	 restart_delay_max;
-	uint64_t	 crash_limit;
-	uint64_t	 crash_interval;
-	int		 keyline[32];	/* where each key was set; see config.c */
+	char	    *name;
+	int	     line; /* of its [pool NAME] header */
+	unsigned int workers;
+	int	     workers_auto;
+	uint64_t     spare_workers; /* started ahead, in no slot */
+	uint64_t     queue_limit;
+	uint64_t     job_timeout; /* usec; 0: none */
+	uint64_t     kill_grace;
+	uint64_t     max_jobs_per_worker;
+	uint64_t     max_output;
+	uint64_t     retries;
+	uint64_t     restart_delay;
+	uint64_t     restart_delay_max;
+	uint64_t     crash_limit;
+	uint64_t     crash_interval;
+	int	     keyline[32]; /* where each key was set; see config.c */
 };
 TAILQ_HEAD(pool_configs, pool_config);
 
 struct config {
-	char		*path;
-	char		*socket;	/* NULL: the default for our uid */
-	unsigned int	 socket_mode;
-	char		*log_target;
-	int		 log_level;
-	uint64_t	 max_clients;
-	uint64_t	 max_message;
-	uint64_t	 message_timeout;
-	uint64_t	 keep_finished;
-	uint64_t	 shutdown_timeout;
+	char		   *path;
+	char		   *socket; /* NULL: the default for our uid */
+	unsigned int	    socket_mode;
+	char		   *log_target;
+	int		    log_level;
+	uint64_t	    max_clients;
+	uint64_t	    max_message;
+	uint64_t	    message_timeout;
+	uint64_t	    keep_finished;
+	uint64_t	    shutdown_timeout;
 	struct pool_configs pools;
-	int		 keyline[32];
+	int		    keyline[32];
 };
 
 /* Errors found while reading a file, each "FILE:LINE: ...". */
 struct config_errors {
-	char		**v;
-	size_t		  n;
+	char **v;
+	size_t n;
 };
 
-struct config	*config_new(void);
-void		 config_free(struct config *);
-struct config	*config_load(const char *, struct config_errors *);
-struct config	*config_load_string(const char *, const char *,
-		    struct config_errors *);
-void		 config_errors_free(struct config_errors *);
-void		 config_print(const struct config *, FILE *);
+struct config	   *config_new(void);
+void		    config_free(struct config *);
+struct config	   *config_load(const char *, struct config_errors *);
+struct config	   *config_load_string(const char *, const char *,
+	 struct config_errors *);
+void		    config_errors_free(struct config_errors *);
+void		    config_print(const struct config *, FILE *);
 struct pool_config *config_find_pool(const struct config *, const char *);
 
 /* What a reload does to one pool. */
 struct config_change {
-	const char	*pool;		/* points into the configurations */
+	const char *pool; /* points into the configurations */
 	enum {
 		POOL_KEPT,
 		POOL_GROWS,
 		POOL_SHRINKS,
 		POOL_ADDED,
 		POOL_REMOVED,
-	}		 kind;
-	unsigned int	 from, to;	/* workers */
-	int		 limits;	/* other settings changed */
+	} kind;
+	unsigned int from, to; /* workers */
+	int	     limits;   /* other settings changed */
 };
-size_t		 config_diff(const struct config *, const struct config *,
-		    struct config_change **);
-char		*config_default_socket(const char **);
+size_t config_diff(const struct config *, const struct config *,
+    struct config_change **);
+char  *config_default_socket(const char **);
 
 /* job.c */
 enum job_state {
@@ -107,7 +107,7 @@ enum job_kill {
 };
 
 /* Largest stdin a job may be given: it travels in one frame. */
-#define JOB_MAX_STDIN	(16U << 20)
+#define JOB_MAX_STDIN (16U << 20)
 
 struct job;
 struct worker;
@@ -117,97 +117,96 @@ struct worker;
  * into the call's JSON; argv, env and stdin_data are owned.
  */
 struct job_spec {
-	char		**argv;
-	const char	*pool;
-	const char	*name;
-	const char	*cwd;
-	char		**env;
-	uint8_t		*stdin_data;
-	size_t		 stdin_len;
-	int		 has_timeout;
-	uint64_t	 timeout;
-	int		 has_retries;
-	uint64_t	 retries;
+	char	  **argv;
+	const char *pool;
+	const char *name;
+	const char *cwd;
+	char	  **env;
+	uint8_t	   *stdin_data;
+	size_t	    stdin_len;
+	int	    has_timeout;
+	uint64_t    timeout;
+	int	    has_retries;
+	uint64_t    retries;
 };
 
 /* Someone waiting for a job to finish (a client's Wait or Cancel). */
 struct job_watch {
 	TAILQ_ENTRY(job_watch) entry;
-	struct job	*job;
-	void		(*cb)(struct job_watch *, struct job *);
-	void		*arg;
-	size_t		 index;
+	struct job *job;
+	void (*cb)(struct job_watch *, struct job *);
+	void  *arg;
+	size_t index;
 };
 TAILQ_HEAD(job_watches, job_watch);
 
 struct job_output {
-	uint8_t		*data;
-	size_t		 len;
-	size_t		 size;
+	uint8_t *data;
+	size_t	 len;
+	size_t	 size;
 };
 
 struct job {
-	TAILQ_ENTRY(job) entry;		/* a pool's queue, or the finished */
-	TAILQ_ENTRY(job) all;		/* every job, by id */
-	struct job	*hnext;		/* id hash chain */
-	int64_t		 id;
-	char		*name;
-	char		*pool;		/* its pool's name */
-	char		**argv;
-	char		*cwd;
-	char		**env;		/* "K=V" added to the pool's */
-	uint8_t		*stdin_data;	/* NULL: /dev/null */
-	size_t		 stdin_len;
-	uid_t		 uid;
-	uint64_t	 timeout;	/* usec; 0: none */
-	uint64_t	 retries;
-	int		 timeout_given;	/* by Submit; else the pool's */
-	int		 retries_given;
+	TAILQ_ENTRY(job) entry; /* a pool's queue, or the finished */
+	TAILQ_ENTRY(job) all;	/* every job, by id */
+	struct job *hnext;	/* id hash chain */
+	int64_t	    id;
+	char	   *name;
+	char	   *pool; /* its pool's name */
+	char	  **argv;
+	char	   *cwd;
+	char	  **env;	/* "K=V" added to the pool's */
+	uint8_t	   *stdin_data; /* NULL: /dev/null */
+	size_t	    stdin_len;
+	uid_t	    uid;
+	uint64_t    timeout; /* usec; 0: none */
+	uint64_t    retries;
+	int	    timeout_given; /* by Submit; else the pool's */
+	int	    retries_given;
 
-	enum job_state	 state;
-	enum job_kill	 kill;
-	int		 kill_signal;	/* last signal sent: 0, TERM, KILL */
-	int		 exit_status;	/* -1: none */
-	int		 signal;	/* 0: none */
-	char		 worker[80];	/* "" until it first runs */
-	struct worker	*w;		/* running on, or NULL */
-	pid_t		 pid;
-	unsigned int	 attempts;
-	uint64_t	 submitted_usec;
-	uint64_t	 started_usec;
-	uint64_t	 finished_usec;
-	uint64_t	 started_mono;
+	enum job_state state;
+	enum job_kill  kill;
+	int	       kill_signal; /* last signal sent: 0, TERM, KILL */
+	int	       exit_status; /* -1: none */
+	int	       signal;	    /* 0: none */
+	char	       worker[80];  /* "" until it first runs */
+	struct worker *w;	    /* running on, or NULL */
+	pid_t	       pid;
+	unsigned int   attempts;
+	uint64_t       submitted_usec;
+	uint64_t       started_usec;
+	uint64_t       finished_usec;
+	uint64_t       started_mono;
 
-	struct job_output out[2];	/* stdout, stderr */
-	int		 truncated;
-	struct event	*timer;		/* timeout, then kill_grace */
+	struct job_output  out[2]; /* stdout, stderr */
+	int		   truncated;
+	struct event	  *timer; /* timeout, then kill_grace */
 	struct job_watches watches;
 };
 TAILQ_HEAD(jobs, job);
 
-struct job	*job_new(const char *, struct job_spec *, uid_t);
-void		 job_spec_free(struct job_spec *);
-void		 job_free(struct job *);
-struct job	*job_find(int64_t);
-const char	*job_state_name(enum job_state);
-int		 job_parse_state(const char *);
-int		 job_is_finished(const struct job *);
-enum job_state	 job_final_state(enum job_kill, int);
-void		 job_output_add(struct job *, int, const void *, size_t,
-		    uint64_t);
-json_t		*job_to_json(const struct job *);
-void		 job_watch_add(struct job *, struct job_watch *);
-void		 job_watch_remove(struct job_watch *);
-void		 job_finish(struct job *, enum job_state);
-void		 job_started(struct job *, struct worker *);
-void		 job_set_pid(struct job *, pid_t);
-void		 job_done(struct job *, int, int);
-void		 job_worker_died(struct job *);
-void		 job_kill(struct job *, enum job_kill);
-int		 job_matches(const struct job *, const char *, int);
-int64_t		*job_ids(const char *, int, size_t *);
-uint64_t	 job_count_finished(void);
-void		 job_free_all(void);
+struct job    *job_new(const char *, struct job_spec *, uid_t);
+void	       job_spec_free(struct job_spec *);
+void	       job_free(struct job *);
+struct job    *job_find(int64_t);
+const char    *job_state_name(enum job_state);
+int	       job_parse_state(const char *);
+int	       job_is_finished(const struct job *);
+enum job_state job_final_state(enum job_kill, int);
+void	 job_output_add(struct job *, int, const void *, size_t, uint64_t);
+json_t	*job_to_json(const struct job *);
+void	 job_watch_add(struct job *, struct job_watch *);
+void	 job_watch_remove(struct job_watch *);
+void	 job_finish(struct job *, enum job_state);
+void	 job_started(struct job *, struct worker *);
+void	 job_set_pid(struct job *, pid_t);
+void	 job_done(struct job *, int, int);
+void	 job_worker_died(struct job *);
+void	 job_kill(struct job *, enum job_kill);
+int	 job_matches(const struct job *, const char *, int);
+int64_t *job_ids(const char *, int, size_t *);
+uint64_t job_count_finished(void);
+void	 job_free_all(void);
 
 /* pool-worker.c */
 /*
@@ -224,23 +223,22 @@ void		 job_free_all(void);
  *	exited   -> backoff (a crash), starting (recycled)
  */
 enum worker_state {
-	WORKER_STARTING,	/* has a process; HELLO not yet read */
-	WORKER_IDLE,		/* ready for a job (a spare: for a slot) */
-	WORKER_BUSY,		/* runs a job */
-	WORKER_BACKOFF,		/* no process; its timer restarts it */
-	WORKER_STOPPING,	/* sent SIGTERM; KILL after kill_grace */
-	WORKER_WAITING,		/* a spare with no process, started once no
-				   slot of its pool is starting */
-	WORKER_EXITED,		/* reaped: its last frames are being read */
+	WORKER_STARTING, /* has a process; HELLO not yet read */
+	WORKER_IDLE,	 /* ready for a job (a spare: for a slot) */
+	WORKER_BUSY,	 /* runs a job */
+	WORKER_BACKOFF,	 /* no process; its timer restarts it */
+	WORKER_STOPPING, /* sent SIGTERM; KILL after kill_grace */
+	WORKER_WAITING,	 /* a spare, no process: starts when slots are up */
+	WORKER_EXITED,	 /* reaped: its last frames are being read */
 };
-#define WORKER_NSTATES	(WORKER_EXITED + 1)
+#define WORKER_NSTATES (WORKER_EXITED + 1)
 
 /* Why a worker is being stopped; decides what its death means. */
 enum worker_stop {
-	STOP_NONE,	/* not being stopped: a death is a crash */
-	STOP_RECYCLE,	/* max_jobs_per_worker reached: replace at once */
-	STOP_RETIRE,	/* its slot is going away */
-	STOP_SHUTDOWN,	/* mprocd is exiting */
+	STOP_NONE,     /* not being stopped: a death is a crash */
+	STOP_RECYCLE,  /* max_jobs_per_worker reached: replace at once */
+	STOP_RETIRE,   /* its slot is going away */
+	STOP_SHUTDOWN, /* mprocd is exiting */
 };
 
 /*
@@ -248,69 +246,68 @@ enum worker_stop {
  * "idle" when it is ready to be given one.
  */
 struct worker {
-	TAILQ_ENTRY(worker) entry;	/* its pool's workers, or spares */
-	struct pool	*pool;
-	int		 spare;
-	unsigned int	 slot;		/* not for a spare */
-	char		 name[80];
-	enum worker_state state;
-	enum worker_stop stop;
-	pid_t		 pid;
-	int		 said_hello;	/* its process reads its signals now */
-	int		 reopen_log;	/* asked: SIGUSR1 once it said HELLO */
+	TAILQ_ENTRY(worker) entry; /* its pool's workers, or spares */
+	struct pool	   *pool;
+	int		    spare;
+	unsigned int	    slot; /* not for a spare */
+	char		    name[80];
+	enum worker_state   state;
+	enum worker_stop    stop;
+	pid_t		    pid;
+	int		    said_hello; /* its process reads its signals now */
+	int		    reopen_log; /* asked: SIGUSR1 once it said HELLO */
 	struct bufferevent *bev;
-	struct event	*timer;		/* restart after backoff; kill */
-	uint64_t	 started_usec;	/* wall clock, for Status */
-	uint64_t	 started_mono;
-	uint64_t	 delay;		/* backoff before the next restart */
-	uint64_t	 backoff;	/* the wait chosen at the last death */
-	uint64_t	 restarts;
-	uint64_t	 jobs_done;
-	struct job	*job;		/* the job it runs, or NULL */
+	struct event	   *timer;	  /* restart after backoff; kill */
+	uint64_t	    started_usec; /* wall clock, for Status */
+	uint64_t	    started_mono;
+	uint64_t	    delay;   /* backoff before the next restart */
+	uint64_t	    backoff; /* the wait chosen at the last death */
+	uint64_t	    restarts;
+	uint64_t	    jobs_done;
+	struct job	   *job; /* the job it runs, or NULL */
 };
 TAILQ_HEAD(workers, worker);
 
-struct worker	*pool_worker_new(struct pool *, unsigned int);
-struct worker	*pool_worker_new_spare(struct pool *);
-void		 pool_worker_free(struct worker *);
-const char	*pool_worker_state_name(enum worker_state);
-int		 pool_worker_may_move(enum worker_state, enum worker_state);
-int		 pool_worker_set_state(struct worker *, enum worker_state);
-uint64_t	 pool_worker_backoff_next(uint64_t, uint64_t);
-void		 pool_worker_spawn(struct worker *);
-void		 pool_worker_restart(struct worker *);
-void		 pool_worker_ready(struct worker *);
-int		 pool_worker_is_ready_spare(const struct worker *);
-void		 pool_worker_run(struct worker *, struct job *);
-void		 pool_worker_signal_job(struct worker *, struct job *, int);
-void		 pool_worker_kill(struct worker *);
-void		 pool_worker_stop(struct worker *, enum worker_stop);
-void		 pool_worker_stop_later(struct worker *, enum worker_stop);
-void		 pool_worker_start_soon(struct worker *);
-void		 pool_worker_reopen_log(struct worker *);
-void		 pool_worker_send(struct worker *, uint32_t, const void *,
-		    size_t);
-struct pool	*pool_worker_exited(struct worker *, int);
-json_t		*pool_worker_json(const struct worker *);
+struct worker *pool_worker_new(struct pool *, unsigned int);
+struct worker *pool_worker_new_spare(struct pool *);
+void	       pool_worker_free(struct worker *);
+const char    *pool_worker_state_name(enum worker_state);
+int	       pool_worker_may_move(enum worker_state, enum worker_state);
+int	       pool_worker_set_state(struct worker *, enum worker_state);
+uint64_t       pool_worker_backoff_next(uint64_t, uint64_t);
+void	       pool_worker_spawn(struct worker *);
+void	       pool_worker_restart(struct worker *);
+void	       pool_worker_ready(struct worker *);
+int	       pool_worker_is_ready_spare(const struct worker *);
+void	       pool_worker_run(struct worker *, struct job *);
+void	       pool_worker_signal_job(struct worker *, struct job *, int);
+void	       pool_worker_kill(struct worker *);
+void	       pool_worker_stop(struct worker *, enum worker_stop);
+void	       pool_worker_stop_later(struct worker *, enum worker_stop);
+void	       pool_worker_start_soon(struct worker *);
+void	       pool_worker_reopen_log(struct worker *);
+void	     pool_worker_send(struct worker *, uint32_t, const void *, size_t);
+struct pool *pool_worker_exited(struct worker *, int);
+json_t	    *pool_worker_json(const struct worker *);
 
 /* pool.c */
 struct pool {
 	TAILQ_ENTRY(pool) entry;
-	char		*name;
-	struct pool_config cfg;		/* a copy; name points at ours */
-	struct workers	 workers;	/* one per slot */
-	struct workers	 spares;
-	uint64_t	*deaths;	/* ring of the last crash_limit+1 */
-	uint64_t	 ndeaths;
-	int		 degraded;
-	struct event	*timer;		/* rechecks degraded */
-	uint64_t	 restarts;
-	int		 removed;	/* by a reload: drains, then goes */
-	struct jobs	 queue;
-	uint64_t	 nqueued;
-	uint64_t	 succeeded;
-	uint64_t	 failed;	/* failed, timeout and lost */
-	uint64_t	 cancelled;
+	char		  *name;
+	struct pool_config cfg;	    /* a copy; name points at ours */
+	struct workers	   workers; /* one per slot */
+	struct workers	   spares;
+	uint64_t	  *deaths; /* ring of the last crash_limit+1 */
+	uint64_t	   ndeaths;
+	int		   degraded;
+	struct event	  *timer; /* rechecks degraded */
+	uint64_t	   restarts;
+	int		   removed; /* by a reload: drains, then goes */
+	struct jobs	   queue;
+	uint64_t	   nqueued;
+	uint64_t	   succeeded;
+	uint64_t	   failed; /* failed, timeout and lost */
+	uint64_t	   cancelled;
 };
 TAILQ_HEAD(pools, pool);
 
@@ -318,73 +315,73 @@ TAILQ_HEAD(pools, pool);
 enum pool_refusal {
 	POOL_ACCEPTED,
 	POOL_SHUTTING_DOWN,
-	POOL_NO_SUCH,		/* no such pool, or one being removed */
-	POOL_FULL,		/* queue_limit reached */
+	POOL_NO_SUCH, /* no such pool, or one being removed */
+	POOL_FULL,    /* queue_limit reached */
 };
 
 extern struct pools pools;
 
-struct pool	*pool_new(const struct pool_config *);
-void		 pool_free(struct pool *);
-struct pool	*pool_find(const char *);
-struct pool	*pool_default(void);
-void		 pool_start(struct pool *);
-void		 pool_stop(struct pool *, enum worker_stop);
-void		 pool_trim(struct pool *);
-void		 pool_apply(struct pool *, const struct pool_config *);
-void		 pool_remove(struct pool *);
-void		 pool_set_log_level(int);
-int		 pool_record_death(struct pool *, uint64_t);
-int		 pool_note_death(struct pool *, int, uint64_t);
-void		 pool_start_spares(struct pool *);
-struct worker	*pool_next_worker(struct pool *, struct worker *);
-struct worker	*pool_find_worker(pid_t);
-int		 pool_child_exited(pid_t, int);
-unsigned int	 pool_count_live(void);
-unsigned int	 pool_count_processes(void);
-unsigned int	 pool_count_starting(void);
-unsigned int	 pool_count_busy(void);
-uint64_t	 pool_count_queued(void);
-void		 pool_reopen_logs(void);
-json_t		*pool_status_json(const struct pool *);
-struct job	*pool_submit(struct pool *, struct job_spec *, uid_t,
-		    enum pool_refusal *);
-void		 pool_enqueue(struct pool *, struct job *, int);
-void		 pool_dequeue(struct job *);
-void		 pool_dispatch(struct pool *);
-void		 pool_job_finished(const struct job *);
-void		 pool_cancel_queued(struct pool *);
-void		 pool_kill_running(enum job_kill);
+struct pool   *pool_new(const struct pool_config *);
+void	       pool_free(struct pool *);
+struct pool   *pool_find(const char *);
+struct pool   *pool_default(void);
+void	       pool_start(struct pool *);
+void	       pool_stop(struct pool *, enum worker_stop);
+void	       pool_trim(struct pool *);
+void	       pool_apply(struct pool *, const struct pool_config *);
+void	       pool_remove(struct pool *);
+void	       pool_set_log_level(int);
+int	       pool_record_death(struct pool *, uint64_t);
+int	       pool_note_death(struct pool *, int, uint64_t);
+void	       pool_start_spares(struct pool *);
+struct worker *pool_next_worker(struct pool *, struct worker *);
+struct worker *pool_find_worker(pid_t);
+int	       pool_child_exited(pid_t, int);
+unsigned int   pool_count_live(void);
+unsigned int   pool_count_processes(void);
+unsigned int   pool_count_starting(void);
+unsigned int   pool_count_busy(void);
+uint64_t       pool_count_queued(void);
+void	       pool_reopen_logs(void);
+json_t	      *pool_status_json(const struct pool *);
+struct job    *pool_submit(struct pool *, struct job_spec *, uid_t,
+       enum pool_refusal *);
+void	       pool_enqueue(struct pool *, struct job *, int);
+void	       pool_dequeue(struct job *);
+void	       pool_dispatch(struct pool *);
+void	       pool_job_finished(const struct job *);
+void	       pool_cancel_queued(struct pool *);
+void	       pool_kill_running(enum job_kill);
 
 /* The pool's workers, those of slots and then the spares. */
-#define POOL_FOREACH_WORKER(w, p)					\
-	for ((w) = pool_next_worker((p), NULL); (w) != NULL;		\
-	    (w) = pool_next_worker((p), (w)))
+#define POOL_FOREACH_WORKER(w, p) \
+	for ((w) = pool_next_worker((p), NULL); (w) != NULL; \
+	     (w) = pool_next_worker((p), (w)))
 
 /* spawn.c */
 struct spawn {
 	const char *const *argv;
-	const char *const *envp;		/* NULL: our environment */
-	const char	*cwd;		/* NULL: ours */
-	int		 fds[4];	/* become 0..3; -1: /dev/null (0-2) or none */
-	int		 setsid;
-	int		 pdeathsig;	/* 0: none */
-	const char	*path;		/* executable; NULL: argv[0] via PATH */
+	const char *const *envp; /* NULL: our environment */
+	const char	  *cwd;	 /* NULL: ours */
+	int	    fds[4];	 /* become 0..3; -1: /dev/null (0-2) or none */
+	int	    setsid;
+	int	    pdeathsig; /* 0: none */
+	const char *path;      /* executable; NULL: argv[0] via PATH */
 	/* Called in the child with its pid before it execs (no malloc). */
-	void		(*announce)(pid_t, void *);
-	void		*announce_arg;
+	void (*announce)(pid_t, void *);
+	void *announce_arg;
 };
-pid_t		 spawn_process(const struct spawn *);
-void		 spawn_kill_orphans(void);
+pid_t spawn_process(const struct spawn *);
+void  spawn_kill_orphans(void);
 
 /* worker.c */
-int		 worker_main(int, char **);
+int worker_main(int, char **);
 
 /* control.c */
-int		 control_init(const char *, unsigned int, int);
-int		 control_is_activated(void);
-void		 control_shutdown(void);
-void		 control_close(void);
+int  control_init(const char *, unsigned int, int);
+int  control_is_activated(void);
+void control_shutdown(void);
+void control_close(void);
 
 /* conn.c */
 struct method_wait;
@@ -394,100 +391,95 @@ struct method_list;
 struct conn {
 	TAILQ_ENTRY(conn) entry;
 	struct bufferevent *bev;
-	uid_t		 uid;
-	gid_t		 gid;
-	pid_t		 pid;
-	size_t		 scanned;	/* input already searched for a NUL */
-	int		 closing;	/* flush replies, then close */
-	int		 eof;		/* it sends no more; answer what it sent */
-	struct method_wait *pending;	/* a Wait or Cancel being answered */
-	struct method_list *listing;	/* a List reply still being written */
-	struct event	*resume;	/* go on after a pending call */
-	struct event	*stall;		/* message_timeout for a partial one */
-	struct event	*hup;		/* not read: notice a hang-up anyway */
+	uid_t		    uid;
+	gid_t		    gid;
+	pid_t		    pid;
+	size_t		    scanned; /* input already searched for a NUL */
+	int		    closing; /* flush replies, then close */
+	int		    eof;     /* it sends no more; answer what it sent */
+	struct method_wait *pending; /* a Wait or Cancel being answered */
+	struct method_list *listing; /* a List reply still being written */
+	struct event	   *resume;  /* go on after a pending call */
+	struct event	   *stall;   /* message_timeout for a partial one */
+	struct event	   *hup;     /* not read: notice a hang-up anyway */
 };
 
-struct conn	*conn_new(int, uid_t, gid_t, pid_t);
-void		 conn_free(struct conn *);
-void		 conn_free_all(void);
-unsigned int	 conn_count(void);
-void		 conn_answer(struct conn *, int, const char *, json_t *);
-void		 conn_flush(struct conn *);
-void		 conn_resume(struct conn *);
-size_t		 conn_queued(struct conn *);
-void		 conn_write(struct conn *, const void *, size_t);
-void		 conn_watch_output(struct conn *, size_t);
+struct conn *conn_new(int, uid_t, gid_t, pid_t);
+void	     conn_free(struct conn *);
+void	     conn_free_all(void);
+unsigned int conn_count(void);
+void	     conn_answer(struct conn *, int, const char *, json_t *);
+void	     conn_flush(struct conn *);
+void	     conn_resume(struct conn *);
+size_t	     conn_queued(struct conn *);
+void	     conn_write(struct conn *, const void *, size_t);
+void	     conn_watch_output(struct conn *, size_t);
 
 /* method.c: the Varlink methods; one file for the larger ones. */
 struct varlink_call;
 
-void		 method_dispatch(struct conn *, struct varlink_call *);
-void		 method_reply(struct conn *, struct varlink_call *, json_t *);
-void		 method_error(struct conn *, struct varlink_call *,
-		    const char *, json_t *);
-void		 method_invalid_param(struct conn *, struct varlink_call *,
-		    const char *);
-int		 method_check_params(struct conn *, struct varlink_call *,
-		    const char *const *);
-const char	*method_unknown_param(json_t *, const char *const *);
-int		 method_get_seconds(json_t *, const char *, uint64_t *);
-struct job	*method_get_job(struct conn *, struct varlink_call *, int64_t);
-struct job	*method_id_param(struct conn *, struct varlink_call *);
+void method_dispatch(struct conn *, struct varlink_call *);
+void method_reply(struct conn *, struct varlink_call *, json_t *);
+void method_error(struct conn *, struct varlink_call *, const char *, json_t *);
+void method_invalid_param(struct conn *, struct varlink_call *, const char *);
+int  method_check_params(struct conn *, struct varlink_call *,
+     const char *const *);
+const char *method_unknown_param(json_t *, const char *const *);
+int	    method_get_seconds(json_t *, const char *, uint64_t *);
+struct job *method_get_job(struct conn *, struct varlink_call *, int64_t);
+struct job *method_id_param(struct conn *, struct varlink_call *);
 
 /* method-submit.c */
-void		 method_submit(struct conn *, struct varlink_call *);
-int		 method_submit_parse(json_t *, struct job_spec *,
-		    const char **);
+void method_submit(struct conn *, struct varlink_call *);
+int  method_submit_parse(json_t *, struct job_spec *, const char **);
 
 /* method-wait.c */
-void		 method_wait(struct conn *, struct varlink_call *);
-void		 method_wait_cancel(struct conn *, struct varlink_call *);
-void		 method_wait_free(struct method_wait *);
+void method_wait(struct conn *, struct varlink_call *);
+void method_wait_cancel(struct conn *, struct varlink_call *);
+void method_wait_free(struct method_wait *);
 
 /* method-list.c */
-void		 method_list(struct conn *, struct varlink_call *);
-void		 method_list_continue(struct conn *);
-void		 method_list_free(struct method_list *);
+void method_list(struct conn *, struct varlink_call *);
+void method_list_continue(struct conn *);
+void method_list_free(struct method_list *);
 
 /* bev.c */
-size_t		 bev_write_now(struct bufferevent *, const struct iovec *,
-		    int);
-void		 bev_send(struct bufferevent *, const struct iovec *, int);
+size_t bev_write_now(struct bufferevent *, const struct iovec *, int);
+void   bev_send(struct bufferevent *, const struct iovec *, int);
 
 /* supervisor.c */
 extern struct event_base *ev_base;
-extern struct config *cfg;
-extern uint64_t	 mprocd_started_usec;
-extern int	 mprocd_shutting_down;
-extern const char *mprocd_self;
+extern struct config	 *cfg;
+extern uint64_t		  mprocd_started_usec;
+extern int		  mprocd_shutting_down;
+extern const char	 *mprocd_self;
 
 extern const char *mprocd_socket_override;
 
 /* What supervisor_changed() is told, besides "a count changed". */
-#define SUPERVISOR_NOW		0x1	/* STATUS= at once, not throttled */
-#define SUPERVISOR_WORKERS	0x2	/* a slot's worker started or went */
+#define SUPERVISOR_NOW	   0x1 /* STATUS= at once, not throttled */
+#define SUPERVISOR_WORKERS 0x2 /* a slot's worker started or went */
 
-int		 supervisor_main(struct config *, int);
-void		 supervisor_changed(int);
-void		 supervisor_check_exit(void);
+int  supervisor_main(struct config *, int);
+void supervisor_changed(int);
+void supervisor_check_exit(void);
 
 /* reload.c */
-int		 reload_run(char *, size_t);
-void		 reload_apply(struct config *);
+int  reload_run(char *, size_t);
+void reload_apply(struct config *);
 
 /* systemd.c */
-int		 systemd_listen_fd(void);
-void		 systemd_notify(const char *);
-void		 systemd_init(void);
-void		 systemd_free(void);
-void		 systemd_changed(int);
-void		 systemd_reloading(void);
-void		 systemd_reloaded(void);
-void		 systemd_stopping(void);
+int  systemd_listen_fd(void);
+void systemd_notify(const char *);
+void systemd_init(void);
+void systemd_free(void);
+void systemd_changed(int);
+void systemd_reloading(void);
+void systemd_reloaded(void);
+void systemd_stopping(void);
 
 /* proctitle.c */
-void		 proctitle_init(int, char **);
-void		 proctitle_set(const char *, ...)
-		    __attribute__((format(printf, 1, 2)));
+void proctitle_init(int, char **);
+void proctitle_set(const char *, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -33,7 +33,7 @@
 #include "xmalloc.h"
 
 /* Seconds a new worker has to say HELLO before it is killed. */
-#define POOL_WORKER_START_TIMEOUT	30
+#define POOL_WORKER_START_TIMEOUT 30
 
 static const struct timeval pool_worker_start_timeout = {
 	POOL_WORKER_START_TIMEOUT, 0
@@ -50,7 +50,7 @@ static const char *const pool_worker_state_names[WORKER_NSTATES] = {
 };
 
 /* The moves drawn in mprocd.h: moves[from] has bit (1 << to). */
-#define TO(s)	(1U << (s))
+#define TO(s) (1U << (s))
 static const unsigned int pool_worker_moves[WORKER_NSTATES] = {
 	[WORKER_BACKOFF] = TO(WORKER_STARTING) | TO(WORKER_BACKOFF) |
 	    TO(WORKER_WAITING),
@@ -66,9 +66,9 @@ static const unsigned int pool_worker_moves[WORKER_NSTATES] = {
 };
 #undef TO
 
-static void	pool_worker_read_cb(struct bufferevent *, void *);
-static void	pool_worker_signal_reopen(struct worker *);
-static void	pool_worker_event_cb(struct bufferevent *, short, void *);
+static void pool_worker_read_cb(struct bufferevent *, void *);
+static void pool_worker_signal_reopen(struct worker *);
+static void pool_worker_event_cb(struct bufferevent *, short, void *);
 
 const char *
 pool_worker_state_name(enum worker_state state)
@@ -81,8 +81,8 @@ pool_worker_state_name(enum worker_state state)
 static struct log_ctx
 pool_worker_ctx(const struct worker *w)
 {
-	struct log_ctx	 ctx = { w->pool->name, w->name,
-			    w->job != NULL ? w->job->id : 0 };
+	struct log_ctx ctx = { w->pool->name, w->name,
+		w->job != NULL ? w->job->id : 0 };
 
 	return ctx;
 }
@@ -111,12 +111,13 @@ pool_worker_may_move(enum worker_state from, enum worker_state to)
 int
 pool_worker_set_state(struct worker *w, enum worker_state to)
 {
-	struct log_ctx	 ctx = pool_worker_ctx(w);
+	struct log_ctx ctx = pool_worker_ctx(w);
 
 	if (!pool_worker_may_move(w->state, to)) {
-		clog_warnx(&ctx, "%s cannot go from %s to %s (a bug), "
-		    "ignoring", pool_worker_kind(w),
-		    pool_worker_state_name(w->state),
+		clog_warnx(&ctx,
+		    "%s cannot go from %s to %s (a bug), "
+		    "ignoring",
+		    pool_worker_kind(w), pool_worker_state_name(w->state),
 		    pool_worker_state_name(to));
 		return -1;
 	}
@@ -141,27 +142,30 @@ pool_worker_backoff_next(uint64_t delay, uint64_t max)
 static void
 pool_worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct worker	*w = arg;
-	struct log_ctx	 ctx = pool_worker_ctx(w);
-	char		 grace[UTIL_FMTLEN];
+	struct worker *w = arg;
+	struct log_ctx ctx = pool_worker_ctx(w);
+	char	       grace[UTIL_FMTLEN];
 
 	switch (w->state) {
 	case WORKER_BACKOFF:
 		pool_worker_restart(w);
 		break;
 	case WORKER_STARTING:
-		clog_warnx(&ctx, "worker did not start in time, killing it"
-		    LOG_KV "worker_pid=%d" LOG_KV "timeout=%ds", (int)w->pid,
-		    POOL_WORKER_START_TIMEOUT);
+		clog_warnx(&ctx,
+		    "worker did not start in time, killing it" LOG_KV
+		    "worker_pid=%d" LOG_KV "timeout=%ds",
+		    (int)w->pid, POOL_WORKER_START_TIMEOUT);
 		kill(w->pid, SIGKILL);
 		break;
 	case WORKER_STOPPING:
 		if (w->pid > 0) {
-			clog_warnx(&ctx, "worker still running after "
-			    "SIGTERM, sending SIGKILL" LOG_KV "worker_pid=%d"
-			    LOG_KV "kill_grace=%s", (int)w->pid,
-			    util_format_duration(w->pool->cfg.kill_grace,
-			    grace, sizeof grace));
+			clog_warnx(&ctx,
+			    "worker still running after "
+			    "SIGTERM, sending SIGKILL" LOG_KV
+			    "worker_pid=%d" LOG_KV "kill_grace=%s",
+			    (int)w->pid,
+			    util_format_duration(w->pool->cfg.kill_grace, grace,
+				sizeof grace));
 			kill(w->pid, SIGKILL);
 		}
 		break;
@@ -173,7 +177,7 @@ pool_worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 static struct worker *
 pool_worker_alloc(struct pool *p)
 {
-	struct worker	*w = xcalloc(1, sizeof *w);
+	struct worker *w = xcalloc(1, sizeof *w);
 
 	w->pool = p;
 	w->state = WORKER_BACKOFF;
@@ -187,7 +191,7 @@ pool_worker_alloc(struct pool *p)
 struct worker *
 pool_worker_new(struct pool *p, unsigned int slot)
 {
-	struct worker	*w = pool_worker_alloc(p);
+	struct worker *w = pool_worker_alloc(p);
 
 	w->slot = slot;
 	snprintf(w->name, sizeof w->name, "%s/%u", p->name, slot);
@@ -199,7 +203,7 @@ pool_worker_new(struct pool *p, unsigned int slot)
 struct worker *
 pool_worker_new_spare(struct pool *p)
 {
-	struct worker	*w = pool_worker_alloc(p);
+	struct worker *w = pool_worker_alloc(p);
 
 	w->spare = 1;
 	snprintf(w->name, sizeof w->name, "%s/spare", p->name);
@@ -230,9 +234,9 @@ void
 pool_worker_send(struct worker *w, uint32_t type, const void *payload,
     size_t len)
 {
-	uint8_t		 hdr[PROTO_HDRLEN];
-	struct iovec	 iov[2] = { { hdr, sizeof hdr },
-			    { (void *)(uintptr_t)payload, len } };
+	uint8_t	     hdr[PROTO_HDRLEN];
+	struct iovec iov[2] = { { hdr, sizeof hdr },
+		{ (void *)(uintptr_t)payload, len } };
 
 	if (w->bev == NULL)
 		return;
@@ -244,8 +248,8 @@ pool_worker_send(struct worker *w, uint32_t type, const void *payload,
 void
 pool_worker_run(struct worker *w, struct job *j)
 {
-	struct proto_buf	 b;
-	struct proto_job_start	 js;
+	struct proto_buf       b;
+	struct proto_job_start js;
 
 	memset(&js, 0, sizeof js);
 	js.id = (uint64_t)j->id;
@@ -289,7 +293,7 @@ pool_worker_kill(struct worker *w)
 static void
 pool_worker_job_done(struct worker *w)
 {
-	uint64_t	 max = w->pool->cfg.max_jobs_per_worker;
+	uint64_t max = w->pool->cfg.max_jobs_per_worker;
 
 	w->job = NULL;
 	w->jobs_done++;
@@ -367,7 +371,8 @@ pool_worker_frame(struct worker *w, const struct proto_hdr *h,
 		    (pid_t)hello.pid != w->pid)
 			break;
 		if (hello.version != PROTO_VERSION) {
-			clog_warnx(&ctx, "worker speaks protocol %u, not %u "
+			clog_warnx(&ctx,
+			    "worker speaks protocol %u, not %u "
 			    "(was mprocd upgraded while running?)",
 			    hello.version, PROTO_VERSION);
 			return -1;
@@ -380,31 +385,35 @@ pool_worker_frame(struct worker *w, const struct proto_hdr *h,
 		w->said_hello = 1;
 		pool_worker_signal_reopen(w);
 		if (w->state == WORKER_STOPPING)
-			return 0;	/* raced with the stop: let it finish */
+			return 0; /* raced with the stop: let it finish */
 		pool_worker_ready(w);
 		return 0;
 	default:
 		break;
 	}
-	clog_warnx(&ctx, "bad frame from worker (type %u, %u bytes), "
-	    "killing it", h->type, h->len);
+	clog_warnx(&ctx,
+	    "bad frame from worker (type %u, %u bytes), "
+	    "killing it",
+	    h->type, h->len);
 	return -1;
 }
 
 static void
 pool_worker_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct worker		*w = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct log_ctx		 ctx = pool_worker_ctx(w);
-	struct proto_hdr	 h;
-	uint8_t			*p;
+	struct worker	*w = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct log_ctx	 ctx = pool_worker_ctx(w);
+	struct proto_hdr h;
+	uint8_t		*p;
 
 	while (evbuffer_get_length(in) >= PROTO_HDRLEN) {
 		p = evbuffer_pullup(in, PROTO_HDRLEN);
 		if (proto_hdr_parse(p, &h) != 0) {
-			clog_warnx(&ctx, "bad frame header from worker (type "
-			    "%u, %u bytes), killing it", h.type, h.len);
+			clog_warnx(&ctx,
+			    "bad frame header from worker (type "
+			    "%u, %u bytes), killing it",
+			    h.type, h.len);
 			goto bad;
 		}
 		if (evbuffer_get_length(in) < PROTO_HDRLEN + h.len)
@@ -424,8 +433,8 @@ bad:
 static void
 pool_worker_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct worker	*w = arg;
-	struct log_ctx	 ctx = pool_worker_ctx(w);
+	struct worker *w = arg;
+	struct log_ctx ctx = pool_worker_ctx(w);
 
 	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
 		return;
@@ -435,8 +444,10 @@ pool_worker_event_cb(struct bufferevent *bev, short what, void *arg)
 	 */
 	pool_worker_close(w);
 	if (w->pid > 0 && w->state != WORKER_STOPPING) {
-		clog_warnx(&ctx, "lost the connection to the worker, "
-		    "killing it" LOG_KV "worker_pid=%d", (int)w->pid);
+		clog_warnx(&ctx,
+		    "lost the connection to the worker, "
+		    "killing it" LOG_KV "worker_pid=%d",
+		    (int)w->pid);
 		kill(w->pid, SIGKILL);
 	}
 }
@@ -464,10 +475,10 @@ pool_worker_started(struct worker *w)
 static void
 pool_worker_crashed(struct worker *w, const char *how, uint64_t now)
 {
-	struct pool	*p = w->pool;
-	struct log_ctx	 ctx = pool_worker_ctx(w);
-	char		 delay[UTIL_FMTLEN];
-	struct timeval	 tv;
+	struct pool   *p = w->pool;
+	struct log_ctx ctx = pool_worker_ctx(w);
+	char	       delay[UTIL_FMTLEN];
+	struct timeval tv;
 
 	w->restarts++;
 	/* A worker that lived a whole crash_interval starts afresh. */
@@ -477,17 +488,18 @@ pool_worker_crashed(struct worker *w, const char *how, uint64_t now)
 		w->backoff = p->cfg.restart_delay_max;
 	else
 		w->backoff = w->delay;
-	w->delay = pool_worker_backoff_next(w->delay,
-	    p->cfg.restart_delay_max);
+	w->delay = pool_worker_backoff_next(w->delay, p->cfg.restart_delay_max);
 	pool_worker_set_state(w, WORKER_BACKOFF);
 	util_format_duration(w->backoff, delay, sizeof delay);
 	if (how != NULL)
-		clog_warnx(&ctx, "%s exited" LOG_KV "why=crash%s" LOG_KV
+		clog_warnx(&ctx,
+		    "%s exited" LOG_KV "why=crash%s" LOG_KV
 		    "worker_pid=%d" LOG_KV "restart_delay=%s",
 		    pool_worker_kind(w), how, (int)w->pid, delay);
 	else
-		clog_warnx(&ctx, "%s could not be started" LOG_KV
-		    "restart_delay=%s", pool_worker_kind(w), delay);
+		clog_warnx(&ctx,
+		    "%s could not be started" LOG_KV "restart_delay=%s",
+		    pool_worker_kind(w), delay);
 	w->pid = 0;
 	tv = util_timeval(w->backoff);
 	if (w->timer != NULL)
@@ -501,11 +513,11 @@ pool_worker_crashed(struct worker *w, const char *how, uint64_t now)
 void
 pool_worker_spawn(struct worker *w)
 {
-	struct log_ctx	 ctx = pool_worker_ctx(w);
-	struct spawn	 sp;
-	const char	*argv[9], **ap;
-	int		 sv[2];
-	pid_t		 pid;
+	struct log_ctx ctx = pool_worker_ctx(w);
+	struct spawn   sp;
+	const char    *argv[9], **ap;
+	int	       sv[2];
+	pid_t	       pid;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		clog_warn(&ctx, "socketpair");
@@ -568,8 +580,8 @@ pool_worker_is_ready_spare(const struct worker *w)
 static unsigned int
 pool_worker_count_ready_spares(const struct pool *p)
 {
-	const struct worker	*w;
-	unsigned int		 n = 0;
+	const struct worker *w;
+	unsigned int	     n = 0;
 
 	TAILQ_FOREACH(w, &p->spares, entry)
 		if (pool_worker_is_ready_spare(w))
@@ -585,8 +597,8 @@ pool_worker_count_ready_spares(const struct pool *p)
 static void
 pool_worker_adopt(struct worker *w, struct worker *s)
 {
-	struct log_ctx		 ctx = pool_worker_ctx(w);
-	struct proto_buf	 b;
+	struct log_ctx	 ctx = pool_worker_ctx(w);
+	struct proto_buf b;
 
 	w->pid = s->pid;
 	w->bev = s->bev;
@@ -605,8 +617,9 @@ pool_worker_adopt(struct worker *w, struct worker *s)
 	proto_pack_assign(&b, w->slot);
 	pool_worker_send(w, PROTO_ASSIGN, b.data, b.len);
 	proto_buf_free(&b);
-	clog_debug(&ctx, "worker taken from the spares" LOG_KV "worker_pid=%d"
-	    LOG_KV "spares_ready=%u" LOG_KV "spare_workers=%" PRIu64,
+	clog_debug(&ctx,
+	    "worker taken from the spares" LOG_KV "worker_pid=%d" LOG_KV
+	    "spares_ready=%u" LOG_KV "spare_workers=%" PRIu64,
 	    (int)w->pid, pool_worker_count_ready_spares(w->pool),
 	    w->pool->cfg.spare_workers);
 }
@@ -618,7 +631,7 @@ pool_worker_adopt(struct worker *w, struct worker *s)
 void
 pool_worker_restart(struct worker *w)
 {
-	struct worker	*s;
+	struct worker *s;
 
 	if (!w->spare) {
 		TAILQ_FOREACH(s, &w->pool->spares, entry) {
@@ -635,12 +648,13 @@ pool_worker_restart(struct worker *w)
 void
 pool_worker_ready(struct worker *w)
 {
-	struct log_ctx	 ctx = pool_worker_ctx(w);
+	struct log_ctx ctx = pool_worker_ctx(w);
 
 	pool_worker_set_state(w, WORKER_IDLE);
 	evtimer_del(w->timer);
 	if (w->spare) {
-		clog_debug(&ctx, "spare ready" LOG_KV "worker_pid=%d" LOG_KV
+		clog_debug(&ctx,
+		    "spare ready" LOG_KV "worker_pid=%d" LOG_KV
 		    "spares_ready=%u" LOG_KV "spare_workers=%" PRIu64,
 		    (int)w->pid, pool_worker_count_ready_spares(w->pool),
 		    w->pool->cfg.spare_workers);
@@ -659,8 +673,8 @@ pool_worker_ready(struct worker *w)
 void
 pool_worker_stop(struct worker *w, enum worker_stop why)
 {
-	struct timeval	 tv;
-	uint64_t	 grace = w->pool->cfg.kill_grace;
+	struct timeval tv;
+	uint64_t       grace = w->pool->cfg.kill_grace;
 
 	if (w->pid <= 0) {
 		if (why != STOP_RECYCLE)
@@ -710,7 +724,7 @@ pool_worker_reopen_log(struct worker *w)
 void
 pool_worker_start_soon(struct worker *w)
 {
-	const struct timeval	 now = { 0, 0 };
+	const struct timeval now = { 0, 0 };
 
 	pool_worker_set_state(w, WORKER_BACKOFF);
 	if (w->timer != NULL)
@@ -734,7 +748,7 @@ pool_worker_stop_later(struct worker *w, enum worker_stop why)
 static void
 pool_worker_drain(struct worker *w)
 {
-	struct evbuffer	*in;
+	struct evbuffer *in;
 	int		 fd, n;
 
 	if (w->bev == NULL)
@@ -756,11 +770,11 @@ pool_worker_drain(struct worker *w)
 struct pool *
 pool_worker_exited(struct worker *w, int status)
 {
-	struct log_ctx	 ctx = pool_worker_ctx(w);
-	struct pool	*retired = NULL;
-	struct job	*j;
-	char		 how[128];
-	pid_t		 pid = w->pid;
+	struct log_ctx ctx = pool_worker_ctx(w);
+	struct pool   *retired = NULL;
+	struct job    *j;
+	char	       how[128];
+	pid_t	       pid = w->pid;
 
 	pool_worker_set_state(w, WORKER_EXITED);
 	pool_worker_drain(w);
@@ -774,8 +788,9 @@ pool_worker_exited(struct worker *w, int status)
 	switch (w->stop) {
 	case STOP_SHUTDOWN:
 	case STOP_RETIRE:
-		clog_info(&ctx, "%s exited" LOG_KV "why=%s%s" LOG_KV
-		    "worker_pid=%d", pool_worker_kind(w),
+		clog_info(&ctx,
+		    "%s exited" LOG_KV "why=%s%s" LOG_KV "worker_pid=%d",
+		    pool_worker_kind(w),
 		    w->stop == STOP_SHUTDOWN ? "shutdown" : "retired", how,
 		    (int)pid);
 		w->pid = 0;
@@ -784,9 +799,10 @@ pool_worker_exited(struct worker *w, int status)
 		pool_worker_free(w);
 		break;
 	case STOP_RECYCLE:
-		clog_info(&ctx, "worker exited" LOG_KV "why=recycled%s" LOG_KV
-		    "worker_pid=%d" LOG_KV "jobs_done=%" PRIu64, how, (int)pid,
-		    w->jobs_done);
+		clog_info(&ctx,
+		    "worker exited" LOG_KV "why=recycled%s" LOG_KV
+		    "worker_pid=%d" LOG_KV "jobs_done=%" PRIu64,
+		    how, (int)pid, w->jobs_done);
 		w->pid = 0;
 		pool_worker_restart(w);
 		break;
@@ -802,7 +818,7 @@ pool_worker_exited(struct worker *w, int status)
 json_t *
 pool_worker_json(const struct worker *w)
 {
-	json_t	*jw = json_object();
+	json_t *jw = json_object();
 
 	json_object_set_new(jw, "name", json_string(w->name));
 	if (w->pid > 0)

@@ -30,7 +30,7 @@ struct pools pools = TAILQ_HEAD_INITIALIZER(pools);
 static uint64_t
 pool_recent_deaths(const struct pool *p, uint64_t now, uint64_t *oldest)
 {
-	uint64_t	 cap = p->cfg.crash_limit + 1, i, n = 0, d;
+	uint64_t cap = p->cfg.crash_limit + 1, i, n = 0, d;
 
 	*oldest = UINT64_MAX;
 	for (i = 0; i < cap && i < p->ndeaths; i++) {
@@ -47,24 +47,28 @@ pool_recent_deaths(const struct pool *p, uint64_t now, uint64_t *oldest)
 static void
 pool_set_degraded(struct pool *p, int degraded, uint64_t ndeaths)
 {
-	struct log_ctx	 ctx = { p->name, NULL, 0 };
-	char		 iv[UTIL_FMTLEN], max[UTIL_FMTLEN];
+	struct log_ctx ctx = { p->name, NULL, 0 };
+	char	       iv[UTIL_FMTLEN], max[UTIL_FMTLEN];
 
 	if (degraded == p->degraded)
 		return;
 	p->degraded = degraded;
 	if (degraded)
-		clog_warnx(&ctx, "pool degraded: more worker deaths than "
+		clog_warnx(&ctx,
+		    "pool degraded: more worker deaths than "
 		    "crash_limit within crash_interval; restarting each at "
 		    "restart_delay_max" LOG_KV "deaths=%" PRIu64 LOG_KV
 		    "crash_limit=%" PRIu64 LOG_KV "crash_interval=%s" LOG_KV
-		    "restart_delay_max=%s", ndeaths, p->cfg.crash_limit,
+		    "restart_delay_max=%s",
+		    ndeaths, p->cfg.crash_limit,
 		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv),
 		    util_format_duration(p->cfg.restart_delay_max, max,
-		    sizeof max));
+			sizeof max));
 	else
-		clog_notice(&ctx, "pool recovered" LOG_KV "crash_limit=%" PRIu64
-		    LOG_KV "crash_interval=%s", p->cfg.crash_limit,
+		clog_notice(&ctx,
+		    "pool recovered" LOG_KV "crash_limit=%" PRIu64 LOG_KV
+		    "crash_interval=%s",
+		    p->cfg.crash_limit,
 		    util_format_duration(p->cfg.crash_interval, iv, sizeof iv));
 	supervisor_changed(SUPERVISOR_NOW);
 }
@@ -76,8 +80,8 @@ pool_set_degraded(struct pool *p, int degraded, uint64_t ndeaths)
 static void
 pool_check_degraded(struct pool *p, uint64_t now)
 {
-	uint64_t	 oldest, n, left;
-	struct timeval	 tv;
+	uint64_t       oldest, n, left;
+	struct timeval tv;
 
 	n = pool_recent_deaths(p, now, &oldest);
 	pool_set_degraded(p, n > p->cfg.crash_limit, n);
@@ -114,7 +118,7 @@ pool_note_death(struct pool *p, int spare, uint64_t now)
 int
 pool_record_death(struct pool *p, uint64_t now)
 {
-	uint64_t	 cap = p->cfg.crash_limit + 1;
+	uint64_t cap = p->cfg.crash_limit + 1;
 
 	p->deaths[p->ndeaths % cap] = now;
 	p->ndeaths++;
@@ -125,7 +129,7 @@ pool_record_death(struct pool *p, uint64_t now)
 struct pool *
 pool_new(const struct pool_config *pc)
 {
-	struct pool	*p = xcalloc(1, sizeof *p);
+	struct pool *p = xcalloc(1, sizeof *p);
 
 	p->name = xstrdup(pc->name);
 	p->cfg = *pc;
@@ -143,7 +147,7 @@ pool_new(const struct pool_config *pc)
 void
 pool_free(struct pool *p)
 {
-	struct worker	*w;
+	struct worker *w;
 
 	if (p == NULL)
 		return;
@@ -162,7 +166,7 @@ pool_free(struct pool *p)
 struct pool *
 pool_find(const char *name)
 {
-	struct pool	*p;
+	struct pool *p;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		if (strcmp(p->name, name) == 0)
@@ -177,7 +181,7 @@ pool_find(const char *name)
 struct worker *
 pool_next_worker(struct pool *p, struct worker *w)
 {
-	struct worker	*n;
+	struct worker *n;
 
 	n = w == NULL ? TAILQ_FIRST(&p->workers) : TAILQ_NEXT(w, entry);
 	if (n == NULL && (w == NULL || !w->spare))
@@ -201,7 +205,7 @@ pool_enqueue(struct pool *p, struct job *j, int front)
 struct pool *
 pool_default(void)
 {
-	struct pool	*p;
+	struct pool *p;
 
 	if ((p = pool_find("default")) != NULL && !p->removed)
 		return p;
@@ -221,11 +225,11 @@ struct job *
 pool_submit(struct pool *p, struct job_spec *spec, uid_t uid,
     enum pool_refusal *why)
 {
-	struct job	*j;
+	struct job *j;
 
 	if (mprocd_shutting_down)
 		*why = POOL_SHUTTING_DOWN;
-	else if (p == NULL || p->removed)	/* a removed pool only drains */
+	else if (p == NULL || p->removed) /* a removed pool only drains */
 		*why = POOL_NO_SUCH;
 	else if (p->nqueued >= p->cfg.queue_limit)
 		*why = POOL_FULL;
@@ -242,7 +246,7 @@ pool_submit(struct pool *p, struct job_spec *spec, uid_t uid,
 void
 pool_dequeue(struct job *j)
 {
-	struct pool	*p = pool_find(j->pool);
+	struct pool *p = pool_find(j->pool);
 
 	if (p == NULL || j->state != JOB_QUEUED)
 		return;
@@ -254,7 +258,7 @@ pool_dequeue(struct job *j)
 void
 pool_job_finished(const struct job *j)
 {
-	struct pool	*p = pool_find(j->pool);
+	struct pool *p = pool_find(j->pool);
 
 	if (p == NULL)
 		return;
@@ -275,7 +279,7 @@ pool_job_finished(const struct job *j)
 void
 pool_cancel_queued(struct pool *p)
 {
-	struct job	*j;
+	struct job *j;
 
 	while ((j = TAILQ_FIRST(&p->queue)) != NULL)
 		job_kill(j, JOB_KILL_SHUTDOWN);
@@ -285,8 +289,8 @@ pool_cancel_queued(struct pool *p)
 void
 pool_dispatch(struct pool *p)
 {
-	struct worker	*w;
-	struct job	*j;
+	struct worker *w;
+	struct job    *j;
 
 	if (mprocd_shutting_down)
 		return;
@@ -306,8 +310,8 @@ pool_dispatch(struct pool *p)
 void
 pool_kill_running(enum job_kill why)
 {
-	struct pool	*p;
-	struct worker	*w;
+	struct pool   *p;
+	struct worker *w;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		TAILQ_FOREACH(w, &p->workers, entry)
@@ -318,8 +322,8 @@ pool_kill_running(enum job_kill why)
 uint64_t
 pool_count_queued(void)
 {
-	struct pool	*p;
-	uint64_t	 n = 0;
+	struct pool *p;
+	uint64_t     n = 0;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		n += p->nqueued;
@@ -335,7 +339,7 @@ pool_count_queued(void)
 void
 pool_start_spares(struct pool *p)
 {
-	struct worker	*w;
+	struct worker *w;
 
 	if (mprocd_shutting_down)
 		return;
@@ -365,8 +369,8 @@ pool_keeps(const struct worker *w)
 static struct worker *
 pool_pick_retiree(struct workers *list, int (*rank)(const struct worker *))
 {
-	struct worker	*w, *pick = NULL;
-	int		 r, best = -1;
+	struct worker *w, *pick = NULL;
+	int	       r, best = -1;
 
 	TAILQ_FOREACH(w, list, entry) {
 		if (!pool_keeps(w))
@@ -402,8 +406,8 @@ pool_slot_rank(const struct worker *w)
 static void
 pool_trim_spares(struct pool *p)
 {
-	struct worker	*w;
-	unsigned int	 kept = 0, target = p->cfg.spare_workers;
+	struct worker *w;
+	unsigned int   kept = 0, target = p->cfg.spare_workers;
 
 	if (p->removed)
 		target = 0;
@@ -411,8 +415,8 @@ pool_trim_spares(struct pool *p)
 		if (w->stop == STOP_NONE)
 			kept++;
 	for (; kept > target; kept--)
-		pool_worker_stop(pool_pick_retiree(&p->spares,
-		    pool_spare_rank), STOP_RETIRE);
+		pool_worker_stop(pool_pick_retiree(&p->spares, pool_spare_rank),
+		    STOP_RETIRE);
 	for (; kept < target; kept++)
 		pool_worker_new_spare(p);
 	pool_start_spares(p);
@@ -428,9 +432,9 @@ pool_trim_spares(struct pool *p)
 void
 pool_trim(struct pool *p)
 {
-	struct log_ctx	 ctx = { p->name, NULL, 0 };
-	struct worker	*w, *pick;
-	unsigned int	 kept = 0, target = p->cfg.workers, slot;
+	struct log_ctx ctx = { p->name, NULL, 0 };
+	struct worker *w, *pick;
+	unsigned int   kept = 0, target = p->cfg.workers, slot;
 
 	if (mprocd_shutting_down)
 		return;
@@ -455,7 +459,7 @@ pool_trim(struct pool *p)
 			pool_worker_stop_later(w, STOP_NONE);
 			continue;
 		}
-		for (slot = 0; ; slot++) {
+		for (slot = 0;; slot++) {
 			TAILQ_FOREACH(w, &p->workers, entry)
 				if (w->slot == slot)
 					break;
@@ -465,8 +469,8 @@ pool_trim(struct pool *p)
 		pool_worker_restart(pool_worker_new(p, slot));
 	}
 	pool_trim_spares(p);
-	if (p->removed && TAILQ_EMPTY(&p->workers) &&
-	    TAILQ_EMPTY(&p->spares) && TAILQ_EMPTY(&p->queue)) {
+	if (p->removed && TAILQ_EMPTY(&p->workers) && TAILQ_EMPTY(&p->spares) &&
+	    TAILQ_EMPTY(&p->queue)) {
 		clog_info(&ctx, "pool removed, its jobs done");
 		pool_free(p);
 	}
@@ -480,7 +484,7 @@ pool_trim(struct pool *p)
 void
 pool_apply(struct pool *p, const struct pool_config *pc)
 {
-	uint64_t	 crash_limit = p->cfg.crash_limit;
+	uint64_t crash_limit = p->cfg.crash_limit;
 
 	p->cfg = *pc;
 	p->cfg.name = p->name;
@@ -499,9 +503,9 @@ pool_apply(struct pool *p, const struct pool_config *pc)
 void
 pool_set_log_level(int level)
 {
-	struct proto_buf	 b;
-	struct pool		*p;
-	struct worker		*w;
+	struct proto_buf b;
+	struct pool	*p;
+	struct worker	*w;
 
 	proto_pack_log_level(&b, (uint32_t)level);
 	TAILQ_FOREACH(p, &pools, entry)
@@ -523,8 +527,8 @@ pool_remove(struct pool *p)
 void
 pool_start(struct pool *p)
 {
-	struct worker	*w;
-	unsigned int	 slot;
+	struct worker *w;
+	unsigned int   slot;
 
 	for (slot = 0; slot < p->cfg.workers; slot++) {
 		w = pool_worker_new(p, slot);
@@ -536,7 +540,7 @@ pool_start(struct pool *p)
 void
 pool_stop(struct pool *p, enum worker_stop why)
 {
-	struct worker	*w, *next;
+	struct worker *w, *next;
 
 	TAILQ_FOREACH_SAFE(w, &p->workers, entry, next) {
 		/* At shutdown a running job gets shutdown_timeout to end. */
@@ -555,8 +559,8 @@ pool_stop(struct pool *p, enum worker_stop why)
 struct worker *
 pool_find_worker(pid_t pid)
 {
-	struct pool	*p;
-	struct worker	*w;
+	struct pool   *p;
+	struct worker *w;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		POOL_FOREACH_WORKER(w, p)
@@ -596,9 +600,9 @@ pool_match_busy(const struct worker *w)
 static unsigned int
 pool_count(int (*match)(const struct worker *))
 {
-	struct pool	*p;
-	struct worker	*w;
-	unsigned int	 n = 0;
+	struct pool   *p;
+	struct worker *w;
+	unsigned int   n = 0;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		POOL_FOREACH_WORKER(w, p)
@@ -639,8 +643,8 @@ pool_count_busy(void)
 void
 pool_reopen_logs(void)
 {
-	struct pool	*p;
-	struct worker	*w;
+	struct pool   *p;
+	struct worker *w;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		POOL_FOREACH_WORKER(w, p) {
@@ -652,8 +656,8 @@ pool_reopen_logs(void)
 int
 pool_child_exited(pid_t pid, int status)
 {
-	struct pool	*p, *retired;
-	struct worker	*w;
+	struct pool   *p, *retired;
+	struct worker *w;
 
 	if (pid <= 0)
 		return 0;
@@ -663,7 +667,7 @@ pool_child_exited(pid_t pid, int status)
 	retired = pool_worker_exited(w, status);
 	pool_start_spares(p);
 	if (retired != NULL)
-		pool_trim(retired);	/* a removed pool may go */
+		pool_trim(retired); /* a removed pool may go */
 	supervisor_changed(SUPERVISOR_WORKERS);
 	return 1;
 }
@@ -671,9 +675,9 @@ pool_child_exited(pid_t pid, int status)
 json_t *
 pool_status_json(const struct pool *p)
 {
-	json_t			*jp, *workers = json_array();
-	const struct worker	*w;
-	json_int_t		 running = 0;
+	json_t		    *jp, *workers = json_array();
+	const struct worker *w;
+	json_int_t	     running = 0;
 
 	TAILQ_FOREACH(w, &p->workers, entry) {
 		json_array_append_new(workers, pool_worker_json(w));
@@ -691,7 +695,8 @@ pool_status_json(const struct pool *p)
 	json_object_set_new(jp, "failed", json_integer((json_int_t)p->failed));
 	json_object_set_new(jp, "cancelled",
 	    json_integer((json_int_t)p->cancelled));
-	json_object_set_new(jp, "restarts", json_integer((json_int_t)p->restarts));
+	json_object_set_new(jp, "restarts",
+	    json_integer((json_int_t)p->restarts));
 	json_object_set_new(jp, "workers", workers);
 	return jp;
 }

@@ -15,19 +15,19 @@
 
 extern char **environ;
 
-static char	*title_start;	/* argv[0] */
-static char	*title_end;	/* one past the last byte we may use */
-static char	*argv_end;	/* one past the NUL of the last argv string */
+static char *title_start; /* argv[0] */
+static char *title_end;	  /* one past the last byte we may use */
+static char *argv_end;	  /* one past the NUL of the last argv string */
 /* Our copies of the environment, kept even when unsetenv() drops one. */
-static char	**env_copies;
-static char	**volatile env_array;	/* never read: keeps it reachable */
+static char **env_copies;
+static char **volatile env_array; /* never read: keeps it reachable */
 
 void
 proctitle_init(int argc, char **argv)
 {
-	char	**env;
-	char	 *end;
-	int	  i, n;
+	char **env;
+	char  *end;
+	int    i, n;
 
 	if (argc == 0 || argv[0] == NULL)
 		return;
@@ -52,9 +52,9 @@ proctitle_init(int argc, char **argv)
 void
 proctitle_set(const char *fmt, ...)
 {
-	char	 buf[256];
-	size_t	 n, room;
-	va_list	 ap;
+	char	buf[256];
+	size_t	n, room;
+	va_list ap;
 
 	if (title_start == NULL)
 		return;

@@ -21,7 +21,7 @@
 static void
 reload_config_errors(const struct config_errors *errs, char *buf, size_t len)
 {
-	size_t	 i, off = 0;
+	size_t i, off = 0;
 
 	buf[0] = '\0';
 	for (i = 0; i < errs->n && off < len; i++)
@@ -33,12 +33,13 @@ reload_config_errors(const struct config_errors *errs, char *buf, size_t len)
 static const char *
 reload_refused(struct config *nc, char *buf, size_t len)
 {
-	const char	*errstr;
+	const char *errstr;
 
 	if (strcmp(nc->log_target, cfg->log_target) != 0) {
-		snprintf(buf, len, "log_target cannot change on reload (it is "
-		    "%s); restart mprocd to use %s", cfg->log_target,
-		    nc->log_target);
+		snprintf(buf, len,
+		    "log_target cannot change on reload (it is "
+		    "%s); restart mprocd to use %s",
+		    cfg->log_target, nc->log_target);
 		return buf;
 	}
 	if (mprocd_socket_override != NULL) {
@@ -50,8 +51,10 @@ reload_refused(struct config *nc, char *buf, size_t len)
 		return buf;
 	}
 	if (!control_is_activated() && strcmp(nc->socket, cfg->socket) != 0) {
-		snprintf(buf, len, "socket cannot change on reload (it is %s); "
-		    "restart mprocd to listen on %s", cfg->socket, nc->socket);
+		snprintf(buf, len,
+		    "socket cannot change on reload (it is %s); "
+		    "restart mprocd to listen on %s",
+		    cfg->socket, nc->socket);
 		return buf;
 	}
 	return NULL;
@@ -60,25 +63,28 @@ reload_refused(struct config *nc, char *buf, size_t len)
 static void
 reload_log_change(const struct config_change *ch)
 {
-	struct log_ctx	 ctx = { ch->pool, NULL, 0 };
+	struct log_ctx ctx = { ch->pool, NULL, 0 };
 
 	switch (ch->kind) {
 	case POOL_ADDED:
 		clog_info(&ctx, "pool added" LOG_KV "workers=%u", ch->to);
 		break;
 	case POOL_REMOVED:
-		clog_info(&ctx, "pool removed from the configuration: it takes "
+		clog_info(&ctx,
+		    "pool removed from the configuration: it takes "
 		    "no more jobs and goes once its jobs are done");
 		break;
 	case POOL_GROWS:
 	case POOL_SHRINKS:
-		clog_info(&ctx, "pool resized%s" LOG_KV "from=%u" LOG_KV "to=%u",
+		clog_info(&ctx,
+		    "pool resized%s" LOG_KV "from=%u" LOG_KV "to=%u",
 		    ch->limits ? ", other settings changed" : "", ch->from,
 		    ch->to);
 		break;
 	case POOL_KEPT:
 		if (ch->limits)
-			clog_info(&ctx, "pool settings changed, for jobs that "
+			clog_info(&ctx,
+			    "pool settings changed, for jobs that "
 			    "start from now on");
 		break;
 	}
@@ -91,11 +97,11 @@ reload_log_change(const struct config_change *ch)
 void
 reload_apply(struct config *nc)
 {
-	struct config_change	*ch;
-	struct pool_config	*pc;
-	struct pool		*p;
-	size_t			 i, n;
-	unsigned int		 nworkers = 0, npools = 0;
+	struct config_change *ch;
+	struct pool_config   *pc;
+	struct pool	     *p;
+	size_t		      i, n;
+	unsigned int	      nworkers = 0, npools = 0;
 
 	n = config_diff(cfg, nc, &ch);
 	for (i = 0; i < n; i++) {
@@ -128,7 +134,8 @@ reload_apply(struct config *nc)
 		pool_set_log_level(nc->log_level);
 	}
 	log_notice("configuration reloaded" LOG_KV "pools=%u" LOG_KV
-	    "workers=%u" LOG_KV "path=%s", npools, nworkers, nc->path);
+		   "workers=%u" LOG_KV "path=%s",
+	    npools, nworkers, nc->path);
 	free(ch);
 	config_free(cfg);
 	cfg = nc;
@@ -142,9 +149,9 @@ reload_apply(struct config *nc)
 int
 reload_run(char *reason, size_t len)
 {
-	struct config_errors	 errs = { NULL, 0 };
-	struct config		*nc;
-	int			 rc = -1;
+	struct config_errors errs = { NULL, 0 };
+	struct config	    *nc;
+	int		     rc = -1;
 
 	if (mprocd_shutting_down) {
 		snprintf(reason, len, "mprocd is shutting down");

@@ -39,15 +39,15 @@
 extern char **environ;
 
 /* The signals to reset to SIG_DFL in a child; -1: not read yet. */
-static int	 custom[NSIG];
-static int	 ncustom = -1;
+static int custom[NSIG];
+static int ncustom = -1;
 
 /* Between vfork and exec: report why we failed on fd 2 and give up. */
 static void __attribute__((noreturn))
 spawn_child_fail(const char *what, const char *arg, int error)
 {
-	char	 msg[512];
-	int	 n;
+	char msg[512];
+	int  n;
 
 	/* A long argument is cut: the line is never more than msg holds. */
 	n = snprintf(msg, sizeof msg, "mprocd: %s '%.300s%s': %s\n", what, arg,
@@ -63,7 +63,7 @@ spawn_child_fail(const char *what, const char *arg, int error)
 static const char *
 spawn_env_get(char *const *envp, const char *name)
 {
-	size_t	 len = strlen(name);
+	size_t len = strlen(name);
 
 	for (; *envp != NULL; envp++)
 		if (strncmp(*envp, name, len) == 0 && (*envp)[len] == '=')
@@ -81,11 +81,11 @@ static int
 spawn_child_exec(const char *file, char *const *argv, char *const *envp)
 {
 	/* An ENOEXEC script's shell gets these; more args than that: E2BIG. */
-	char		*sh_argv[256];
-	char		 buf[4096];
-	const char	*path, *p, *end;
-	size_t		 dlen, flen = strlen(file);
-	int		 i, eacces = 0;
+	char	   *sh_argv[256];
+	char	    buf[4096];
+	const char *path, *p, *end;
+	size_t	    dlen, flen = strlen(file);
+	int	    i, eacces = 0;
 
 	if (strchr(file, '/') != NULL) {
 		execve(file, argv, envp);
@@ -95,7 +95,7 @@ spawn_child_exec(const char *file, char *const *argv, char *const *envp)
 		return ENAMETOOLONG;
 	if ((path = spawn_env_get(envp, "PATH")) == NULL)
 		path = "/bin:/usr/bin";
-	for (p = path; ; p = end + 1) {
+	for (p = path;; p = end + 1) {
 		if ((end = strchr(p, ':')) == NULL)
 			end = p + strlen(p);
 		dlen = (size_t)(end - p);
@@ -117,11 +117,11 @@ spawn_child_exec(const char *file, char *const *argv, char *const *envp)
 			case ETIMEDOUT:
 				break;
 			case ENOEXEC:
-				sh_argv[0] = (char *)(uintptr_t)"/bin/sh";
+				sh_argv[0] = (char *)(uintptr_t) "/bin/sh";
 				sh_argv[1] = buf;
 				for (i = 1; argv[i] != NULL; i++) {
 					if (i + 2 >= (int)(sizeof sh_argv /
-					    sizeof *sh_argv))
+							 sizeof *sh_argv))
 						return E2BIG;
 					sh_argv[i + 1] = argv[i];
 				}
@@ -141,11 +141,11 @@ spawn_child_exec(const char *file, char *const *argv, char *const *envp)
 static void __attribute__((noreturn))
 spawn_child(const struct spawn *sp, pid_t parent)
 {
-	struct sigaction	 sa;
+	struct sigaction sa;
 	/* The kernel's struct sigaction, all zero: SIG_DFL, no flags. */
-	unsigned long		 kdfl[4] = { 0, 0, 0, 0 };
-	sigset_t		 none;
-	int			 sig, i, tmp[4], nfds = 0, error;
+	unsigned long kdfl[4] = { 0, 0, 0, 0 };
+	sigset_t      none;
+	int	      sig, i, tmp[4], nfds = 0, error;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
@@ -171,7 +171,8 @@ spawn_child(const struct spawn *sp, pid_t parent)
 	/* Move sources out of the way first, so no dup2 clobbers another. */
 	for (i = 0; i < 4; i++) {
 		if (sp->fds[i] == -1 && i < 3)
-			tmp[i] = open("/dev/null", i == 0 ? O_RDONLY : O_WRONLY);
+			tmp[i] = open("/dev/null",
+			    i == 0 ? O_RDONLY : O_WRONLY);
 		else if (sp->fds[i] == -1)
 			tmp[i] = -1;
 		else
@@ -197,8 +198,8 @@ spawn_child(const struct spawn *sp, pid_t parent)
 	if (sp->cwd != NULL && chdir(sp->cwd) != 0)
 		spawn_child_fail("cannot change directory to", sp->cwd, errno);
 	error = spawn_child_exec(sp->path != NULL ? sp->path : sp->argv[0],
-	    (char *const *)(uintptr_t)sp->argv, sp->envp != NULL ?
-	    (char *const *)(uintptr_t)sp->envp : environ);
+	    (char *const *)(uintptr_t)sp->argv,
+	    sp->envp != NULL ? (char *const *)(uintptr_t)sp->envp : environ);
 	spawn_child_fail("cannot run", sp->argv[0], error);
 }
 
@@ -213,8 +214,8 @@ spawn_child(const struct spawn *sp, pid_t parent)
 static void
 spawn_read_dispositions(void)
 {
-	unsigned long	 k[4];
-	int		 sig;
+	unsigned long k[4];
+	int	      sig;
 
 	ncustom = 0;
 	for (sig = 1; sig < NSIG; sig++) {
@@ -223,7 +224,8 @@ spawn_read_dispositions(void)
 		/* The kernel's struct sigaction: the handler comes first. */
 		memset(k, 0, sizeof k);
 		if (syscall(SYS_rt_sigaction, sig, NULL, k,
-		    (size_t)_NSIG / 8) == 0 && k[0] != (unsigned long)SIG_DFL)
+			(size_t)_NSIG / 8) == 0 &&
+		    k[0] != (unsigned long)SIG_DFL)
 			custom[ncustom++] = sig;
 	}
 }
@@ -232,9 +234,9 @@ spawn_read_dispositions(void)
 pid_t
 spawn_process(const struct spawn *sp)
 {
-	sigset_t	 all, old;
-	pid_t		 pid, parent = getpid();
-	int		 saved;
+	sigset_t all, old;
+	pid_t	 pid, parent = getpid();
+	int	 saved;
 
 	if (ncustom == -1)
 		spawn_read_dispositions();
@@ -258,14 +260,14 @@ spawn_process(const struct spawn *sp)
 void
 spawn_kill_orphans(void)
 {
-	DIR		*d;
-	struct dirent	*de;
-	FILE		*f;
-	char		 path[64], buf[512], *p;
-	pid_t		 self = getpid(), pid;
-	long		 ppid;
-	char		 state;
-	int		 round;
+	DIR	      *d;
+	struct dirent *de;
+	FILE	      *f;
+	char	       path[64], buf[512], *p;
+	pid_t	       self = getpid(), pid;
+	long	       ppid;
+	char	       state;
+	int	       round;
 
 	/* Killing one may hand us its children: a few rounds, 1s at most. */
 	for (round = 0; round < 100; round++) {
@@ -273,7 +275,7 @@ spawn_kill_orphans(void)
 		    (pid == -1 && errno == EINTR))
 			;
 		if (pid == -1)
-			return;		/* ECHILD: none left */
+			return; /* ECHILD: none left */
 		if (round > 0)
 			usleep(10000);
 		if ((d = opendir("/proc")) == NULL)
@@ -292,8 +294,9 @@ spawn_kill_orphans(void)
 			    sscanf(p + 1, " %c %ld", &state, &ppid) != 2 ||
 			    ppid != (long)self || state == 'Z')
 				continue;
-			log_info("killing a process left behind by a job"
-			    LOG_KV "orphan_pid=%d", (int)pid);
+			log_info("killing a process left behind by a job" LOG_KV
+				 "orphan_pid=%d",
+			    (int)pid);
 			kill(pid, SIGKILL);
 		}
 		closedir(d);

@@ -22,24 +22,24 @@
 #include "util.h"
 #include "xmalloc.h"
 
-struct event_base	*ev_base;
-struct config		*cfg;
-uint64_t		 mprocd_started_usec;
-int			 mprocd_shutting_down;
-const char		*mprocd_self;
+struct event_base *ev_base;
+struct config	  *cfg;
+uint64_t	   mprocd_started_usec;
+int		   mprocd_shutting_down;
+const char	  *mprocd_self;
 
-const char		*mprocd_socket_override;	/* mprocd -s */
+const char *mprocd_socket_override; /* mprocd -s */
 
-static struct event	*supervisor_sig_events[5];
-static struct event	*supervisor_shutdown_timer;
-static struct event	*supervisor_changed_ev;
-static int		 supervisor_changes;	/* SUPERVISOR_NOW */
+static struct event *supervisor_sig_events[5];
+static struct event *supervisor_shutdown_timer;
+static struct event *supervisor_changed_ev;
+static int	     supervisor_changes; /* SUPERVISOR_NOW */
 
 static void
 supervisor_reap(void)
 {
-	pid_t	 pid;
-	int	 status;
+	pid_t pid;
+	int   status;
 
 	for (;;) {
 		pid = waitpid(-1, &status, WNOHANG);
@@ -75,7 +75,7 @@ supervisor_changed(int flags)
 static void
 supervisor_changed_cb(evutil_socket_t fd, short events, void *arg)
 {
-	int	 flags = supervisor_changes;
+	int flags = supervisor_changes;
 
 	supervisor_changes = 0;
 	systemd_changed(flags);
@@ -93,12 +93,13 @@ supervisor_check_exit(void)
 static void
 supervisor_shutdown_timeout(evutil_socket_t fd, short events, void *arg)
 {
-	char	 t[UTIL_FMTLEN];
+	char t[UTIL_FMTLEN];
 
 	if (pool_count_busy() > 0)
 		log_notice("jobs still running after shutdown_timeout, "
-		    "killing them" LOG_KV "jobs=%u" LOG_KV
-		    "shutdown_timeout=%s", pool_count_busy(),
+			   "killing them" LOG_KV "jobs=%u" LOG_KV
+			   "shutdown_timeout=%s",
+		    pool_count_busy(),
 		    util_format_duration(cfg->shutdown_timeout, t, sizeof t));
 	pool_kill_running(JOB_KILL_SHUTDOWN);
 }
@@ -111,14 +112,14 @@ supervisor_shutdown_timeout(evutil_socket_t fd, short events, void *arg)
 static void
 supervisor_shutdown(int sig)
 {
-	struct pool	*p;
-	struct timeval	 tv;
-	char		 t[UTIL_FMTLEN];
+	struct pool   *p;
+	struct timeval tv;
+	char	       t[UTIL_FMTLEN];
 
 	if (mprocd_shutting_down) {
-		log_info("received SIG%s again: killing running jobs now"
-		    LOG_KV "workers=%u" LOG_KV "jobs=%u", sigabbrev_np(sig),
-		    pool_count_live(), pool_count_busy());
+		log_info("received SIG%s again: killing running jobs now" LOG_KV
+			 "workers=%u" LOG_KV "jobs=%u",
+		    sigabbrev_np(sig), pool_count_live(), pool_count_busy());
 		pool_kill_running(JOB_KILL_SHUTDOWN);
 		return;
 	}
@@ -131,10 +132,11 @@ supervisor_shutdown(int sig)
 		pool_stop(p, STOP_SHUTDOWN);
 	}
 	if (pool_count_busy() > 0) {
-		log_info("waiting up to shutdown_timeout for running jobs"
-		    LOG_KV "jobs=%u" LOG_KV "shutdown_timeout=%s",
-		    pool_count_busy(), util_format_duration(
-		    cfg->shutdown_timeout, t, sizeof t));
+		log_info(
+		    "waiting up to shutdown_timeout for running jobs" LOG_KV
+		    "jobs=%u" LOG_KV "shutdown_timeout=%s",
+		    pool_count_busy(),
+		    util_format_duration(cfg->shutdown_timeout, t, sizeof t));
 		tv = util_timeval(cfg->shutdown_timeout);
 		supervisor_shutdown_timer = evtimer_new(ev_base,
 		    supervisor_shutdown_timeout, NULL);
@@ -147,7 +149,7 @@ supervisor_shutdown(int sig)
 static void
 supervisor_sighup(void)
 {
-	char	 reason[1024];
+	char reason[1024];
 
 	log_notice("reload requested by SIGHUP");
 	reload_run(reason, sizeof reason);
@@ -182,13 +184,12 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 int
 supervisor_main(struct config *c, int fd)
 {
-	static const int	 sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP,
-				    SIGUSR1 };
-	struct event_config	*evcfg;
-	struct pool_config	*pc;
-	struct pool		*p;
-	size_t			 i;
-	unsigned int		 nworkers = 0, npools = 0;
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	struct event_config *evcfg;
+	struct pool_config  *pc;
+	struct pool	    *p;
+	size_t		     i;
+	unsigned int	     nworkers = 0, npools = 0;
 
 	cfg = c;
 	mprocd_started_usec = util_now_usec();
@@ -230,9 +231,9 @@ supervisor_main(struct config *c, int fd)
 		nworkers += p->cfg.workers;
 		npools++;
 	}
-	log_info("mprocd started" LOG_KV "version=%s" LOG_KV "supervisor_pid=%d"
-	    LOG_KV "pools=%u" LOG_KV "workers=%u", PACKAGE_VERSION,
-	    (int)getpid(), npools, nworkers);
+	log_info("mprocd started" LOG_KV "version=%s" LOG_KV
+		 "supervisor_pid=%d" LOG_KV "pools=%u" LOG_KV "workers=%u",
+	    PACKAGE_VERSION, (int)getpid(), npools, nworkers);
 
 	event_base_dispatch(ev_base);
 

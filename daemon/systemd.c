@@ -17,20 +17,20 @@
 #include "util.h"
 
 /* At most one STATUS= update a second, however busy the pools are. */
-#define SYSTEMD_STATUS_INTERVAL	USEC_PER_SEC
+#define SYSTEMD_STATUS_INTERVAL USEC_PER_SEC
 
-static struct event	*systemd_watchdog_ev;
-static struct timeval	 systemd_watchdog_tv;
-static struct event	*systemd_status_timer;
-static char		 systemd_status_sent[512];
-static uint64_t		 systemd_status_sent_mono;
-static int		 systemd_ready_sent;
+static struct event  *systemd_watchdog_ev;
+static struct timeval systemd_watchdog_tv;
+static struct event  *systemd_status_timer;
+static char	      systemd_status_sent[512];
+static uint64_t	      systemd_status_sent_mono;
+static int	      systemd_ready_sent;
 
 /* The listening socket systemd passed us (socket activation), or -1. */
 int
 systemd_listen_fd(void)
 {
-	int	 n;
+	int n;
 
 	n = sd_listen_fds(1);
 	if (n < 0) {
@@ -42,10 +42,10 @@ systemd_listen_fd(void)
 		return -1;
 	if (n > 1)
 		log_warnx("systemd passed %d sockets, using the first", n);
-	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0)
-	    <= 0) {
+	if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <=
+	    0) {
 		log_warnx("the socket systemd passed is not a listening UNIX "
-		    "stream socket, ignoring it");
+			  "stream socket, ignoring it");
 		return -1;
 	}
 	return SD_LISTEN_FDS_START;
@@ -71,10 +71,10 @@ systemd_watchdog_cb(evutil_socket_t fd, short events, void *arg)
 static void
 systemd_update_status(void)
 {
-	struct pool	*p;
-	char		 status[sizeof systemd_status_sent];
-	unsigned int	 npools = 0;
-	size_t		 off;
+	struct pool *p;
+	char	     status[sizeof systemd_status_sent];
+	unsigned int npools = 0;
+	size_t	     off;
 
 	TAILQ_FOREACH(p, &pools, entry)
 		npools++;
@@ -122,8 +122,8 @@ systemd_check_ready(void)
 void
 systemd_changed(int flags)
 {
-	struct timeval	 tv;
-	uint64_t	 now;
+	struct timeval tv;
+	uint64_t       now;
 
 	if (flags & SUPERVISOR_WORKERS)
 		systemd_check_ready();
@@ -139,8 +139,8 @@ systemd_changed(int flags)
 		systemd_update_status();
 		return;
 	}
-	tv = util_timeval(systemd_status_sent_mono + SYSTEMD_STATUS_INTERVAL -
-	    now);
+	tv = util_timeval(
+	    systemd_status_sent_mono + SYSTEMD_STATUS_INTERVAL - now);
 	evtimer_add(systemd_status_timer, &tv);
 }
 
@@ -151,7 +151,7 @@ systemd_changed(int flags)
 void
 systemd_init(void)
 {
-	uint64_t	 usec;
+	uint64_t usec;
 
 	systemd_status_timer = evtimer_new(ev_base, systemd_status_timer_cb,
 	    NULL);
@@ -168,7 +168,7 @@ systemd_init(void)
 void
 systemd_reloading(void)
 {
-	char	 msg[64];
+	char msg[64];
 
 	snprintf(msg, sizeof msg, "RELOADING=1\nMONOTONIC_USEC=%" PRIu64,
 	    util_mono_usec());

@@ -40,50 +40,57 @@
 #include "util.h"
 #include "xmalloc.h"
 
-#define WORKER_FD	3
-#define WORKER_READ	65536
+#define WORKER_FD   3
+#define WORKER_READ 65536
 
 /* Variables of ours that a job must not inherit. */
 static const char *const worker_env_drop[] = {
-	"NOTIFY_SOCKET=", "WATCHDOG_PID=", "WATCHDOG_USEC=", "LISTEN_PID=",
-	"LISTEN_FDS=", "LISTEN_FDNAMES=", "JOURNAL_STREAM=", "MPROCD_JOB_ID=",
-	"MPROCD_POOL=", "MPROCD_WORKER=",
+	"NOTIFY_SOCKET=",
+	"WATCHDOG_PID=",
+	"WATCHDOG_USEC=",
+	"LISTEN_PID=",
+	"LISTEN_FDS=",
+	"LISTEN_FDNAMES=",
+	"JOURNAL_STREAM=",
+	"MPROCD_JOB_ID=",
+	"MPROCD_POOL=",
+	"MPROCD_WORKER=",
 };
 
 /* The job being run. */
 struct worker_job {
-	uint64_t	 id;
-	pid_t		 pid;
-	int		 out[2];	/* read ends of stdout, stderr; -1 */
-	int		 in;		/* write end of stdin; -1 */
-	const uint8_t	*stdin_data;
-	size_t		 stdin_len;
-	size_t		 stdin_off;
-	uint64_t	 max_output;
-	uint64_t	 sent[2];
-	int		 truncated;
-	const char	**env;		/* its environment (strings borrowed) */
+	uint64_t       id;
+	pid_t	       pid;
+	int	       out[2]; /* read ends of stdout, stderr; -1 */
+	int	       in;     /* write end of stdin; -1 */
+	const uint8_t *stdin_data;
+	size_t	       stdin_len;
+	size_t	       stdin_off;
+	uint64_t       max_output;
+	uint64_t       sent[2];
+	int	       truncated;
+	const char   **env; /* its environment (strings borrowed) */
 };
 
-extern char	**environ;
+extern char **environ;
 
-static char	*worker_name;
-static char	*worker_env_pool, *worker_env_worker;	/* "MPROCD_POOL=...", for jobs */
-static int	 worker_spare;		/* in no slot yet */
-static int	 worker_sigfd = -1;
-static pid_t	 worker_supervisor_pid;	/* our parent, while it lives */
+static char *worker_name;
+static char *worker_env_pool,
+    *worker_env_worker;	   /* "MPROCD_POOL=...", for jobs */
+static int   worker_spare; /* in no slot yet */
+static int   worker_sigfd = -1;
+static pid_t worker_supervisor_pid; /* our parent, while it lives */
 
 /* Who this worker's records about its job are about. */
 static struct log_ctx
 worker_job_ctx(const struct worker_job *r)
 {
-	struct log_ctx	 ctx = { NULL, NULL, (int64_t)r->id };
+	struct log_ctx ctx = { NULL, NULL, (int64_t)r->id };
 
 	return ctx;
 }
 
-static void __attribute__((noreturn))
-worker_usage(void)
+static void __attribute__((noreturn)) worker_usage(void)
 {
 	fatalx("--worker is for mprocd's own use");
 }
@@ -100,13 +107,14 @@ worker_send(uint32_t type, const struct proto_buf *b)
 }
 
 static void
-worker_send_output(struct worker_job *r, int stream, const void *data, size_t len)
+worker_send_output(struct worker_job *r, int stream, const void *data,
+    size_t len)
 {
 	struct proto_buf b;
 	uint64_t	 room;
 
-	room = r->sent[stream] < r->max_output ?
-	    r->max_output - r->sent[stream] : 0;
+	room = r->sent[stream] < r->max_output ? r->max_output - r->sent[stream]
+					       : 0;
 	if (len > room) {
 		r->truncated = 1;
 		len = (size_t)room;
@@ -133,10 +141,11 @@ worker_send_done(struct worker_job *r, int status)
 static int
 worker_env_dropped(const char *var)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < sizeof worker_env_drop / sizeof worker_env_drop[0]; i++)
-		if (strncmp(var, worker_env_drop[i], strlen(worker_env_drop[i])) == 0)
+		if (strncmp(var, worker_env_drop[i],
+			strlen(worker_env_drop[i])) == 0)
 			return 1;
 	return 0;
 }
@@ -148,11 +157,11 @@ worker_env_dropped(const char *var)
 static const char **
 worker_job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
 {
-	static const char	**base;
-	static size_t		  nbase;
-	const char		**env;
-	char			**e;
-	size_t			  i, n = 0, k, keylen;
+	static const char **base;
+	static size_t	    nbase;
+	const char	  **env;
+	char		  **e;
+	size_t		    i, n = 0, k, keylen;
 
 	if (base == NULL) {
 		for (e = environ; *e != NULL; e++)
@@ -195,8 +204,8 @@ worker_close_fd(int *fd)
 static int
 worker_pump_output(struct worker_job *r, int stream)
 {
-	char	 buf[WORKER_READ];
-	ssize_t	 n;
+	char	buf[WORKER_READ];
+	ssize_t n;
 
 	for (;;) {
 		n = read(r->out[stream], buf, sizeof buf);
@@ -216,7 +225,7 @@ worker_pump_output(struct worker_job *r, int stream)
 static void
 worker_pump_input(struct worker_job *r)
 {
-	ssize_t	 n;
+	ssize_t n;
 
 	while (r->stdin_off < r->stdin_len) {
 		n = write(r->in, r->stdin_data + r->stdin_off,
@@ -226,7 +235,7 @@ worker_pump_input(struct worker_job *r)
 		if (n == -1 && errno == EAGAIN)
 			return;
 		if (n == -1)
-			break;	/* EPIPE: the job does not want the rest */
+			break; /* EPIPE: the job does not want the rest */
 		r->stdin_off += (size_t)n;
 	}
 	worker_close_fd(&r->in);
@@ -252,8 +261,8 @@ worker_kill_job(struct worker_job *r, int sig)
 static int
 worker_reap(const struct worker_job *r, int *status)
 {
-	pid_t	 pid;
-	int	 st, found = 0;
+	pid_t pid;
+	int   st, found = 0;
 
 	for (;;) {
 		pid = waitpid(-1, &st, WNOHANG);
@@ -282,7 +291,7 @@ worker_exit(struct worker_job *r, int supervisor_gone)
 	}
 	if (supervisor_gone || getppid() != worker_supervisor_pid) {
 		log_info("the supervisor is gone: killing what jobs left "
-		    "behind");
+			 "behind");
 		spawn_kill_orphans();
 	}
 	exit(0);
@@ -295,8 +304,8 @@ worker_exit(struct worker_job *r, int supervisor_gone)
 static int
 worker_signal(struct worker_job *r, int *status)
 {
-	struct signalfd_siginfo	 si;
-	struct log_ctx		 ctx;
+	struct signalfd_siginfo si;
+	struct log_ctx		ctx;
 
 	if (read(worker_sigfd, &si, sizeof si) != sizeof si)
 		return 0;
@@ -307,8 +316,9 @@ worker_signal(struct worker_job *r, int *status)
 	if (si.ssi_signo == SIGTERM) {
 		if (r != NULL && r->pid > 0) {
 			ctx = worker_job_ctx(r);
-			clog_notice(&ctx, "worker stopping, killing its job"
-			    LOG_KV "pid=%d", (int)r->pid);
+			clog_notice(&ctx,
+			    "worker stopping, killing its job" LOG_KV "pid=%d",
+			    (int)r->pid);
 		}
 		worker_exit(r, 0);
 	}
@@ -332,7 +342,7 @@ worker_set_env_names(void)
 static void
 worker_set_log_level(const uint8_t *payload, size_t len)
 {
-	uint32_t	 level;
+	uint32_t level;
 
 	if (proto_unpack_log_level(payload, len, &level) != 0 ||
 	    level > LOG_DEBUG)
@@ -344,7 +354,7 @@ worker_set_log_level(const uint8_t *payload, size_t len)
 static void
 worker_set_name(void)
 {
-	char	 procname[96];
+	char procname[96];
 
 	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
@@ -355,7 +365,7 @@ worker_set_name(void)
 static void
 worker_send_hello(void)
 {
-	struct proto_buf	 b;
+	struct proto_buf b;
 
 	proto_pack_hello(&b, PROTO_VERSION, (uint32_t)getpid());
 	if (proto_send(WORKER_FD, PROTO_HELLO, b.data, b.len) != 0)
@@ -367,13 +377,13 @@ worker_send_hello(void)
 static void
 worker_take_slot(const uint8_t *payload, size_t len)
 {
-	uint32_t	 slot;
-	char		*name;
+	uint32_t slot;
+	char	*name;
 
 	if (proto_unpack_assign(payload, len, &slot) != 0 || !worker_spare)
 		fatalx("bad ASSIGN from the supervisor");
-	xasprintf(&name, "%.*s/%u", (int)strcspn(worker_name, "/"),
-	    worker_name, slot);
+	xasprintf(&name, "%.*s/%u", (int)strcspn(worker_name, "/"), worker_name,
+	    slot);
 	free(worker_name);
 	worker_name = name;
 	worker_spare = 0;
@@ -385,9 +395,9 @@ worker_take_slot(const uint8_t *payload, size_t len)
 static void
 worker_frame(struct worker_job *r)
 {
-	struct proto_hdr	 h;
-	struct proto_job_signal	 js;
-	uint8_t			*payload;
+	struct proto_hdr	h;
+	struct proto_job_signal js;
+	uint8_t		       *payload;
 
 	if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 		if (errno != 0)
@@ -422,8 +432,8 @@ worker_frame(struct worker_job *r)
 static void
 worker_announce_started(pid_t pid, void *arg)
 {
-	struct proto_buf	*b = arg;
-	uint32_t		 p = (uint32_t)pid;
+	struct proto_buf *b = arg;
+	uint32_t	  p = (uint32_t)pid;
 
 	memcpy(b->data + b->len - sizeof p, &p, sizeof p);
 	if (proto_send(WORKER_FD, PROTO_JOB_STARTED, b->data, b->len) != 0)
@@ -440,15 +450,15 @@ static int
 worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
     int *status)
 {
-	struct proto_buf	 b;
-	struct spawn		 sp;
-	const char		*ids[3];
-	char			 idvar[40];
-	int			 outp[2][2], inp[2] = { -1, -1 };
-	int			 n, error;
-	char			 msg[512], cmd[1024];
-	struct log_ctx		 ctx;
-	size_t			 nenv = 0;
+	struct proto_buf b;
+	struct spawn	 sp;
+	const char	*ids[3];
+	char		 idvar[40];
+	int		 outp[2][2], inp[2] = { -1, -1 };
+	int		 n, error;
+	char		 msg[512], cmd[1024];
+	struct log_ctx	 ctx;
+	size_t		 nenv = 0;
 
 	memset(r, 0, sizeof *r);
 	r->id = js->id;
@@ -505,14 +515,16 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 
 	if (r->pid == -1) {
 		/* As a shell does: status 127 and why on the job's stderr. */
-		n = snprintf(msg, sizeof msg, "mprocd: cannot start "
-		    "'%.300s%s': %s\n", js->argv[0], strlen(js->argv[0]) > 300 ?
-		    "..." : "", strerror(error));
+		n = snprintf(msg, sizeof msg,
+		    "mprocd: cannot start "
+		    "'%.300s%s': %s\n",
+		    js->argv[0], strlen(js->argv[0]) > 300 ? "..." : "",
+		    strerror(error));
 		if (n > (int)sizeof msg - 1)
 			n = (int)sizeof msg - 1;
-		clog_warnx(&ctx, "cannot start the job" LOG_KV "error=%s"
-		    LOG_KV "cmd=%s", strerror(error), log_safe(js->argv[0], cmd,
-		    sizeof cmd));
+		clog_warnx(&ctx,
+		    "cannot start the job" LOG_KV "error=%s" LOG_KV "cmd=%s",
+		    strerror(error), log_safe(js->argv[0], cmd, sizeof cmd));
 		r->pid = 0;
 		worker_send_output(r, 1, msg, (size_t)n);
 		*status = 127 << 8;
@@ -533,8 +545,8 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 static int
 worker_job_wait(struct worker_job *r)
 {
-	struct pollfd	 pfd[5];
-	int		 exited = 0, n, s, status = 0;
+	struct pollfd pfd[5];
+	int	      exited = 0, n, s, status = 0;
 
 	while (!exited) {
 		n = 0;
@@ -577,9 +589,9 @@ worker_job_wait(struct worker_job *r)
 static void
 worker_job_end(struct worker_job *r, int status)
 {
-	struct log_ctx	 ctx = worker_job_ctx(r);
-	char		 how[64];
-	int		 s;
+	struct log_ctx ctx = worker_job_ctx(r);
+	char	       how[64];
+	int	       s;
 
 	if (r->pid > 0)
 		kill(-r->pid, SIGKILL);
@@ -599,9 +611,9 @@ worker_job_end(struct worker_job *r, int status)
 static void
 worker_run_job(const uint8_t *payload, size_t len)
 {
-	struct proto_job_start	 js;
-	struct worker_job	 r;
-	int			 status = 0;
+	struct proto_job_start js;
+	struct worker_job      r;
+	int		       status = 0;
 
 	if (proto_unpack_job_start(payload, len, &js) != 0)
 		fatalx("bad JOB_START from the supervisor");
@@ -621,18 +633,18 @@ worker_main(int argc, char **argv)
 		{ "spare", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char		*target = "stderr", *errstr;
-	char			 procname[96];
-	struct proto_hdr	 h;
-	struct pollfd		 pfd[2];
-	uint8_t			*payload;
-	sigset_t		 mask;
-	int			 ch, level = LOG_INFO, status;
+	const char	*target = "stderr", *errstr;
+	char		 procname[96];
+	struct proto_hdr h;
+	struct pollfd	 pfd[2];
+	uint8_t		*payload;
+	sigset_t	 mask;
+	int		 ch, level = LOG_INFO, status;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'w':
-			worker_name = xstrdup(optarg);	/* argv is the title */
+			worker_name = xstrdup(optarg); /* argv is the title */
 			break;
 		case 't':
 			target = optarg;
@@ -675,7 +687,8 @@ worker_main(int argc, char **argv)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if ((worker_sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) == -1)
+	if ((worker_sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK)) ==
+	    -1)
 		fatal("signalfd");
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
 		log_warn("PR_SET_CHILD_SUBREAPER, ignoring");
@@ -696,7 +709,8 @@ worker_main(int argc, char **argv)
 			continue;
 		if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 			if (errno == 0)
-				worker_exit(NULL, 1);	/* the supervisor is gone */
+				worker_exit(NULL,
+				    1); /* the supervisor is gone */
 			fatal("reading from the supervisor");
 		}
 		switch (h.type) {
@@ -709,7 +723,7 @@ worker_main(int argc, char **argv)
 			worker_take_slot(payload, h.len);
 			break;
 		case PROTO_JOB_SIGNAL:
-			break;	/* for a job that has just ended */
+			break; /* for a job that has just ended */
 		case PROTO_LOG_LEVEL:
 			worker_set_log_level(payload, h.len);
 			break;

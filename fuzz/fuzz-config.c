@@ -23,19 +23,18 @@
 #include "fuzz.h"
 
 /* The other side of config_diff() when the input has one file. */
-static const char base_config[] =
-	"[mprocd]\n"
-	"max_clients = 16\n"
-	"[pool default]\n"
-	"workers = 2\n"
-	"[pool web]\n"
-	"workers = 4\n"
-	"job_timeout = 30s\n";
+static const char base_config[] = "[mprocd]\n"
+				  "max_clients = 16\n"
+				  "[pool default]\n"
+				  "workers = 2\n"
+				  "[pool web]\n"
+				  "workers = 4\n"
+				  "job_timeout = 30s\n";
 
-#define FILE_SEPARATOR	0x1c
+#define FILE_SEPARATOR 0x1c
 
-static int	 memfd = -1;
-static char	 path[64];
+static int  memfd = -1;
+static char path[64];
 
 static int
 same_string(const char *a, const char *b)
@@ -48,15 +47,13 @@ same_string(const char *a, const char *b)
 static int
 same_pool(const struct pool_config *a, const struct pool_config *b)
 {
-	return strcmp(a->name, b->name) == 0 &&
-	    a->workers == b->workers &&
+	return strcmp(a->name, b->name) == 0 && a->workers == b->workers &&
 	    a->workers_auto == b->workers_auto &&
 	    a->queue_limit == b->queue_limit &&
 	    a->job_timeout == b->job_timeout &&
 	    a->kill_grace == b->kill_grace &&
 	    a->max_jobs_per_worker == b->max_jobs_per_worker &&
-	    a->max_output == b->max_output &&
-	    a->retries == b->retries &&
+	    a->max_output == b->max_output && a->retries == b->retries &&
 	    a->restart_delay == b->restart_delay &&
 	    a->restart_delay_max == b->restart_delay_max &&
 	    a->crash_limit == b->crash_limit &&
@@ -73,8 +70,7 @@ same_config(const struct config *a, const struct config *b)
 		return 0;
 	if (a->socket_mode != b->socket_mode ||
 	    !same_string(a->log_target, b->log_target) ||
-	    a->log_level != b->log_level ||
-	    a->max_clients != b->max_clients ||
+	    a->log_level != b->log_level || a->max_clients != b->max_clients ||
 	    a->max_message != b->max_message ||
 	    a->message_timeout != b->message_timeout ||
 	    a->keep_finished != b->keep_finished ||
@@ -92,7 +88,7 @@ same_config(const struct config *a, const struct config *b)
 static int
 same_errors(const struct config_errors *a, const struct config_errors *b)
 {
-	size_t	 i;
+	size_t i;
 
 	if (a->n != b->n)
 		return 0;
@@ -106,8 +102,8 @@ same_errors(const struct config_errors *a, const struct config_errors *b)
 static void
 check_errors(const struct config_errors *e, const char *name)
 {
-	size_t	 i, n = strlen(name);
-	char	*end;
+	size_t i, n = strlen(name);
+	char  *end;
 
 	for (i = 0; i < e->n; i++) {
 		CHECK(strncmp(e->v[i], name, n) == 0 && e->v[i][n] == ':');
@@ -128,11 +124,11 @@ load_file(const char *text, size_t len, struct config_errors *e)
 static void
 check_print(const struct config *c)
 {
-	struct config_errors	 e;
-	struct config		*again;
-	char			*buf = NULL;
-	size_t			 len = 0;
-	FILE			*f;
+	struct config_errors e;
+	struct config	    *again;
+	char		    *buf = NULL;
+	size_t		     len = 0;
+	FILE		    *f;
 
 	CHECK((f = open_memstream(&buf, &len)) != NULL);
 	config_print(c, f);
@@ -153,9 +149,9 @@ check_print(const struct config *c)
 static void
 check_diff(const struct config *old, const struct config *new)
 {
-	struct config_change		*ch;
-	const struct pool_config	*a, *b;
-	size_t				 n, i, k, want = 0;
+	struct config_change	 *ch;
+	const struct pool_config *a, *b;
+	size_t			  n, i, k, want = 0;
 
 	n = config_diff(old, new, &ch);
 	TAILQ_FOREACH(b, &new->pools, entry)
@@ -174,20 +170,21 @@ check_diff(const struct config *old, const struct config *new)
 			CHECK(a == NULL && b != NULL && ch[i].to == b->workers);
 			break;
 		case POOL_REMOVED:
-			CHECK(a != NULL && b == NULL &&
-			    ch[i].from == a->workers);
+			CHECK(
+			    a != NULL && b == NULL && ch[i].from == a->workers);
 			break;
 		case POOL_GROWS:
 		case POOL_SHRINKS:
 		case POOL_KEPT:
 			CHECK(a != NULL && b != NULL);
-			CHECK(ch[i].from == a->workers && ch[i].to == b->workers);
-			CHECK((ch[i].kind == POOL_GROWS) == (b->workers >
-			    a->workers));
-			CHECK((ch[i].kind == POOL_SHRINKS) == (b->workers <
-			    a->workers));
-			CHECK(old != new || (ch[i].kind == POOL_KEPT &&
-			    !ch[i].limits));
+			CHECK(
+			    ch[i].from == a->workers && ch[i].to == b->workers);
+			CHECK((ch[i].kind == POOL_GROWS) ==
+			    (b->workers > a->workers));
+			CHECK((ch[i].kind == POOL_SHRINKS) ==
+			    (b->workers < a->workers));
+			CHECK(old != new ||
+			    (ch[i].kind == POOL_KEPT && !ch[i].limits));
 			break;
 		}
 	}
@@ -209,11 +206,11 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct config_errors	 e, es;
-	struct config		*c, *cs, *other;
-	const char		*sep;
-	char			*text, *second = NULL;
-	size_t			 len;
+	struct config_errors e, es;
+	struct config	    *c, *cs, *other;
+	const char	    *sep;
+	char		    *text, *second = NULL;
+	size_t		     len;
 
 	sep = memchr(data, FILE_SEPARATOR, size);
 	len = sep != NULL ? (size_t)(sep - (const char *)data) : size;
@@ -238,8 +235,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(!TAILQ_EMPTY(&c->pools));
 		check_print(c);
 		check_diff(c, c);
-		other = config_load_string("other", second != NULL ? second :
-		    base_config, &e);
+		other = config_load_string("other",
+		    second != NULL ? second : base_config, &e);
 		check_errors(&e, "other");
 		if (other != NULL) {
 			check_diff(other, c);

@@ -63,100 +63,98 @@
 #include "varlink.h"
 #include "fuzz.h"
 
-pid_t	__wrap_spawn_process(const struct spawn *);
-int	__wrap_kill(pid_t, int);
+pid_t __wrap_spawn_process(const struct spawn *);
+int   __wrap_kill(pid_t, int);
 
-#define CONFIG_MAIN							\
-	"[mprocd]\n"							\
-	"socket = /run/mprocd-fuzz/never-bound.sock\n"			\
-	"log_target = stderr\n"						\
-	"max_clients = 4\n"						\
-	"max_message = 4096\n"						\
-	"message_timeout = 10s\n"					\
+#define CONFIG_MAIN \
+	"[mprocd]\n" \
+	"socket = /run/mprocd-fuzz/never-bound.sock\n" \
+	"log_target = stderr\n" \
+	"max_clients = 4\n" \
+	"max_message = 4096\n" \
+	"message_timeout = 10s\n" \
 	"shutdown_timeout = 1s\n"
 
 /* What each input starts with. */
-static const char config_a[] = CONFIG_MAIN
-	"log_level = warning\n"
-	"keep_finished = 6\n"
-	"\n"
-	"[pool default]\n"
-	"workers = 2\n"
-	"queue_limit = 8\n"
-	"max_jobs_per_worker = 3\n"
-	"max_output = 64\n"
-	"retries = 1\n"
-	"kill_grace = 1s\n"
-	"restart_delay_max = 1s\n"
-	"crash_limit = 2\n"
-	"\n"
-	"[pool slow]\n"
-	"workers = 1\n"
-	"queue_limit = 3\n"
-	"job_timeout = 1h\n";
+static const char config_a[] = CONFIG_MAIN "log_level = warning\n"
+					   "keep_finished = 6\n"
+					   "\n"
+					   "[pool default]\n"
+					   "workers = 2\n"
+					   "queue_limit = 8\n"
+					   "max_jobs_per_worker = 3\n"
+					   "max_output = 64\n"
+					   "retries = 1\n"
+					   "kill_grace = 1s\n"
+					   "restart_delay_max = 1s\n"
+					   "crash_limit = 2\n"
+					   "\n"
+					   "[pool slow]\n"
+					   "workers = 1\n"
+					   "queue_limit = 3\n"
+					   "job_timeout = 1h\n";
 
 /* What Reload reads. */
-static const char config_b[] = CONFIG_MAIN
-	"log_level = info\n"
-	"keep_finished = 2\n"
-	"\n"
-	"[pool default]\n"
-	"workers = 3\n"
-	"queue_limit = 8\n"
-	"max_output = 64\n"
-	"\n"
-	"[pool extra]\n"
-	"workers = 1\n";
+static const char config_b[] = CONFIG_MAIN "log_level = info\n"
+					   "keep_finished = 2\n"
+					   "\n"
+					   "[pool default]\n"
+					   "workers = 3\n"
+					   "queue_limit = 8\n"
+					   "max_output = 64\n"
+					   "\n"
+					   "[pool extra]\n"
+					   "workers = 1\n";
 
 /* Above any real pid: PID_MAX_LIMIT is 2^22. */
-#define FAKE_WORKER_PID	0x7f000000
+#define FAKE_WORKER_PID 0x7f000000
 #define FAKE_JOB_PID	0x7e000000
 #define FAKE_MAX	64
 
-#define USER_OTHER	4242
+#define USER_OTHER 4242
 
 /* A worker process, played by us. */
 struct fake {
-	pid_t		 pid;
-	struct bufferevent *bev;	/* our end; NULL once dead */
-	int64_t		 job;		/* the job it runs, or 0 */
-	int		 ignores;	/* signals its job ignores */
-	int		 spare;		/* started with --spare, in no slot */
-	int		 dead;
-	int		 reaped;
-	int		 status;	/* wait status of its death */
+	pid_t		    pid;
+	struct bufferevent *bev;     /* our end; NULL once dead */
+	int64_t		    job;     /* the job it runs, or 0 */
+	int		    ignores; /* signals its job ignores */
+	int		    spare;   /* started with --spare, in no slot */
+	int		    dead;
+	int		    reaped;
+	int		    status; /* wait status of its death */
 };
-#define IGNORE_TERM	1
-#define IGNORE_ALL	2
+#define IGNORE_TERM 1
+#define IGNORE_ALL  2
 
-static struct fake	 fakes[FAKE_MAX];
-static int		 nfakes;
-static struct event	*reap_ev;
+static struct fake   fakes[FAKE_MAX];
+static int	     nfakes;
+static struct event *reap_ev;
 
 /* A client's end of its socket. */
 struct peer {
-	int		 fd;
-	struct event	*rev, *wev;
-	const uint8_t	*data;
-	size_t		 size, off, chunk;
-	int		 half_close, full_close;
-	char		*in;
-	size_t		 inlen, insize;
+	int	       fd;
+	struct event  *rev, *wev;
+	const uint8_t *data;
+	size_t	       size, off, chunk;
+	int	       half_close, full_close;
+	char	      *in;
+	size_t	       inlen, insize;
 };
-#define PEER_MAX	3
-#define PEER_SEPARATOR	0x1e	/* never valid in JSON text */
+#define PEER_MAX       3
+#define PEER_SEPARATOR 0x1e /* never valid in JSON text */
 
-static struct peer	 peers[PEER_MAX];
-static int		 npeers;
+static struct peer peers[PEER_MAX];
+static int	   npeers;
 
-static char		 reload_path[64];	/* config_b, in a memfd */
-static int		 progress;
-static uid_t		 user_uid;
+static char  reload_path[64]; /* config_b, in a memfd */
+static int   progress;
+static uid_t user_uid;
 
 static struct fake *
 fake_find(pid_t pid)
 {
-	int	 i;
+	int i;
 
 	for (i = 0; i < nfakes; i++)
 		if (fakes[i].pid == pid)
@@ -167,7 +165,7 @@ fake_find(pid_t pid)
 static void
 fake_send(struct fake *f, uint32_t type, struct proto_buf *b)
 {
-	uint8_t	 hdr[PROTO_HDRLEN];
+	uint8_t hdr[PROTO_HDRLEN];
 
 	proto_hdr_pack(hdr, type, (uint32_t)b->len);
 	bufferevent_write(f->bev, hdr, sizeof hdr);
@@ -234,10 +232,10 @@ fake_run(struct fake *f, struct proto_reader *r)
 	size_t		 inlen, rawlen, off = 0;
 	int		 status = 0;
 
-	CHECK(f->job == 0);	/* never a job for a busy worker */
-	CHECK(!f->spare);	/* nor for a spare */
+	CHECK(f->job == 0); /* never a job for a busy worker */
+	CHECK(!f->spare);   /* nor for a spare */
 	id = proto_get_u64(r);
-	(void)proto_get_u64(r);	/* max_output */
+	(void)proto_get_u64(r); /* max_output */
 	cwd = proto_get_str(r);
 	argc = proto_get_u32(r);
 	CHECK(!r->error && argc >= 1 && argc <= r->len);
@@ -278,10 +276,10 @@ fake_run(struct fake *f, struct proto_reader *r)
 	}
 	if (strcmp(argv[0], "frame") == 0 && argc > 1) {
 		if ((raw = util_base64_decode(argv[1], strlen(argv[1]),
-		    &rawlen)) != NULL)
+			 &rawlen)) != NULL)
 			bufferevent_write(f->bev, raw, rawlen);
 		free(raw);
-		f->job = 0;	/* what it wrote may well have ended it */
+		f->job = 0; /* what it wrote may well have ended it */
 		goto out;
 	}
 	if (strcmp(argv[0], "exit") == 0 && argc > 1)
@@ -316,10 +314,10 @@ out:
 static void
 fake_frame(struct fake *f, const struct proto_hdr *h, const uint8_t *payload)
 {
-	struct proto_reader	 r;
-	struct proto_buf	 b;
-	uint64_t		 id;
-	uint32_t		 sig, level;
+	struct proto_reader r;
+	struct proto_buf    b;
+	uint64_t	    id;
+	uint32_t	    sig, level;
 
 	proto_reader_init(&r, payload, h->len);
 	switch (h->type) {
@@ -362,10 +360,10 @@ fake_frame(struct fake *f, const struct proto_hdr *h, const uint8_t *payload)
 static void
 fake_read_cb(struct bufferevent *bev, void *arg)
 {
-	struct fake		*f = arg;
-	struct evbuffer		*in = bufferevent_get_input(bev);
-	struct proto_hdr	 h;
-	uint8_t			*p;
+	struct fake	*f = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct proto_hdr h;
+	uint8_t		*p;
 
 	progress = 1;
 	while (evbuffer_get_length(in) >= PROTO_HDRLEN) {
@@ -376,7 +374,7 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 		p = evbuffer_pullup(in, PROTO_HDRLEN + (ev_ssize_t)h.len);
 		fake_frame(f, &h, p + PROTO_HDRLEN);
 		if (f->bev == NULL)
-			return;		/* it died: in is gone */
+			return; /* it died: in is gone */
 		evbuffer_drain(in, PROTO_HDRLEN + h.len);
 	}
 }
@@ -385,7 +383,7 @@ fake_read_cb(struct bufferevent *bev, void *arg)
 static void
 fake_event_cb(struct bufferevent *bev, short what, void *arg)
 {
-	struct fake	*f = arg;
+	struct fake *f = arg;
 
 	progress = 1;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
@@ -396,7 +394,7 @@ fake_event_cb(struct bufferevent *bev, short what, void *arg)
 static void
 fake_reap(evutil_socket_t fd, short events, void *arg)
 {
-	int	 i;
+	int i;
 
 	progress = 1;
 	for (i = 0; i < nfakes; i++) {
@@ -445,16 +443,16 @@ __wrap_spawn_process(const struct spawn *sp)
 int
 __wrap_kill(pid_t pid, int sig)
 {
-	struct fake	*f;
+	struct fake *f;
 
-	if (pid <= -FAKE_JOB_PID || (pid >= FAKE_JOB_PID &&
-	    pid < FAKE_WORKER_PID))
+	if (pid <= -FAKE_JOB_PID ||
+	    (pid >= FAKE_JOB_PID && pid < FAKE_WORKER_PID))
 		return 0;
 	if ((f = fake_find(pid)) == NULL) {
 		fprintf(stderr, "kill(%d, %d)\n", (int)pid, sig);
 		CHECK(!"mprocd signalled a pid that was never its worker");
 	}
-	CHECK(!f->reaped);	/* that pid may be someone else's by now */
+	CHECK(!f->reaped); /* that pid may be someone else's by now */
 	if (f->dead)
 		return 0;
 	switch (sig) {
@@ -475,14 +473,12 @@ __wrap_kill(pid_t pid, int sig)
 static void
 peer_check_reply(const char *msg, size_t len)
 {
-	static const char *const errors[] = {
-		"io.mprocd.NoSuchJob", "io.mprocd.NoSuchPool",
-		"io.mprocd.QueueFull", "io.mprocd.PermissionDenied",
-		"io.mprocd.TimedOut", "io.mprocd.ShuttingDown",
-		"io.mprocd.ReloadFailed", VARLINK_ERR_METHOD,
-		VARLINK_ERR_INTERFACE, VARLINK_ERR_PARAM,
-		"org.varlink.service.PermissionDenied", NULL
-	};
+	static const char *const errors[] = { "io.mprocd.NoSuchJob",
+		"io.mprocd.NoSuchPool", "io.mprocd.QueueFull",
+		"io.mprocd.PermissionDenied", "io.mprocd.TimedOut",
+		"io.mprocd.ShuttingDown", "io.mprocd.ReloadFailed",
+		VARLINK_ERR_METHOD, VARLINK_ERR_INTERFACE, VARLINK_ERR_PARAM,
+		"org.varlink.service.PermissionDenied", NULL };
 	struct varlink_reply	 reply;
 	const char		*errstr;
 	size_t			 i;
@@ -517,10 +513,10 @@ peer_close(struct peer *pr)
 static void
 peer_read(evutil_socket_t fd, short events, void *arg)
 {
-	struct peer	*pr = arg;
-	char		*nul;
-	size_t		 len;
-	ssize_t		 n;
+	struct peer *pr = arg;
+	char	    *nul;
+	size_t	     len;
+	ssize_t	     n;
 
 	progress = 1;
 	if (pr->insize - pr->inlen < 4096) {
@@ -549,9 +545,9 @@ peer_read(evutil_socket_t fd, short events, void *arg)
 static void
 peer_write(evutil_socket_t fd, short events, void *arg)
 {
-	struct peer	*pr = arg;
-	size_t		 n = pr->size - pr->off;
-	ssize_t		 w;
+	struct peer *pr = arg;
+	size_t	     n = pr->size - pr->off;
+	ssize_t	     w;
 
 	progress = 1;
 	if (n > pr->chunk)
@@ -559,7 +555,7 @@ peer_write(evutil_socket_t fd, short events, void *arg)
 	w = write(fd, pr->data + pr->off, n);
 	if (w == -1 && errno == EAGAIN)
 		return;
-	if (w == -1) {		/* the daemon closed it */
+	if (w == -1) { /* the daemon closed it */
 		event_del(pr->wev);
 		return;
 	}
@@ -577,11 +573,11 @@ peer_write(evutil_socket_t fd, short events, void *arg)
 static void
 peer_connect(const uint8_t *data, size_t size)
 {
-	struct peer	*pr = &peers[npeers++];
-	struct conn	*c;
-	uid_t		 uid = user_uid;
-	size_t		 i;
-	int		 sv[2];
+	struct peer *pr = &peers[npeers++];
+	struct conn *c;
+	uid_t	     uid = user_uid;
+	size_t	     i;
+	int	     sv[2];
 
 	memset(pr, 0, sizeof *pr);
 	pr->data = data;
@@ -596,8 +592,8 @@ peer_connect(const uint8_t *data, size_t size)
 		else if (data[i] == '\n')
 			pr->full_close = 1;
 	}
-	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0, sv) == 0);
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		  sv) == 0);
 	control_accept(NULL, sv[0], NULL, 0, NULL);
 	CHECK((c = TAILQ_LAST(&conn_list, conns)) != NULL);
 	c->uid = uid;
@@ -617,7 +613,7 @@ peer_connect(const uint8_t *data, size_t size)
 static void
 peers_connect(const uint8_t *data, size_t size)
 {
-	const uint8_t	*sep;
+	const uint8_t *sep;
 
 	while (npeers < PEER_MAX - 1 &&
 	    (sep = memchr(data, PEER_SEPARATOR, size)) != NULL) {
@@ -635,7 +631,7 @@ peers_connect(const uint8_t *data, size_t size)
 static void
 run_until_idle(void)
 {
-	int	 idle = 0, passes = 0;
+	int idle = 0, passes = 0;
 
 	while (idle < 8) {
 		progress = 0;
@@ -659,11 +655,11 @@ expire(struct event *ev)
 static int
 expire_timers(void)
 {
-	struct conn	*c;
-	struct job	*j;
-	struct pool	*p;
-	struct worker	*w;
-	int		 n = 0;
+	struct conn   *c;
+	struct job    *j;
+	struct pool   *p;
+	struct worker *w;
+	int	       n = 0;
 
 	TAILQ_FOREACH(c, &conn_list, entry) {
 		n += expire(c->stall);
@@ -685,9 +681,9 @@ expire_timers(void)
 static void
 preset(const char *pool, uid_t uid, const char *a0, const char *a1)
 {
-	struct pool	*p = pool_find(pool);
-	struct job	*j;
-	struct job_spec	 spec = { .cwd = "/" };
+	struct pool    *p = pool_find(pool);
+	struct job     *j;
+	struct job_spec spec = { .cwd = "/" };
 
 	spec.argv = xcalloc(3, sizeof *spec.argv);
 	spec.argv[0] = xstrdup(a0);
@@ -702,8 +698,8 @@ preset(const char *pool, uid_t uid, const char *a0, const char *a1)
 static void
 setup(void)
 {
-	struct config_errors	 errs;
-	struct pool_config	*pc;
+	struct config_errors errs;
+	struct pool_config  *pc;
 
 	/* Reload reads config_b from reload_path. */
 	if (cfg == NULL) {
@@ -727,8 +723,8 @@ setup(void)
 static void
 teardown(void)
 {
-	struct pool	*p;
-	int		 i;
+	struct pool *p;
+	int	     i;
 
 	for (i = 0; i < npeers; i++) {
 		peer_close(&peers[i]);
@@ -757,15 +753,16 @@ teardown(void)
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	const char	*errstr;
-	int		 fd;
+	const char *errstr;
+	int	    fd;
 
 	signal(SIGPIPE, SIG_IGN);
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("WATCHDOG_USEC");
 	/* FUZZ_LOG=stderr shows the daemon's log, to follow a finding. */
-	if (log_open(getenv("FUZZ_LOG") != NULL ? getenv("FUZZ_LOG") :
-	    "file:/dev/null", &errstr) != 0) {
+	if (log_open(getenv("FUZZ_LOG") != NULL ? getenv("FUZZ_LOG")
+						: "file:/dev/null",
+		&errstr) != 0) {
 		fprintf(stderr, "log: %s\n", errstr);
 		exit(1);
 	}
@@ -775,7 +772,8 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		exit(1);
 	reap_ev = event_new(ev_base, -1, 0, fake_reap, NULL);
 	if ((fd = memfd_create("fuzz-control", MFD_CLOEXEC)) == -1 ||
-	    write(fd, config_b, strlen(config_b)) != (ssize_t)strlen(config_b)) {
+	    write(fd, config_b, strlen(config_b)) !=
+		(ssize_t)strlen(config_b)) {
 		perror("memfd");
 		exit(1);
 	}
@@ -788,7 +786,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int	 round;
+	int round;
 
 	setup();
 	peers_connect(data, size);

@@ -19,11 +19,11 @@
 static void
 check_getters(json_t *params)
 {
-	const char	*key, *s;
-	json_t		*v;
-	int64_t		 i;
-	double		 d;
-	int		 b, r;
+	const char *key, *s;
+	json_t	   *v;
+	int64_t	    i;
+	double	    d;
+	int	    b, r;
 
 	json_object_foreach(params, key, v) {
 		r = varlink_get_int(params, key, 0, INT64_MAX, &i);
@@ -45,7 +45,7 @@ check_getters(json_t *params)
 static void
 check_base64(const char *s, size_t len)
 {
-	uint8_t	*data, *again;
+	uint8_t *data, *again;
 	char	*enc;
 	size_t	 n, n2;
 
@@ -64,10 +64,10 @@ check_base64(const char *s, size_t len)
 static void
 check_call(const char *msg, size_t len)
 {
-	struct varlink_call	 call, again;
-	const char		*errstr = NULL, *s;
-	char			 iface[256], tiny[4], *enc;
-	size_t			 n;
+	struct varlink_call call, again;
+	const char	   *errstr = NULL, *s;
+	char		    iface[256], tiny[4], *enc;
+	size_t		    n;
 
 	if (varlink_call_parse(msg, len, &call, &errstr) != 0) {
 		CHECK(errstr != NULL);
@@ -104,10 +104,10 @@ check_call(const char *msg, size_t len)
 static void
 check_reply(const char *msg, size_t len)
 {
-	struct varlink_reply	 reply, again;
-	const char		*errstr = NULL;
-	char			*enc;
-	size_t			 n;
+	struct varlink_reply reply, again;
+	const char	    *errstr = NULL;
+	char		    *enc;
+	size_t		     n;
 
 	if (varlink_reply_parse(msg, len, &reply, &errstr) != 0) {
 		CHECK(errstr != NULL);
@@ -138,11 +138,11 @@ check_reply(const char *msg, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	const char	*p = (const char *)data, *end = p + size, *nul;
-	char		*enc;
-	uint8_t		*dec;
-	size_t		 len, n;
-	static int	 init;
+	const char *p = (const char *)data, *end = p + size, *nul;
+	char	   *enc;
+	uint8_t	   *dec;
+	size_t	    len, n;
+	static int  init;
 
 	if (!init) {
 		log_setlevel(LOG_CRIT);

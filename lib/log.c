@@ -19,7 +19,7 @@
 #include "log.h"
 #include "util.h"
 
-#define JOURNAL_SOCKET	"/run/systemd/journal/socket"
+#define JOURNAL_SOCKET "/run/systemd/journal/socket"
 
 enum log_target {
 	LOG_TO_STDERR,
@@ -27,18 +27,18 @@ enum log_target {
 	LOG_TO_JOURNAL,
 };
 
-static enum log_target	 log_target = LOG_TO_STDERR;
-static int		 log_fd = STDERR_FILENO;
-static char		*log_path;
-static int		 log_level = LOG_INFO;
-static int		 log_prefix;	/* "<N>" for journald's stream */
+static enum log_target	     log_target = LOG_TO_STDERR;
+static int		     log_fd = STDERR_FILENO;
+static char		    *log_path;
+static int		     log_level = LOG_INFO;
+static int		     log_prefix; /* "<N>" for journald's stream */
 static volatile sig_atomic_t log_reopen_pending;
-static int		(*journal_sendv)(const struct iovec *, int);
+static int (*journal_sendv)(const struct iovec *, int);
 
 /* This process's own name and the fields it implies. */
-static char		 log_name[64] = "mprocd";
-static char		 log_pool[64];
-static char		 log_worker[64];
+static char log_name[64] = "mprocd";
+static char log_pool[64];
+static char log_worker[64];
 
 static const char *const level_names[] = {
 	[LOG_EMERG] = "emerg",
@@ -54,7 +54,7 @@ static const char *const level_names[] = {
 int
 log_parse_level(const char *s)
 {
-	int	 i;
+	int i;
 
 	for (i = LOG_ERR; i <= LOG_DEBUG; i++)
 		if (strcmp(s, level_names[i]) == 0)
@@ -99,9 +99,9 @@ log_use_journal(int (*sendv)(const struct iovec *, int))
 static int
 log_stderr_is_journal(void)
 {
-	const char	*e = getenv("JOURNAL_STREAM");
-	struct stat	 st;
-	unsigned long	 dev, ino;
+	const char   *e = getenv("JOURNAL_STREAM");
+	struct stat   st;
+	unsigned long dev, ino;
 
 	if (e == NULL || sscanf(e, "%lu:%lu", &dev, &ino) != 2)
 		return 0;
@@ -123,11 +123,12 @@ log_open_file(const char *path)
 int
 log_open(const char *target, const char **errstr)
 {
-	int	 fd;
+	int fd;
 
-	if (strcmp(target, "stderr") == 0 || (strcmp(target, "auto") == 0 &&
-	    (!log_stderr_is_journal() || journal_sendv == NULL ||
-	    access(JOURNAL_SOCKET, W_OK) != 0))) {
+	if (strcmp(target, "stderr") == 0 ||
+	    (strcmp(target, "auto") == 0 &&
+		(!log_stderr_is_journal() || journal_sendv == NULL ||
+		    access(JOURNAL_SOCKET, W_OK) != 0))) {
 		log_close();
 		log_target = LOG_TO_STDERR;
 		log_prefix = log_stderr_is_journal();
@@ -136,18 +137,19 @@ log_open(const char *target, const char **errstr)
 	if (strcmp(target, "journal") == 0 || strcmp(target, "auto") == 0) {
 		if (journal_sendv == NULL) {
 			*errstr = "this program does not write to the journal; "
-			    "use stderr or file:PATH";
+				  "use stderr or file:PATH";
 			return -1;
 		}
 		/* sd_journal_send() drops records silently without it. */
 		if (access(JOURNAL_SOCKET, W_OK) != 0) {
-			*errstr = "the journal is not running (no "
-			    JOURNAL_SOCKET "); use stderr or file:PATH";
+			*errstr =
+			    "the journal is not running (no " JOURNAL_SOCKET
+			    "); use stderr or file:PATH";
 			return -1;
 		}
 		log_close();
 		log_target = LOG_TO_JOURNAL;
-		log_prefix = log_stderr_is_journal();	/* for the fallback */
+		log_prefix = log_stderr_is_journal(); /* for the fallback */
 		return 0;
 	}
 	if (strncmp(target, "file:", 5) == 0 && target[5] == '/') {
@@ -166,7 +168,7 @@ log_open(const char *target, const char **errstr)
 		return 0;
 	}
 	*errstr = "unknown log target (use auto, journal, stderr or "
-	    "file:/absolute/path)";
+		  "file:/absolute/path)";
 	return -1;
 }
 
@@ -191,14 +193,14 @@ log_close(void)
 int
 log_reopen(void)
 {
-	int	 fd, saved = errno;
+	int fd, saved = errno;
 
 	if (log_target != LOG_TO_FILE)
 		return 0;
 	if ((fd = log_open_file(log_path)) == -1 ||
 	    dup3(fd, log_fd, O_CLOEXEC) == -1) {
 		log_warnx("cannot reopen the log file; records still go to "
-		    "the old one" LOG_KV "path=%s" LOG_KV "error=%s",
+			  "the old one" LOG_KV "path=%s" LOG_KV "error=%s",
 		    log_path, strerror(errno));
 		if (fd != -1)
 			close(fd);
@@ -234,7 +236,7 @@ log_reopen_if_requested(void)
 void
 log_procinit(const char *name)
 {
-	const char	*slash;
+	const char *slash;
 
 	snprintf(log_name, sizeof log_name, "%s", name);
 	log_pool[0] = log_worker[0] = '\0';
@@ -257,25 +259,25 @@ log_procname(void)
  * then the fields that followed LOG_KV in the message.
  */
 struct piece {
-	const char	*key;
-	size_t		 klen;
-	const char	*val;
-	size_t		 len;		/* of val */
-	size_t		 budget;	/* the bytes it may take once cut, or 0 */
+	const char *key;
+	size_t	    klen;
+	const char *val;
+	size_t	    len;    /* of val */
+	size_t	    budget; /* the bytes it may take once cut, or 0 */
 };
 
-#define LOG_PIECES_MAX	24
-#define LOG_KEY_MAX	32
+#define LOG_PIECES_MAX 24
+#define LOG_KEY_MAX    32
 
 static const char cut_mark[] = " [cut]\"";
-#define CUT_LEN		(sizeof cut_mark - 1)
-#define CUT_MIN		(1 + CUT_LEN)	/* a quote, nothing kept, the mark */
+#define CUT_LEN (sizeof cut_mark - 1)
+#define CUT_MIN (1 + CUT_LEN) /* a quote, nothing kept, the mark */
 
 /* If s starts "key=" with a field key, the key's length; else 0. */
 static size_t
 log_field_key(const char *s, size_t n)
 {
-	size_t	 i;
+	size_t i;
 
 	if (n == 0 || *s < 'a' || *s > 'z')
 		return 0;
@@ -293,7 +295,7 @@ log_field_key(const char *s, size_t n)
 static int
 log_has_key(const struct piece *pc, size_t n, const char *key, size_t k)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		if (pc[i].klen == k && memcmp(pc[i].key, key, k) == 0)
@@ -311,15 +313,15 @@ log_has_key(const struct piece *pc, size_t n, const char *key, size_t k)
 static size_t
 log_split_message(const char *msg, struct piece *pc, size_t n)
 {
-	const char	*p = msg, *end = msg + strlen(msg), *sep;
-	size_t		 k;
+	const char *p = msg, *end = msg + strlen(msg), *sep;
+	size_t	    k;
 
 	pc[n] = (struct piece){ "msg", 3, msg, 0, 0 };
 	while ((sep = memchr(p, LOG_KV[0], (size_t)(end - p))) != NULL) {
 		p = sep + 1;
 		if ((k = log_field_key(p, (size_t)(end - p))) == 0 ||
 		    n + 1 == LOG_PIECES_MAX || log_has_key(pc, n + 1, p, k))
-			continue;	/* part of this piece's value */
+			continue; /* part of this piece's value */
 		pc[n].len = (size_t)(sep - pc[n].val);
 		pc[++n] = (struct piece){ p, k, p + k + 1, 0, 0 };
 	}
@@ -330,14 +332,14 @@ log_split_message(const char *msg, struct piece *pc, size_t n)
 static int
 log_needs_quotes(const char *v, size_t n)
 {
-	const unsigned char	*p = (const unsigned char *)v;
-	size_t			 i;
+	const unsigned char *p = (const unsigned char *)v;
+	size_t		     i;
 
 	if (n == 0)
 		return 1;
 	for (i = 0; i < n; i++)
-		if (p[i] <= ' ' || p[i] == '"' || p[i] == '=' ||
-		    p[i] == '\\' || p[i] == 0x7f)
+		if (p[i] <= ' ' || p[i] == '"' || p[i] == '=' || p[i] == '\\' ||
+		    p[i] == 0x7f)
 			return 1;
 	return 0;
 }
@@ -388,15 +390,15 @@ log_utf8_len(unsigned char c)
 static size_t
 log_utf8_cut(const char *s, size_t len, size_t max)
 {
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 lead;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t		     lead;
 
 	if (len <= max)
 		return len;
 	if ((p[max] & 0xc0) != 0x80)
 		return max;
-	for (lead = max; lead > 0 && max - lead < 3 &&
-	    (p[lead] & 0xc0) == 0x80; lead--)
+	for (lead = max; lead > 0 && max - lead < 3 && (p[lead] & 0xc0) == 0x80;
+	     lead--)
 		;
 	return max - lead < log_utf8_len(p[lead]) ? lead : max;
 }
@@ -408,7 +410,7 @@ log_utf8_cut(const char *s, size_t len, size_t max)
 static size_t
 log_copy_cut(char *dst, const char *src, size_t len, size_t max)
 {
-	size_t	 keep;
+	size_t keep;
 
 	if (len <= max) {
 		memcpy(dst, src, len);
@@ -416,7 +418,7 @@ log_copy_cut(char *dst, const char *src, size_t len, size_t max)
 	}
 	keep = log_utf8_cut(src, len, max - (CUT_LEN - 1));
 	memcpy(dst, src, keep);
-	memcpy(dst + keep, cut_mark, CUT_LEN - 1);	/* no quote */
+	memcpy(dst + keep, cut_mark, CUT_LEN - 1); /* no quote */
 	return keep + CUT_LEN - 1;
 }
 
@@ -424,9 +426,9 @@ log_copy_cut(char *dst, const char *src, size_t len, size_t max)
 static size_t
 log_piece_len(const struct piece *pc)
 {
-	const unsigned char	*p = (const unsigned char *)pc->val;
-	char			 esc[8];
-	size_t			 i, n;
+	const unsigned char *p = (const unsigned char *)pc->val;
+	char		     esc[8];
+	size_t		     i, n;
 
 	if (pc->budget != 0)
 		return 2 + pc->klen + pc->budget;
@@ -441,8 +443,8 @@ log_piece_len(const struct piece *pc)
 static size_t
 log_put_escaped(char *buf, size_t off, const char *v, size_t n)
 {
-	char	 esc[8];
-	size_t	 i, k;
+	char   esc[8];
+	size_t i, k;
 
 	for (i = 0; i < n; i++) {
 		k = log_escape_char((unsigned char)v[i], esc);
@@ -460,8 +462,8 @@ log_put_escaped(char *buf, size_t off, const char *v, size_t n)
 static size_t
 log_put_piece(char *buf, size_t off, const struct piece *pc)
 {
-	char	 esc[8];
-	size_t	 i, used, room;
+	char   esc[8];
+	size_t i, used, room;
 
 	buf[off++] = ' ';
 	memcpy(buf + off, pc->key, pc->klen);
@@ -479,8 +481,8 @@ log_put_piece(char *buf, size_t off, const struct piece *pc)
 	}
 	room = pc->budget - CUT_LEN - 1;
 	for (i = 0, used = 0; i < pc->len; i++) {
-		if ((used += log_escape_char((unsigned char)pc->val[i],
-		    esc)) > room)
+		if ((used += log_escape_char((unsigned char)pc->val[i], esc)) >
+		    room)
 			break;
 	}
 	off = log_put_escaped(buf, off, pc->val,
@@ -493,7 +495,7 @@ log_put_piece(char *buf, size_t off, const struct piece *pc)
 static size_t
 log_total_at(const struct piece *pc, const size_t *full, size_t n, size_t level)
 {
-	size_t	 i, total = 0;
+	size_t i, total = 0;
 
 	for (i = 0; i < n; i++)
 		total += 2 + pc[i].klen + MIN(full[i], level);
@@ -509,8 +511,8 @@ log_total_at(const struct piece *pc, const size_t *full, size_t n, size_t level)
 static size_t
 log_fit_pieces(struct piece *pc, size_t n, size_t room)
 {
-	size_t	 full[LOG_PIECES_MAX], i, lo = CUT_MIN, hi = CUT_MIN, mid;
-	size_t	 total;
+	size_t full[LOG_PIECES_MAX], i, lo = CUT_MIN, hi = CUT_MIN, mid;
+	size_t total;
 
 	/* Most records fit even if every byte took its longest escape. */
 	for (i = 0, total = 0; i < n; i++) {
@@ -554,8 +556,8 @@ static size_t
 log_context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
     size_t numlen, int both)
 {
-	const char	*pool = log_pool, *worker = log_worker;
-	size_t		 n = 0;
+	const char *pool = log_pool, *worker = log_worker;
+	size_t	    n = 0;
 
 	if (ctx != NULL && ctx->pool != NULL)
 		pool = ctx->pool;
@@ -565,7 +567,7 @@ log_context_pieces(const struct log_ctx *ctx, struct piece *pc, char *num,
 		pc[n++] = (struct piece){ "pool", 4, pool, strlen(pool), 0 };
 	if (*worker != '\0')
 		pc[n++] = (struct piece){ "worker", 6, worker, strlen(worker),
-		    0 };
+			0 };
 	if (ctx != NULL && ctx->job > 0) {
 		snprintf(num, numlen, "%" PRId64, ctx->job);
 		pc[n++] = (struct piece){ "job", 3, num, strlen(num), 0 };
@@ -584,16 +586,16 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
     const struct log_ctx *ctx, const char *msg)
 {
 	/* The date and time to the second, made once a second. */
-	static char	 ts[32];
-	static size_t	 tslen;
-	static time_t	 tssec = -1;
-	struct piece	 pc[LOG_PIECES_MAX];
-	char		 num[32];
-	struct tm	 tm;
-	time_t		 sec = (time_t)(usec / USEC_PER_SEC);
-	unsigned	 frac = (unsigned)(usec % USEC_PER_SEC);
-	const char	*lv = log_level_name(level);
-	size_t		 off, i, n, lvlen = strlen(lv);
+	static char   ts[32];
+	static size_t tslen;
+	static time_t tssec = -1;
+	struct piece  pc[LOG_PIECES_MAX];
+	char	      num[32];
+	struct tm     tm;
+	time_t	      sec = (time_t)(usec / USEC_PER_SEC);
+	unsigned      frac = (unsigned)(usec % USEC_PER_SEC);
+	const char   *lv = log_level_name(level);
+	size_t	      off, i, n, lvlen = strlen(lv);
 
 	if (sec != tssec) {
 		gmtime_r(&sec, &tm);
@@ -626,7 +628,7 @@ log_format(char *buf, size_t size, uint64_t usec, int level,
 static void
 log_write_record(const char *rec, size_t n)
 {
-	ssize_t	 w;
+	ssize_t w;
 
 	do
 		w = write(log_fd, rec, n);
@@ -638,8 +640,8 @@ log_write_record(const char *rec, size_t n)
  * next is made. Each value may take JOURNAL_VALUE_MAX bytes, so every field
  * fits.
  */
-#define JOURNAL_VALUE_MAX	LOG_RECORD_MAX
-#define JOURNAL_FIELDS_MAX	(LOG_PIECES_MAX + 6)
+#define JOURNAL_VALUE_MAX  LOG_RECORD_MAX
+#define JOURNAL_FIELDS_MAX (LOG_PIECES_MAX + 6)
 static char journal_store[JOURNAL_FIELDS_MAX * (JOURNAL_VALUE_MAX + 64)];
 
 /*
@@ -650,13 +652,13 @@ static void
 log_journal_field(struct iovec *iov, int *n, char **store, const char *prefix,
     const char *key, size_t klen, const char *val, size_t len)
 {
-	const char	*end = journal_store + sizeof journal_store;
-	char		*p = *store;
-	size_t		 i, plen = strlen(prefix), keep;
+	const char *end = journal_store + sizeof journal_store;
+	char	   *p = *store;
+	size_t	    i, plen = strlen(prefix), keep;
 
 	if (*n == JOURNAL_FIELDS_MAX || klen > 64 - plen - 1 ||
 	    (size_t)(end - p) < plen + klen + 1 + JOURNAL_VALUE_MAX)
-		return;		/* cannot happen: room is made for all */
+		return; /* cannot happen: room is made for all */
 	memcpy(p, prefix, plen);
 	for (i = 0; i < klen; i++)
 		p[plen + i] = (char)toupper((unsigned char)key[i]);
@@ -678,12 +680,12 @@ static int __attribute__((noinline))
 log_journal_send(int level, const struct log_ctx *ctx, const char *file,
     int line, const char *func, const char *msg)
 {
-	struct piece	 pc[LOG_PIECES_MAX], shown[LOG_PIECES_MAX];
-	struct iovec	 iov[JOURNAL_FIELDS_MAX];
-	char		 text[LOG_RECORD_MAX], num[32], pri[4], lineno[16];
-	char		*s = journal_store;
-	size_t		 i, n, nctx, nshown, off;
-	int		 k = 0;
+	struct piece pc[LOG_PIECES_MAX], shown[LOG_PIECES_MAX];
+	struct iovec iov[JOURNAL_FIELDS_MAX];
+	char	     text[LOG_RECORD_MAX], num[32], pri[4], lineno[16];
+	char	    *s = journal_store;
+	size_t	     i, n, nctx, nshown, off;
+	int	     k = 0;
 
 	nctx = log_context_pieces(ctx, pc, num, sizeof num, 1);
 	n = log_split_message(msg, pc, nctx);
@@ -717,9 +719,9 @@ log_journal_send(int level, const struct log_ctx *ctx, const char *file,
 static void
 log_add_strerror(char *msg, size_t size, int error)
 {
-	struct piece	 pc[LOG_PIECES_MAX];
-	char		 err[128];
-	size_t		 len = strlen(msg), at, n;
+	struct piece pc[LOG_PIECES_MAX];
+	char	     err[128];
+	size_t	     len = strlen(msg), at, n;
 
 	n = (size_t)snprintf(err, sizeof err, ": %s", strerror(error));
 	if (n >= sizeof err)
@@ -736,9 +738,9 @@ static void __attribute__((format(printf, 7, 0)))
 log_vemit(int level, const struct log_ctx *ctx, int with_errno,
     const char *file, int line, const char *func, const char *fmt, va_list ap)
 {
-	char		 msg[4 * LOG_RECORD_MAX], rec[LOG_RECORD_MAX];
-	int		 saved = errno;
-	size_t		 n = 0;
+	char   msg[4 * LOG_RECORD_MAX], rec[LOG_RECORD_MAX];
+	int    saved = errno;
+	size_t n = 0;
 
 	if (level > log_level) {
 		errno = saved;
@@ -767,8 +769,8 @@ log_vemit(int level, const struct log_ctx *ctx, int with_errno,
 const char *
 log_safe(const char *s, char *buf, size_t len)
 {
-	size_t	 n = strlen(s);
-	char	*p;
+	size_t n = strlen(s);
+	char  *p;
 
 	if (n < len)
 		memcpy(buf, s, n + 1);
@@ -791,9 +793,10 @@ log_ratelimit(struct log_ratelimit *rl, uint64_t now)
 	if (rl->count == 0 || now - rl->start >= rl->interval) {
 		if (rl->count > rl->burst)
 			log_notice("dropped %u %s records (at most %u per "
-			    "%llus)" LOG_KV "dropped=%u", rl->count - rl->burst,
-			    rl->what, rl->burst, (unsigned long long)(
-			    rl->interval / USEC_PER_SEC), rl->count - rl->burst);
+				   "%llus)" LOG_KV "dropped=%u",
+			    rl->count - rl->burst, rl->what, rl->burst,
+			    (unsigned long long)(rl->interval / USEC_PER_SEC),
+			    rl->count - rl->burst);
 		rl->start = now;
 		rl->count = 0;
 	}
@@ -801,10 +804,10 @@ log_ratelimit(struct log_ratelimit *rl, uint64_t now)
 }
 
 void
-log_emit(int level, const struct log_ctx *ctx, int with_errno,
-    const char *file, int line, const char *func, const char *fmt, ...)
+log_emit(int level, const struct log_ctx *ctx, int with_errno, const char *file,
+    int line, const char *func, const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vemit(level, ctx, with_errno, file, line, func, fmt, ap);
@@ -815,7 +818,7 @@ void
 log_fatal(int with_errno, const char *file, int line, const char *func,
     const char *fmt, ...)
 {
-	va_list	 ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vemit(LOG_CRIT, NULL, with_errno, file, line, func, fmt, ap);

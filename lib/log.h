@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <syslog.h>
 
-#define LOG_RECORD_MAX	4096
+#define LOG_RECORD_MAX 4096
 
 /*
  * Fields after the message, formatted with it and checked like it:
@@ -20,46 +20,45 @@
  * in MESSAGE. Keys are [a-z][a-z0-9_]*. Put long user data last: a record
  * that does not fit has its longest values cut.
  */
-#define LOG_KV		"\x1f"
+#define LOG_KV "\x1f"
 
 /* Who a record is about; pool and worker may be NULL, job 0 for none. */
 struct log_ctx {
-	const char	*pool;
-	const char	*worker;
-	int64_t		 job;
+	const char *pool;
+	const char *worker;
+	int64_t	    job;
 };
 
 struct iovec;
-void	 log_use_journal(int (*)(const struct iovec *, int));
-int	 log_open(const char *, const char **);
-void	 log_close(void);
-int	 log_reopen(void);
-void	 log_request_reopen(void);
-int	 log_reopen_if_requested(void);
-void	 log_setlevel(int);
-int	 log_getlevel(void);
-int	 log_parse_level(const char *);
+void	    log_use_journal(int (*)(const struct iovec *, int));
+int	    log_open(const char *, const char **);
+void	    log_close(void);
+int	    log_reopen(void);
+void	    log_request_reopen(void);
+int	    log_reopen_if_requested(void);
+void	    log_setlevel(int);
+int	    log_getlevel(void);
+int	    log_parse_level(const char *);
 const char *log_level_name(int);
-void	 log_procinit(const char *);
+void	    log_procinit(const char *);
 const char *log_procname(void);
 
-void	 log_emit(int, const struct log_ctx *, int, const char *, int,
-	    const char *, const char *, ...)
-	    __attribute__((format(printf, 7, 8)));
-void	 log_fatal(int, const char *, int, const char *, const char *, ...)
-	    __attribute__((format(printf, 5, 6), noreturn));
+void log_emit(int, const struct log_ctx *, int, const char *, int, const char *,
+    const char *, ...) __attribute__((format(printf, 7, 8)));
+void log_fatal(int, const char *, int, const char *, const char *, ...)
+    __attribute__((format(printf, 5, 6), noreturn));
 
 /* CODE_FILE: the file's name, not the build's path to it. */
 #ifdef __FILE_NAME__
-#define LOG_AT	__FILE_NAME__, __LINE__, __func__
+#define LOG_AT __FILE_NAME__, __LINE__, __func__
 #else
-#define LOG_AT	__FILE__, __LINE__, __func__
+#define LOG_AT __FILE__, __LINE__, __func__
 #endif
 
 /* log_warn and fatal append ": strerror(errno)"; the x forms do not. */
 #define log_debug(...)	log_emit(LOG_DEBUG, NULL, 0, LOG_AT, __VA_ARGS__)
 #define log_info(...)	log_emit(LOG_INFO, NULL, 0, LOG_AT, __VA_ARGS__)
-#define log_notice(...)	log_emit(LOG_NOTICE, NULL, 0, LOG_AT, __VA_ARGS__)
+#define log_notice(...) log_emit(LOG_NOTICE, NULL, 0, LOG_AT, __VA_ARGS__)
 #define log_warn(...)	log_emit(LOG_WARNING, NULL, 1, LOG_AT, __VA_ARGS__)
 #define log_warnx(...)	log_emit(LOG_WARNING, NULL, 0, LOG_AT, __VA_ARGS__)
 #define fatal(...)	log_fatal(1, LOG_AT, __VA_ARGS__)
@@ -79,7 +78,7 @@ void	 log_fatal(int, const char *, int, const char *, const char *, ...)
  * Returns buf.
  */
 const char *log_safe(const char *, char *, size_t);
-void	 log_wait_status(int, char *, size_t);
+void	    log_wait_status(int, char *, size_t);
 
 /*
  * At most burst records per interval for one source a hostile peer could
@@ -87,19 +86,21 @@ void	 log_wait_status(int, char *, size_t);
  * starts, how many were dropped in the last one is logged.
  */
 struct log_ratelimit {
-	const char	*what;		/* names them in the "dropped" record */
-	unsigned int	 burst;
-	uint64_t	 interval;	/* microseconds */
-	uint64_t	 start;
-	unsigned int	 count;
+	const char  *what; /* names them in the "dropped" record */
+	unsigned int burst;
+	uint64_t     interval; /* microseconds */
+	uint64_t     start;
+	unsigned int count;
 };
 #define LOG_RATELIMIT(what, burst, seconds) \
-	{ (what), (burst), (uint64_t)(seconds) * 1000000, 0, 0 }
+	{ \
+		(what), (burst), (uint64_t)(seconds)*1000000, 0, 0 \
+	}
 
-int	 log_ratelimit(struct log_ratelimit *, uint64_t);
+int log_ratelimit(struct log_ratelimit *, uint64_t);
 
 /* Formats a record the way the stderr and file targets write it. */
-size_t	 log_format(char *, size_t, uint64_t, int, const struct log_ctx *,
-	    const char *);
+size_t log_format(char *, size_t, uint64_t, int, const struct log_ctx *,
+    const char *);
 
 #endif

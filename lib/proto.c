@@ -88,7 +88,7 @@ proto_reader_take(struct proto_reader *r, void *out, size_t n)
 uint32_t
 proto_get_u32(struct proto_reader *r)
 {
-	uint32_t	 v;
+	uint32_t v;
 
 	proto_reader_take(r, &v, sizeof v);
 	return v;
@@ -97,7 +97,7 @@ proto_get_u32(struct proto_reader *r)
 uint64_t
 proto_get_u64(struct proto_reader *r)
 {
-	uint64_t	 v;
+	uint64_t v;
 
 	proto_reader_take(r, &v, sizeof v);
 	return v;
@@ -107,8 +107,8 @@ proto_get_u64(struct proto_reader *r)
 const void *
 proto_get_bytes(struct proto_reader *r, size_t *n)
 {
-	uint32_t	 len = proto_get_u32(r);
-	const void	*p;
+	uint32_t    len = proto_get_u32(r);
+	const void *p;
 
 	if (r->error || r->len - r->off < len) {
 		r->error = 1;
@@ -125,8 +125,8 @@ proto_get_bytes(struct proto_reader *r, size_t *n)
 char *
 proto_get_str(struct proto_reader *r)
 {
-	const char	*p;
-	size_t		 n;
+	const char *p;
+	size_t	    n;
 
 	if ((p = proto_get_bytes(r, &n)) == NULL)
 		return NULL;
@@ -148,7 +148,7 @@ proto_pack_hello(struct proto_buf *b, uint32_t version, uint32_t pid)
 int
 proto_unpack_hello(const void *p, size_t n, struct proto_hello *m)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	m->version = proto_get_u32(&r);
@@ -167,7 +167,7 @@ proto_pack_job_started(struct proto_buf *b, uint64_t id, uint32_t pid)
 int
 proto_unpack_job_started(const void *p, size_t n, struct proto_job_started *m)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	m->id = proto_get_u64(&r);
@@ -188,7 +188,7 @@ proto_pack_job_output(struct proto_buf *b, uint64_t id, uint32_t stream,
 int
 proto_unpack_job_output(const void *p, size_t n, struct proto_job_output *m)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	m->id = proto_get_u64(&r);
@@ -210,7 +210,7 @@ proto_pack_job_done(struct proto_buf *b, uint64_t id, uint32_t status,
 int
 proto_unpack_job_done(const void *p, size_t n, struct proto_job_done *m)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	m->id = proto_get_u64(&r);
@@ -223,7 +223,7 @@ proto_unpack_job_done(const void *p, size_t n, struct proto_job_done *m)
 static void
 proto_put_strv(struct proto_buf *b, char *const *v)
 {
-	uint32_t	 n = 0;
+	uint32_t n = 0;
 
 	while (v != NULL && v[n] != NULL)
 		n++;
@@ -236,8 +236,8 @@ proto_put_strv(struct proto_buf *b, char *const *v)
 static char **
 proto_get_strv(struct proto_reader *r)
 {
-	uint32_t	 n = proto_get_u32(r), i;
-	char		**v;
+	uint32_t n = proto_get_u32(r), i;
+	char   **v;
 
 	/* Each string takes at least its length: no huge bogus count. */
 	if (r->error || n > (r->len - r->off) / sizeof n) {
@@ -266,7 +266,7 @@ proto_pack_job_start(struct proto_buf *b, const struct proto_job_start *m)
 int
 proto_unpack_job_start(const void *p, size_t n, struct proto_job_start *m)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	memset(m, 0, sizeof *m);
 	proto_reader_init(&r, p, n);
@@ -275,7 +275,7 @@ proto_unpack_job_start(const void *p, size_t n, struct proto_job_start *m)
 	m->cwd = proto_get_str(&r);
 	m->argv = proto_get_strv(&r);
 	if (!r.error && m->argv[0] == NULL)
-		r.error = 1;		/* a job runs something */
+		r.error = 1; /* a job runs something */
 	m->env = proto_get_strv(&r);
 	m->has_stdin = proto_get_u32(&r) != 0;
 	m->stdin_data = proto_get_bytes(&r, &m->stdin_len);
@@ -306,7 +306,7 @@ proto_pack_job_signal(struct proto_buf *b, uint64_t id, uint32_t sig)
 int
 proto_unpack_job_signal(const void *p, size_t n, struct proto_job_signal *m)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	m->id = proto_get_u64(&r);
@@ -324,7 +324,7 @@ proto_pack_log_level(struct proto_buf *b, uint32_t level)
 int
 proto_unpack_log_level(const void *p, size_t n, uint32_t *level)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	*level = proto_get_u32(&r);
@@ -342,7 +342,7 @@ proto_pack_assign(struct proto_buf *b, uint32_t slot)
 int
 proto_unpack_assign(const void *p, size_t n, uint32_t *slot)
 {
-	struct proto_reader	 r;
+	struct proto_reader r;
 
 	proto_reader_init(&r, p, n);
 	*slot = proto_get_u32(&r);
@@ -367,10 +367,10 @@ proto_hdr_pack(uint8_t *p, uint32_t type, uint32_t len)
 int
 proto_send(int fd, uint32_t type, const void *payload, size_t len)
 {
-	uint8_t		 hdr[PROTO_HDRLEN];
-	struct iovec	 iov[2];
-	ssize_t		 n;
-	int		 iovcnt = 2;
+	uint8_t	     hdr[PROTO_HDRLEN];
+	struct iovec iov[2];
+	ssize_t	     n;
+	int	     iovcnt = 2;
 
 	if (len > PROTO_MAX_PAYLOAD) {
 		errno = EMSGSIZE;
@@ -388,7 +388,7 @@ proto_send(int fd, uint32_t type, const void *payload, size_t len)
 		if (n == -1)
 			return -1;
 		while (n > 0 && iovcnt > 0) {
-			struct iovec	*v = &iov[2 - iovcnt];
+			struct iovec *v = &iov[2 - iovcnt];
 
 			if ((size_t)n >= v->iov_len) {
 				n -= (ssize_t)v->iov_len;
@@ -409,8 +409,8 @@ proto_send(int fd, uint32_t type, const void *payload, size_t len)
 static int
 proto_read_full(int fd, void *p, size_t n)
 {
-	ssize_t	 r;
-	size_t	 off = 0;
+	ssize_t r;
+	size_t	off = 0;
 
 	while (off < n) {
 		r = read(fd, (uint8_t *)p + off, n - off);
@@ -431,7 +431,7 @@ proto_read_full(int fd, void *p, size_t n)
 int
 proto_recv(int fd, struct proto_hdr *h, uint8_t **payload)
 {
-	uint8_t	 hdr[PROTO_HDRLEN];
+	uint8_t hdr[PROTO_HDRLEN];
 
 	*payload = NULL;
 	if (proto_read_full(fd, hdr, sizeof hdr) != 0)

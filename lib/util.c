@@ -25,8 +25,8 @@ static int
 util_parse_decimal(const char *s, uint64_t *whole, uint64_t *frac,
     const char **end, const char **errstr)
 {
-	uint64_t	 scale = USEC_PER_SEC;
-	int		 digits = 0;
+	uint64_t scale = USEC_PER_SEC;
+	int	 digits = 0;
 
 	*whole = *frac = 0;
 	while (isspace((unsigned char)*s))
@@ -38,8 +38,9 @@ util_parse_decimal(const char *s, uint64_t *whole, uint64_t *frac,
 	if (*s == '+')
 		s++;
 	for (; isdigit((unsigned char)*s); s++, digits++) {
-		if (*whole > UINT64_MAX / 10 || (*whole == UINT64_MAX / 10 &&
-		    (uint64_t)(*s - '0') > UINT64_MAX % 10)) {
+		if (*whole > UINT64_MAX / 10 ||
+		    (*whole == UINT64_MAX / 10 &&
+			(uint64_t)(*s - '0') > UINT64_MAX % 10)) {
 			*errstr = "too large";
 			return -1;
 		}
@@ -67,7 +68,7 @@ static int
 util_scale_decimal(uint64_t whole, uint64_t frac, uint64_t unit, uint64_t *out,
     const char **errstr)
 {
-	uint64_t	 add;
+	uint64_t add;
 
 	if (whole != 0 && unit > UINT64_MAX / whole) {
 		*errstr = "too large";
@@ -88,8 +89,8 @@ int
 util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 {
 	static const struct {
-		const char	*name;
-		uint64_t	 usec;
+		const char *name;
+		uint64_t    usec;
 	} units[] = {
 		{ "us", 1 },
 		{ "ms", USEC_PER_MSEC },
@@ -100,10 +101,10 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 		{ "h", 3600 * USEC_PER_SEC },
 		{ "d", 86400 * USEC_PER_SEC },
 	};
-	const char	*end;
-	char		 unit[8];
-	size_t		 i, n;
-	uint64_t	 whole, frac;
+	const char *end;
+	char	    unit[8];
+	size_t	    i, n;
+	uint64_t    whole, frac;
 
 	if (util_parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
@@ -134,9 +135,9 @@ util_parse_duration(const char *s, uint64_t *usec, const char **errstr)
 int
 util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
 {
-	const char	*end;
-	uint64_t	 whole, frac, mul;
-	size_t		 n;
+	const char *end;
+	uint64_t    whole, frac, mul;
+	size_t	    n;
 
 	if (util_parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
@@ -169,9 +170,10 @@ util_parse_size(const char *s, uint64_t *bytes, const char **errstr)
 		return -1;
 	}
 	/* Allow "4M", "4MB", "4MiB", "100B". */
-	if (n > 1 && !((n == 2 && toupper((unsigned char)end[1]) == 'B' &&
-	    mul != 1) || (n == 3 && end[1] == 'i' &&
-	    toupper((unsigned char)end[2]) == 'B' && mul != 1))) {
+	if (n > 1 &&
+	    !((n == 2 && toupper((unsigned char)end[1]) == 'B' && mul != 1) ||
+		(n == 3 && end[1] == 'i' &&
+		    toupper((unsigned char)end[2]) == 'B' && mul != 1))) {
 		*errstr = "unknown unit (use K, M or G)";
 		return -1;
 	}
@@ -187,8 +189,8 @@ int
 util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
     const char **errstr)
 {
-	const char	*end;
-	uint64_t	 whole, frac;
+	const char *end;
+	uint64_t    whole, frac;
 
 	if (util_parse_decimal(s, &whole, &frac, &end, errstr) != 0)
 		return -1;
@@ -214,8 +216,8 @@ util_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out,
 int
 util_parse_mode(const char *s, unsigned int *mode, const char **errstr)
 {
-	char		*end;
-	unsigned long	 v;
+	char	     *end;
+	unsigned long v;
 
 	while (isspace((unsigned char)*s))
 		s++;
@@ -246,9 +248,11 @@ util_format_duration(uint64_t usec, char *buf, size_t len)
 	if (usec == 0)
 		snprintf(buf, len, "0");
 	else if (usec % (3600 * USEC_PER_SEC) == 0)
-		snprintf(buf, len, "%" PRIu64 "h", usec / (3600 * USEC_PER_SEC));
+		snprintf(buf, len, "%" PRIu64 "h",
+		    usec / (3600 * USEC_PER_SEC));
 	else if (usec % (60 * USEC_PER_SEC) == 0)
-		snprintf(buf, len, "%" PRIu64 "min", usec / (60 * USEC_PER_SEC));
+		snprintf(buf, len, "%" PRIu64 "min",
+		    usec / (60 * USEC_PER_SEC));
 	else if (usec % USEC_PER_SEC == 0)
 		snprintf(buf, len, "%" PRIu64 "s", usec / USEC_PER_SEC);
 	else if (usec % USEC_PER_MSEC == 0)
@@ -275,7 +279,7 @@ util_format_size(uint64_t bytes, char *buf, size_t len)
 struct timeval
 util_timeval(uint64_t usec)
 {
-	struct timeval	 tv;
+	struct timeval tv;
 
 	tv.tv_sec = (time_t)(usec / USEC_PER_SEC);
 	tv.tv_usec = (suseconds_t)(usec % USEC_PER_SEC);
@@ -285,7 +289,7 @@ util_timeval(uint64_t usec)
 uint64_t
 util_now_usec(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
@@ -294,7 +298,7 @@ util_now_usec(void)
 uint64_t
 util_mono_usec(void)
 {
-	struct timespec	 ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * USEC_PER_SEC + (uint64_t)ts.tv_nsec / 1000;
@@ -303,7 +307,7 @@ util_mono_usec(void)
 int
 util_set_nonblock(int fd)
 {
-	int	 flags;
+	int flags;
 
 	if ((flags = fcntl(fd, F_GETFL)) == -1)
 		return -1;
@@ -313,7 +317,7 @@ util_set_nonblock(int fd)
 int
 util_set_cloexec(int fd)
 {
-	int	 flags;
+	int flags;
 
 	if ((flags = fcntl(fd, F_GETFD)) == -1)
 		return -1;
@@ -323,7 +327,7 @@ util_set_cloexec(int fd)
 size_t
 util_writev_some(int fd, const struct iovec *iov, int n)
 {
-	ssize_t	 w;
+	ssize_t w;
 
 	do
 		w = writev(fd, iov, n);
@@ -334,7 +338,7 @@ util_writev_some(int fd, const struct iovec *iov, int n)
 static int
 util_fd_is_kept(int fd, const int *keep, size_t nkeep)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < nkeep; i++)
 		if (keep[i] == fd)
@@ -349,25 +353,26 @@ util_fd_is_kept(int fd, const int *keep, size_t nkeep)
 void
 util_closefrom(int lowest, const int *keep, size_t nkeep)
 {
-	DIR		*d;
-	struct dirent	*de;
-	int		 fd, next, maxkeep = -1;
-	size_t		 i;
+	DIR	      *d;
+	struct dirent *de;
+	int	       fd, next, maxkeep = -1;
+	size_t	       i;
 
 	for (i = 0; i < nkeep; i++)
 		if (keep[i] > maxkeep)
 			maxkeep = keep[i];
 #ifdef HAVE_CLOSE_RANGE
 	for (fd = lowest; fd <= maxkeep; fd = next + 1) {
-		for (next = fd; next <= maxkeep &&
-		    !util_fd_is_kept(next, keep, nkeep); next++)
+		for (next = fd;
+		     next <= maxkeep && !util_fd_is_kept(next, keep, nkeep);
+		     next++)
 			;
-		if (next > fd && close_range((unsigned)fd,
-		    (unsigned)(next - 1), 0) != 0)
+		if (next > fd &&
+		    close_range((unsigned)fd, (unsigned)(next - 1), 0) != 0)
 			goto fallback;
 	}
 	if (close_range((unsigned)(maxkeep >= lowest ? maxkeep + 1 : lowest),
-	    ~0U, 0) == 0)
+		~0U, 0) == 0)
 		return;
 fallback:
 #endif
@@ -394,10 +399,10 @@ static const char b64[] =
 char *
 util_base64_encode(const void *data, size_t len)
 {
-	const uint8_t	*p = data;
-	char		*out, *o;
-	uint32_t	 v;
-	size_t		 i;
+	const uint8_t *p = data;
+	char	      *out, *o;
+	uint32_t       v;
+	size_t	       i;
 
 	out = xmalloc((len + 2) / 3 * 4 + 1);
 	o = out;
@@ -445,10 +450,10 @@ util_base64_value(char c)
 void *
 util_base64_decode(const char *s, size_t len, size_t *outlen)
 {
-	uint8_t		*out, *o;
-	uint32_t	 v;
-	size_t		 i, pad = 0;
-	int		 d, k;
+	uint8_t *out, *o;
+	uint32_t v;
+	size_t	 i, pad = 0;
+	int	 d, k;
 
 	if (len % 4 != 0)
 		goto bad;
@@ -490,7 +495,7 @@ bad:
 void
 util_strv_free(char **v)
 {
-	char	**p;
+	char **p;
 
 	if (v == NULL)
 		return;

@@ -10,8 +10,8 @@
 static json_t *
 varlink_load_object(const char *buf, size_t len, const char **errstr)
 {
-	json_t		*msg;
-	json_error_t	 err;
+	json_t	    *msg;
+	json_error_t err;
 
 	if (len == 0) {
 		*errstr = "empty message";
@@ -35,7 +35,7 @@ int
 varlink_call_parse(const char *buf, size_t len, struct varlink_call *call,
     const char **errstr)
 {
-	json_t		*msg, *v;
+	json_t *msg, *v;
 
 	memset(call, 0, sizeof *call);
 	if ((msg = varlink_load_object(buf, len, errstr)) == NULL)
@@ -43,7 +43,7 @@ varlink_call_parse(const char *buf, size_t len, struct varlink_call *call,
 	v = json_object_get(msg, "method");
 	if (!json_is_string(v) || strchr(json_string_value(v), '.') == NULL) {
 		*errstr = "call has no \"method\" string of the form "
-		    "interface.Method";
+			  "interface.Method";
 		goto fail;
 	}
 	call->method = json_string_value(v);
@@ -93,7 +93,7 @@ int
 varlink_reply_parse(const char *buf, size_t len, struct varlink_reply *reply,
     const char **errstr)
 {
-	json_t		*msg, *v;
+	json_t *msg, *v;
 
 	memset(reply, 0, sizeof *reply);
 	if ((msg = varlink_load_object(buf, len, errstr)) == NULL)
@@ -135,8 +135,8 @@ varlink_reply_free(struct varlink_reply *reply)
 static char *
 varlink_encode(json_t *msg, size_t *len)
 {
-	char	*s;
-	size_t	 n;
+	char  *s;
+	size_t n;
 
 	n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
 	if (n == 0)
@@ -151,10 +151,9 @@ varlink_encode(json_t *msg, size_t *len)
 }
 
 char *
-varlink_call_encode(const char *method, json_t *params, int flags,
-    size_t *len)
+varlink_call_encode(const char *method, json_t *params, int flags, size_t *len)
 {
-	json_t	*msg = json_object();
+	json_t *msg = json_object();
 
 	json_object_set_new(msg, "method", json_string(method));
 	json_object_set_new(msg, "parameters",
@@ -169,7 +168,7 @@ varlink_call_encode(const char *method, json_t *params, int flags,
 char *
 varlink_reply_encode(json_t *params, int flags, size_t *len)
 {
-	json_t	*msg = json_object();
+	json_t *msg = json_object();
 
 	json_object_set_new(msg, "parameters",
 	    params != NULL ? params : json_object());
@@ -181,7 +180,7 @@ varlink_reply_encode(json_t *params, int flags, size_t *len)
 char *
 varlink_error_encode(const char *error, json_t *params, size_t *len)
 {
-	json_t	*msg = json_object();
+	json_t *msg = json_object();
 
 	json_object_set_new(msg, "error", json_string(error));
 	json_object_set_new(msg, "parameters",
@@ -193,8 +192,8 @@ int
 varlink_get_int(json_t *params, const char *name, int64_t min, int64_t max,
     int64_t *out)
 {
-	json_t		*v = json_object_get(params, name);
-	json_int_t	 i;
+	json_t	  *v = json_object_get(params, name);
+	json_int_t i;
 
 	if (v == NULL || json_is_null(v))
 		return 0;
@@ -210,7 +209,7 @@ varlink_get_int(json_t *params, const char *name, int64_t min, int64_t max,
 int
 varlink_get_string(json_t *params, const char *name, const char **out)
 {
-	json_t	*v = json_object_get(params, name);
+	json_t *v = json_object_get(params, name);
 
 	if (v == NULL || json_is_null(v))
 		return 0;
@@ -223,7 +222,7 @@ varlink_get_string(json_t *params, const char *name, const char **out)
 int
 varlink_get_number(json_t *params, const char *name, double *out)
 {
-	json_t	*v = json_object_get(params, name);
+	json_t *v = json_object_get(params, name);
 
 	if (v == NULL || json_is_null(v))
 		return 0;
@@ -236,7 +235,7 @@ varlink_get_number(json_t *params, const char *name, double *out)
 int
 varlink_get_bool(json_t *params, const char *name, int *out)
 {
-	json_t	*v = json_object_get(params, name);
+	json_t *v = json_object_get(params, name);
 
 	if (v == NULL || json_is_null(v))
 		return 0;
@@ -249,8 +248,8 @@ varlink_get_bool(json_t *params, const char *name, int *out)
 int
 varlink_method_interface(const char *method, char *buf, size_t len)
 {
-	const char	*dot = strrchr(method, '.');
-	size_t		 n;
+	const char *dot = strrchr(method, '.');
+	size_t	    n;
 
 	if (dot == NULL || dot == method)
 		return -1;

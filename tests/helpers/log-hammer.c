@@ -24,7 +24,7 @@
 
 #include "log.h"
 
-#define PAD_MAX	5000
+#define PAD_MAX 5000
 
 static void
 on_sigusr1(int sig)
@@ -35,11 +35,11 @@ on_sigusr1(int sig)
 static void __attribute__((noreturn))
 child(const char *target, int n, int records)
 {
-	static char	 pad[PAD_MAX + 1];
-	const char	*errstr;
-	char		 name[32];
-	int		 i;
-	size_t		 len, k;
+	static char pad[PAD_MAX + 1];
+	const char *errstr;
+	char	    name[32];
+	int	    i;
+	size_t	    len, k;
 
 	snprintf(name, sizeof name, "worker hammer/%d", n);
 	log_procinit(name);
@@ -51,11 +51,13 @@ child(const char *target, int n, int records)
 		if (i % 3 != 0)
 			len %= 300;
 		for (k = 0; k < len; k++)
-			pad[k] = k % 61 == 60 ? ' ' : k % 97 == 96 ? '"' :
-			    (char)('a' + k % 26);
+			pad[k] = k % 61 == 60 ? ' '
+			    : k % 97 == 96    ? '"'
+					      : (char)('a' + k % 26);
 		pad[len] = '\0';
 		log_info("record" LOG_KV "proc=%d" LOG_KV "seq=%d" LOG_KV
-		    "pad=%s", n, i, pad);
+			 "pad=%s",
+		    n, i, pad);
 	}
 	exit(0);
 }
@@ -63,12 +65,12 @@ child(const char *target, int n, int records)
 int
 main(int argc, char **argv)
 {
-	struct sigaction	 sa;
-	struct timespec		 ts = { 0, 2 * 1000 * 1000 };
-	char			 target[4096], moved[4096];
-	pid_t			*pids;
-	int			 procs, records, i, left, renames = 0, status;
-	int			 failed = 0;
+	struct sigaction sa;
+	struct timespec	 ts = { 0, 2 * 1000 * 1000 };
+	char		 target[4096], moved[4096];
+	pid_t		*pids;
+	int		 procs, records, i, left, renames = 0, status;
+	int		 failed = 0;
 
 	if (argc != 4 || (procs = atoi(argv[2])) <= 0 ||
 	    (records = atoi(argv[3])) <= 0) {
@@ -94,7 +96,7 @@ main(int argc, char **argv)
 		}
 	}
 
-	for (left = procs; left > 0; ) {
+	for (left = procs; left > 0;) {
 		snprintf(moved, sizeof moved, "%s.%d", argv[1], renames + 1);
 		if (rename(argv[1], moved) == 0) {
 			renames++;

@@ -15,39 +15,39 @@
  */
 #include <poll.h>
 
-#define FAKE_PID_BASE	0x7e000000
-#define FAKE_MAX	64
-#define FAKE_MAX_KILLS	256
+#define FAKE_PID_BASE  0x7e000000
+#define FAKE_MAX       64
+#define FAKE_MAX_KILLS 256
 /* Not every test uses every helper. */
-#define FAKE_UNUSED	__attribute__((unused))
+#define FAKE_UNUSED __attribute__((unused))
 
 struct fake {
-	pid_t		 pid;
-	int		 fd;		/* the worker's end of the channel */
-	int		 spare;		/* started with --spare */
-	char		 name[80];	/* after --worker */
+	pid_t pid;
+	int   fd;	/* the worker's end of the channel */
+	int   spare;	/* started with --spare */
+	char  name[80]; /* after --worker */
 };
 
 struct fake_kill {
-	pid_t		 pid;
-	int		 sig;
+	pid_t pid;
+	int   sig;
 };
 
-static struct fake	 fakes[FAKE_MAX];
-static size_t		 nfakes;
-static struct fake_kill	 fake_kills[FAKE_MAX_KILLS];
-static size_t		 nfake_kills;
-static int		 fake_spawn_failures;	/* the next ones fail */
+static struct fake	fakes[FAKE_MAX];
+static size_t		nfakes;
+static struct fake_kill fake_kills[FAKE_MAX_KILLS];
+static size_t		nfake_kills;
+static int		fake_spawn_failures; /* the next ones fail */
 
-pid_t	__wrap_spawn_process(const struct spawn *);
-int	__wrap_kill(pid_t, int);
+pid_t __wrap_spawn_process(const struct spawn *);
+int   __wrap_kill(pid_t, int);
 
 pid_t
 __wrap_spawn_process(const struct spawn *sp)
 {
-	struct fake	*f;
-	size_t		 i;
-	int		 fd;
+	struct fake *f;
+	size_t	     i;
+	int	     fd;
 
 	if (fake_spawn_failures > 0) {
 		fake_spawn_failures--;
@@ -75,7 +75,7 @@ __wrap_spawn_process(const struct spawn *sp)
 int
 __wrap_kill(pid_t pid, int sig)
 {
-	pid_t	 who = pid < 0 ? -pid : pid;
+	pid_t who = pid < 0 ? -pid : pid;
 
 	if (who < FAKE_PID_BASE)
 		fail_msg("kill(%d, %d) of a pid that is not made up", (int)pid,
@@ -101,7 +101,7 @@ fake_reset(void)
 static void
 fake_close_all(void)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < nfakes; i++)
 		if (fakes[i].fd != -1)
@@ -112,7 +112,7 @@ fake_close_all(void)
 static struct fake *
 fake_find(pid_t pid)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < nfakes; i++)
 		if (fakes[i].pid == pid)
@@ -125,8 +125,8 @@ fake_find(pid_t pid)
 static unsigned int
 fake_signals(pid_t pid, int sig)
 {
-	size_t		 i;
-	unsigned int	 n = 0;
+	size_t	     i;
+	unsigned int n = 0;
 
 	for (i = 0; i < nfake_kills; i++)
 		if (fake_kills[i].pid == pid && fake_kills[i].sig == sig)
@@ -145,7 +145,7 @@ fake_send(pid_t pid, uint32_t type, const struct proto_buf *b)
 static void
 fake_hello(pid_t pid)
 {
-	struct proto_buf	 b;
+	struct proto_buf b;
 
 	proto_pack_hello(&b, PROTO_VERSION, (uint32_t)pid);
 	fake_send(pid, PROTO_HELLO, &b);
@@ -159,7 +159,7 @@ fake_hello(pid_t pid)
 static int
 fake_recv_fd(int fd, struct proto_hdr *h, uint8_t **payload)
 {
-	struct pollfd	 pfd = { fd, POLLIN, 0 };
+	struct pollfd pfd = { fd, POLLIN, 0 };
 
 	*payload = NULL;
 	if (poll(&pfd, 1, 0) != 1 || !(pfd.revents & POLLIN))
@@ -181,7 +181,7 @@ fake_recv(pid_t pid, struct proto_hdr *h, uint8_t **payload)
 static void
 fake_loop(void)
 {
-	int	 i;
+	int i;
 
 	for (i = 0; i < 4; i++)
 		event_base_loop(ev_base, EVLOOP_NONBLOCK);
@@ -191,10 +191,10 @@ fake_loop(void)
 static FAKE_UNUSED struct pool_config
 fake_pool_config(void)
 {
-	struct pool_config	 pc;
+	struct pool_config pc;
 
 	memset(&pc, 0, sizeof pc);
-	pc.name = (char *)(uintptr_t)"p";
+	pc.name = (char *)(uintptr_t) "p";
 	pc.workers = 2;
 	pc.queue_limit = 100;
 	pc.kill_grace = 5 * USEC_PER_SEC;
@@ -235,7 +235,7 @@ fake_cmocka_teardown(void **state)
 static FAKE_UNUSED int
 fake_teardown(void)
 {
-	struct pool	*p;
+	struct pool *p;
 
 	log_close();
 	log_setlevel(LOG_CRIT);
@@ -273,9 +273,9 @@ fake_ready(struct worker *w)
 static FAKE_UNUSED struct job *
 fake_submit(struct pool *p, const char *argv0)
 {
-	struct job_spec		 spec;
-	enum pool_refusal	 why;
-	struct job		*j;
+	struct job_spec	  spec;
+	enum pool_refusal why;
+	struct job	 *j;
 
 	memset(&spec, 0, sizeof spec);
 	spec.argv = xcalloc(2, sizeof *spec.argv);
@@ -291,7 +291,7 @@ fake_submit(struct pool *p, const char *argv0)
 static FAKE_UNUSED struct job *
 fake_run_on(struct worker *w)
 {
-	struct job	*j = fake_submit(w->pool, "true");
+	struct job *j = fake_submit(w->pool, "true");
 
 	pool_dispatch(w->pool);
 	assert_int_equal(w->state, WORKER_BUSY);
@@ -303,8 +303,8 @@ fake_run_on(struct worker *w)
 static FAKE_UNUSED void
 fake_finish_job(struct worker *w)
 {
-	struct proto_buf	 b;
-	struct job		*j = w->job;
+	struct proto_buf b;
+	struct job	*j = w->job;
 
 	assert_non_null(j);
 	proto_pack_job_done(&b, (uint64_t)j->id, 0, 0);

@@ -15,15 +15,15 @@
 #include "mprocd.h"
 #include "util.h"
 
-#define MS	USEC_PER_MSEC
-#define SEC	USEC_PER_SEC
+#define MS  USEC_PER_MSEC
+#define SEC USEC_PER_SEC
 
 static struct config *
 load_ok(const char *text)
 {
-	struct config_errors	 e;
-	struct config		*c;
-	size_t			 i;
+	struct config_errors e;
+	struct config	    *c;
+	size_t		     i;
 
 	c = config_load_string("t.conf", text, &e);
 	for (i = 0; i < e.n; i++)
@@ -38,9 +38,9 @@ load_ok(const char *text)
 static void
 expect_error(const char *text, const char *want)
 {
-	struct config_errors	 e;
-	struct config		*c;
-	size_t			 i;
+	struct config_errors e;
+	struct config	    *c;
+	size_t		     i;
 
 	c = config_load_string("t.conf", text, &e);
 	assert_null(c);
@@ -55,8 +55,8 @@ expect_error(const char *text, const char *want)
 static void
 test_empty_gets_default_pool(void **state)
 {
-	struct config		*c = load_ok("");
-	struct pool_config	*pc = TAILQ_FIRST(&c->pools);
+	struct config	   *c = load_ok("");
+	struct pool_config *pc = TAILQ_FIRST(&c->pools);
 
 	assert_non_null(pc);
 	assert_string_equal(pc->name, "default");
@@ -84,36 +84,35 @@ test_empty_gets_default_pool(void **state)
 static void
 test_full_file(void **state)
 {
-	struct config		*c;
-	struct pool_config	*pc;
+	struct config	   *c;
+	struct pool_config *pc;
 
-	c = load_ok(
-	    "; a comment\n"
-	    "# another\n"
-	    "[mprocd]\n"
-	    "socket = /tmp/x/mprocd.sock   ; inline comment\n"
-	    "socket_mode = 0600\n"
-	    "log_target = file:/var/log/mprocd.log\n"
-	    "log_level = debug\n"
-	    "max_clients = 10\n"
-	    "max_message = 64K\n"
-	    "message_timeout = 250ms\n"
-	    "keep_finished = 0\n"
-	    "shutdown_timeout = 2min\n"
-	    "\n"
-	    "[pool fast]\n"
-	    "workers = 8\n"
-	    "restart_delay = 0\n"
-	    "restart_delay_max = 1.5s\n"
-	    "crash_limit = 0\n"
-	    "crash_interval = 1h\n"
-	    "job_timeout = 250ms\n"
-	    "max_output = 1G\n"
-	    "retries = 3\n"
-	    "max_jobs_per_worker = 1000\n"
-	    "queue_limit = 1\n"
-	    "kill_grace = 0\n"
-	    "[pool slow]\n");
+	c = load_ok("; a comment\n"
+		    "# another\n"
+		    "[mprocd]\n"
+		    "socket = /tmp/x/mprocd.sock   ; inline comment\n"
+		    "socket_mode = 0600\n"
+		    "log_target = file:/var/log/mprocd.log\n"
+		    "log_level = debug\n"
+		    "max_clients = 10\n"
+		    "max_message = 64K\n"
+		    "message_timeout = 250ms\n"
+		    "keep_finished = 0\n"
+		    "shutdown_timeout = 2min\n"
+		    "\n"
+		    "[pool fast]\n"
+		    "workers = 8\n"
+		    "restart_delay = 0\n"
+		    "restart_delay_max = 1.5s\n"
+		    "crash_limit = 0\n"
+		    "crash_interval = 1h\n"
+		    "job_timeout = 250ms\n"
+		    "max_output = 1G\n"
+		    "retries = 3\n"
+		    "max_jobs_per_worker = 1000\n"
+		    "queue_limit = 1\n"
+		    "kill_grace = 0\n"
+		    "[pool slow]\n");
 	assert_string_equal(c->socket, "/tmp/x/mprocd.sock");
 	assert_int_equal(c->socket_mode, 0600);
 	assert_string_equal(c->log_target, "file:/var/log/mprocd.log");
@@ -148,7 +147,7 @@ test_full_file(void **state)
 static void
 test_header_spacing(void **state)
 {
-	struct config	*c = load_ok("[ pool  web ]\nworkers = +3\n[ mprocd ]\n");
+	struct config *c = load_ok("[ pool  web ]\nworkers = +3\n[ mprocd ]\n");
 
 	assert_non_null(config_find_pool(c, "web"));
 	assert_int_equal(config_find_pool(c, "web")->workers, 3);
@@ -158,9 +157,9 @@ test_header_spacing(void **state)
 static void
 test_workers_auto(void **state)
 {
-	struct config		*c = load_ok("[pool a]\nworkers = auto\n");
-	struct pool_config	*pc = TAILQ_FIRST(&c->pools);
-	long			 n = sysconf(_SC_NPROCESSORS_ONLN);
+	struct config	   *c = load_ok("[pool a]\nworkers = auto\n");
+	struct pool_config *pc = TAILQ_FIRST(&c->pools);
+	long		    n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	assert_true(pc->workers_auto);
 	assert_int_equal(pc->workers, n > 0 ? n : 1);
@@ -173,22 +172,26 @@ test_bad_values(void **state)
 	expect_error("[pool a]\nworkers = 0\n",
 	    "t.conf:2: workers = 0: too small (expected a whole number from "
 	    "1 to 4096, or auto");
-	expect_error("[pool a]\nworkers = -2\n", "t.conf:2: workers = -2: "
+	expect_error("[pool a]\nworkers = -2\n",
+	    "t.conf:2: workers = -2: "
 	    "negative");
-	expect_error("[pool a]\nworkers = many\n", "t.conf:2: workers = many: "
+	expect_error("[pool a]\nworkers = many\n",
+	    "t.conf:2: workers = many: "
 	    "not a number");
 	expect_error("[pool a]\nworkers = 5000\n", "too large");
 	expect_error("[pool a]\nworkers = 2.5\n", "not a whole number");
 	expect_error("[pool a]\nrestart_delay = 5x\n",
 	    "t.conf:2: restart_delay = 5x: unknown unit");
 	expect_error("[pool a]\nrestart_delay = -1s\n", "negative");
-	expect_error("[pool a]\nrestart_delay = 2h\n", "restart_delay = 2h: "
+	expect_error("[pool a]\nrestart_delay = 2h\n",
+	    "restart_delay = 2h: "
 	    "too large (expected a duration from 0 to 1h");
 	expect_error("[pool a]\ncrash_interval = 0\n", "too small");
 	expect_error("[pool a]\nrestart_delay = 0\nrestart_delay_max = 0\n",
 	    "t.conf:3: restart_delay_max = 0: too small (expected a duration "
 	    "from 10ms");
-	expect_error("[pool a]\nmax_output = 4Q\n", "max_output = 4Q: unknown "
+	expect_error("[pool a]\nmax_output = 4Q\n",
+	    "max_output = 4Q: unknown "
 	    "unit (use K, M or G)");
 	expect_error("[pool a]\nmax_output = 99999999999999999999\n",
 	    "too large");
@@ -196,40 +199,51 @@ test_bad_values(void **state)
 	expect_error("[mprocd]\nmax_message = 10\n", "too small");
 	/* A Submit must fit in one frame to a worker. */
 	expect_error("[mprocd]\nmax_message = 64M\n", "too large");
-	expect_error("[mprocd]\nmessage_timeout = 0\n", "t.conf:2: "
+	expect_error("[mprocd]\nmessage_timeout = 0\n",
+	    "t.conf:2: "
 	    "message_timeout");
-	expect_error("[mprocd]\nsocket = relative/path\n", "not an absolute "
+	expect_error("[mprocd]\nsocket = relative/path\n",
+	    "not an absolute "
 	    "path");
 	expect_error("[mprocd]\nsocket_mode = 999\n", "not an octal mode");
-	expect_error("[mprocd]\nsocket_mode = 01777\n", "not a permission mode");
+	expect_error("[mprocd]\nsocket_mode = 01777\n",
+	    "not a permission mode");
 	expect_error("[mprocd]\nlog_level = loud\n", "unknown log level");
 	expect_error("[mprocd]\nlog_target = syslog\n", "unknown log target");
 	expect_error("[mprocd]\nlog_target = file:rel\n", "unknown log target");
-	expect_error("[mprocd]\nmax_clients =\n", "t.conf:2: max_clients has "
+	expect_error("[mprocd]\nmax_clients =\n",
+	    "t.conf:2: max_clients has "
 	    "no value");
 }
 
 static void
 test_bad_structure(void **state)
 {
-	expect_error("[pool a]\nwokers = 2\n", "t.conf:2: unknown key "
+	expect_error("[pool a]\nwokers = 2\n",
+	    "t.conf:2: unknown key "
 	    "'wokers' in [pool a]; did you mean 'workers'?");
 	expect_error("[mprocd]\nsokcet = /x\n", "did you mean 'socket'?");
-	expect_error("[mprocd]\nworkers = 2\n", "t.conf:2: workers belongs in "
+	expect_error("[mprocd]\nworkers = 2\n",
+	    "t.conf:2: workers belongs in "
 	    "a [pool NAME] section, not here");
-	expect_error("[pool a]\nlog_level = info\n", "t.conf:2: log_level "
+	expect_error("[pool a]\nlog_level = info\n",
+	    "t.conf:2: log_level "
 	    "belongs in [mprocd], not here");
 	expect_error("[mprocdd]\n", "t.conf:1: unknown section [mprocdd]");
 	expect_error("[mprocdd]\n", "did you mean [mprocd]?");
 	expect_error("\n[pool]\n", "t.conf:2: [pool] needs a name");
 	expect_error("[pool a/b]\n", "bad pool name 'a/b'");
-	expect_error("[pool a]\n[pool b]\n[pool a]\n", "t.conf:3: pool 'a' "
+	expect_error("[pool a]\n[pool b]\n[pool a]\n",
+	    "t.conf:3: pool 'a' "
 	    "defined twice (first at line 1)");
-	expect_error("[mprocd]\n[mprocd]\n", "t.conf:2: section [mprocd] given "
+	expect_error("[mprocd]\n[mprocd]\n",
+	    "t.conf:2: section [mprocd] given "
 	    "twice (first at line 1)");
-	expect_error("[pool a]\nworkers = 1\nworkers = 2\n", "t.conf:3: workers "
+	expect_error("[pool a]\nworkers = 1\nworkers = 2\n",
+	    "t.conf:3: workers "
 	    "given twice in this section (first at line 2)");
-	expect_error("workers = 1\n", "t.conf:1: 'workers' is outside any "
+	expect_error("workers = 1\n",
+	    "t.conf:1: 'workers' is outside any "
 	    "section");
 	expect_error("[pool a]\nthis line is junk\n", "t.conf:2: syntax error");
 	expect_error("[pool a]\nrestart_delay = 2s\nrestart_delay_max = 1s\n",
@@ -247,12 +261,14 @@ test_bad_keys_in_bad_section_ignored(void **state)
 static void
 test_long_line(void **state)
 {
-	char	 text[1024];
+	char text[1024];
 
-	snprintf(text, sizeof text, "[mprocd]\nsocket = /%0500d\n"
-	    "bad = 1\n", 0);
+	snprintf(text, sizeof text,
+	    "[mprocd]\nsocket = /%0500d\n"
+	    "bad = 1\n",
+	    0);
 	/* The long line is reported and line numbering stays right after. */
-	struct config_errors	 e;
+	struct config_errors e;
 
 	assert_null(config_load_string("t.conf", text, &e));
 	assert_int_equal(e.n, 2);
@@ -264,10 +280,12 @@ test_long_line(void **state)
 static void
 test_all_errors_reported(void **state)
 {
-	struct config_errors	 e;
+	struct config_errors e;
 
-	assert_null(config_load_string("t.conf", "[pool a]\nworkers = x\n"
-	    "retries = y\n[nope]\n", &e));
+	assert_null(config_load_string("t.conf",
+	    "[pool a]\nworkers = x\n"
+	    "retries = y\n[nope]\n",
+	    &e));
 	assert_int_equal(e.n, 3);
 	assert_non_null(strstr(e.v[0], "t.conf:2:"));
 	assert_non_null(strstr(e.v[1], "t.conf:3:"));
@@ -278,7 +296,7 @@ test_all_errors_reported(void **state)
 static void
 test_missing_file(void **state)
 {
-	struct config_errors	 e;
+	struct config_errors e;
 
 	assert_null(config_load("/nonexistent/mprocd.conf", &e));
 	assert_int_equal(e.n, 1);
@@ -291,14 +309,14 @@ test_missing_file(void **state)
 static void
 test_print_round_trip(void **state)
 {
-	struct config	*c, *c2;
-	char		*out1 = NULL, *out2 = NULL;
-	size_t		 n1, n2;
-	FILE		*f;
+	struct config *c, *c2;
+	char	      *out1 = NULL, *out2 = NULL;
+	size_t	       n1, n2;
+	FILE	      *f;
 
 	c = load_ok("[mprocd]\nsocket = /tmp/s.sock\nlog_level = notice\n"
-	    "[pool a]\nworkers = 3\nrestart_delay = 250ms\n"
-	    "max_output = 1536\n[pool b]\nworkers = auto\n");
+		    "[pool a]\nworkers = 3\nrestart_delay = 250ms\n"
+		    "max_output = 1536\n[pool b]\nworkers = auto\n");
 	f = open_memstream(&out1, &n1);
 	config_print(c, f);
 	fclose(f);
@@ -319,13 +337,12 @@ test_print_round_trip(void **state)
 	config_free(c2);
 }
 
-
 /* The change config_diff found for pool, which must be there once. */
 static const struct config_change *
 change_of(const struct config_change *ch, size_t n, const char *pool)
 {
-	const struct config_change	*found = NULL;
-	size_t				 i;
+	const struct config_change *found = NULL;
+	size_t			    i;
 
 	for (i = 0; i < n; i++)
 		if (strcmp(ch[i].pool, pool) == 0) {
@@ -341,21 +358,21 @@ change_of(const struct config_change *ch, size_t n, const char *pool)
 static void
 test_diff(void **state)
 {
-	struct config	*old = load_ok(
+	struct config *old = load_ok(
 	    "[pool keep]\nworkers = 2\n"
 	    "[pool grow]\nworkers = 1\n"
 	    "[pool shrink]\nworkers = 4\n"
 	    "[pool limits]\nworkers = 2\njob_timeout = 5s\n"
 	    "[pool gone]\nworkers = 3\n");
-	struct config	*new = load_ok(
+	struct config *new = load_ok(
 	    "[pool shrink]\nworkers = 1\nretries = 2\n"
 	    "[pool keep]\nworkers = 2\n"
 	    "[pool grow]\nworkers = 6\n"
 	    "[pool limits]\nworkers = 2\njob_timeout = 10s\n"
 	    "[pool fresh]\nworkers = 5\n");
 	const struct config_change *c;
-	struct config_change *ch;
-	size_t		 i, n;
+	struct config_change	   *ch;
+	size_t			    i, n;
 
 	n = config_diff(old, new, &ch);
 	assert_int_equal(n, 6);

@@ -21,20 +21,20 @@
 #include "util.h"
 #include "xmalloc.h"
 
-static struct pool	*pool;
-static struct worker	*fake;
+static struct pool   *pool;
+static struct worker *fake;
 
 static int
 setup(void **state)
 {
-	struct pool_config	 pc;
+	struct pool_config pc;
 
 	log_setlevel(LOG_CRIT);
 	ev_base = event_base_new();
 	cfg = config_new();
 	cfg->keep_finished = 100;
 	memset(&pc, 0, sizeof pc);
-	pc.name = (char *)(uintptr_t)"p";
+	pc.name = (char *)(uintptr_t) "p";
 	pc.workers = 1;
 	pc.queue_limit = 1000;
 	pc.kill_grace = 5 * USEC_PER_SEC;
@@ -62,7 +62,7 @@ teardown(void **state)
 static char **
 argv_of(const char *a0)
 {
-	char	**v = xcalloc(2, sizeof *v);
+	char **v = xcalloc(2, sizeof *v);
 
 	v[0] = xstrdup(a0);
 	return v;
@@ -71,8 +71,8 @@ argv_of(const char *a0)
 static struct job *
 queued_job(void)
 {
-	struct job_spec	 spec = { .argv = argv_of("true"), .cwd = "/" };
-	struct job	*j = job_new(pool->name, &spec, 1000);
+	struct job_spec spec = { .argv = argv_of("true"), .cwd = "/" };
+	struct job     *j = job_new(pool->name, &spec, 1000);
 
 	pool_enqueue(pool, j, 0);
 	return j;
@@ -82,7 +82,7 @@ queued_job(void)
 static struct job *
 running_job(void)
 {
-	struct job	*j = queued_job();
+	struct job *j = queued_job();
 
 	pool_dequeue(j);
 	job_started(j, fake);
@@ -109,7 +109,7 @@ test_final_state(void **state)
 static void
 test_state_names(void **state)
 {
-	int	 s;
+	int s;
 
 	for (s = JOB_QUEUED; s <= JOB_LOST; s++)
 		assert_int_equal(job_parse_state(job_state_name(s)), s);
@@ -121,8 +121,8 @@ test_state_names(void **state)
 static void
 test_ids_and_table(void **state)
 {
-	struct job	*j[3000];
-	int		 i;
+	struct job *j[3000];
+	int	    i;
 
 	/* Enough to make the table grow a few times. */
 	for (i = 0; i < 3000; i++) {
@@ -140,7 +140,7 @@ test_ids_and_table(void **state)
 static void
 test_fifo_and_retry_front(void **state)
 {
-	struct job	*a = queued_job(), *b = queued_job(), *c;
+	struct job *a = queued_job(), *b = queued_job(), *c;
 
 	assert_ptr_equal(TAILQ_FIRST(&pool->queue), a);
 	pool_dequeue(a);
@@ -156,7 +156,7 @@ test_fifo_and_retry_front(void **state)
 static void
 test_succeeded_and_failed(void **state)
 {
-	struct job	*a = running_job(), *b = running_job();
+	struct job *a = running_job(), *b = running_job();
 
 	assert_int_equal(a->state, JOB_RUNNING);
 	assert_int_equal(a->attempts, 1);
@@ -179,7 +179,7 @@ test_succeeded_and_failed(void **state)
 static void
 test_output_capped(void **state)
 {
-	struct job	*j = running_job();
+	struct job *j = running_job();
 
 	job_output_add(j, 0, "0123456", 7, pool->cfg.max_output);
 	assert_false(j->truncated);
@@ -203,7 +203,7 @@ test_output_capped(void **state)
 static void
 test_output_trimmed_when_finished(void **state)
 {
-	struct job	*j = running_job();
+	struct job *j = running_job();
 
 	job_output_add(j, 0, "abc", 3, 1 << 20);
 	assert_true(j->out[0].size > 3);
@@ -220,7 +220,7 @@ test_output_trimmed_when_finished(void **state)
 static void
 test_worker_died_retries_then_lost(void **state)
 {
-	struct job	*j = running_job();
+	struct job *j = running_job();
 
 	j->retries = 1;
 	job_worker_died(j);
@@ -238,7 +238,7 @@ test_worker_died_retries_then_lost(void **state)
 static void
 test_worker_died_while_killed(void **state)
 {
-	struct job	*j = running_job();
+	struct job *j = running_job();
 
 	j->retries = 5;
 	job_kill(j, JOB_KILL_CANCEL);
@@ -252,7 +252,7 @@ test_worker_died_while_killed(void **state)
 static void
 test_kill_queued_and_reasons(void **state)
 {
-	struct job	*q = queued_job(), *r = running_job();
+	struct job *q = queued_job(), *r = running_job();
 
 	/* A timeout does not apply to a job that is not running. */
 	job_kill(q, JOB_KILL_TIMEOUT);
@@ -274,7 +274,7 @@ test_kill_queued_and_reasons(void **state)
 	assert_int_equal(r->state, JOB_TIMEOUT);
 }
 
-static int	 fired;
+static int fired;
 
 static void
 count_cb(struct job_watch *jw, struct job *j)
@@ -309,9 +309,9 @@ test_watches_fire_once(void **state)
 static void
 test_keep_finished(void **state)
 {
-	struct job	*j[5];
-	int64_t		 ids[5];
-	int		 i;
+	struct job *j[5];
+	int64_t	    ids[5];
+	int	    i;
 
 	cfg->keep_finished = 3;
 	for (i = 0; i < 5; i++) {
@@ -347,10 +347,10 @@ test_keep_finished(void **state)
 static void
 test_json(void **state)
 {
-	struct job	*j = running_job();
-	json_t		*o;
-	int64_t		*ids;
-	size_t		 n;
+	struct job *j = running_job();
+	json_t	   *o;
+	int64_t	   *ids;
+	size_t	    n;
 
 	j->name = xstrdup("n");
 	j->pid = 4242;

@@ -26,20 +26,20 @@
 #include "log.h"
 
 /* 2023-11-14T22:13:20.123456Z */
-#define TS		UINT64_C(1700000000123456)
-#define TS_STR		"2023-11-14T22:13:20.123456Z"
+#define TS     UINT64_C(1700000000123456)
+#define TS_STR "2023-11-14T22:13:20.123456Z"
 
 /* A temporary directory for the tests that write log files. */
 struct logdir {
-	char	 dir[64];
-	char	 path[128];
-	char	 moved[128];
+	char dir[64];
+	char path[128];
+	char moved[128];
 };
 
 static int
 setup(void **state)
 {
-	struct logdir	*d;
+	struct logdir *d;
 
 	log_close();
 	log_use_journal(sd_journal_sendv);
@@ -63,7 +63,7 @@ setup(void **state)
 static int
 teardown(void **state)
 {
-	struct logdir	*d = *state;
+	struct logdir *d = *state;
 
 	log_close();
 	log_procinit("test");
@@ -80,8 +80,8 @@ teardown(void **state)
 static const char *
 fmt(int level, const struct log_ctx *ctx, const char *msg)
 {
-	static char	 buf[LOG_RECORD_MAX + 1];
-	size_t		 n;
+	static char buf[LOG_RECORD_MAX + 1];
+	size_t	    n;
 
 	memset(buf, 0x55, sizeof buf);
 	n = log_format(buf, LOG_RECORD_MAX, TS, level, ctx, msg);
@@ -101,9 +101,9 @@ fmt_is(const char *msg, const char *want)
 static char *
 slurp(const char *path)
 {
-	FILE	*f;
-	char	*s;
-	size_t	 n;
+	FILE  *f;
+	char  *s;
+	size_t n;
 
 	s = calloc(1, 65536);
 	assert_non_null(s);
@@ -118,7 +118,7 @@ slurp(const char *path)
 static size_t
 count_char(const char *s, size_t n, char c)
 {
-	size_t	 i, k = 0;
+	size_t i, k = 0;
 
 	for (i = 0; i < n; i++)
 		if (s[i] == c)
@@ -130,8 +130,8 @@ count_char(const char *s, size_t n, char c)
 static int
 fd_of(const char *path)
 {
-	struct stat	 want, st;
-	int		 fd;
+	struct stat want, st;
+	int	    fd;
 
 	if (stat(path, &want) != 0)
 		return -1;
@@ -145,8 +145,8 @@ fd_of(const char *path)
 static void
 open_file_target(const struct logdir *d)
 {
-	char		 target[160];
-	const char	*errstr = NULL;
+	char	    target[160];
+	const char *errstr = NULL;
 
 	snprintf(target, sizeof target, "file:%s", d->path);
 	if (log_open(target, &errstr) != 0)
@@ -159,31 +159,31 @@ open_file_target(const struct logdir *d)
  * final newline. Values are decoded back to the bytes that were logged, so
  * tests can compare them with what went in.
  */
-#define KEY_MAX		32	/* as lib/log.c allows */
-#define PAIRS_MAX	32
-#define CUT_TAIL	" [cut]"
+#define KEY_MAX	  32 /* as lib/log.c allows */
+#define PAIRS_MAX 32
+#define CUT_TAIL  " [cut]"
 
 struct pair {
-	char		 key[KEY_MAX + 1];
-	const char	*val;		/* decoded, NUL-terminated */
-	size_t		 len;
-	int		 quoted;
-	int		 cut;		/* ended " [cut]", left out of len */
+	char	    key[KEY_MAX + 1];
+	const char *val; /* decoded, NUL-terminated */
+	size_t	    len;
+	int	    quoted;
+	int	    cut; /* ended " [cut]", left out of len */
 };
 
 struct record {
-	char		 level[16];
-	struct pair	 pairs[PAIRS_MAX];
-	size_t		 npairs;
-	char		 store[1 << 17];
+	char	    level[16];
+	struct pair pairs[PAIRS_MAX];
+	size_t	    npairs;
+	char	    store[1 << 17];
 };
 
 /* Whether logfmt must quote these bytes. */
 static int
 must_quote(const char *v, size_t n)
 {
-	const unsigned char	*p = (const unsigned char *)v;
-	size_t			 i;
+	const unsigned char *p = (const unsigned char *)v;
+	size_t		     i;
 
 	if (n == 0)
 		return 1;
@@ -208,9 +208,9 @@ hexval(unsigned char c)
 static const char *
 parse_quoted(const unsigned char **pp, const unsigned char *end, char **outp)
 {
-	const unsigned char	*p = *pp;
-	char			*out = *outp;
-	unsigned char		 c;
+	const unsigned char *p = *pp;
+	char		    *out = *outp;
+	unsigned char	     c;
 
 	for (;;) {
 		if (p >= end)
@@ -264,13 +264,13 @@ parse_quoted(const unsigned char **pp, const unsigned char *end, char **outp)
 static const char *
 record_parse(const char *buf, size_t n, struct record *r)
 {
-	static const char	 ts[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
-	const unsigned char	*p = (const unsigned char *)buf, *end = p + n;
-	char			*out = r->store;
-	struct pair		*pr;
-	const char		*why;
-	size_t			 i, k;
-	int			 lvl;
+	static const char    ts[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+	const unsigned char *p = (const unsigned char *)buf, *end = p + n;
+	char		    *out = r->store;
+	struct pair	    *pr;
+	const char	    *why;
+	size_t		     i, k;
+	int		     lvl;
 
 	memset(r, 0, offsetof(struct record, store));
 	if (n == 0 || buf[n - 1] != '\n')
@@ -305,7 +305,8 @@ record_parse(const char *buf, size_t n, struct record *r)
 		if (*p < 'a' || *p > 'z')
 			return "bad key";
 		for (k = 0; (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_'; p++) {
+		     (*p >= '0' && *p <= '9') || *p == '_';
+		     p++) {
 			if (k == KEY_MAX)
 				return "key too long";
 			pr->key[k++] = (char)*p;
@@ -349,7 +350,7 @@ record_parse(const char *buf, size_t n, struct record *r)
 static void
 record_check(const char *buf, size_t n, size_t size, struct record *r)
 {
-	const char	*why;
+	const char *why;
 
 	assert_true(n > 0);
 	assert_true(n <= size);
@@ -366,10 +367,10 @@ record_check(const char *buf, size_t n, size_t size, struct record *r)
 static void
 expect_pairs(const struct record *r, ...)
 {
-	const struct pair	*pr;
-	const char		*key, *val;
-	va_list			 ap;
-	size_t			 i = 0;
+	const struct pair *pr;
+	const char	  *key, *val;
+	va_list		   ap;
+	size_t		   i = 0;
 
 	va_start(ap, r);
 	while ((key = va_arg(ap, const char *)) != NULL) {
@@ -399,7 +400,7 @@ pair_keeps(const struct pair *pr, const char *want, size_t len)
 static const char *
 nth_line(const char *s, size_t i, size_t *len)
 {
-	const char	*nl;
+	const char *nl;
 
 	for (; i > 0; i--) {
 		if ((nl = strchr(s, '\n')) == NULL)
@@ -416,14 +417,14 @@ nth_line(const char *s, size_t i, size_t *len)
 static void
 line_check(const char *s, size_t i, const char *prefix, struct record *r)
 {
-	const char	*line;
-	size_t		 len, plen = strlen(prefix);
+	const char *line;
+	size_t	    len, plen = strlen(prefix);
 
 	if ((line = nth_line(s, i, &len)) == NULL)
 		fail_msg("no line %zu in: %s", i, s);
 	if (len < plen || memcmp(line, prefix, plen) != 0)
-		fail_msg("line %zu does not start with \"%s\": %.*s", i,
-		    prefix, (int)len, line);
+		fail_msg("line %zu does not start with \"%s\": %.*s", i, prefix,
+		    (int)len, line);
 	record_check(line + plen, len - plen + 1, LOG_RECORD_MAX, r);
 }
 
@@ -435,8 +436,8 @@ line_check(const char *s, size_t i, const char *prefix, struct record *r)
 static int
 stderr_divert(const char *path, char *stream, size_t len)
 {
-	struct stat	 st;
-	int		 fd, saved;
+	struct stat st;
+	int	    fd, saved;
 
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	assert_true(fd != -1);
@@ -477,7 +478,7 @@ rnd_below(uint64_t *s, size_t n)
 static void
 test_format_shape(void **state)
 {
-	struct log_ctx	 ctx;
+	struct log_ctx ctx;
 
 	fmt_is("started", TS_STR " info msg=started\n");
 	assert_string_equal(fmt(LOG_ERR, NULL, "x"), TS_STR " error msg=x\n");
@@ -523,8 +524,8 @@ test_format_shape(void **state)
 static void
 test_format_timestamp(void **state)
 {
-	char	 buf[LOG_RECORD_MAX + 1];
-	size_t	 n;
+	char   buf[LOG_RECORD_MAX + 1];
+	size_t n;
 
 	n = log_format(buf, LOG_RECORD_MAX, 0, LOG_INFO, NULL, "x");
 	buf[n] = '\0';
@@ -533,8 +534,8 @@ test_format_timestamp(void **state)
 	    LOG_INFO, NULL, "x");
 	buf[n] = '\0';
 	assert_string_equal(buf, "2023-11-14T22:13:20.000042Z info msg=x\n");
-	n = log_format(buf, LOG_RECORD_MAX, UINT64_C(951868799999999),
-	    LOG_INFO, NULL, "x");
+	n = log_format(buf, LOG_RECORD_MAX, UINT64_C(951868799999999), LOG_INFO,
+	    NULL, "x");
 	buf[n] = '\0';
 	assert_string_equal(buf, "2000-02-29T23:59:59.999999Z info msg=x\n");
 }
@@ -565,12 +566,11 @@ test_format_quoting(void **state)
 static void
 check_cut(const char *rec, size_t n)
 {
-	static const char	 tail[] = "[cut]\"\n";
+	static const char tail[] = "[cut]\"\n";
 
 	assert_true(n <= LOG_RECORD_MAX);
 	assert_true(n > sizeof tail);
-	assert_memory_equal(rec + n - (sizeof tail - 1), tail,
-	    sizeof tail - 1);
+	assert_memory_equal(rec + n - (sizeof tail - 1), tail, sizeof tail - 1);
 	assert_int_equal(count_char(rec, n, '\n'), 1);
 	assert_memory_equal(rec, TS_STR " info msg=", strlen(TS_STR) + 10);
 }
@@ -578,8 +578,8 @@ check_cut(const char *rec, size_t n)
 static void
 test_format_long_message_cut(void **state)
 {
-	char	 msg[8001], rec[LOG_RECORD_MAX + 1];
-	size_t	 i, n;
+	char   msg[8001], rec[LOG_RECORD_MAX + 1];
+	size_t i, n;
 
 	for (i = 0; i < 8000; i++)
 		msg[i] = i % 5 == 4 ? ' ' : 'a' + (char)(i % 5);
@@ -598,7 +598,8 @@ test_format_long_message_cut(void **state)
 	check_cut(rec, n);
 
 	/* A smaller buffer is honoured too. */
-	n = log_format(rec, 100, TS, LOG_INFO, NULL, "a b c d e f g h i j k "
+	n = log_format(rec, 100, TS, LOG_INFO, NULL,
+	    "a b c d e f g h i j k "
 	    "l m n o p q r s t u v w x y z a b c d e f g h i j k l m n o p q r "
 	    "s t u v w x y z");
 	assert_true(n <= 100);
@@ -623,8 +624,8 @@ test_format_long_message_cut(void **state)
 static const char *
 cut_problem(const char *rec, size_t n)
 {
-	const char	*p = memchr(rec, '\0', n), *end = rec + n - 1;
-	const char	*v;
+	const char *p = memchr(rec, '\0', n), *end = rec + n - 1;
+	const char *v;
 
 	if (p != NULL)
 		return "NUL in record";
@@ -661,9 +662,9 @@ cut_problem(const char *rec, size_t n)
 static void
 test_cut_bare_message_stays_well_formed(void **state)
 {
-	char		 msg[8001], rec[LOG_RECORD_MAX];
-	const char	*why;
-	size_t		 n;
+	char	    msg[8001], rec[LOG_RECORD_MAX];
+	const char *why;
+	size_t	    n;
 
 	/* A long message with nothing to quote. */
 	memset(msg, 'x', 8000);
@@ -681,10 +682,10 @@ test_cut_bare_message_stays_well_formed(void **state)
 static void
 test_cut_never_splits_escape(void **state)
 {
-	static const char	 chars[] = "\"\\\n\x01";
-	char			 msg[8001], rec[LOG_RECORD_MAX];
-	const char		*why;
-	size_t			 i, n, shift;
+	static const char chars[] = "\"\\\n\x01";
+	char		  msg[8001], rec[LOG_RECORD_MAX];
+	const char	 *why;
+	size_t		  i, n, shift;
 
 	/*
 	 * Messages of escaped characters, shifted so the cut falls at every
@@ -701,7 +702,8 @@ test_cut_never_splits_escape(void **state)
 			assert_int_equal(count_char(rec, n, '\n'), 1);
 			if ((why = cut_problem(rec, n)) != NULL)
 				fail_msg("char 0x%02x, shift %zu: %s; it ends: "
-				    "%.*s", (unsigned char)chars[i], shift, why,
+					 "%.*s",
+				    (unsigned char)chars[i], shift, why,
 				    (int)n > 24 ? 23 : 0, rec + n - 24);
 		}
 	}
@@ -710,7 +712,7 @@ test_cut_never_splits_escape(void **state)
 static void
 test_procinit_fields(void **state)
 {
-	struct log_ctx	 ctx;
+	struct log_ctx ctx;
 
 	log_procinit("worker default/2");
 	assert_string_equal(log_procname(), "worker default/2");
@@ -726,8 +728,7 @@ test_procinit_fields(void **state)
 
 	log_procinit("supervisor");
 	assert_string_equal(log_procname(), "supervisor");
-	assert_string_equal(fmt(LOG_INFO, NULL, "hi"),
-	    TS_STR " info msg=hi\n");
+	assert_string_equal(fmt(LOG_INFO, NULL, "hi"), TS_STR " info msg=hi\n");
 
 	log_procinit("worker solo");
 	assert_string_equal(fmt(LOG_INFO, NULL, "hi"),
@@ -737,14 +738,15 @@ test_procinit_fields(void **state)
 static void
 test_procinit_in_file(void **state)
 {
-	struct logdir	*d = *state;
-	char		*s;
+	struct logdir *d = *state;
+	char	      *s;
 
 	open_file_target(d);
 	log_procinit("worker default/2");
 	log_info("job %d started", 7);
 	s = slurp(d->path);
-	assert_non_null(strstr(s, " info worker=default/2 msg=\"job 7 "
+	assert_non_null(strstr(s,
+	    " info worker=default/2 msg=\"job 7 "
 	    "started\"\n"));
 	assert_int_equal(count_char(s, strlen(s), '\n'), 1);
 	free(s);
@@ -753,12 +755,19 @@ test_procinit_in_file(void **state)
 static void
 test_levels(void **state)
 {
-	static const char	*bad[] = {
-		"", "verbose", "info ", " info", "inf", "unknown", "3", "trace",
+	static const char *bad[] = {
+		"",
+		"verbose",
+		"info ",
+		" info",
+		"inf",
+		"unknown",
+		"3",
+		"trace",
 		"informational",
 	};
-	int			 i;
-	size_t			 j;
+	int    i;
+	size_t j;
 
 	assert_int_equal(log_parse_level("error"), LOG_ERR);
 	assert_int_equal(log_parse_level("warning"), LOG_WARNING);
@@ -787,11 +796,11 @@ test_levels(void **state)
 static void
 test_file_target(void **state)
 {
-	struct logdir	*d = *state;
-	char		*s, ts[32];
-	struct stat	 st;
-	int		 y, mo, da, h, mi, se, us;
-	mode_t		 mask;
+	struct logdir *d = *state;
+	char	      *s, ts[32];
+	struct stat    st;
+	int	       y, mo, da, h, mi, se, us;
+	mode_t	       mask;
 
 	/* The file is created 0640, so keep the umask out of the way. */
 	mask = umask(022);
@@ -801,7 +810,8 @@ test_file_target(void **state)
 	s = slurp(d->path);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 1);
 	assert_int_equal(sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &y, &mo, &da, &h,
-	    &mi, &se, &us), 7);
+			     &mi, &se, &us),
+	    7);
 	assert_true(y >= 2024);
 	snprintf(ts, sizeof ts, "%.27s", s);
 	assert_int_equal(strlen(ts), 27);
@@ -822,9 +832,9 @@ test_file_target(void **state)
 static void
 test_open_bad_targets(void **state)
 {
-	struct logdir	*d = *state;
-	const char	*errstr;
-	char		 target[160], *s;
+	struct logdir *d = *state;
+	const char    *errstr;
+	char	       target[160], *s;
 
 	open_file_target(d);
 
@@ -872,8 +882,8 @@ test_open_bad_targets(void **state)
 static void
 test_reopen(void **state)
 {
-	struct logdir	*d = *state;
-	char		*s;
+	struct logdir *d = *state;
+	char	      *s;
 
 	/* Not a file: nothing to do. */
 	assert_int_equal(log_reopen(), 0);
@@ -915,8 +925,8 @@ test_reopen(void **state)
 static void
 test_request_reopen(void **state)
 {
-	struct logdir	*d = *state;
-	char		*s;
+	struct logdir *d = *state;
+	char	      *s;
 
 	open_file_target(d);
 	log_info("before");
@@ -943,8 +953,8 @@ test_request_reopen(void **state)
 static void
 test_file_is_cloexec(void **state)
 {
-	struct logdir	*d = *state;
-	int		 fd;
+	struct logdir *d = *state;
+	int	       fd;
 
 	open_file_target(d);
 	fd = fd_of(d->path);
@@ -963,8 +973,8 @@ test_file_is_cloexec(void **state)
 static void
 test_level_filter(void **state)
 {
-	struct logdir	*d = *state;
-	char		*s;
+	struct logdir *d = *state;
+	char	      *s;
 
 	open_file_target(d);
 	log_setlevel(LOG_INFO);
@@ -989,9 +999,9 @@ test_level_filter(void **state)
 static void
 test_errno_preserved(void **state)
 {
-	struct logdir	*d = *state;
-	char		*s;
-	int		 fd, full;
+	struct logdir *d = *state;
+	char	      *s;
+	int	       fd, full;
 
 	open_file_target(d);
 
@@ -1013,7 +1023,8 @@ test_errno_preserved(void **state)
 	assert_int_equal(errno, EPIPE);
 
 	s = slurp(d->path);
-	assert_non_null(strstr(s, " warning msg=\"open /x: No such file or "
+	assert_non_null(strstr(s,
+	    " warning msg=\"open /x: No such file or "
 	    "directory\"\n"));
 	assert_non_null(strstr(s, " warning msg=\"no errno here\"\n"));
 	assert_null(strstr(s, "Broken pipe"));
@@ -1035,7 +1046,7 @@ test_errno_preserved(void **state)
 static void
 test_parser_rejects_malformed(void **state)
 {
-	static const char	*bad[] = {
+	static const char *bad[] = {
 		TS_STR " info msg=x",
 		TS_STR " info msg=x\n\n",
 		TS_STR " info msg=x\nmsg=y\n",
@@ -1045,7 +1056,8 @@ test_parser_rejects_malformed(void **state)
 		TS_STR " info msg=\"a\\x0A\"\n",
 		TS_STR " info msg=\"a\\x0a\"\n",
 		TS_STR " info msg=\"a\\x41\"\n",
-		TS_STR " info msg=\"a\x01" "b\"\n",
+		TS_STR " info msg=\"a\x01"
+		       "b\"\n",
 		TS_STR " info msg=a\"b\n",
 		TS_STR " info msg=a=b\n",
 		TS_STR " info msg=\"abc\"\n",
@@ -1059,9 +1071,9 @@ test_parser_rejects_malformed(void **state)
 		TS_STR " loud msg=x\n",
 		"2023-11-14 22:13:20.123456Z info msg=x\n",
 	};
-	static struct record	 r;
-	const char		*good;
-	size_t			 i;
+	static struct record r;
+	const char	    *good;
+	size_t		     i;
 
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		if (record_parse(bad[i], strlen(bad[i]), &r) == NULL)
@@ -1088,10 +1100,10 @@ test_fields_simple(void **state)
 	fmt_is("x" LOG_KV "k_2=v", TS_STR " info msg=x k_2=v\n");
 
 	/* Field values are quoted exactly like msg. */
-	fmt_is("x" LOG_KV "path=/a b" LOG_KV "q=say \"hi\"" LOG_KV "eq=a=b"
-	    LOG_KV "nl=1\n2" LOG_KV "bs=a\\b",
+	fmt_is("x" LOG_KV "path=/a b" LOG_KV "q=say \"hi\"" LOG_KV
+	       "eq=a=b" LOG_KV "nl=1\n2" LOG_KV "bs=a\\b",
 	    TS_STR " info msg=x path=\"/a b\" q=\"say \\\"hi\\\"\" eq=\"a=b\" "
-	    "nl=\"1\\n2\" bs=\"a\\\\b\"\n");
+		   "nl=\"1\\n2\" bs=\"a\\\\b\"\n");
 
 	/* Empty values are written, quoted, wherever they are. */
 	fmt_is("x" LOG_KV "k=", TS_STR " info msg=x k=\"\"\n");
@@ -1116,12 +1128,21 @@ test_fields_separator_in_value(void **state)
 static void
 test_fields_bad_keys(void **state)
 {
-	static const char	*keys[] = {
-		"Key=v", "kEy=v", "1k=v", "_k=v", "k-1=v", "k.v=1", "k v=1",
-		"novalue", "=v", "k\xc3\xa9=v", "",
+	static const char *keys[] = {
+		"Key=v",
+		"kEy=v",
+		"1k=v",
+		"_k=v",
+		"k-1=v",
+		"k.v=1",
+		"k v=1",
+		"novalue",
+		"=v",
+		"k\xc3\xa9=v",
+		"",
 	};
-	char			 msg[128], want[256], key[40];
-	size_t			 i;
+	char   msg[128], want[256], key[40];
+	size_t i;
 
 	/* Each stays in msg, separator and all (none needs escaping). */
 	for (i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -1153,11 +1174,11 @@ test_fields_bad_keys(void **state)
 static void
 check_many_fields(const struct log_ctx *ctx, size_t nctx, size_t nfields)
 {
-	static struct record	 r;
-	const struct pair	*pr;
-	char			 msg[1024], want[1024], *p, *q;
-	const char		*rec;
-	size_t			 i, last;
+	static struct record r;
+	const struct pair   *pr;
+	char		     msg[1024], want[1024], *p, *q;
+	const char	    *rec;
+	size_t		     i, last;
 
 	p = msg + snprintf(msg, sizeof msg, "x");
 	for (i = 0; i < nfields; i++)
@@ -1167,7 +1188,7 @@ check_many_fields(const struct log_ctx *ctx, size_t nctx, size_t nfields)
 	record_check(rec, strlen(rec), LOG_RECORD_MAX, &r);
 	assert_int_equal(r.npairs, 24);
 	assert_string_equal(r.pairs[nctx].key, "msg");
-	last = 24 - nctx - 2;	/* the field that takes the rest */
+	last = 24 - nctx - 2; /* the field that takes the rest */
 	for (i = 0; i < last; i++) {
 		pr = &r.pairs[nctx + 1 + i];
 		snprintf(want, sizeof want, "f%zu", i);
@@ -1189,26 +1210,28 @@ check_many_fields(const struct log_ctx *ctx, size_t nctx, size_t nfields)
 static void
 test_fields_many(void **state)
 {
-	struct log_ctx	 ctx = { NULL, NULL, -1 };
+	struct log_ctx ctx = { NULL, NULL, -1 };
 
 	/* 23 fields fit beside msg exactly; nothing is merged. */
-	fmt_is("x" LOG_KV "a=1" LOG_KV "b=2" LOG_KV "c=3" LOG_KV "d=4"
-	    LOG_KV "e=5" LOG_KV "f=6" LOG_KV "g=7" LOG_KV "h=8" LOG_KV "i=9"
-	    LOG_KV "j=10" LOG_KV "k=11" LOG_KV "l=12" LOG_KV "m=13"
-	    LOG_KV "n=14" LOG_KV "o=15" LOG_KV "p=16" LOG_KV "q=17"
-	    LOG_KV "r=18" LOG_KV "s=19" LOG_KV "t=20" LOG_KV "u=21"
-	    LOG_KV "v=22" LOG_KV "w=23",
-	    TS_STR " info msg=x a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 "
+	fmt_is("x" LOG_KV "a=1" LOG_KV "b=2" LOG_KV "c=3" LOG_KV "d=4" LOG_KV
+	       "e=5" LOG_KV "f=6" LOG_KV "g=7" LOG_KV "h=8" LOG_KV "i=9" LOG_KV
+	       "j=10" LOG_KV "k=11" LOG_KV "l=12" LOG_KV "m=13" LOG_KV
+	       "n=14" LOG_KV "o=15" LOG_KV "p=16" LOG_KV "q=17" LOG_KV
+	       "r=18" LOG_KV "s=19" LOG_KV "t=20" LOG_KV "u=21" LOG_KV
+	       "v=22" LOG_KV "w=23",
+	    TS_STR
+	    " info msg=x a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 "
 	    "k=11 l=12 m=13 n=14 o=15 p=16 q=17 r=18 s=19 t=20 u=21 v=22 "
 	    "w=23\n");
 	/* One more and it joins the last value. */
-	fmt_is("x" LOG_KV "a=1" LOG_KV "b=2" LOG_KV "c=3" LOG_KV "d=4"
-	    LOG_KV "e=5" LOG_KV "f=6" LOG_KV "g=7" LOG_KV "h=8" LOG_KV "i=9"
-	    LOG_KV "j=10" LOG_KV "k=11" LOG_KV "l=12" LOG_KV "m=13"
-	    LOG_KV "n=14" LOG_KV "o=15" LOG_KV "p=16" LOG_KV "q=17"
-	    LOG_KV "r=18" LOG_KV "s=19" LOG_KV "t=20" LOG_KV "u=21"
-	    LOG_KV "v=22" LOG_KV "w=23" LOG_KV "z=24",
-	    TS_STR " info msg=x a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 "
+	fmt_is("x" LOG_KV "a=1" LOG_KV "b=2" LOG_KV "c=3" LOG_KV "d=4" LOG_KV
+	       "e=5" LOG_KV "f=6" LOG_KV "g=7" LOG_KV "h=8" LOG_KV "i=9" LOG_KV
+	       "j=10" LOG_KV "k=11" LOG_KV "l=12" LOG_KV "m=13" LOG_KV
+	       "n=14" LOG_KV "o=15" LOG_KV "p=16" LOG_KV "q=17" LOG_KV
+	       "r=18" LOG_KV "s=19" LOG_KV "t=20" LOG_KV "u=21" LOG_KV
+	       "v=22" LOG_KV "w=23" LOG_KV "z=24",
+	    TS_STR
+	    " info msg=x a=1 b=2 c=3 d=4 e=5 f=6 g=7 h=8 i=9 j=10 "
 	    "k=11 l=12 m=13 n=14 o=15 p=16 q=17 r=18 s=19 t=20 u=21 v=22 "
 	    "w=\"23\\x1fz=24\"\n");
 
@@ -1225,15 +1248,16 @@ test_fields_many(void **state)
 static void
 test_fields_with_context(void **state)
 {
-	struct log_ctx	 ctx = { "web", NULL, 7 };
+	struct log_ctx ctx = { "web", NULL, 7 };
 
 	assert_string_equal(fmt(LOG_INFO, &ctx, "started" LOG_KV "pid=42"),
 	    TS_STR " info pool=web job=7 msg=started pid=42\n");
 	ctx.worker = "web/3";
-	assert_string_equal(fmt(LOG_NOTICE, &ctx, "job finished"
-	    LOG_KV "state=failed" LOG_KV "ms=12"),
+	assert_string_equal(fmt(LOG_NOTICE, &ctx,
+				"job finished" LOG_KV "state=failed" LOG_KV
+				"ms=12"),
 	    TS_STR " notice worker=web/3 job=7 msg=\"job finished\" "
-	    "state=failed ms=12\n");
+		   "state=failed ms=12\n");
 
 	/* A separator in a context value is just a byte of it. */
 	ctx.worker = "a" LOG_KV "b=c";
@@ -1255,8 +1279,8 @@ test_fields_with_context(void **state)
 static void
 test_quoting_control_bytes(void **state)
 {
-	char		 msg[16], esc[8], want[128];
-	unsigned int	 c;
+	char	     msg[16], esc[8], want[128];
+	unsigned int c;
 
 	for (c = 0x01; c <= 0x7f; c++) {
 		if (c >= 0x20 && c < 0x7f)
@@ -1270,8 +1294,7 @@ test_quoting_control_bytes(void **state)
 		else
 			snprintf(esc, sizeof esc, "\\x%02x", c);
 		snprintf(msg, sizeof msg, "a%cb", c);
-		snprintf(want, sizeof want, TS_STR " info msg=\"a%sb\"\n",
-		    esc);
+		snprintf(want, sizeof want, TS_STR " info msg=\"a%sb\"\n", esc);
 		assert_string_equal(fmt(LOG_INFO, NULL, msg), want);
 		snprintf(msg, sizeof msg, "x" LOG_KV "k=a%cb", c);
 		snprintf(want, sizeof want, TS_STR " info msg=x k=\"a%sb\"\n",
@@ -1306,9 +1329,9 @@ test_quoting_utf8(void **state)
 
 /* A piece a record should hold: its key and the bytes that went in. */
 struct want {
-	const char	*key;
-	const char	*val;
-	size_t		 len;
+	const char *key;
+	const char *val;
+	size_t	    len;
 };
 
 /*
@@ -1320,9 +1343,9 @@ static size_t
 check_fit(const struct log_ctx *ctx, const char *msg, const struct want *w,
     size_t nw, size_t size, struct record *r, size_t *lenp)
 {
-	const struct pair	*pr;
-	char			*buf;
-	size_t			 i, n, cuts = 0;
+	const struct pair *pr;
+	char		  *buf;
+	size_t		   i, n, cuts = 0;
 
 	buf = malloc(size);
 	assert_non_null(buf);
@@ -1330,15 +1353,15 @@ check_fit(const struct log_ctx *ctx, const char *msg, const struct want *w,
 	record_check(buf, n, size, r);
 	free(buf);
 	if (r->npairs != nw)
-		fail_msg("%zu pairs, want %zu (size %zu)", r->npairs, nw,
-		    size);
+		fail_msg("%zu pairs, want %zu (size %zu)", r->npairs, nw, size);
 	for (i = 0; i < nw; i++) {
 		pr = &r->pairs[i];
 		assert_string_equal(pr->key, w[i].key);
 		if (!pair_keeps(pr, w[i].val, w[i].len))
 			fail_msg("%s: %zu bytes%s, not the %zu that went in "
-			    "(size %zu)", pr->key, pr->len,
-			    pr->cut ? " cut" : "", w[i].len, size);
+				 "(size %zu)",
+			    pr->key, pr->len, pr->cut ? " cut" : "", w[i].len,
+			    size);
 		cuts += pr->cut != 0;
 	}
 	/*
@@ -1357,8 +1380,9 @@ check_fit(const struct log_ctx *ctx, const char *msg, const struct want *w,
 static void
 fill_tricky(char *s, size_t len)
 {
-	static const char	 pat[] = "ab \"q\" \\ \t\x01" "c\xc3\xa9\n";
-	size_t			 i;
+	static const char pat[] = "ab \"q\" \\ \t\x01"
+				  "c\xc3\xa9\n";
+	size_t		  i;
 
 	for (i = 0; i < len; i++)
 		s[i] = pat[i % (sizeof pat - 1)];
@@ -1369,16 +1393,16 @@ fill_tricky(char *s, size_t len)
 static void
 test_cut_long_msg_keeps_fields(void **state)
 {
-	static struct record	 r;
-	static char		 text[8001], msg[9000];
-	struct want		 w[4];
-	size_t			 i, size;
+	static struct record r;
+	static char	     text[8001], msg[9000];
+	struct want	     w[4];
+	size_t		     i, size;
 
 	for (i = 0; i < 8000; i++)
 		text[i] = i % 7 == 6 ? ' ' : 'a' + (char)(i % 7);
 	text[8000] = '\0';
-	snprintf(msg, sizeof msg, "%s" LOG_KV "state=ok" LOG_KV "ms=12"
-	    LOG_KV "path=/a b", text);
+	snprintf(msg, sizeof msg,
+	    "%s" LOG_KV "state=ok" LOG_KV "ms=12" LOG_KV "path=/a b", text);
 	w[0] = (struct want){ "msg", text, 8000 };
 	w[1] = (struct want){ "state", "ok", 2 };
 	w[2] = (struct want){ "ms", "12", 2 };
@@ -1390,8 +1414,8 @@ test_cut_long_msg_keeps_fields(void **state)
 
 	/* The same for escapes in msg, and in smaller buffers. */
 	fill_tricky(text, 8000);
-	snprintf(msg, sizeof msg, "%s" LOG_KV "state=ok" LOG_KV "ms=12"
-	    LOG_KV "path=/a b", text);
+	snprintf(msg, sizeof msg,
+	    "%s" LOG_KV "state=ok" LOG_KV "ms=12" LOG_KV "path=/a b", text);
 	for (size = 1100; size <= LOG_RECORD_MAX; size += 61) {
 		assert_int_equal(check_fit(NULL, msg, w, 4, size, &r, NULL), 1);
 		assert_true(r.pairs[0].cut);
@@ -1402,15 +1426,17 @@ test_cut_long_msg_keeps_fields(void **state)
 static void
 test_cut_long_field(void **state)
 {
-	static struct record	 r;
-	static char		 body[6001], msg[7000];
-	struct log_ctx		 ctx = { "web", "web/2", 31 };
-	struct want		 w[6];
-	size_t			 size;
+	static struct record r;
+	static char	     body[6001], msg[7000];
+	struct log_ctx	     ctx = { "web", "web/2", 31 };
+	struct want	     w[6];
+	size_t		     size;
 
 	fill_tricky(body, 6000);
-	snprintf(msg, sizeof msg, "upload failed" LOG_KV "user=alice"
-	    LOG_KV "body=%s" LOG_KV "code=413", body);
+	snprintf(msg, sizeof msg,
+	    "upload failed" LOG_KV "user=alice" LOG_KV "body=%s" LOG_KV
+	    "code=413",
+	    body);
 	w[0] = (struct want){ "worker", "web/2", 5 };
 	w[1] = (struct want){ "job", "31", 2 };
 	w[2] = (struct want){ "msg", "upload failed", 13 };
@@ -1429,17 +1455,18 @@ test_cut_long_field(void **state)
 static void
 test_cut_two_long_values(void **state)
 {
-	static struct record	 r;
-	static char		 a[5001], b[6001], msg[12000];
-	struct want		 w[5];
-	size_t			 i, size;
+	static struct record r;
+	static char	     a[5001], b[6001], msg[12000];
+	struct want	     w[5];
+	size_t		     i, size;
 
 	for (i = 0; i < 5000; i++)
 		a[i] = i % 10 == 9 ? ' ' : '0' + (char)(i % 10);
 	a[5000] = '\0';
 	fill_tricky(b, 6000);
-	snprintf(msg, sizeof msg, "two" LOG_KV "a=%s" LOG_KV "c=short"
-	    LOG_KV "b=%s" LOG_KV "d=", a, b);
+	snprintf(msg, sizeof msg,
+	    "two" LOG_KV "a=%s" LOG_KV "c=short" LOG_KV "b=%s" LOG_KV "d=", a,
+	    b);
 	w[0] = (struct want){ "msg", "two", 3 };
 	w[1] = (struct want){ "a", a, 5000 };
 	w[2] = (struct want){ "c", "short", 5 };
@@ -1458,10 +1485,10 @@ test_cut_two_long_values(void **state)
 static void
 test_cut_only_when_needed(void **state)
 {
-	static struct record	 r;
-	static char		 msg[3000], val[2001];
-	struct want		 w[3];
-	size_t			 full, n, size, i;
+	static struct record r;
+	static char	     msg[3000], val[2001];
+	struct want	     w[3];
+	size_t		     full, n, size, i;
 
 	for (i = 0; i < 2; i++) {
 		/* A bare value, then one with escapes in it. */
@@ -1479,7 +1506,8 @@ test_cut_only_when_needed(void **state)
 		    0);
 		for (size = full - 8; size <= full + 2; size++) {
 			assert_int_equal(check_fit(NULL, msg, w, 3, size, &r,
-			    &n), size < full);
+					     &n),
+			    size < full);
 			if (size >= full)
 				assert_int_equal(n, full);
 		}
@@ -1488,20 +1516,19 @@ test_cut_only_when_needed(void **state)
 
 /* One pseudo-random record: a context, a message, and what should come out. */
 struct rcase {
-	char		 msg[8192];
-	char		 pool[48], worker[48], job[24];
-	char		 keys[30][KEY_MAX + 1];
-	struct log_ctx	 ctx;
-	struct want	 w[24];
-	size_t		 nw;
+	char	       msg[8192];
+	char	       pool[48], worker[48], job[24];
+	char	       keys[30][KEY_MAX + 1];
+	struct log_ctx ctx;
+	struct want    w[24];
+	size_t	       nw;
 };
 
 /* Mostly bytes that need care, else any byte but NUL. */
 static char
 rnd_byte(uint64_t *s)
 {
-	static const char	 tricky[] =
-	    "\x1f\"\\\n\t\r =\x7f\x01\xc3\xa9\xff";
+	static const char tricky[] = "\x1f\"\\\n\t\r =\x7f\x01\xc3\xa9\xff";
 
 	if (rnd_below(s, 4) == 0)
 		return tricky[rnd_below(s, sizeof tricky - 1)];
@@ -1515,7 +1542,7 @@ rnd_byte(uint64_t *s)
 static void
 rnd_bytes(uint64_t *s, char *out, size_t len)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < len; i++) {
 		out[i] = rnd_byte(s);
@@ -1529,7 +1556,7 @@ rnd_bytes(uint64_t *s, char *out, size_t len)
 static size_t
 rnd_len(uint64_t *s, size_t *left)
 {
-	size_t	 n;
+	size_t n;
 
 	switch (rnd_below(s, 10)) {
 	case 0:
@@ -1553,7 +1580,7 @@ rnd_len(uint64_t *s, size_t *left)
 static char *
 rnd_name(uint64_t *s, char *buf, size_t size)
 {
-	size_t	 len = 1 + rnd_below(s, size - 1);
+	size_t len = 1 + rnd_below(s, size - 1);
 
 	rnd_bytes(s, buf, len);
 	buf[len] = '\0';
@@ -1563,7 +1590,7 @@ rnd_name(uint64_t *s, char *buf, size_t size)
 static int
 want_has_key(const struct want *w, size_t n, const char *key)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		if (strcmp(w[i].key, key) == 0)
@@ -1574,15 +1601,14 @@ want_has_key(const struct want *w, size_t n, const char *key)
 static void
 rnd_case(uint64_t *s, struct rcase *c)
 {
-	static const char	 keychars[] =
-	    "abcdefghijklmnopqrstuvwxyz0123456789_";
-	size_t			 left = rnd_below(s, 6001), off, len, i, k, nf;
-	char			*key;
-	struct want		*last;
+	static const char keychars[] = "abcdefghijklmnopqrstuvwxyz0123456789_";
+	size_t		  left = rnd_below(s, 6001), off, len, i, k, nf;
+	char		 *key;
+	struct want	 *last;
 
 	c->ctx = (struct log_ctx){ NULL, NULL, -1 };
 	c->nw = 0;
-	k = rnd_below(s, 4);	/* bit 0: a pool, bit 1: a worker */
+	k = rnd_below(s, 4); /* bit 0: a pool, bit 1: a worker */
 	if (k & 1)
 		c->ctx.pool = rnd_name(s, c->pool, sizeof c->pool);
 	if (k & 2)
@@ -1590,10 +1616,10 @@ rnd_case(uint64_t *s, struct rcase *c)
 	/* A worker names its pool, so the pool only shows alone. */
 	if (c->ctx.worker != NULL)
 		c->w[c->nw++] = (struct want){ "worker", c->worker,
-		    strlen(c->worker) };
+			strlen(c->worker) };
 	else if (c->ctx.pool != NULL)
 		c->w[c->nw++] = (struct want){ "pool", c->pool,
-		    strlen(c->pool) };
+			strlen(c->pool) };
 	if (rnd_below(s, 2)) {
 		c->ctx.job = 1 + (int64_t)rnd_below(s, 1000000000);
 		len = (size_t)snprintf(c->job, sizeof c->job, "%lld",
@@ -1613,9 +1639,9 @@ rnd_case(uint64_t *s, struct rcase *c)
 		do {
 			key[0] = (char)('a' + rnd_below(s, 26));
 			for (k = 1 + rnd_below(s, KEY_MAX), len = 1; len < k;
-			    len++)
-				key[len] = keychars[rnd_below(s,
-				    sizeof keychars - 1)];
+			     len++)
+				key[len] =
+				    keychars[rnd_below(s, sizeof keychars - 1)];
 			key[len] = '\0';
 		} while (want_has_key(c->w, c->nw, key));
 		off += (size_t)snprintf(c->msg + off, sizeof c->msg - off,
@@ -1639,24 +1665,25 @@ rnd_case(uint64_t *s, struct rcase *c)
 static void
 test_round_trip_random(void **state)
 {
-	static struct rcase	 c;
-	static struct record	 r;
-	uint64_t		 seed = UINT64_C(0x6d70726f6364);
-	size_t			 i, full, n, size, cuts, ncut = 0;
+	static struct rcase  c;
+	static struct record r;
+	uint64_t	     seed = UINT64_C(0x6d70726f6364);
+	size_t		     i, full, n, size, cuts, ncut = 0;
 
 	for (i = 0; i < 3000; i++) {
 		rnd_case(&seed, &c);
 		/* With room to spare nothing is cut... */
-		if (check_fit(&c.ctx, c.msg, c.w, c.nw, 1 << 16, &r,
-		    &full) != 0)
+		if (check_fit(&c.ctx, c.msg, c.w, c.nw, 1 << 16, &r, &full) !=
+		    0)
 			fail_msg("case %zu: cut with room to spare", i);
 		/* ...and in a record's room, only what does not fit. */
-		size = rnd_below(&seed, 2) ? LOG_RECORD_MAX :
-		    1100 + rnd_below(&seed, LOG_RECORD_MAX - 1100 + 1);
+		size = rnd_below(&seed, 2)
+		    ? LOG_RECORD_MAX
+		    : 1100 + rnd_below(&seed, LOG_RECORD_MAX - 1100 + 1);
 		cuts = check_fit(&c.ctx, c.msg, c.w, c.nw, size, &r, &n);
 		if ((cuts == 0) != (full <= size))
-			fail_msg("case %zu: %zu bytes in %zu, %zu cut", i,
-			    full, size, cuts);
+			fail_msg("case %zu: %zu bytes in %zu, %zu cut", i, full,
+			    size, cuts);
 		if (cuts == 0)
 			assert_int_equal(n, full);
 		ncut += cuts > 0;
@@ -1670,18 +1697,18 @@ test_round_trip_random(void **state)
 static void
 test_warn_with_fields(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	struct log_ctx		 ctx = { "web", "web/1", 3 };
-	char			*s;
+	static struct record r;
+	struct logdir	    *d = *state;
+	struct log_ctx	     ctx = { "web", "web/1", 3 };
+	char		    *s;
 
 	open_file_target(d);
 	errno = ENOENT;
 	log_warn("open" LOG_KV "path=%s", "/x");
 	assert_int_equal(errno, ENOENT);
 	errno = EACCES;
-	clog_warn(&ctx, "bind %s" LOG_KV "port=%d" LOG_KV "addr=%s", "sock",
-	    80, "::1");
+	clog_warn(&ctx, "bind %s" LOG_KV "port=%d" LOG_KV "addr=%s", "sock", 80,
+	    "::1");
 	assert_int_equal(errno, EACCES);
 	errno = EPIPE;
 	clog_warnx(&ctx, "peer gone" LOG_KV "fd=%d", 9);
@@ -1692,12 +1719,13 @@ test_warn_with_fields(void **state)
 	assert_int_equal(errno, EIO);
 
 	s = slurp(d->path);
-	assert_non_null(strstr(s, " warning msg=\"open: No such file or "
+	assert_non_null(strstr(s,
+	    " warning msg=\"open: No such file or "
 	    "directory\" path=/x\n"));
 	line_check(s, 0, "", &r);
 	assert_string_equal(r.level, "warning");
-	expect_pairs(&r, "msg", "open: No such file or directory", "path",
-	    "/x", NULL);
+	expect_pairs(&r, "msg", "open: No such file or directory", "path", "/x",
+	    NULL);
 	line_check(s, 1, "", &r);
 	expect_pairs(&r, "worker", "web/1", "job", "3", "msg",
 	    "bind sock: Permission denied", "port", "80", "addr", "::1", NULL);
@@ -1718,16 +1746,16 @@ test_warn_with_fields(void **state)
 static int
 log_via_stderr(const char *path, const char *target, const char *stream)
 {
-	const char	*errstr = NULL;
-	char		 own[64];
-	int		 saved, rc;
+	const char *errstr = NULL;
+	char	    own[64];
+	int	    saved, rc;
 
 	saved = stderr_divert(path, own, sizeof own);
 	if (stream == NULL)
 		unsetenv("JOURNAL_STREAM");
 	else
-		setenv("JOURNAL_STREAM", strcmp(stream, "same") == 0 ? own :
-		    stream, 1);
+		setenv("JOURNAL_STREAM",
+		    strcmp(stream, "same") == 0 ? own : stream, 1);
 	if ((rc = log_open(target, &errstr)) == 0) {
 		errno = EIO;
 		log_warn("disk" LOG_KV "dev=%s", "sda");
@@ -1739,23 +1767,22 @@ log_via_stderr(const char *path, const char *target, const char *stream)
 	return rc;
 }
 
-static int	journald_listening(void);
+static int journald_listening(void);
 
 /* On journald's stream each record starts with its priority, "<N>". */
 static void
 test_journal_prefix(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	char			*s;
+	static struct record r;
+	struct logdir	    *d = *state;
+	char		    *s;
 
 	assert_int_equal(log_via_stderr(d->path, "stderr", "same"), 0);
 	s = slurp(d->path);
 	assert_memory_equal(s, "<4>2", 4);
 	line_check(s, 0, "<4>", &r);
 	assert_string_equal(r.level, "warning");
-	expect_pairs(&r, "msg", "disk: Input/output error", "dev", "sda",
-	    NULL);
+	expect_pairs(&r, "msg", "disk: Input/output error", "dev", "sda", NULL);
 	line_check(s, 1, "<6>", &r);
 	assert_string_equal(r.level, "info");
 	expect_pairs(&r, "msg", "fine", NULL);
@@ -1779,13 +1806,12 @@ test_journal_prefix(void **state)
 static void
 test_journal_prefix_absent(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	struct stat		 st;
-	const char		*streams[] = { NULL, "", "garbage", "0:0",
-	    "1:2:3x", NULL };
-	char			*s, other[64];
-	size_t			 i, n = sizeof streams / sizeof streams[0];
+	static struct record r;
+	struct logdir	    *d = *state;
+	struct stat	     st;
+	const char *streams[] = { NULL, "", "garbage", "0:0", "1:2:3x", NULL };
+	char	   *s, other[64];
+	size_t	    i, n = sizeof streams / sizeof streams[0];
 
 	/* Last, the dev:ino of another file. */
 	assert_int_equal(stat(d->dir, &st), 0);
@@ -1812,17 +1838,17 @@ test_journal_prefix_absent(void **state)
 	free(s);
 }
 
-#define SEC	UINT64_C(1000000)
+#define SEC UINT64_C(1000000)
 
 static void
 test_ratelimit(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	struct log_ratelimit	 rl = LOG_RATELIMIT("bad client", 3, 10);
-	const uint64_t		 t0 = 5 * SEC, t1 = t0 + 10 * SEC;
-	const uint64_t		 t2 = t1 + 25 * SEC, t3 = t2 + 10 * SEC;
-	char			*s;
+	static struct record r;
+	struct logdir	    *d = *state;
+	struct log_ratelimit rl = LOG_RATELIMIT("bad client", 3, 10);
+	const uint64_t	     t0 = 5 * SEC, t1 = t0 + 10 * SEC;
+	const uint64_t	     t2 = t1 + 25 * SEC, t3 = t2 + 10 * SEC;
+	char		    *s;
 
 	open_file_target(d);
 
@@ -1841,8 +1867,9 @@ test_ratelimit(void **state)
 	s = slurp(d->path);
 	line_check(s, 0, "", &r);
 	assert_string_equal(r.level, "notice");
-	expect_pairs(&r, "msg", "dropped 2 bad client records (at most 3 per 10s)",
-	    "dropped", "2", NULL);
+	expect_pairs(&r, "msg",
+	    "dropped 2 bad client records (at most 3 per 10s)", "dropped", "2",
+	    NULL);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 1);
 	free(s);
 
@@ -1868,11 +1895,13 @@ test_ratelimit(void **state)
 
 	s = slurp(d->path);
 	line_check(s, 1, "", &r);
-	expect_pairs(&r, "msg", "dropped 4 bad client records (at most 3 per 10s)",
-	    "dropped", "4", NULL);
+	expect_pairs(&r, "msg",
+	    "dropped 4 bad client records (at most 3 per 10s)", "dropped", "4",
+	    NULL);
 	line_check(s, 2, "", &r);
-	expect_pairs(&r, "msg", "dropped 1 bad client records (at most 3 per 10s)",
-	    "dropped", "1", NULL);
+	expect_pairs(&r, "msg",
+	    "dropped 1 bad client records (at most 3 per 10s)", "dropped", "1",
+	    NULL);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 3);
 	free(s);
 }
@@ -1880,9 +1909,9 @@ test_ratelimit(void **state)
 static void
 test_reopen_if_requested(void **state)
 {
-	struct logdir	*d = *state;
-	struct stat	 st;
-	char		*s;
+	struct logdir *d = *state;
+	struct stat    st;
+	char	      *s;
 
 	open_file_target(d);
 	log_info("one");
@@ -1923,10 +1952,10 @@ test_reopen_if_requested(void **state)
 static void
 test_reopen_if_requested_fails(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	char			 gone[80], *s;
-	int			 saved;
+	static struct record r;
+	struct logdir	    *d = *state;
+	char		     gone[80], *s;
+	int		     saved;
 
 	snprintf(gone, sizeof gone, "%s.gone", d->dir);
 	open_file_target(d);
@@ -1946,8 +1975,10 @@ test_reopen_if_requested_fails(void **state)
 	expect_pairs(&r, "msg", "before", NULL);
 	line_check(s, 1, "", &r);
 	assert_string_equal(r.level, "warning");
-	expect_pairs(&r, "msg", "cannot reopen the log file; records still go "
-	    "to the old one", "path", d->path, "error", strerror(ENOENT), NULL);
+	expect_pairs(&r, "msg",
+	    "cannot reopen the log file; records still go "
+	    "to the old one",
+	    "path", d->path, "error", strerror(ENOENT), NULL);
 	line_check(s, 2, "", &r);
 	expect_pairs(&r, "msg", "after", NULL);
 	assert_int_equal(count_char(s, strlen(s), '\n'), 3);
@@ -1958,8 +1989,8 @@ test_reopen_if_requested_fails(void **state)
 static int
 utf8_whole(const char *s, size_t n)
 {
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i, k, need;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t		     i, k, need;
 
 	for (i = 0; i < n; i += need) {
 		if (p[i] < 0x80)
@@ -1985,12 +2016,12 @@ utf8_whole(const char *s, size_t n)
 static void
 test_cut_keeps_utf8_whole(void **state)
 {
-	static const char	*chars[] = { "\xc3\xa9", "\xe2\x9c\x93",
-	    "\xf0\x9f\x98\x80" };
-	static struct record	 r;
-	static char		 msg[8010];
-	const char		*rec;
-	size_t			 i, shift, off, len;
+	static const char   *chars[] = { "\xc3\xa9", "\xe2\x9c\x93",
+		  "\xf0\x9f\x98\x80" };
+	static struct record r;
+	static char	     msg[8010];
+	const char	    *rec;
+	size_t		     i, shift, off, len;
 
 	for (i = 0; i < sizeof chars / sizeof chars[0]; i++) {
 		len = strlen(chars[i]);
@@ -2004,7 +2035,8 @@ test_cut_keeps_utf8_whole(void **state)
 			assert_true(r.pairs[0].cut);
 			if (!utf8_whole(r.pairs[0].val, r.pairs[0].len))
 				fail_msg("%zu-byte characters after %zu 'a': "
-				    "cut inside a character", len, shift);
+					 "cut inside a character",
+				    len, shift);
 		}
 	}
 }
@@ -2016,9 +2048,9 @@ test_cut_keeps_utf8_whole(void **state)
 static void
 test_warn_error_after_text_with_separator(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	char			*s;
+	static struct record r;
+	struct logdir	    *d = *state;
+	char		    *s;
 
 	open_file_target(d);
 	errno = ENOENT;
@@ -2034,11 +2066,11 @@ test_warn_error_after_text_with_separator(void **state)
 static void
 test_journal_prefix_record_max(void **state)
 {
-	struct logdir	*d = *state;
-	const char	*errstr = NULL;
-	static char	 big[8001];
-	char		 stream[64], *s;
-	int		 saved, rc;
+	struct logdir *d = *state;
+	const char    *errstr = NULL;
+	static char    big[8001];
+	char	       stream[64], *s;
+	int	       saved, rc;
 
 	memset(big, 'x', 8000);
 	saved = stderr_divert(d->path, stream, sizeof stream);
@@ -2060,13 +2092,12 @@ test_journal_prefix_record_max(void **state)
 static void
 test_cut_shares_room(void **state)
 {
-	static char	 msg[12000];
+	static char	     msg[12000];
 	static struct record r;
-	const char	*rec;
-	size_t		 a, b;
+	const char	    *rec;
+	size_t		     a, b;
 
-	snprintf(msg, sizeof msg, "two" LOG_KV "a=%s" LOG_KV "b=%s",
-	    "", "");
+	snprintf(msg, sizeof msg, "two" LOG_KV "a=%s" LOG_KV "b=%s", "", "");
 	memset(msg, 0, sizeof msg);
 	strcpy(msg, "two" LOG_KV "a=");
 	memset(msg + strlen(msg), 'a', 5000);
@@ -2087,22 +2118,22 @@ test_cut_shares_room(void **state)
 static void
 test_fields_no_override(void **state)
 {
-	struct log_ctx	 ctx = { NULL, NULL, 7 };
+	struct log_ctx ctx = { NULL, NULL, 7 };
 
-	fmt_is("x" LOG_KV "msg=spoof", TS_STR " info msg=\"x\\x1fmsg=spoof\"\n");
+	fmt_is("x" LOG_KV "msg=spoof",
+	    TS_STR " info msg=\"x\\x1fmsg=spoof\"\n");
 	fmt_is("x" LOG_KV "k=1" LOG_KV "k=2",
 	    TS_STR " info msg=x k=\"1\\x1fk=2\"\n");
 	assert_string_equal(fmt(LOG_INFO, &ctx, "x" LOG_KV "job=1"),
 	    TS_STR " info job=7 msg=\"x\\x1fjob=1\"\n");
 }
 
-
 /* Whether a journald listens here (then the fallback cannot be seen). */
 static int
 journald_listening(void)
 {
-	struct sockaddr_un	 sun = { .sun_family = AF_UNIX };
-	int			 fd, ok;
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int		   fd, ok;
 
 	snprintf(sun.sun_path, sizeof sun.sun_path,
 	    "/run/systemd/journal/socket");
@@ -2120,10 +2151,10 @@ journald_listening(void)
 static void
 test_journal_unreachable_refused(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	const char		*errstr = NULL;
-	char			*s;
+	static struct record r;
+	struct logdir	    *d = *state;
+	const char	    *errstr = NULL;
+	char		    *s;
 
 	if (journald_listening()) {
 		print_message("SKIPPED: a journald listens on this machine\n");
@@ -2149,10 +2180,10 @@ test_journal_unreachable_refused(void **state)
 static void
 test_journal_without_sendv(void **state)
 {
-	static struct record	 r;
-	struct logdir		*d = *state;
-	const char		*errstr = NULL;
-	char			*s;
+	static struct record r;
+	struct logdir	    *d = *state;
+	const char	    *errstr = NULL;
+	char		    *s;
 
 	log_use_journal(NULL);
 	open_file_target(d);
@@ -2168,8 +2199,7 @@ test_journal_without_sendv(void **state)
 	assert_int_equal(log_via_stderr(d->path, "auto", "same"), 0);
 	s = slurp(d->path);
 	line_check(s, 0, "<4>", &r);
-	expect_pairs(&r, "msg", "disk: Input/output error", "dev", "sda",
-	    NULL);
+	expect_pairs(&r, "msg", "disk: Input/output error", "dev", "sda", NULL);
 	free(s);
 	log_use_journal(sd_journal_sendv);
 }
@@ -2178,7 +2208,7 @@ test_journal_without_sendv(void **state)
 static void
 test_log_safe(void **state)
 {
-	char	 buf[16], big[64];
+	char buf[16], big[64];
 
 	assert_string_equal(log_safe("ls", buf, sizeof buf), "ls");
 	assert_string_equal(log_safe("a" LOG_KV "state=ok", buf, sizeof buf),
@@ -2187,10 +2217,13 @@ test_log_safe(void **state)
 	    "012345678 [cut]");
 	/* The cut keeps whole UTF-8 characters: é is two bytes. */
 	assert_string_equal(log_safe("01234567\xc3\xa9xxxxxxxx", buf,
-	    sizeof buf), "01234567 [cut]");
+				sizeof buf),
+	    "01234567 [cut]");
 	assert_string_equal(log_safe("x", buf, 1), "");
 	/* As a field it stays one value. */
-	fmt_is("x" LOG_KV "cmd=" "a?b=c", TS_STR " info msg=x cmd=\"a?b=c\"\n");
+	fmt_is("x" LOG_KV "cmd="
+	       "a?b=c",
+	    TS_STR " info msg=x cmd=\"a?b=c\"\n");
 	snprintf(big, sizeof big, "x" LOG_KV "cmd=%s",
 	    log_safe("a" LOG_KV "b=c", buf, sizeof buf));
 	fmt_is(big, TS_STR " info msg=x cmd=\"a?b=c\"\n");
@@ -2200,7 +2233,7 @@ test_log_safe(void **state)
 static void
 test_wait_status(void **state)
 {
-	char	 buf[128];
+	char buf[128];
 
 	log_wait_status(W_EXITCODE(3, 0), buf, sizeof buf);
 	assert_string_equal(buf, LOG_KV "status=3");

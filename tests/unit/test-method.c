@@ -19,10 +19,10 @@
 static const char *
 submit_bad(const char *text, struct job_spec *sb)
 {
-	json_error_t	 err;
-	json_t		*params;
-	const char	*bad = NULL;
-	static char	 name[64];
+	json_error_t err;
+	json_t	    *params;
+	const char  *bad = NULL;
+	static char  name[64];
 
 	params = json_loads(text, 0, &err);
 	assert_non_null(params);
@@ -39,8 +39,8 @@ submit_bad(const char *text, struct job_spec *sb)
 static void
 refused(const char *text, const char *param)
 {
-	struct job_spec	 sb;
-	const char	*bad = submit_bad(text, &sb);
+	struct job_spec sb;
+	const char     *bad = submit_bad(text, &sb);
 
 	if (bad == NULL || strcmp(bad, param) != 0)
 		fail_msg("%s: wanted %s refused, got %s", text, param,
@@ -54,7 +54,7 @@ refused(const char *text, const char *param)
 static void
 test_submit_minimal(void **state)
 {
-	struct job_spec	 sb;
+	struct job_spec sb;
 
 	assert_null(submit_bad("{\"argv\": [\"true\"]}", &sb));
 	assert_string_equal(sb.argv[0], "true");
@@ -71,14 +71,14 @@ test_submit_minimal(void **state)
 static void
 test_submit_everything(void **state)
 {
-	struct job_spec	 sb;
-	json_t		*params;
-	const char	*bad;
+	struct job_spec sb;
+	json_t	       *params;
+	const char     *bad;
 
 	params = json_pack("{s:[s,s], s:s, s:s, s:s, s:[s,s], s:s, s:f, s:i}",
 	    "argv", "sh", "-c", "pool", "web", "name", "n", "cwd", "/tmp",
-	    "env", "A=1", "B=", "stdin", "aGkK", "timeout_sec", 1.5,
-	    "retries", 3);
+	    "env", "A=1", "B=", "stdin", "aGkK", "timeout_sec", 1.5, "retries",
+	    3);
 	assert_int_equal(method_submit_parse(params, &sb, &bad), 0);
 	assert_string_equal(sb.argv[1], "-c");
 	assert_string_equal(sb.pool, "web");
@@ -98,11 +98,13 @@ test_submit_everything(void **state)
 static void
 test_submit_nulls_are_absent(void **state)
 {
-	struct job_spec	 sb;
+	struct job_spec sb;
 
-	assert_null(submit_bad("{\"argv\": [\"x\"], \"pool\": null, "
-	    "\"env\": null, \"stdin\": null, \"timeout_sec\": null, "
-	    "\"retries\": null, \"cwd\": null, \"name\": null}", &sb));
+	assert_null(
+	    submit_bad("{\"argv\": [\"x\"], \"pool\": null, "
+		       "\"env\": null, \"stdin\": null, \"timeout_sec\": null, "
+		       "\"retries\": null, \"cwd\": null, \"name\": null}",
+		&sb));
 	assert_string_equal(sb.cwd, "/");
 	assert_int_equal(sb.has_timeout, 0);
 	job_spec_free(&sb);
@@ -151,7 +153,7 @@ test_unknown_param(void **state)
 {
 	static const char *const known[] = { "id", NULL };
 	static const char *const none[] = { NULL };
-	json_t	*p = json_pack("{s:i}", "id", 1);
+	json_t			*p = json_pack("{s:i}", "id", 1);
 
 	assert_null(method_unknown_param(p, known));
 	assert_string_equal(method_unknown_param(p, none), "id");
@@ -164,9 +166,9 @@ test_unknown_param(void **state)
 static void
 test_seconds(void **state)
 {
-	json_t		*p = json_pack("{s:f, s:i, s:f, s:s}", "a", 0.25, "b",
-			    2, "c", -0.5, "d", "1");
-	uint64_t	 usec = 0;
+	json_t	*p = json_pack("{s:f, s:i, s:f, s:s}", "a", 0.25, "b", 2, "c",
+	     -0.5, "d", "1");
+	uint64_t usec = 0;
 
 	assert_int_equal(method_get_seconds(p, "a", &usec), 1);
 	assert_int_equal(usec, 250 * USEC_PER_MSEC);

@@ -30,20 +30,20 @@
 
 #include "fake-process.c"
 
-#define MS	USEC_PER_MSEC
-#define SEC	USEC_PER_SEC
+#define MS  USEC_PER_MSEC
+#define SEC USEC_PER_SEC
 
 /* The log records written between capture_start() and capture_end(). */
 struct capture {
-	char	 dir[64];
-	char	 path[128];
+	char dir[64];
+	char path[128];
 };
 
 static void
 capture_start(struct capture *c, int level)
 {
-	char		 target[160];
-	const char	*errstr = NULL;
+	char	    target[160];
+	const char *errstr = NULL;
 
 	snprintf(c->dir, sizeof c->dir, "/tmp/test-pool-worker.XXXXXX");
 	assert_non_null(mkdtemp(c->dir));
@@ -58,9 +58,9 @@ capture_start(struct capture *c, int level)
 static char *
 capture_end(struct capture *c)
 {
-	FILE	*f;
-	char	*s = xcalloc(1, 1 << 16);
-	size_t	 n;
+	FILE  *f;
+	char  *s = xcalloc(1, 1 << 16);
+	size_t n;
 
 	log_close();
 	log_setlevel(LOG_CRIT);
@@ -78,7 +78,7 @@ capture_end(struct capture *c)
 static void
 fake_job_done(pid_t pid, const struct job *j)
 {
-	struct proto_buf	 b;
+	struct proto_buf b;
 
 	proto_pack_job_done(&b, (uint64_t)j->id, 0, 0);
 	fake_send(pid, PROTO_JOB_DONE, &b);
@@ -88,11 +88,15 @@ fake_job_done(pid_t pid, const struct job *j)
 static void
 test_backoff_next(void **state)
 {
-	assert_int_equal(pool_worker_backoff_next(100 * MS, 30 * SEC), 200 * MS);
-	assert_int_equal(pool_worker_backoff_next(20 * SEC, 30 * SEC), 30 * SEC);
-	assert_int_equal(pool_worker_backoff_next(30 * SEC, 30 * SEC), 30 * SEC);
+	assert_int_equal(pool_worker_backoff_next(100 * MS, 30 * SEC),
+	    200 * MS);
+	assert_int_equal(pool_worker_backoff_next(20 * SEC, 30 * SEC),
+	    30 * SEC);
+	assert_int_equal(pool_worker_backoff_next(30 * SEC, 30 * SEC),
+	    30 * SEC);
 	assert_int_equal(pool_worker_backoff_next(0, 30 * SEC), 0);
-	assert_int_equal(pool_worker_backoff_next(UINT64_MAX / 2 + 1, UINT64_MAX),
+	assert_int_equal(pool_worker_backoff_next(UINT64_MAX / 2 + 1,
+			     UINT64_MAX),
 	    UINT64_MAX);
 }
 
@@ -108,13 +112,13 @@ test_state_names(void **state)
 		[WORKER_WAITING] = "waiting",
 		[WORKER_EXITED] = "exited",
 	};
-	int	 s;
+	int s;
 
 	assert_int_equal(WORKER_NSTATES, 7);
 	for (s = 0; s < WORKER_NSTATES; s++)
 		assert_string_equal(pool_worker_state_name(s), names[s]);
 	assert_string_equal(pool_worker_state_name(WORKER_NSTATES), "unknown");
-	assert_string_equal(pool_worker_state_name((enum worker_state)-1),
+	assert_string_equal(pool_worker_state_name((enum worker_state) - 1),
 	    "unknown");
 }
 
@@ -123,7 +127,7 @@ test_state_names(void **state)
  * copied by hand: the machine must have these and no other.
  */
 static const struct {
-	enum worker_state	 from, to;
+	enum worker_state from, to;
 } drawn_moves[] = {
 	{ WORKER_BACKOFF, WORKER_STARTING },
 	{ WORKER_BACKOFF, WORKER_BACKOFF },
@@ -147,7 +151,7 @@ static const struct {
 static int
 drawn(enum worker_state from, enum worker_state to)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < sizeof drawn_moves / sizeof drawn_moves[0]; i++)
 		if (drawn_moves[i].from == from && drawn_moves[i].to == to)
@@ -158,13 +162,13 @@ drawn(enum worker_state from, enum worker_state to)
 static void
 test_may_move_table(void **state)
 {
-	int	 from, to, n = 0;
+	int from, to, n = 0;
 
 	for (from = 0; from < WORKER_NSTATES; from++)
 		for (to = 0; to < WORKER_NSTATES; to++) {
 			if (pool_worker_may_move(from, to) != drawn(from, to))
 				fail_msg("%s -> %s: the machine says %d, "
-				    "mprocd.h draws %d",
+					 "mprocd.h draws %d",
 				    pool_worker_state_name(from),
 				    pool_worker_state_name(to),
 				    pool_worker_may_move(from, to),
@@ -175,19 +179,19 @@ test_may_move_table(void **state)
 	/* States that do not exist go nowhere. */
 	assert_false(pool_worker_may_move(WORKER_NSTATES, WORKER_IDLE));
 	assert_false(pool_worker_may_move(WORKER_IDLE, WORKER_NSTATES));
-	assert_false(pool_worker_may_move((enum worker_state)-1,
-	    WORKER_BACKOFF));
-	assert_false(pool_worker_may_move(WORKER_EXITED,
-	    (enum worker_state)-1));
+	assert_false(
+	    pool_worker_may_move((enum worker_state) - 1, WORKER_BACKOFF));
+	assert_false(
+	    pool_worker_may_move(WORKER_EXITED, (enum worker_state) - 1));
 }
 
 static void
 test_set_state(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 0);
-	int			 from, to;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 0);
+	int		   from, to;
 
 	for (from = 0; from < WORKER_NSTATES; from++)
 		for (to = 0; to < WORKER_NSTATES; to++) {
@@ -212,12 +216,12 @@ test_set_state(void **state)
 static void
 test_set_state_illegal_warns(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 1);
-	struct worker		*s = pool_worker_new_spare(p);
-	struct capture		 c;
-	char			*log;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 1);
+	struct worker	  *s = pool_worker_new_spare(p);
+	struct capture	   c;
+	char		  *log;
 
 	w->state = WORKER_BUSY;
 	capture_start(&c, LOG_WARNING);
@@ -226,7 +230,8 @@ test_set_state_illegal_warns(void **state)
 	/* A legal move says nothing at this level. */
 	assert_int_equal(pool_worker_set_state(w, WORKER_IDLE), 0);
 	log = capture_end(&c);
-	assert_non_null(strstr(log, "worker cannot go from busy to waiting "
+	assert_non_null(strstr(log,
+	    "worker cannot go from busy to waiting "
 	    "(a bug), ignoring"));
 	assert_non_null(strstr(log, "worker=p/1"));
 	assert_non_null(strstr(log, "spare cannot go from waiting to idle"));
@@ -240,14 +245,19 @@ static void
 test_walk(void **state)
 {
 	static const enum worker_state life[] = {
-		WORKER_STARTING, WORKER_IDLE, WORKER_BUSY, WORKER_IDLE,
-		WORKER_STOPPING, WORKER_EXITED, WORKER_BACKOFF,
+		WORKER_STARTING,
+		WORKER_IDLE,
+		WORKER_BUSY,
+		WORKER_IDLE,
+		WORKER_STOPPING,
+		WORKER_EXITED,
+		WORKER_BACKOFF,
 		WORKER_STARTING,
 	};
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 0);
-	size_t			 i;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 0);
+	size_t		   i;
 
 	assert_int_equal(w->state, WORKER_BACKOFF);
 	assert_int_equal(w->pid, 0);
@@ -258,7 +268,8 @@ test_walk(void **state)
 		/* Only a spare's position waits, never a working slot. */
 		if (life[i] != WORKER_IDLE && life[i] != WORKER_BACKOFF) {
 			assert_int_equal(pool_worker_set_state(w,
-			    WORKER_WAITING), -1);
+					     WORKER_WAITING),
+			    -1);
 			assert_int_equal(w->state, life[i]);
 		}
 	}
@@ -269,8 +280,8 @@ test_walk(void **state)
 static void
 assert_trail(const char *log, const char *const *want, size_t n)
 {
-	const char	*at = log;
-	size_t		 i;
+	const char *at = log;
+	size_t	    i;
 
 	for (i = 0; i < n; i++) {
 		if ((at = strstr(at, want[i])) == NULL)
@@ -288,28 +299,32 @@ static void
 test_life(void **state)
 {
 	static const char *const trail[] = {
-		"from=backoff to=starting", "from=starting to=idle",
-		"from=idle to=busy", "from=busy to=idle",
-		"from=idle to=stopping", "from=stopping to=exited",
-		"from=exited to=backoff", "from=backoff to=starting",
+		"from=backoff to=starting",
+		"from=starting to=idle",
+		"from=idle to=busy",
+		"from=busy to=idle",
+		"from=idle to=stopping",
+		"from=stopping to=exited",
+		"from=exited to=backoff",
+		"from=backoff to=starting",
 	};
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*w;
-	struct job		*j;
-	struct proto_hdr	 h;
-	struct proto_job_start	 js;
-	struct capture		 c;
-	uint8_t			*payload;
-	char			*log;
-	pid_t			 pid;
+	struct pool_config     pc = fake_pool_config();
+	struct pool	      *p;
+	struct worker	      *w;
+	struct job	      *j;
+	struct proto_hdr       h;
+	struct proto_job_start js;
+	struct capture	       c;
+	uint8_t		      *payload;
+	char		      *log;
+	pid_t		       pid;
 
 	pc.workers = 1;
 	p = pool_new(&pc);
 	w = pool_worker_new(p, 0);
 	capture_start(&c, LOG_DEBUG);
 
-	pool_worker_restart(w);		/* no spare: it spawns */
+	pool_worker_restart(w); /* no spare: it spawns */
 	assert_int_equal(nfakes, 1);
 	pid = fakes[0].pid;
 	assert_string_equal(fakes[0].name, "p/0");
@@ -370,9 +385,9 @@ test_life(void **state)
 static void
 test_ready(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 0);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 0);
 
 	assert_string_equal(w->name, "p/0");
 	assert_int_equal(w->state, WORKER_BACKOFF);
@@ -387,18 +402,18 @@ test_ready(void **state)
 static void
 test_crash_backoff_doubles(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 0);
-	uint64_t		 expect[] = { 100 * MS, 200 * MS, 400 * MS,
-				    800 * MS };
-	size_t			 i;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 0);
+	uint64_t expect[] = { 100 * MS, 200 * MS, 400 * MS, 800 * MS };
+	size_t	 i;
 
 	for (i = 0; i < sizeof expect / sizeof expect[0]; i++) {
 		fake_start(w, 5000 + (pid_t)i, 10 * MS);
 		pool_worker_ready(w);
 		assert_int_equal(pool_child_exited(5000 + (pid_t)i,
-		    W_EXITCODE(1, 0)), 1);
+				     W_EXITCODE(1, 0)),
+		    1);
 		assert_int_equal(w->state, WORKER_BACKOFF);
 		assert_int_equal(w->pid, 0);
 		assert_int_equal(w->backoff, expect[i]);
@@ -417,9 +432,9 @@ test_crash_backoff_doubles(void **state)
 static void
 test_backoff_resets_after_long_life(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 0);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 0);
 
 	fake_start(w, 7000, 0);
 	pool_child_exited(7000, SIGSEGV);
@@ -435,10 +450,10 @@ test_backoff_resets_after_long_life(void **state)
 static void
 test_slots_back_off_separately(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*a = pool_worker_new(p, 0);
-	struct worker		*b = pool_worker_new(p, 1);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *a = pool_worker_new(p, 0);
+	struct worker	  *b = pool_worker_new(p, 1);
 
 	fake_start(a, 8000, 0);
 	pool_child_exited(8000, SIGKILL);
@@ -455,9 +470,9 @@ test_slots_back_off_separately(void **state)
 static void
 test_spare_crash_counts_no_restart(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*s = pool_worker_new_spare(p);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *s = pool_worker_new_spare(p);
 
 	assert_int_equal(pool_worker_set_state(s, WORKER_BACKOFF), 0);
 	fake_start(s, FAKE_PID_BASE + 500, 0);
@@ -472,9 +487,9 @@ test_spare_crash_counts_no_restart(void **state)
 static void
 test_spare_waits(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*s = pool_worker_new_spare(p);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *s = pool_worker_new_spare(p);
 
 	assert_true(s->spare);
 	assert_int_equal(s->state, WORKER_WAITING);
@@ -497,8 +512,8 @@ test_spare_waits(void **state)
 static void
 ready_spare(struct worker *s, pid_t pid, int sv[2])
 {
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0,
-	    sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+	    0);
 	assert_int_equal(util_set_nonblock(sv[0]), 0);
 	assert_int_equal(pool_worker_set_state(s, WORKER_BACKOFF), 0);
 	s->pid = pid;
@@ -514,14 +529,14 @@ ready_spare(struct worker *s, pid_t pid, int sv[2])
 static void
 test_spare_adopted(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*s, *w;
-	struct bufferevent	*bev;
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	uint32_t		 slot;
-	int			 sv[2];
+	struct pool_config  pc = fake_pool_config();
+	struct pool	   *p;
+	struct worker	   *s, *w;
+	struct bufferevent *bev;
+	struct proto_hdr    h;
+	uint8_t		   *payload;
+	uint32_t	    slot;
+	int		    sv[2];
 
 	pc.spare_workers = 1;
 	p = pool_new(&pc);
@@ -531,7 +546,7 @@ test_spare_adopted(void **state)
 	w = pool_worker_new(p, 3);
 
 	pool_worker_restart(w);
-	assert_int_equal(nfakes, 0);		/* nothing spawned */
+	assert_int_equal(nfakes, 0); /* nothing spawned */
 	assert_int_equal(w->pid, FAKE_PID_BASE + 600);
 	assert_int_equal(w->state, WORKER_STARTING);
 	assert_ptr_equal(w->bev, bev);
@@ -573,21 +588,21 @@ test_spare_adopted(void **state)
 static void
 test_spare_not_ready_not_adopted(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*a, *b, *c, *w;
-	int			 sva[2], svb[2], svc[2];
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *a, *b, *c, *w;
+	int		   sva[2], svb[2], svc[2];
 
 	a = pool_worker_new_spare(p);
 	b = pool_worker_new_spare(p);
 	c = pool_worker_new_spare(p);
 	ready_spare(a, FAKE_PID_BASE + 701, sva);
-	bufferevent_free(a->bev);		/* its channel is gone */
+	bufferevent_free(a->bev); /* its channel is gone */
 	a->bev = NULL;
 	ready_spare(b, FAKE_PID_BASE + 702, svb);
 	pool_worker_stop_later(b, STOP_RETIRE);
 	ready_spare(c, FAKE_PID_BASE + 703, svc);
-	c->state = WORKER_STARTING;		/* no HELLO yet */
+	c->state = WORKER_STARTING; /* no HELLO yet */
 	w = pool_worker_new(p, 0);
 
 	pool_worker_restart(w);
@@ -611,10 +626,10 @@ test_spare_not_ready_not_adopted(void **state)
 static void
 test_stop_without_process(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*a = pool_worker_new(p, 0);
-	struct worker		*b = pool_worker_new(p, 1);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *a = pool_worker_new(p, 0);
+	struct worker	  *b = pool_worker_new(p, 1);
 
 	pool_worker_stop(a, STOP_RECYCLE);
 	assert_ptr_equal(TAILQ_FIRST(&p->workers), a);
@@ -629,12 +644,12 @@ test_stop_without_process(void **state)
 static void
 test_worker_json(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 1);
-	struct job_spec		 spec;
-	struct job		*j;
-	json_t			*jw;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 1);
+	struct job_spec	   spec;
+	struct job	  *j;
+	json_t		  *jw;
 
 	jw = pool_worker_json(w);
 	assert_string_equal(json_string_value(json_object_get(jw, "name")),
@@ -671,14 +686,17 @@ test_worker_json(void **state)
 	    5);
 	assert_int_equal(json_integer_value(json_object_get(jw, "restarts")),
 	    2);
-	assert_int_equal(json_integer_value(json_object_get(jw,
-	    "started_usec")), 1234567);
+	assert_int_equal(json_integer_value(
+			     json_object_get(jw, "started_usec")),
+	    1234567);
 	json_decref(jw);
 	w->job = NULL;
 	w->pid = 0;
 }
 
-#define T(f)	cmocka_unit_test_setup_teardown(f, fake_cmocka_setup, fake_cmocka_teardown)
+#define T(f) \
+	cmocka_unit_test_setup_teardown(f, fake_cmocka_setup, \
+	    fake_cmocka_teardown)
 
 int
 main(void)

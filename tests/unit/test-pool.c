@@ -31,14 +31,14 @@
 
 #include "fake-process.c"
 
-#define MS	USEC_PER_MSEC
-#define SEC	USEC_PER_SEC
+#define MS  USEC_PER_MSEC
+#define SEC USEC_PER_SEC
 
 /* The worker of slot n (one not being stopped, if there are two). */
 static struct worker *
 slot(struct pool *p, unsigned int n)
 {
-	struct worker	*w, *found = NULL;
+	struct worker *w, *found = NULL;
 
 	TAILQ_FOREACH(w, &p->workers, entry)
 		if (w->slot == n && (found == NULL || w->stop == STOP_NONE))
@@ -51,8 +51,8 @@ slot(struct pool *p, unsigned int n)
 static unsigned int
 count(const struct workers *list)
 {
-	const struct worker	*w;
-	unsigned int		 n = 0;
+	const struct worker *w;
+	unsigned int	     n = 0;
 
 	TAILQ_FOREACH(w, list, entry)
 		n++;
@@ -63,8 +63,8 @@ count(const struct workers *list)
 static struct worker *
 spare(struct pool *p, unsigned int n)
 {
-	struct worker	*w;
-	unsigned int	 i = 0;
+	struct worker *w;
+	unsigned int   i = 0;
 
 	TAILQ_FOREACH(w, &p->spares, entry)
 		if (i++ == n)
@@ -77,7 +77,7 @@ spare(struct pool *p, unsigned int n)
 static struct pool *
 start_pool(const struct pool_config *pc)
 {
-	struct pool	*p = pool_new(pc);
+	struct pool *p = pool_new(pc);
 
 	pool_start(p);
 	return p;
@@ -87,7 +87,7 @@ start_pool(const struct pool_config *pc)
 static void
 resize(struct pool *p, unsigned int workers, uint64_t spares)
 {
-	struct pool_config	 pc = p->cfg;
+	struct pool_config pc = p->cfg;
 
 	pc.workers = workers;
 	pc.spare_workers = spares;
@@ -97,9 +97,9 @@ resize(struct pool *p, unsigned int workers, uint64_t spares)
 static void
 test_crash_tally(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	uint64_t		 t = 1000 * SEC;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	uint64_t	   t = 1000 * SEC;
 
 	/* crash_limit 3: three deaths are tolerated, the fourth is not. */
 	assert_false(pool_record_death(p, t));
@@ -117,10 +117,10 @@ test_crash_tally(void **state)
 static void
 test_crash_tally_spread(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	uint64_t		 t = 1000 * SEC;
-	int			 i;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	uint64_t	   t = 1000 * SEC;
+	int		   i;
 
 	/* One death every 30 s never puts four in one 60 s window. */
 	for (i = 0; i < 20; i++)
@@ -130,8 +130,8 @@ test_crash_tally_spread(void **state)
 static void
 test_crash_limit_zero(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
 
 	pc.crash_limit = 0;
 	p = pool_new(&pc);
@@ -141,11 +141,11 @@ test_crash_limit_zero(void **state)
 static void
 test_shutdown_stop_frees(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*a = pool_worker_new(p, 0);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *a = pool_worker_new(p, 0);
 
-	pool_worker_new(p, 1);	/* in backoff: no process to wait for */
+	pool_worker_new(p, 1); /* in backoff: no process to wait for */
 	/* A pid nobody has: the SIGTERM is only recorded (fake-process.c). */
 	fake_start(a, 0x7ffffff0, 0);
 	pool_stop(p, STOP_SHUTDOWN);
@@ -165,7 +165,7 @@ test_shutdown_stop_frees(void **state)
 static void
 test_unknown_child(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
+	struct pool_config pc = fake_pool_config();
 
 	pool_new(&pc);
 	assert_int_equal(pool_child_exited(12345, 0), 0);
@@ -176,10 +176,10 @@ test_unknown_child(void **state)
 static void
 test_status_json(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*w = pool_worker_new(p, 0);
-	json_t			*j, *jw;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *w = pool_worker_new(p, 0);
+	json_t		  *j, *jw;
 
 	pool_worker_new(p, 1);
 	fake_start(w, 9000, 0);
@@ -208,9 +208,9 @@ test_status_json(void **state)
 static void
 test_start(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	unsigned int		 i;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	unsigned int	   i;
 
 	pc.workers = 3;
 	pc.spare_workers = 1;
@@ -234,10 +234,10 @@ test_start(void **state)
 static void
 test_grow_lowest_free_slots(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	struct worker		*a = pool_worker_new(p, 0);
-	struct worker		*c = pool_worker_new(p, 2);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	struct worker	  *a = pool_worker_new(p, 0);
+	struct worker	  *c = pool_worker_new(p, 2);
 
 	fake_start(a, FAKE_PID_BASE + 900, 0);
 	pool_worker_ready(a);
@@ -269,11 +269,11 @@ test_grow_lowest_free_slots(void **state)
 static void
 test_shrink_order(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*w0, *w1, *w2, *w3;
-	pid_t			 pid[4];
-	int			 i;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *w0, *w1, *w2, *w3;
+	pid_t		   pid[4];
+	int		   i;
 
 	pc.workers = 4;
 	p = start_pool(&pc);
@@ -286,7 +286,7 @@ test_shrink_order(void **state)
 	fake_ready(w1);
 	fake_run_on(w1);
 	fake_ready(w0);
-	fake_ready(w2);			/* w3 is still starting */
+	fake_ready(w2); /* w3 is still starting */
 
 	resize(p, 3, 0);
 	assert_int_equal(w2->state, WORKER_STOPPING);
@@ -313,7 +313,7 @@ test_shrink_order(void **state)
 	assert_int_equal(w1->state, WORKER_STOPPING);
 	assert_int_equal(fake_signals(pid[1], SIGTERM), 1);
 	assert_int_equal(nfake_kills, 4);
-	assert_int_equal(nfakes, 4);		/* none started meanwhile */
+	assert_int_equal(nfakes, 4); /* none started meanwhile */
 
 	/* Their deaths are no crashes: the slots go. */
 	for (i = 0; i < 4; i++)
@@ -329,10 +329,10 @@ test_shrink_order(void **state)
 static void
 test_shrink_then_grow_keeps_busy(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = start_pool(&pc);
-	struct worker		*w0 = slot(p, 0), *w1 = slot(p, 1);
-	pid_t			 pid0 = w0->pid;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = start_pool(&pc);
+	struct worker	  *w0 = slot(p, 0), *w1 = slot(p, 1);
+	pid_t		   pid0 = w0->pid;
 
 	fake_ready(w0);
 	fake_ready(w1);
@@ -344,8 +344,8 @@ test_shrink_then_grow_keeps_busy(void **state)
 	resize(p, 1, 0);
 	assert_int_equal(w0->stop, STOP_NONE);
 	assert_int_equal(w0->state, WORKER_BUSY);
-	assert_int_equal(nfakes, 2);			/* no new one */
-	assert_int_equal(count(&p->workers), 2);	/* w0, and w1 going */
+	assert_int_equal(nfakes, 2);		 /* no new one */
+	assert_int_equal(count(&p->workers), 2); /* w0, and w1 going */
 
 	fake_finish_job(w0);
 	assert_int_equal(w0->state, WORKER_IDLE);
@@ -360,9 +360,9 @@ test_shrink_then_grow_keeps_busy(void **state)
 static void
 test_spares_start_after_slots(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*s0, *s1;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *s0, *s1;
 
 	pc.spare_workers = 2;
 	p = start_pool(&pc);
@@ -406,13 +406,13 @@ test_spares_start_after_slots(void **state)
 static void
 test_grow_takes_spare(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*s, *w;
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	uint32_t		 n;
-	pid_t			 spid;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *s, *w;
+	struct proto_hdr   h;
+	uint8_t		  *payload;
+	uint32_t	   n;
+	pid_t		   spid;
 
 	pc.workers = 1;
 	pc.spare_workers = 1;
@@ -454,9 +454,9 @@ test_grow_takes_spare(void **state)
 static void
 test_spares_retired_least_ready_first(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*ready, *starting, *none;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *ready, *starting, *none;
 
 	pc.workers = 1;
 	pc.spare_workers = 3;
@@ -468,13 +468,13 @@ test_spares_retired_least_ready_first(void **state)
 	starting = spare(p, 1);
 	none = spare(p, 2);
 	fake_ready(ready);
-	fake_reap(none->pid, SIGKILL);		/* backs off: no process */
+	fake_reap(none->pid, SIGKILL); /* backs off: no process */
 	assert_int_equal(none->state, WORKER_BACKOFF);
 	assert_int_equal(none->pid, 0);
 	assert_int_equal(starting->state, WORKER_STARTING);
 
 	resize(p, 1, 2);
-	assert_int_equal(count(&p->spares), 2);	/* freed at once */
+	assert_int_equal(count(&p->spares), 2); /* freed at once */
 	assert_ptr_equal(spare(p, 0), ready);
 	assert_ptr_equal(spare(p, 1), starting);
 	assert_int_equal(nfake_kills, 0);
@@ -506,13 +506,13 @@ test_spares_retired_least_ready_first(void **state)
 static void
 test_remove_drains(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*w0, *w1, *s;
-	struct job		*j1, *j2, *j3;
-	struct job_spec		 spec;
-	enum pool_refusal	 why;
-	pid_t			 pid0, pid1, spid;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *w0, *w1, *s;
+	struct job	  *j1, *j2, *j3;
+	struct job_spec	   spec;
+	enum pool_refusal  why;
+	pid_t		   pid0, pid1, spid;
 
 	pc.spare_workers = 1;
 	p = start_pool(&pc);
@@ -580,11 +580,11 @@ test_remove_drains(void **state)
 static void
 test_remove_queue_cancelled(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*w;
-	struct job		*j;
-	pid_t			 pid;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *w;
+	struct job	  *j;
+	pid_t		   pid;
 
 	pc.workers = 1;
 	p = start_pool(&pc);
@@ -611,8 +611,8 @@ test_remove_queue_cancelled(void **state)
 static void
 test_remove_without_process(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
 
 	pool_worker_new(p, 0);
 	pool_worker_new(p, 1);
@@ -626,9 +626,9 @@ test_remove_without_process(void **state)
 static void
 test_apply_takes_removed_back(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = start_pool(&pc);
-	struct worker		*w0 = slot(p, 0), *w1 = slot(p, 1);
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = start_pool(&pc);
+	struct worker	  *w0 = slot(p, 0), *w1 = slot(p, 1);
 
 	fake_ready(w0);
 	fake_ready(w1);
@@ -656,10 +656,10 @@ test_apply_takes_removed_back(void **state)
 static void
 test_apply_during_recycle(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p;
-	struct worker		*w0, *w1;
-	pid_t			 pid0;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p;
+	struct worker	  *w0, *w1;
+	pid_t		   pid0;
 
 	pc.max_jobs_per_worker = 1;
 	p = start_pool(&pc);
@@ -673,11 +673,11 @@ test_apply_during_recycle(void **state)
 	assert_int_equal(w0->state, WORKER_STOPPING);
 	assert_int_equal(w0->stop, STOP_RECYCLE);
 
-	pc.job_timeout = 10 * SEC;		/* any other change */
+	pc.job_timeout = 10 * SEC; /* any other change */
 	pool_apply(p, &pc);
 	assert_int_equal(nfakes, 2);
 	fake_reap(pid0, SIGTERM);
-	assert_int_equal(w0->state, WORKER_STARTING);	/* recycled */
+	assert_int_equal(w0->state, WORKER_STARTING); /* recycled */
 	assert_int_equal(count(&p->workers), 2);
 	assert_int_equal(nfakes, 3);
 }
@@ -686,10 +686,10 @@ test_apply_during_recycle(void **state)
 static void
 test_apply_crash_limit_resets_tally(void **state)
 {
-	struct pool_config	 pc = fake_pool_config();
-	struct pool		*p = pool_new(&pc);
-	uint64_t		 t = util_mono_usec();
-	int			 i;
+	struct pool_config pc = fake_pool_config();
+	struct pool	  *p = pool_new(&pc);
+	uint64_t	   t = util_mono_usec();
+	int		   i;
 
 	for (i = 0; i < 4; i++)
 		pool_record_death(p, t + (uint64_t)i);
@@ -713,7 +713,9 @@ test_apply_crash_limit_resets_tally(void **state)
 	assert_true(pool_record_death(p, t + 20));
 }
 
-#define T(f)	cmocka_unit_test_setup_teardown(f, fake_cmocka_setup, fake_cmocka_teardown)
+#define T(f) \
+	cmocka_unit_test_setup_teardown(f, fake_cmocka_setup, \
+	    fake_cmocka_teardown)
 
 int
 main(void)

@@ -20,7 +20,7 @@
 #include "proto.h"
 #include "xmalloc.h"
 
-#define MIB	(1024 * 1024)
+#define MIB (1024 * 1024)
 
 static void
 pair(int *sv)
@@ -38,7 +38,7 @@ pattern(size_t i)
 static void
 reap(pid_t pid)
 {
-	int	 status;
+	int status;
 
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
@@ -48,14 +48,12 @@ reap(pid_t pid)
 static void
 test_buf_round_trip(void **state)
 {
-	static const uint8_t	 bytes[] = {
-		'a', 'b', 'c', 0, 'd', 0xff, 'e'
-	};
-	struct proto_buf	 b;
-	struct proto_reader	 r;
-	const uint8_t		*p;
-	size_t			 n;
-	char			*s;
+	static const uint8_t bytes[] = { 'a', 'b', 'c', 0, 'd', 0xff, 'e' };
+	struct proto_buf     b;
+	struct proto_reader  r;
+	const uint8_t	    *p;
+	size_t		     n;
+	char		    *s;
 
 	proto_buf_init(&b);
 	assert_null(b.data);
@@ -71,8 +69,8 @@ test_buf_round_trip(void **state)
 	proto_put_str(&b, "hello");
 	proto_put_str(&b, "");
 	/* Each field is exactly its size; bytes and strings add a u32. */
-	assert_int_equal(b.len, 3 * 4 + 3 * 8 + (4 + sizeof bytes) + 4 +
-	    (4 + 5) + 4);
+	assert_int_equal(b.len,
+	    3 * 4 + 3 * 8 + (4 + sizeof bytes) + 4 + (4 + 5) + 4);
 	assert_true(b.size >= b.len);
 
 	proto_reader_init(&r, b.data, b.len);
@@ -112,10 +110,10 @@ test_buf_round_trip(void **state)
 static void
 test_buf_grows(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_reader	 r;
-	uint32_t		 i;
-	char			*big, *s;
+	struct proto_buf    b;
+	struct proto_reader r;
+	uint32_t	    i;
+	char		   *big, *s;
 
 	proto_buf_init(&b);
 	for (i = 0; i < 10000; i++)
@@ -146,9 +144,9 @@ test_buf_grows(void **state)
 static void
 test_read_past_end(void **state)
 {
-	uint8_t			 data[12];
-	struct proto_reader	 r;
-	size_t			 n;
+	uint8_t		    data[12];
+	struct proto_reader r;
+	size_t		    n;
 
 	memset(data, 0xab, sizeof data);
 	proto_reader_init(&r, data, sizeof data);
@@ -187,9 +185,9 @@ test_read_past_end(void **state)
 static void
 test_bytes_longer_than_payload(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_reader	 r;
-	size_t			 n;
+	struct proto_buf    b;
+	struct proto_reader r;
+	size_t		    n;
 
 	/* A length of 10 with only 9 bytes after it. */
 	proto_buf_init(&b);
@@ -216,9 +214,9 @@ test_bytes_longer_than_payload(void **state)
 static void
 test_str_rejects_nul(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_reader	 r;
-	size_t			 n;
+	struct proto_buf    b;
+	struct proto_reader r;
+	size_t		    n;
 
 	proto_buf_init(&b);
 	proto_put_bytes(&b, "ab\0cd", 5);
@@ -243,8 +241,8 @@ test_str_rejects_nul(void **state)
 static void
 test_hdr(void **state)
 {
-	uint8_t			 p[PROTO_HDRLEN];
-	struct proto_hdr	 h;
+	uint8_t		 p[PROTO_HDRLEN];
+	struct proto_hdr h;
 
 	proto_hdr_pack(p, PROTO_JOB_OUTPUT, 100);
 	memset(&h, 0, sizeof h);
@@ -270,11 +268,11 @@ test_hdr(void **state)
 static void
 test_send_recv(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_reader	 r;
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	int			 sv[2];
+	struct proto_buf    b;
+	struct proto_reader r;
+	struct proto_hdr    h;
+	uint8_t		   *payload;
+	int		    sv[2];
 
 	pair(sv);
 	proto_buf_init(&b);
@@ -283,7 +281,8 @@ test_send_recv(void **state)
 	assert_int_equal(proto_send(sv[0], PROTO_HELLO, b.data, b.len), 0);
 	assert_int_equal(proto_send(sv[0], PROTO_EXIT, NULL, 0), 0);
 	assert_int_equal(proto_send(sv[0], PROTO_JOB_SIGNAL, "abcdefghijkl",
-	    12), 0);
+			     12),
+	    0);
 
 	assert_int_equal(proto_recv(sv[1], &h, &payload), 0);
 	assert_int_equal(h.type, PROTO_HELLO);
@@ -316,11 +315,11 @@ test_send_recv(void **state)
 static void
 test_send_recv_1mib(void **state)
 {
-	struct proto_hdr	 h;
-	uint8_t			*big, *payload;
-	size_t			 i, bad;
-	pid_t			 pid;
-	int			 sv[2];
+	struct proto_hdr h;
+	uint8_t		*big, *payload;
+	size_t		 i, bad;
+	pid_t		 pid;
+	int		 sv[2];
 
 	big = malloc(MIB);
 	assert_non_null(big);
@@ -369,12 +368,12 @@ test_send_recv_1mib(void **state)
 static void
 test_recv_in_pieces(void **state)
 {
-	uint8_t			 frame[PROTO_HDRLEN + 100];
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	size_t			 i;
-	pid_t			 pid;
-	int			 sv[2];
+	uint8_t		 frame[PROTO_HDRLEN + 100];
+	struct proto_hdr h;
+	uint8_t		*payload;
+	size_t		 i;
+	pid_t		 pid;
+	int		 sv[2];
 
 	proto_hdr_pack(frame, PROTO_JOB_STARTED, 100);
 	for (i = 0; i < 100; i++)
@@ -405,9 +404,9 @@ test_recv_in_pieces(void **state)
 static void
 test_recv_clean_eof(void **state)
 {
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	int			 sv[2];
+	struct proto_hdr h;
+	uint8_t		*payload;
+	int		 sv[2];
 
 	pair(sv);
 	close(sv[0]);
@@ -422,10 +421,10 @@ test_recv_clean_eof(void **state)
 static void
 test_recv_truncated(void **state)
 {
-	uint8_t			 frame[PROTO_HDRLEN + 10];
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	int			 sv[2];
+	uint8_t		 frame[PROTO_HDRLEN + 10];
+	struct proto_hdr h;
+	uint8_t		*payload;
+	int		 sv[2];
 
 	/* A header promising 100 bytes, then 10 and the end. */
 	proto_hdr_pack(frame, PROTO_JOB_OUTPUT, 100);
@@ -463,10 +462,10 @@ test_recv_truncated(void **state)
 static void
 test_recv_oversized(void **state)
 {
-	uint8_t			 hdr[PROTO_HDRLEN];
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	int			 sv[2];
+	uint8_t		 hdr[PROTO_HDRLEN];
+	struct proto_hdr h;
+	uint8_t		*payload;
+	int		 sv[2];
 
 	pair(sv);
 	proto_hdr_pack(hdr, PROTO_JOB_OUTPUT, PROTO_MAX_PAYLOAD + 1);
@@ -482,15 +481,16 @@ test_recv_oversized(void **state)
 static void
 test_send_oversized(void **state)
 {
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	char			 c = 0;
-	int			 sv[2];
+	struct proto_hdr h;
+	uint8_t		*payload;
+	char		 c = 0;
+	int		 sv[2];
 
 	pair(sv);
 	errno = 0;
 	assert_int_equal(proto_send(sv[0], PROTO_JOB_OUTPUT, &c,
-	    (size_t)PROTO_MAX_PAYLOAD + 1), -1);
+			     (size_t)PROTO_MAX_PAYLOAD + 1),
+	    -1);
 	assert_int_equal(errno, EMSGSIZE);
 	/* Nothing was written. */
 	close(sv[0]);
@@ -503,7 +503,7 @@ test_send_oversized(void **state)
 static void
 test_send_bad_fd(void **state)
 {
-	int	 sv[2];
+	int sv[2];
 
 	pair(sv);
 	close(sv[0]);
@@ -518,10 +518,10 @@ test_send_bad_fd(void **state)
  * -Wl,--wrap=xcalloc (Makefile.am), so that a test can tell that a bogus
  * count was refused before anything was allocated for it.
  */
-static size_t	 xcalloc_largest;
+static size_t xcalloc_largest;
 
-void	*__real_xcalloc(size_t, size_t);
-void	*__wrap_xcalloc(size_t, size_t);
+void *__real_xcalloc(size_t, size_t);
+void *__wrap_xcalloc(size_t, size_t);
 
 void *
 __wrap_xcalloc(size_t nmemb, size_t size)
@@ -537,13 +537,13 @@ __wrap_xcalloc(size_t nmemb, size_t size)
 }
 
 /* A string literal where the frame structs want a char *. */
-#define S(s)	((char *)(uintptr_t)(s))
+#define S(s) ((char *)(uintptr_t)(s))
 
 /* A copy of the first n bytes, alone in its allocation (for ASan). */
 static uint8_t *
 cut(const struct proto_buf *b, size_t n)
 {
-	uint8_t	*c = malloc(n > 0 ? n : 1);
+	uint8_t *c = malloc(n > 0 ? n : 1);
 
 	assert_non_null(c);
 	if (n > 0)
@@ -552,24 +552,25 @@ cut(const struct proto_buf *b, size_t n)
 }
 
 /* Every payload shorter than b's, the empty one too, is refused. */
-#define ASSERT_SHORT_REFUSED(b, unpack, m) do {				\
-	size_t	 n_;							\
-	uint8_t	*c_;							\
-									\
-	for (n_ = 0; n_ < (b)->len; n_++) {				\
-		c_ = cut((b), n_);					\
-		if (unpack(c_, n_, (m)) != -1)				\
-			fail_msg(#unpack " took %zu of %zu bytes",	\
-			    n_, (b)->len);				\
-		free(c_);						\
-	}								\
-} while (0)
+#define ASSERT_SHORT_REFUSED(b, unpack, m) \
+	do { \
+		size_t	 n_; \
+		uint8_t *c_; \
+\
+		for (n_ = 0; n_ < (b)->len; n_++) { \
+			c_ = cut((b), n_); \
+			if (unpack(c_, n_, (m)) != -1) \
+				fail_msg(#unpack " took %zu of %zu bytes", n_, \
+				    (b)->len); \
+			free(c_); \
+		} \
+	} while (0)
 
 static void
 test_hello(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_hello	 m;
+	struct proto_buf   b;
+	struct proto_hello m;
 
 	proto_pack_hello(&b, PROTO_VERSION, 0x7e001234);
 	assert_int_equal(b.len, 8);
@@ -612,9 +613,9 @@ test_job_started(void **state)
 static void
 test_job_output(void **state)
 {
-	static const uint8_t	 data[] = { 'o', 'u', 't', 0, '\n', 0xff };
-	struct proto_buf	 b;
-	struct proto_job_output	 m;
+	static const uint8_t	data[] = { 'o', 'u', 't', 0, '\n', 0xff };
+	struct proto_buf	b;
+	struct proto_job_output m;
 
 	proto_pack_job_output(&b, 77, 2, data, sizeof data);
 	memset(&m, 0xff, sizeof m);
@@ -641,8 +642,8 @@ test_job_output(void **state)
 static void
 test_job_done(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_job_done	 m;
+	struct proto_buf      b;
+	struct proto_job_done m;
 
 	proto_pack_job_done(&b, 99, W_EXITCODE(3, 0), PROTO_DONE_TRUNCATED);
 	assert_int_equal(b.len, 16);
@@ -665,7 +666,7 @@ test_job_done(void **state)
 static size_t
 strv_len(char *const *v)
 {
-	size_t	 n = 0;
+	size_t n = 0;
 
 	while (v != NULL && v[n] != NULL)
 		n++;
@@ -675,9 +676,9 @@ strv_len(char *const *v)
 /* m unpacked is what was packed: every field, every string. */
 static void
 assert_job_start_equal(const struct proto_job_start *m,
-    const struct proto_job_start *want)
+    const struct proto_job_start		    *want)
 {
-	size_t	 i;
+	size_t i;
 
 	assert_true(m->id == want->id);
 	assert_true(m->max_output == want->max_output);
@@ -703,14 +704,14 @@ static void
 job_start_round_trip(const struct proto_job_start *want)
 {
 	static const struct proto_job_start zero;
-	struct proto_buf	 b;
-	struct proto_job_start	 m;
+	struct proto_buf		    b;
+	struct proto_job_start		    m;
 
 	proto_pack_job_start(&b, want);
 	memset(&m, 0xff, sizeof m);
 	assert_int_equal(proto_unpack_job_start(b.data, b.len, &m), 0);
 	assert_job_start_equal(&m, want);
-	if (want->stdin_len > 0)	/* pointing into the payload */
+	if (want->stdin_len > 0) /* pointing into the payload */
 		assert_ptr_equal(m.stdin_data,
 		    b.data + b.len - want->stdin_len);
 	proto_job_start_free(&m);
@@ -725,16 +726,14 @@ job_start_round_trip(const struct proto_job_start *want)
 static void
 test_job_start(void **state)
 {
-	char			*argv1[] = { S("true"), NULL };
-	char			*argv3[] = { S("/bin/sh"), S("-c"),
-				    S("echo \"$X\""), NULL };
-	char			*argv_empty_strings[] = { S(""), S(""),
-				    NULL };
-	char			*env2[] = { S("X=1"), S("EMPTY="), NULL };
-	static const uint8_t	 in[] = { 'i', 0, 'n', 0xff, '\n' };
-	struct proto_job_start	 js;
-	char			*many[101], name[100][8];
-	size_t			 i;
+	char *argv1[] = { S("true"), NULL };
+	char *argv3[] = { S("/bin/sh"), S("-c"), S("echo \"$X\""), NULL };
+	char *argv_empty_strings[] = { S(""), S(""), NULL };
+	char *env2[] = { S("X=1"), S("EMPTY="), NULL };
+	static const uint8_t   in[] = { 'i', 0, 'n', 0xff, '\n' };
+	struct proto_job_start js;
+	char		      *many[101], name[100][8];
+	size_t		       i;
 
 	/* With stdin and an environment, several arguments. */
 	memset(&js, 0, sizeof js);
@@ -790,8 +789,8 @@ job_start_head(struct proto_buf *b)
 static void
 job_start_tail(struct proto_buf *b)
 {
-	proto_put_u32(b, 0);		/* envc */
-	proto_put_u32(b, 0);		/* has_stdin */
+	proto_put_u32(b, 0); /* envc */
+	proto_put_u32(b, 0); /* has_stdin */
 	proto_put_bytes(b, NULL, 0);
 }
 
@@ -799,7 +798,7 @@ static void
 assert_job_start_refused(const struct proto_buf *b)
 {
 	static const struct proto_job_start zero;
-	struct proto_job_start	 m;
+	struct proto_job_start		    m;
 
 	memset(&m, 0xff, sizeof m);
 	assert_int_equal(proto_unpack_job_start(b->data, b->len, &m), -1);
@@ -809,10 +808,10 @@ assert_job_start_refused(const struct proto_buf *b)
 static void
 test_job_start_refused(void **state)
 {
-	static char		*argv0[] = { NULL };
-	struct proto_job_start	 js, m;
-	struct proto_buf	 b;
-	uint32_t		 room;
+	static char	      *argv0[] = { NULL };
+	struct proto_job_start js, m;
+	struct proto_buf       b;
+	uint32_t	       room;
 
 	/* A job runs something: no argv is refused. */
 	memset(&js, 0, sizeof js);
@@ -895,7 +894,7 @@ test_job_start_refused(void **state)
 	 * at least its u32 length) is refused without an array for it.
 	 */
 	job_start_head(&b);
-	room = 2 * 4 + 4 + 4 + 4;	/* the strings and the tail */
+	room = 2 * 4 + 4 + 4 + 4; /* the strings and the tail */
 	proto_put_u32(&b, room / 4 + 1);
 	proto_put_str(&b, "");
 	proto_put_str(&b, "");
@@ -909,8 +908,8 @@ test_job_start_refused(void **state)
 static void
 test_job_signal(void **state)
 {
-	struct proto_buf	 b;
-	struct proto_job_signal	 m;
+	struct proto_buf	b;
+	struct proto_job_signal m;
 
 	proto_pack_job_signal(&b, 123456789012345ULL, SIGTERM);
 	assert_int_equal(b.len, 12);
@@ -931,9 +930,9 @@ test_job_signal(void **state)
 static void
 test_log_level(void **state)
 {
-	struct proto_buf	 b;
-	uint32_t		 level;
-	int			 l;
+	struct proto_buf b;
+	uint32_t	 level;
+	int		 l;
 
 	for (l = 0; l <= 7; l++) {
 		proto_pack_log_level(&b, (uint32_t)l);
@@ -950,8 +949,8 @@ test_log_level(void **state)
 static void
 test_assign(void **state)
 {
-	struct proto_buf	 b;
-	uint32_t		 slot;
+	struct proto_buf b;
+	uint32_t	 slot;
 
 	proto_pack_assign(&b, 4095);
 	assert_int_equal(b.len, 4);

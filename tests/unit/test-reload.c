@@ -29,72 +29,69 @@
 
 #include "fake-process.c"
 
-#define SEC	USEC_PER_SEC
+#define SEC USEC_PER_SEC
 
-#define MAIN_SECTION							\
-	"[mprocd]\n"							\
+#define MAIN_SECTION \
+	"[mprocd]\n" \
 	"log_target = stderr\n"
 
 /* What mprocd runs with before each reload. */
-static const char config_before[] = MAIN_SECTION
-	"log_level = warning\n"
-	"[pool default]\n"
-	"workers = 2\n"
-	"spare_workers = 0\n"
-	"[pool shrinks]\n"
-	"workers = 3\n"
-	"spare_workers = 0\n"
-	"[pool same]\n"
-	"workers = 1\n"
-	"spare_workers = 0\n"
-	"[pool limits]\n"
-	"workers = 1\n"
-	"spare_workers = 0\n"
-	"job_timeout = 10s\n"
-	"max_output = 1M\n"
-	"[pool gone]\n"
-	"workers = 1\n"
-	"spare_workers = 0\n";
+static const char config_before[] = MAIN_SECTION "log_level = warning\n"
+						 "[pool default]\n"
+						 "workers = 2\n"
+						 "spare_workers = 0\n"
+						 "[pool shrinks]\n"
+						 "workers = 3\n"
+						 "spare_workers = 0\n"
+						 "[pool same]\n"
+						 "workers = 1\n"
+						 "spare_workers = 0\n"
+						 "[pool limits]\n"
+						 "workers = 1\n"
+						 "spare_workers = 0\n"
+						 "job_timeout = 10s\n"
+						 "max_output = 1M\n"
+						 "[pool gone]\n"
+						 "workers = 1\n"
+						 "spare_workers = 0\n";
 
 /*
  * What it is reloaded with: default grows, shrinks shrinks, same stays,
  * limits changes its limits, gone goes and extra comes.
  */
-#define POOLS_AFTER							\
-	"[pool default]\n"						\
-	"workers = 4\n"							\
-	"spare_workers = 0\n"						\
-	"[pool shrinks]\n"						\
-	"workers = 1\n"							\
-	"spare_workers = 0\n"						\
-	"[pool same]\n"							\
-	"workers = 1\n"							\
-	"spare_workers = 0\n"						\
-	"[pool limits]\n"						\
-	"workers = 1\n"							\
-	"spare_workers = 0\n"						\
-	"job_timeout = 30s\n"						\
-	"max_output = 64K\n"						\
-	"kill_grace = 2s\n"						\
-	"[pool extra]\n"						\
-	"workers = 2\n"							\
+#define POOLS_AFTER \
+	"[pool default]\n" \
+	"workers = 4\n" \
+	"spare_workers = 0\n" \
+	"[pool shrinks]\n" \
+	"workers = 1\n" \
+	"spare_workers = 0\n" \
+	"[pool same]\n" \
+	"workers = 1\n" \
+	"spare_workers = 0\n" \
+	"[pool limits]\n" \
+	"workers = 1\n" \
+	"spare_workers = 0\n" \
+	"job_timeout = 30s\n" \
+	"max_output = 64K\n" \
+	"kill_grace = 2s\n" \
+	"[pool extra]\n" \
+	"workers = 2\n" \
 	"spare_workers = 1\n"
 
 static const char config_after[] = MAIN_SECTION
-	"log_level = warning\n"
-	POOLS_AFTER;
+    "log_level = warning\n" POOLS_AFTER;
 
 /* The same, and a new log_level. */
 static const char config_after_level[] = MAIN_SECTION
-	"log_level = error\n"
-	POOLS_AFTER;
+    "log_level = error\n" POOLS_AFTER;
 
 static struct config *
 load(const char *text)
 {
-	struct config_errors	 e;
-	struct config		*c;
-	size_t			 i;
+	struct config_errors e;
+	struct config	    *c;
+	size_t		     i;
 
 	c = config_load_string("t.conf", text, &e);
 	for (i = 0; i < e.n; i++)
@@ -109,8 +106,8 @@ load(const char *text)
 static int
 setup(void **state)
 {
-	struct pool_config	*pc;
-	struct pool		*p;
+	struct pool_config *pc;
+	struct pool	   *p;
 
 	if (fake_setup(load(config_before)) != 0)
 		return -1;
@@ -130,7 +127,7 @@ teardown(void **state)
 static struct pool *
 pool(const char *name)
 {
-	struct pool	*p;
+	struct pool *p;
 
 	if ((p = pool_find(name)) == NULL)
 		fail_msg("no pool %s", name);
@@ -141,7 +138,7 @@ pool(const char *name)
 static struct worker *
 slot(const char *name, unsigned int n)
 {
-	struct worker	*w;
+	struct worker *w;
 
 	TAILQ_FOREACH(w, &pool(name)->workers, entry)
 		if (w->slot == n && w->stop == STOP_NONE)
@@ -154,8 +151,8 @@ slot(const char *name, unsigned int n)
 static unsigned int
 count(const char *name, enum worker_state state)
 {
-	struct worker	*w;
-	unsigned int	 n = 0;
+	struct worker *w;
+	unsigned int   n = 0;
 
 	TAILQ_FOREACH(w, &pool(name)->workers, entry)
 		if (w->state == state)
@@ -166,8 +163,8 @@ count(const char *name, enum worker_state state)
 static unsigned int
 count_all(const char *name)
 {
-	struct worker	*w;
-	unsigned int	 n = 0;
+	struct worker *w;
+	unsigned int   n = 0;
 
 	TAILQ_FOREACH(w, &pool(name)->workers, entry)
 		n++;
@@ -178,16 +175,17 @@ count_all(const char *name)
 static unsigned int
 frames_of(pid_t pid, uint32_t type, uint32_t *last_u32)
 {
-	struct proto_hdr	 h;
-	uint8_t			*payload;
-	unsigned int		 n = 0;
+	struct proto_hdr h;
+	uint8_t		*payload;
+	unsigned int	 n = 0;
 
 	while (fake_recv(pid, &h, &payload) == 0) {
 		if (h.type == type) {
 			n++;
 			if (last_u32 != NULL)
-				assert_int_equal(proto_unpack_log_level(
-				    payload, h.len, last_u32), 0);
+				assert_int_equal(proto_unpack_log_level(payload,
+						     h.len, last_u32),
+				    0);
 		}
 		free(payload);
 	}
@@ -207,10 +205,10 @@ test_setup_as_supervisor(void **state)
 static void
 test_reload_resizes(void **state)
 {
-	struct worker	*same = slot("same", 0);
-	pid_t		 same_pid = same->pid;
-	pid_t		 shrink_pid[3];
-	unsigned int	 i;
+	struct worker *same = slot("same", 0);
+	pid_t	       same_pid = same->pid;
+	pid_t	       shrink_pid[3];
+	unsigned int   i;
 
 	for (i = 0; i < 3; i++)
 		shrink_pid[i] = slot("shrinks", i)->pid;
@@ -246,8 +244,8 @@ test_reload_resizes(void **state)
 static void
 test_reload_adds_pool(void **state)
 {
-	struct pool	*p;
-	struct worker	*s;
+	struct pool   *p;
+	struct worker *s;
 
 	reload_apply(load(config_after));
 	p = pool("extra");
@@ -272,11 +270,11 @@ test_reload_adds_pool(void **state)
 static void
 test_reload_removes_pool(void **state)
 {
-	struct pool		*p = pool("gone");
-	struct worker		*w = slot("gone", 0);
-	struct job_spec		 spec;
-	enum pool_refusal	 why;
-	pid_t			 pid = w->pid;
+	struct pool	 *p = pool("gone");
+	struct worker	 *w = slot("gone", 0);
+	struct job_spec	  spec;
+	enum pool_refusal why;
+	pid_t		  pid = w->pid;
 
 	fake_ready(w);
 	fake_run_on(w);
@@ -303,9 +301,9 @@ test_reload_removes_pool(void **state)
 static void
 test_reload_changes_limits(void **state)
 {
-	struct pool	*p = pool("limits");
-	struct worker	*w = slot("limits", 0);
-	struct job	*before, *after;
+	struct pool   *p = pool("limits");
+	struct worker *w = slot("limits", 0);
+	struct job    *before, *after;
 
 	assert_int_equal(p->cfg.job_timeout, 10 * SEC);
 	fake_ready(w);
@@ -332,7 +330,7 @@ test_reload_changes_limits(void **state)
 static void
 test_reload_replaces_cfg(void **state)
 {
-	struct config	*nc = load(config_after);
+	struct config *nc = load(config_after);
 
 	reload_apply(nc);
 	assert_ptr_equal(cfg, nc);
@@ -350,9 +348,9 @@ test_reload_replaces_cfg(void **state)
 static void
 test_reload_log_level(void **state)
 {
-	struct worker	*w = slot("same", 0);
-	uint32_t	 level = 0;
-	size_t		 i;
+	struct worker *w = slot("same", 0);
+	uint32_t       level = 0;
+	size_t	       i;
 
 	/* The same log_level: no frame. */
 	reload_apply(load(config_after));
@@ -369,13 +367,14 @@ test_reload_log_level(void **state)
 		    pool_find_worker(fakes[i].pid)->bev == NULL)
 			continue;
 		assert_int_equal(frames_of(fakes[i].pid, PROTO_LOG_LEVEL,
-		    &level), 1);
+				     &level),
+		    1);
 		assert_int_equal(level, LOG_ERR);
 	}
 	assert_int_equal(frames_of(w->pid, PROTO_LOG_LEVEL, NULL), 0);
 }
 
-#define T(f)	cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int
 main(void)

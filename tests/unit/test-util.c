@@ -23,18 +23,18 @@
 
 #include "util.h"
 
-#define MS	USEC_PER_MSEC
-#define SEC	USEC_PER_SEC
-#define MINUTE	(60 * SEC)
-#define HOUR	(3600 * SEC)
-#define DAY	(86400 * SEC)
-#define KIB	(UINT64_C(1) << 10)
-#define MIB	(UINT64_C(1) << 20)
-#define GIB	(UINT64_C(1) << 30)
-#define TIB	(UINT64_C(1) << 40)
+#define MS     USEC_PER_MSEC
+#define SEC    USEC_PER_SEC
+#define MINUTE (60 * SEC)
+#define HOUR   (3600 * SEC)
+#define DAY    (86400 * SEC)
+#define KIB    (UINT64_C(1) << 10)
+#define MIB    (UINT64_C(1) << 20)
+#define GIB    (UINT64_C(1) << 30)
+#define TIB    (UINT64_C(1) << 40)
 
 /* A value no parser under test should produce by accident. */
-#define SENTINEL	UINT64_C(0xdeadbeefcafe)
+#define SENTINEL UINT64_C(0xdeadbeefcafe)
 
 typedef int (*parser)(const char *, uint64_t *, const char **);
 
@@ -42,15 +42,15 @@ typedef int (*parser)(const char *, uint64_t *, const char **);
 static void
 parse_ok(parser fn, const char *what, const char *s, uint64_t want)
 {
-	const char	*errstr = NULL;
-	uint64_t	 v = SENTINEL;
-	int		 r;
+	const char *errstr = NULL;
+	uint64_t    v = SENTINEL;
+	int	    r;
 
 	r = fn(s, &v, &errstr);
 	if (r != 0 || v != want)
-		print_message("%s \"%s\": r=%d v=%llu want=%llu (%s)\n",
-		    what, s, r, (unsigned long long)v,
-		    (unsigned long long)want, errstr != NULL ? errstr : "-");
+		print_message("%s \"%s\": r=%d v=%llu want=%llu (%s)\n", what,
+		    s, r, (unsigned long long)v, (unsigned long long)want,
+		    errstr != NULL ? errstr : "-");
 	assert_int_equal(r, 0);
 	assert_true(v == want);
 }
@@ -59,14 +59,15 @@ parse_ok(parser fn, const char *what, const char *s, uint64_t want)
 static void
 parse_err(parser fn, const char *what, const char *s, const char *want)
 {
-	const char	*errstr = NULL;
-	uint64_t	 v = SENTINEL;
-	int		 r;
+	const char *errstr = NULL;
+	uint64_t    v = SENTINEL;
+	int	    r;
 
 	r = fn(s, &v, &errstr);
 	if (r != -1 || errstr == NULL || strstr(errstr, want) == NULL)
 		print_message("%s \"%s\": r=%d v=%llu errstr=%s, "
-		    "want error \"%s\"\n", what, s, r, (unsigned long long)v,
+			      "want error \"%s\"\n",
+		    what, s, r, (unsigned long long)v,
 		    errstr != NULL ? errstr : "(null)", want);
 	assert_int_equal(r, -1);
 	assert_non_null(errstr);
@@ -81,14 +82,14 @@ parse_err(parser fn, const char *what, const char *s, const char *want)
 static void
 uint_ok(const char *s, uint64_t min, uint64_t max, uint64_t want)
 {
-	const char	*errstr = NULL;
-	uint64_t	 v = SENTINEL;
-	int		 r;
+	const char *errstr = NULL;
+	uint64_t    v = SENTINEL;
+	int	    r;
 
 	r = util_parse_uint(s, min, max, &v, &errstr);
 	if (r != 0 || v != want)
-		print_message("uint \"%s\": r=%d v=%llu want=%llu (%s)\n",
-		    s, r, (unsigned long long)v, (unsigned long long)want,
+		print_message("uint \"%s\": r=%d v=%llu want=%llu (%s)\n", s, r,
+		    (unsigned long long)v, (unsigned long long)want,
 		    errstr != NULL ? errstr : "-");
 	assert_int_equal(r, 0);
 	assert_true(v == want);
@@ -98,15 +99,15 @@ uint_ok(const char *s, uint64_t min, uint64_t max, uint64_t want)
 static void
 uint_err(const char *s, uint64_t min, uint64_t max, const char *want)
 {
-	const char	*errstr = NULL;
-	uint64_t	 v = SENTINEL;
-	int		 r;
+	const char *errstr = NULL;
+	uint64_t    v = SENTINEL;
+	int	    r;
 
 	r = util_parse_uint(s, min, max, &v, &errstr);
 	if (r != -1 || errstr == NULL || strstr(errstr, want) == NULL)
 		print_message("uint \"%s\" [%llu, %llu]: r=%d errstr=%s, "
-		    "want error \"%s\"\n", s, (unsigned long long)min,
-		    (unsigned long long)max, r,
+			      "want error \"%s\"\n",
+		    s, (unsigned long long)min, (unsigned long long)max, r,
 		    errstr != NULL ? errstr : "(null)", want);
 	assert_int_equal(r, -1);
 	assert_non_null(errstr);
@@ -117,14 +118,14 @@ uint_err(const char *s, uint64_t min, uint64_t max, const char *want)
 static void
 mode_ok(const char *s, unsigned int want)
 {
-	const char	*errstr = NULL;
-	unsigned int	 m = 0xffffu;
-	int		 r;
+	const char  *errstr = NULL;
+	unsigned int m = 0xffffu;
+	int	     r;
 
 	r = util_parse_mode(s, &m, &errstr);
 	if (r != 0 || m != want)
-		print_message("mode \"%s\": r=%d m=%o want=%o (%s)\n", s, r,
-		    m, want, errstr != NULL ? errstr : "-");
+		print_message("mode \"%s\": r=%d m=%o want=%o (%s)\n", s, r, m,
+		    want, errstr != NULL ? errstr : "-");
 	assert_int_equal(r, 0);
 	assert_int_equal(m, want);
 }
@@ -132,14 +133,15 @@ mode_ok(const char *s, unsigned int want)
 static void
 mode_err(const char *s, const char *want)
 {
-	const char	*errstr = NULL;
-	unsigned int	 m = 0xffffu;
-	int		 r;
+	const char  *errstr = NULL;
+	unsigned int m = 0xffffu;
+	int	     r;
 
 	r = util_parse_mode(s, &m, &errstr);
 	if (r != -1 || errstr == NULL || strstr(errstr, want) == NULL)
 		print_message("mode \"%s\": r=%d errstr=%s, want error "
-		    "\"%s\"\n", s, r, errstr != NULL ? errstr : "(null)", want);
+			      "\"%s\"\n",
+		    s, r, errstr != NULL ? errstr : "(null)", want);
 	assert_int_equal(r, -1);
 	assert_non_null(errstr);
 	assert_non_null(strstr(errstr, want));
@@ -254,7 +256,7 @@ test_duration_fraction_overflow(void **state)
 static void
 test_large_values_in_small_units(void **state)
 {
-	char	 buf[UTIL_FMTLEN];
+	char buf[UTIL_FMTLEN];
 
 	dur_ok("20000000000001us", UINT64_C(20000000000001));
 	dur_ok("18446744073709551615us", UINT64_MAX);
@@ -359,8 +361,8 @@ test_size_fraction_overflow(void **state)
 {
 	/* UINT64_MAX is 17592186044415.99...M: the fraction decides. */
 	size_err("17592186044416M", "too large");
-	size_ok("17592186044415.5M", UINT64_C(17592186044415) * (1 << 20) +
-	    (1 << 19));
+	size_ok("17592186044415.5M",
+	    UINT64_C(17592186044415) * (1 << 20) + (1 << 19));
 	size_err("18014398509481984K", "too large");
 	/* Largest whole KiB count with the largest fraction still fits. */
 	size_ok("18014398509481983.999999K", UINT64_MAX);
@@ -369,8 +371,8 @@ test_size_fraction_overflow(void **state)
 static void
 test_format_duration(void **state)
 {
-	char		 buf[UTIL_FMTLEN];
-	const char	*s;
+	char	    buf[UTIL_FMTLEN];
+	const char *s;
 
 	s = util_format_duration(0, buf, sizeof buf);
 	assert_ptr_equal(s, buf);
@@ -397,8 +399,8 @@ test_format_duration(void **state)
 static void
 test_format_size(void **state)
 {
-	char		 buf[UTIL_FMTLEN];
-	const char	*s;
+	char	    buf[UTIL_FMTLEN];
+	const char *s;
 
 	s = util_format_size(0, buf, sizeof buf);
 	assert_ptr_equal(s, buf);
@@ -419,17 +421,37 @@ test_format_size(void **state)
 static void
 test_format_parse_round_trip(void **state)
 {
-	static const uint64_t	 durs[] = {
-		0, 1, 999, MS, 1500, 1500 * MS, SEC, 61 * SEC, MINUTE,
-		90 * MINUTE, HOUR, DAY, 7 * DAY, UINT64_C(123456789),
+	static const uint64_t durs[] = {
+		0,
+		1,
+		999,
+		MS,
+		1500,
+		1500 * MS,
+		SEC,
+		61 * SEC,
+		MINUTE,
+		90 * MINUTE,
+		HOUR,
+		DAY,
+		7 * DAY,
+		UINT64_C(123456789),
 		UINT64_C(5124095576) * HOUR,
 	};
-	static const uint64_t	 sizes[] = {
-		0, 1, 1023, KIB, 1536, 4 * MIB, GIB, 3 * GIB + 1, TIB,
+	static const uint64_t sizes[] = {
+		0,
+		1,
+		1023,
+		KIB,
+		1536,
+		4 * MIB,
+		GIB,
+		3 * GIB + 1,
+		TIB,
 		16777215 * TIB,
 	};
-	char			 buf[UTIL_FMTLEN];
-	size_t			 i;
+	char   buf[UTIL_FMTLEN];
+	size_t i;
 
 	for (i = 0; i < sizeof durs / sizeof durs[0]; i++)
 		dur_ok(util_format_duration(durs[i], buf, sizeof buf), durs[i]);
@@ -491,12 +513,12 @@ test_parse_mode(void **state)
  * which of fds[] stayed open, with bit 6 set when 0, 1 and 2 all did.
  */
 static int
-closefrom_in_child(int lowest, const int *keep, size_t nkeep,
-    const int *fds, size_t nfds)
+closefrom_in_child(int lowest, const int *keep, size_t nkeep, const int *fds,
+    size_t nfds)
 {
-	pid_t	 pid;
-	int	 status, mask;
-	size_t	 i;
+	pid_t  pid;
+	int    status, mask;
+	size_t i;
 
 	assert_true(nfds <= 6);
 	pid = fork();
@@ -528,7 +550,7 @@ open_pipes(int *fds)
 static void
 close_all(const int *fds, size_t n)
 {
-	size_t	 i;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		close(fds[i]);
@@ -537,8 +559,8 @@ close_all(const int *fds, size_t n)
 static int
 lowest_of(const int *fds, size_t n)
 {
-	int	 lo = fds[0];
-	size_t	 i;
+	int    lo = fds[0];
+	size_t i;
 
 	for (i = 1; i < n; i++)
 		if (fds[i] < lo)
@@ -549,13 +571,13 @@ lowest_of(const int *fds, size_t n)
 static void
 test_closefrom_keeps_listed(void **state)
 {
-	int	 fds[6], keep[2];
+	int fds[6], keep[2];
 
 	open_pipes(fds);
 	keep[0] = fds[2];
 	keep[1] = fds[5];
-	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), keep, 2,
-	    fds, 6), (1 << 6) | (1 << 2) | (1 << 5));
+	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), keep, 2, fds, 6),
+	    (1 << 6) | (1 << 2) | (1 << 5));
 	/* The parent is untouched. */
 	assert_true(fcntl(fds[0], F_GETFD) != -1);
 	assert_true(fcntl(fds[4], F_GETFD) != -1);
@@ -565,18 +587,18 @@ test_closefrom_keeps_listed(void **state)
 static void
 test_closefrom_no_keep(void **state)
 {
-	int	 fds[6];
+	int fds[6];
 
 	open_pipes(fds);
-	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), NULL, 0,
-	    fds, 6), 1 << 6);
+	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), NULL, 0, fds, 6),
+	    1 << 6);
 	close_all(fds, 6);
 }
 
 static void
 test_closefrom_above_lowest(void **state)
 {
-	int	 fds[6], i, mask = 0, lo, keep[1];
+	int fds[6], i, mask = 0, lo, keep[1];
 
 	open_pipes(fds);
 	/* Start half way: descriptors below lowest survive. */
@@ -596,7 +618,7 @@ test_closefrom_above_lowest(void **state)
 static void
 test_closefrom_keep_high_and_gaps(void **state)
 {
-	int	 fds[6], keep[3];
+	int fds[6], keep[3];
 
 	open_pipes(fds);
 	/* Kept descriptors far apart, with closed ranges between. */
@@ -609,11 +631,11 @@ test_closefrom_keep_high_and_gaps(void **state)
 	keep[0] = 200;
 	keep[1] = fds[0];
 	keep[2] = 200;
-	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), keep, 3,
-	    fds, 6), (1 << 6) | (1 << 0) | (1 << 1));
+	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), keep, 3, fds, 6),
+	    (1 << 6) | (1 << 0) | (1 << 1));
 	keep[0] = 150;
-	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), keep, 1,
-	    fds, 6), (1 << 6) | (1 << 3));
+	assert_int_equal(closefrom_in_child(lowest_of(fds, 6), keep, 1, fds, 6),
+	    (1 << 6) | (1 << 3));
 	close_all(fds, 6);
 }
 
@@ -621,18 +643,23 @@ static void
 test_base64(void **state)
 {
 	static const struct {
-		const char	*plain;
-		const char	*enc;
+		const char *plain;
+		const char *enc;
 	} v[] = {
-		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" },
-		{ "foob", "Zm9vYg==" }, { "fooba", "Zm9vYmE=" },
-		{ "foobar", "Zm9vYmFy" }, { "\xff\xfe\x00", "//4A" },
+		{ "", "" },
+		{ "f", "Zg==" },
+		{ "fo", "Zm8=" },
+		{ "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" },
+		{ "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
+		{ "\xff\xfe\x00", "//4A" },
 	};
-	static const char *const bad[] = { "Z", "Zg=", "Zg", "Z===", "====",
-	    "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm-_", "=Zm9" };
-	char	*e;
-	uint8_t	*d;
-	size_t	 i, n, len;
+	static const char *const bad[] = { "Z", "Zg=", "Zg",
+		"Z===", "====", "Zg==Zg==", "Zm9v\n", "Zm 9", "Zm-_", "=Zm9" };
+	char			*e;
+	uint8_t			*d;
+	size_t			 i, n, len;
 
 	for (i = 0; i < sizeof v / sizeof v[0]; i++) {
 		len = i == 7 ? 3 : strlen(v[i].plain);
@@ -659,11 +686,11 @@ test_base64(void **state)
 static void
 test_writev_some(void **state)
 {
-	static char	 big[65536];
-	char		 got[16], a[] = "abc", b[] = "defg";
-	struct iovec	 iov[2] = { { a, 3 }, { b, 4 } };
-	size_t		 n, total = 0;
-	int		 sv[2];
+	static char  big[65536];
+	char	     got[16], a[] = "abc", b[] = "defg";
+	struct iovec iov[2] = { { a, 3 }, { b, 4 } };
+	size_t	     n, total = 0;
+	int	     sv[2];
 
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	assert_int_equal(util_set_nonblock(sv[0]), 0);
@@ -678,7 +705,7 @@ test_writev_some(void **state)
 	while ((n = util_writev_some(sv[0], iov, 1)) > 0) {
 		assert_true(n <= sizeof big);
 		total += n;
-		assert_true(total < 64 * sizeof big);	/* it does fill up */
+		assert_true(total < 64 * sizeof big); /* it does fill up */
 	}
 	assert_int_equal(errno, EAGAIN);
 	assert_true(total > 0);

@@ -15,8 +15,8 @@
 static void
 call_ok(const char *s, struct varlink_call *call)
 {
-	const char	*errstr = NULL;
-	int		 r;
+	const char *errstr = NULL;
+	int	    r;
 
 	r = varlink_call_parse(s, strlen(s), call, &errstr);
 	if (r != 0)
@@ -32,9 +32,9 @@ call_ok(const char *s, struct varlink_call *call)
 static void
 call_err_len(const char *s, size_t len, const char *want)
 {
-	struct varlink_call	 call;
-	const char		*errstr = NULL;
-	int			 r;
+	struct varlink_call call;
+	const char	   *errstr = NULL;
+	int		    r;
 
 	memset(&call, 0xa5, sizeof call);
 	r = varlink_call_parse(s, len, &call, &errstr);
@@ -61,8 +61,8 @@ call_err(const char *s, const char *want)
 static void
 reply_ok(const char *s, struct varlink_reply *reply)
 {
-	const char	*errstr = NULL;
-	int		 r;
+	const char *errstr = NULL;
+	int	    r;
 
 	r = varlink_reply_parse(s, strlen(s), reply, &errstr);
 	if (r != 0)
@@ -76,9 +76,9 @@ reply_ok(const char *s, struct varlink_reply *reply)
 static void
 reply_err(const char *s, const char *want)
 {
-	struct varlink_reply	 reply;
-	const char		*errstr = NULL;
-	int			 r;
+	struct varlink_reply reply;
+	const char	    *errstr = NULL;
+	int		     r;
 
 	memset(&reply, 0xa5, sizeof reply);
 	r = varlink_reply_parse(s, strlen(s), &reply, &errstr);
@@ -99,9 +99,9 @@ reply_err(const char *s, const char *want)
 static json_t *
 check_encoded(const char *s, size_t len)
 {
-	json_t		*j;
-	json_error_t	 err;
-	char		*again;
+	json_t	    *j;
+	json_error_t err;
+	char	    *again;
 
 	assert_non_null(s);
 	assert_true(len >= 3);
@@ -124,11 +124,12 @@ check_encoded(const char *s, size_t len)
 static void
 test_call_with_parameters(void **state)
 {
-	struct varlink_call	 call;
-	json_t			*v;
+	struct varlink_call call;
+	json_t		   *v;
 
 	call_ok("{\"method\":\"io.mprocd.Submit\",\"parameters\":"
-	    "{\"argv\":[\"sleep\",\"1\"],\"timeout\":3}}", &call);
+		"{\"argv\":[\"sleep\",\"1\"],\"timeout\":3}}",
+	    &call);
 	assert_string_equal(call.method, "io.mprocd.Submit");
 	assert_int_equal(call.flags, 0);
 	assert_int_equal(json_object_size(call.params), 2);
@@ -140,8 +141,8 @@ test_call_with_parameters(void **state)
 	assert_int_equal(json_array_size(v), 2);
 	/* params and method point into msg. */
 	assert_ptr_equal(call.params, json_object_get(call.msg, "parameters"));
-	assert_ptr_equal(call.method, json_string_value(json_object_get(
-	    call.msg, "method")));
+	assert_ptr_equal(call.method,
+	    json_string_value(json_object_get(call.msg, "method")));
 	varlink_call_free(&call);
 	assert_null(call.msg);
 	assert_null(call.method);
@@ -153,7 +154,7 @@ test_call_with_parameters(void **state)
 static void
 test_call_without_parameters(void **state)
 {
-	struct varlink_call	 call;
+	struct varlink_call call;
 
 	call_ok("{\"method\":\"io.mprocd.Status\"}", &call);
 	assert_string_equal(call.method, "io.mprocd.Status");
@@ -170,7 +171,7 @@ test_call_without_parameters(void **state)
 static void
 test_call_null_parameters(void **state)
 {
-	struct varlink_call	 call;
+	struct varlink_call call;
 
 	call_ok("{\"method\":\"io.mprocd.Status\",\"parameters\":null}", &call);
 	assert_int_equal(json_object_size(call.params), 0);
@@ -181,7 +182,7 @@ test_call_null_parameters(void **state)
 static void
 test_call_flags(void **state)
 {
-	struct varlink_call	 call;
+	struct varlink_call call;
 
 	call_ok("{\"method\":\"a.B\",\"more\":true}", &call);
 	assert_int_equal(call.flags, VARLINK_MORE);
@@ -250,7 +251,7 @@ test_call_not_an_object(void **state)
 static void
 test_call_invalid_json(void **state)
 {
-	static const char	 trailing[] = "{\"method\":\"a.B\"}{}";
+	static const char trailing[] = "{\"method\":\"a.B\"}{}";
 
 	call_err("{", "not valid JSON");
 	call_err("}", "not valid JSON");
@@ -269,12 +270,13 @@ test_call_invalid_json(void **state)
 static void
 test_call_only_len_bytes(void **state)
 {
-	static const char	 buf[] = "{\"method\":\"a.B\"}GARBAGE";
-	struct varlink_call	 call;
-	const char		*errstr = NULL;
+	static const char   buf[] = "{\"method\":\"a.B\"}GARBAGE";
+	struct varlink_call call;
+	const char	   *errstr = NULL;
 
 	assert_int_equal(varlink_call_parse(buf, strlen("{\"method\":\"a.B\"}"),
-	    &call, &errstr), 0);
+			     &call, &errstr),
+	    0);
 	assert_string_equal(call.method, "a.B");
 	varlink_call_free(&call);
 	/* Cut short, the same buffer is not JSON. */
@@ -301,13 +303,14 @@ test_call_duplicate_keys(void **state)
 static void
 test_reply_normal(void **state)
 {
-	struct varlink_reply	 reply;
+	struct varlink_reply reply;
 
 	reply_ok("{\"parameters\":{\"pid\":42}}", &reply);
 	assert_null(reply.error);
 	assert_int_equal(reply.continues, 0);
-	assert_int_equal(json_integer_value(json_object_get(reply.params,
-	    "pid")), 42);
+	assert_int_equal(json_integer_value(
+			     json_object_get(reply.params, "pid")),
+	    42);
 	varlink_reply_free(&reply);
 	assert_null(reply.msg);
 	assert_null(reply.params);
@@ -325,14 +328,16 @@ test_reply_normal(void **state)
 static void
 test_reply_error(void **state)
 {
-	struct varlink_reply	 reply;
+	struct varlink_reply reply;
 
 	reply_ok("{\"error\":\"org.varlink.service.InvalidParameter\","
-	    "\"parameters\":{\"parameter\":\"timeout\"}}", &reply);
+		 "\"parameters\":{\"parameter\":\"timeout\"}}",
+	    &reply);
 	assert_non_null(reply.error);
 	assert_string_equal(reply.error, VARLINK_ERR_PARAM);
-	assert_string_equal(json_string_value(json_object_get(reply.params,
-	    "parameter")), "timeout");
+	assert_string_equal(json_string_value(
+				json_object_get(reply.params, "parameter")),
+	    "timeout");
 	varlink_reply_free(&reply);
 
 	reply_ok("{\"error\":\"io.mprocd.NoSuchJob\"}", &reply);
@@ -344,7 +349,7 @@ test_reply_error(void **state)
 static void
 test_reply_continues(void **state)
 {
-	struct varlink_reply	 reply;
+	struct varlink_reply reply;
 
 	reply_ok("{\"parameters\":{},\"continues\":true}", &reply);
 	assert_int_equal(reply.continues, 1);
@@ -376,21 +381,22 @@ test_reply_bad(void **state)
 static void
 test_reply_failure_leaves_reply_empty(void **state)
 {
-	static const char	*bad[] = {
+	static const char *bad[] = {
 		"{\"error\":\"a.B\",\"parameters\":[]}",
 		"{\"error\":\"a.B\",\"parameters\":7}",
 		"{\"error\":42}",
 		"{",
 	};
-	struct varlink_reply	 reply;
-	const char		*errstr;
-	size_t			 i;
+	struct varlink_reply reply;
+	const char	    *errstr;
+	size_t		     i;
 
 	for (i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		memset(&reply, 0xa5, sizeof reply);
 		errstr = NULL;
 		assert_int_equal(varlink_reply_parse(bad[i], strlen(bad[i]),
-		    &reply, &errstr), -1);
+				     &reply, &errstr),
+		    -1);
 		assert_non_null(errstr);
 		if (reply.error != NULL)
 			print_message("%s: reply.error left set\n", bad[i]);
@@ -404,11 +410,11 @@ test_reply_failure_leaves_reply_empty(void **state)
 static void
 test_encode_call(void **state)
 {
-	struct varlink_call	 call;
-	const char		*errstr = NULL;
-	json_t			*j, *p;
-	char			*s;
-	size_t			 len = 0;
+	struct varlink_call call;
+	const char	   *errstr = NULL;
+	json_t		   *j, *p;
+	char		   *s;
+	size_t		    len = 0;
 
 	s = varlink_call_encode("io.mprocd.Status", NULL, 0, &len);
 	j = check_encoded(s, len);
@@ -422,8 +428,8 @@ test_encode_call(void **state)
 	varlink_call_free(&call);
 	free(s);
 
-	p = json_pack("{s:i, s:s, s:[s, s]}", "timeout", 5, "name",
-	    "a \"b\" c", "argv", "sh", "-c");
+	p = json_pack("{s:i, s:s, s:[s, s]}", "timeout", 5, "name", "a \"b\" c",
+	    "argv", "sh", "-c");
 	assert_non_null(p);
 	/* Keep a reference to check the encoder takes exactly one. */
 	json_incref(p);
@@ -453,11 +459,11 @@ test_encode_call(void **state)
 static void
 test_encode_reply(void **state)
 {
-	struct varlink_reply	 reply;
-	const char		*errstr = NULL;
-	json_t			*j, *p;
-	char			*s;
-	size_t			 len = 0;
+	struct varlink_reply reply;
+	const char	    *errstr = NULL;
+	json_t		    *j, *p;
+	char		    *s;
+	size_t		     len = 0;
 
 	s = varlink_reply_encode(NULL, 0, &len);
 	j = check_encoded(s, len);
@@ -466,8 +472,8 @@ test_encode_reply(void **state)
 	json_decref(j);
 	free(s);
 
-	p = json_pack("{s:I, s:b}", "job", (json_int_t)12345678901LL,
-	    "done", 1);
+	p = json_pack("{s:I, s:b}", "job", (json_int_t)12345678901LL, "done",
+	    1);
 	json_incref(p);
 	s = varlink_reply_encode(p, VARLINK_CONTINUES, &len);
 	assert_int_equal(p->refcount, 1);
@@ -485,11 +491,11 @@ test_encode_reply(void **state)
 static void
 test_encode_error(void **state)
 {
-	struct varlink_reply	 reply;
-	const char		*errstr = NULL;
-	json_t			*j;
-	char			*s;
-	size_t			 len = 0;
+	struct varlink_reply reply;
+	const char	    *errstr = NULL;
+	json_t		    *j;
+	char		    *s;
+	size_t		     len = 0;
 
 	s = varlink_error_encode(VARLINK_ERR_METHOD, NULL, &len);
 	j = check_encoded(s, len);
@@ -507,8 +513,9 @@ test_encode_error(void **state)
 	json_decref(j);
 	assert_int_equal(varlink_reply_parse(s, len - 1, &reply, &errstr), 0);
 	assert_string_equal(reply.error, VARLINK_ERR_PARAM);
-	assert_string_equal(json_string_value(json_object_get(reply.params,
-	    "parameter")), "argv");
+	assert_string_equal(json_string_value(
+				json_object_get(reply.params, "parameter")),
+	    "argv");
 	varlink_reply_free(&reply);
 	free(s);
 }
@@ -516,10 +523,10 @@ test_encode_error(void **state)
 static void
 test_encode_escapes_nul(void **state)
 {
-	json_t		*j, *p;
-	const char	*v;
-	char		*s;
-	size_t		 len = 0;
+	json_t	   *j, *p;
+	const char *v;
+	char	   *s;
+	size_t	    len = 0;
 
 	p = json_object();
 	json_object_set_new(p, "out", json_stringn("a\0b\nc", 5));
@@ -527,11 +534,13 @@ test_encode_escapes_nul(void **state)
 	/* No raw NUL before the terminator. */
 	j = check_encoded(s, len);
 	assert_non_null(strstr(s, "a\\u0000b\\nc"));
-	v = json_string_value(json_object_get(json_object_get(j,
-	    "parameters"), "out"));
+	v = json_string_value(
+	    json_object_get(json_object_get(j, "parameters"), "out"));
 	assert_non_null(v);
-	assert_int_equal(json_string_length(json_object_get(json_object_get(j,
-	    "parameters"), "out")), 5);
+	assert_int_equal(json_string_length(
+			     json_object_get(json_object_get(j, "parameters"),
+				 "out")),
+	    5);
 	assert_memory_equal(v, "a\0b\nc", 5);
 	json_decref(j);
 	free(s);
@@ -540,13 +549,12 @@ test_encode_escapes_nul(void **state)
 static void
 test_get_int(void **state)
 {
-	json_t	*p;
-	int64_t	 v;
+	json_t *p;
+	int64_t v;
 
-	p = json_pack("{s:i, s:I, s:I, s:n, s:s, s:f, s:b, s:[]}",
-	    "n", 5, "big", (json_int_t)INT64_MAX, "small",
-	    (json_int_t)INT64_MIN, "null", "str", "5", "real", 5.0,
-	    "bool", 1, "arr");
+	p = json_pack("{s:i, s:I, s:I, s:n, s:s, s:f, s:b, s:[]}", "n", 5,
+	    "big", (json_int_t)INT64_MAX, "small", (json_int_t)INT64_MIN,
+	    "null", "str", "5", "real", 5.0, "bool", 1, "arr");
 	assert_non_null(p);
 
 	v = 99;
@@ -566,8 +574,7 @@ test_get_int(void **state)
 	assert_int_equal(varlink_get_int(p, "n", 6, 10, &v), -1);
 	assert_int_equal(varlink_get_int(p, "n", 0, 4, &v), -1);
 	assert_int_equal(varlink_get_int(p, "big", 0, INT64_MAX - 1, &v), -1);
-	assert_int_equal(varlink_get_int(p, "small", INT64_MIN + 1, 0, &v),
-	    -1);
+	assert_int_equal(varlink_get_int(p, "small", INT64_MIN + 1, 0, &v), -1);
 	assert_int_equal(varlink_get_int(p, "str", 0, 10, &v), -1);
 	assert_int_equal(varlink_get_int(p, "real", 0, 10, &v), -1);
 	assert_int_equal(varlink_get_int(p, "bool", 0, 10, &v), -1);
@@ -579,11 +586,11 @@ test_get_int(void **state)
 static void
 test_get_string(void **state)
 {
-	json_t		*p;
-	const char	*v;
+	json_t	   *p;
+	const char *v;
 
-	p = json_pack("{s:s, s:s, s:n, s:i, s:b, s:{}}", "name", "web",
-	    "empty", "", "null", "num", 1, "bool", 0, "obj");
+	p = json_pack("{s:s, s:s, s:n, s:i, s:b, s:{}}", "name", "web", "empty",
+	    "", "null", "num", 1, "bool", 0, "obj");
 	assert_non_null(p);
 
 	v = NULL;
@@ -606,8 +613,8 @@ test_get_string(void **state)
 static void
 test_get_number(void **state)
 {
-	json_t	*p;
-	double	 v;
+	json_t *p;
+	double	v;
 
 	p = json_pack("{s:f, s:i, s:n, s:s, s:b}", "real", 2.5, "int", 3,
 	    "null", "str", "2.5", "bool", 1);
@@ -631,8 +638,8 @@ test_get_number(void **state)
 static void
 test_get_bool(void **state)
 {
-	json_t	*p;
-	int	 v;
+	json_t *p;
+	int	v;
 
 	p = json_pack("{s:b, s:b, s:n, s:i, s:s}", "yes", 1, "no", 0, "null",
 	    "one", 1, "str", "true");
@@ -656,13 +663,16 @@ test_get_bool(void **state)
 static void
 test_method_interface(void **state)
 {
-	char	 buf[32];
+	char buf[32];
 
 	assert_int_equal(varlink_method_interface("io.mprocd.Status", buf,
-	    sizeof buf), 0);
+			     sizeof buf),
+	    0);
 	assert_string_equal(buf, "io.mprocd");
 	assert_int_equal(varlink_method_interface("org.varlink.service."
-	    "GetInfo", buf, sizeof buf), 0);
+						  "GetInfo",
+			     buf, sizeof buf),
+	    0);
 	assert_string_equal(buf, "org.varlink.service");
 	assert_int_equal(varlink_method_interface("a.B", buf, sizeof buf), 0);
 	assert_string_equal(buf, "a");
