@@ -2,13 +2,16 @@
 the source tree: a file is a module and its name is the prefix of every
 function in it, static ones too; no function is named for another file's
 module; no C file grows past 900 lines; ctl/ and lib/ never include
-daemon/mprocd.h (the build's include paths refuse it too).
+daemon/mprocd.h (the build's include paths refuse it too); every C file is
+as .clang-format (STYLE.md habit 15) formats it.
 
 Function definitions are found the KNF way: a name at the start of a line,
 followed by "(", the return type on the line before."""
 
 import os
 import re
+import shutil
+import subprocess
 import sys
 import unittest
 
@@ -104,6 +107,21 @@ class TestLayout(unittest.TestCase):
                         if INCLUDES_MPROCD_H.match(line):
                             bad.append("%s/%s:%d" % (directory, f, n))
         self.assertEqual(bad, [])
+
+    def test_formatted(self):
+        if shutil.which("clang-format") is None:
+            self.skipTest("SKIPPED: clang-format is not installed "
+                          "(scripts/deps installs it)")
+        files = [os.path.join(d, f)
+                 for d in ("daemon", "lib", "ctl", "tests/unit",
+                           "tests/helpers", "fuzz", "bench")
+                 for f in sorted(os.listdir(os.path.join(SRCDIR, d)))
+                 if f.endswith((".c", ".h"))]
+        r = subprocess.run(["clang-format", "--dry-run", "--Werror"] + files,
+                           cwd=SRCDIR, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0,
+                         "not formatted; run clang-format -i on them:\n" +
+                         r.stderr[:3000])
 
     def test_the_checker_sees_functions(self):
         # A checker that finds nothing passes everything: make sure it
