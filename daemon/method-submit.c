@@ -38,7 +38,7 @@ int
 method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 {
 	static const char *const known[] = { "argv", "pool", "name", "cwd",
-		"env", "stdin", "timeout_sec", "retries", NULL };
+		"env", "stdin", "timeout_sec", "retries", "input", NULL };
 	json_t			*env;
 	const char		*in = NULL;
 	char		       **e;
@@ -78,6 +78,9 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 		if (sb->env == NULL || *e != NULL)
 			*bad = "env";
 	}
+	sb->input = json_object_get(params, "input");
+	if (json_is_null(sb->input))
+		sb->input = NULL;
 	if (*bad == NULL && in != NULL) {
 		sb->stdin_data = util_base64_decode(in, strlen(in),
 		    &sb->stdin_len);
@@ -91,9 +94,12 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 	return 0;
 }
 
-/* Submit: queue a job; its id is the answer. */
-void
-method_submit(struct conn *c, struct varlink_call *call)
+/*
+ * The job a Submit or Run asks for, queued in its pool (not yet
+ * dispatched); or NULL once the call has been answered with why not.
+ */
+static struct job *
+method_submit_job(struct conn *c, struct varlink_call *call)
 {
 	struct job_spec	  spec;
 	struct pool	 *p;
@@ -105,9 +111,15 @@ method_submit(struct conn *c, struct varlink_call *call)
 
 	if (method_submit_parse(call->params, &spec, &bad) != 0) {
 		method_invalid_param(c, call, bad);
-		return;
+		return NULL;
 	}
 	p = spec.pool != NULL ? pool_find(spec.pool) : pool_default();
+	/* input is a call's, for a program pool: every pool runs commands. */
+	if (spec.input != NULL && p != NULL && !p->removed) {
+		method_invalid_param(c, call, "input");
+		job_spec_free(&spec);
+		return NULL;
+	}
 	if ((j = pool_submit(p, &spec, c->uid, &why)) == NULL) {
 		switch (why) {
 		case POOL_SHUTTING_DOWN:
@@ -125,7 +137,7 @@ method_submit(struct conn *c, struct varlink_call *call)
 			break;
 		}
 		job_spec_free(&spec);
-		return;
+		return NULL;
 	}
 	ctx = (struct log_ctx){ p->name, NULL, j->id };
 	clog_debug(&ctx,
@@ -133,7 +145,39 @@ method_submit(struct conn *c, struct varlink_call *call)
 	    "cmd=%s",
 	    (unsigned)c->uid, (int)c->pid,
 	    log_safe(j->argv[0], cmd, sizeof cmd));
-	method_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
-	pool_dispatch(p);
 	job_spec_free(&spec);
+	return j;
+}
+
+/* Submit: queue a job; its id is the answer. */
+void
+method_submit(struct conn *c, struct varlink_call *call)
+{
+	struct job *j;
+
+	if ((j = method_submit_job(c, call)) == NULL)
+		return;
+	method_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
+	pool_dispatch(pool_find(j->pool));
+}
+
+/*
+ * Run: Submit, then answer once the job has finished, with what Get
+ * answers. Following its output ("more") is not served yet.
+ */
+void
+method_submit_run(struct conn *c, struct varlink_call *call)
+{
+	struct job *j;
+
+	if (call->flags & VARLINK_MORE) {
+		method_invalid_param(c, call, "more");
+		return;
+	}
+	if ((j = method_submit_job(c, call)) == NULL)
+		return;
+	/* Oneway: a Submit that says nothing, and holds nothing back. */
+	if (!(call->flags & VARLINK_ONEWAY))
+		method_wait_run(c, call, j);
+	pool_dispatch(pool_find(j->pool));
 }

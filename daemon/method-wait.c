@@ -1,7 +1,7 @@
 /*
- * Wait, and Cancel of a running job: calls answered once jobs finish. While
- * one is pending, the client's later calls wait their turn, so replies go
- * out in the order of the calls.
+ * Wait, Cancel of a running job, and Run: calls answered once jobs finish.
+ * While one is pending, the client's later calls wait their turn, so
+ * replies go out in the order of the calls.
  */
 #include "config.h"
 
@@ -13,17 +13,24 @@
 #include "varlink.h"
 #include "xmalloc.h"
 
+/* What the call is, and so what its reply says. */
+enum method_wait_kind {
+	METHOD_WAIT_JOBS,   /* Wait: {jobs} */
+	METHOD_WAIT_CANCEL, /* Cancel: {job} */
+	METHOD_WAIT_RUN,    /* Run: what Get says */
+};
+
 /* A call waiting for jobs to finish. */
 struct method_wait {
-	struct conn	 *c;
-	int		  flags;  /* the call's: more */
-	int		  cancel; /* Cancel: reply {job} */
-	size_t		  n;
-	size_t		  left;
-	int64_t		 *ids;
-	json_t		**done; /* a finished job's snapshot, by index */
-	struct job_watch *watches;
-	struct event	 *timer;
+	struct conn	     *c;
+	int		      flags; /* the call's: more */
+	enum method_wait_kind kind;
+	size_t		      n;
+	size_t		      left;
+	int64_t		     *ids;
+	json_t		    **done; /* a finished job's snapshot, by index */
+	struct job_watch     *watches;
+	struct event	     *timer;
 };
 
 void
@@ -71,7 +78,9 @@ method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 
 	pd->done[i] = job_to_json(j);
 	pd->left--;
-	if (pd->cancel) {
+	if (pd->kind == METHOD_WAIT_RUN) {
+		method_wait_reply(pd, method_job_output(j), 0);
+	} else if (pd->kind == METHOD_WAIT_CANCEL) {
 		method_wait_reply(pd, json_pack("{s:O}", "job", pd->done[i]),
 		    0);
 	} else if (pd->flags & VARLINK_MORE) {
@@ -111,7 +120,8 @@ method_wait_timeout(evutil_socket_t fd, short events, void *arg)
 /* Waits on jobs (all of which c may see); replies at once if all ended. */
 static void
 method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
-    int64_t *ids, size_t n, int cancel, int has_timeout, uint64_t timeout)
+    int64_t *ids, size_t n, enum method_wait_kind kind, int has_timeout,
+    uint64_t timeout)
 {
 	struct method_wait *pd = xcalloc(1, sizeof *pd);
 	struct timeval	    tv;
@@ -119,7 +129,7 @@ method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
 
 	pd->c = c;
 	pd->flags = call->flags;
-	pd->cancel = cancel;
+	pd->kind = kind;
 	pd->n = pd->left = n;
 	pd->ids = ids;
 	/* n may be 0, which xcalloc refuses. */
@@ -221,7 +231,8 @@ method_wait(struct conn *c, struct varlink_call *call)
 	/* Nothing to answer: do not hold the connection's later calls. */
 	if (call->flags & VARLINK_ONEWAY)
 		goto out;
-	method_wait_start(c, call, jobs, ids, n, 0, has_timeout == 1, timeout);
+	method_wait_start(c, call, jobs, ids, n, METHOD_WAIT_JOBS,
+	    has_timeout == 1, timeout);
 	ids = NULL;
 out:
 	free(ids);
@@ -250,5 +261,15 @@ method_wait_cancel(struct conn *c, struct varlink_call *call)
 	/* A running job answers once its process group is gone. */
 	ids = xcalloc(1, sizeof *ids);
 	ids[0] = j->id;
-	method_wait_start(c, call, &j, ids, 1, 1, 0, 0);
+	method_wait_start(c, call, &j, ids, 1, METHOD_WAIT_CANCEL, 0, 0);
+}
+
+/* Run, once its job is queued: answered when the job has finished. */
+void
+method_wait_run(struct conn *c, struct varlink_call *call, struct job *j)
+{
+	int64_t *ids = xcalloc(1, sizeof *ids);
+
+	ids[0] = j->id;
+	method_wait_start(c, call, &j, ids, 1, METHOD_WAIT_RUN, 0, 0);
 }

@@ -35,6 +35,7 @@ static const struct {
 	void (*fn)(struct conn *, struct varlink_call *);
 } method_table[] = {
 	{ "io.mprocd.Submit", method_submit },
+	{ "io.mprocd.Run", method_submit_run },
 	{ "io.mprocd.Wait", method_wait },
 	{ "io.mprocd.Get", method_get },
 	{ "io.mprocd.List", method_list },
@@ -168,23 +169,32 @@ method_get_seconds(json_t *params, const char *name, uint64_t *usec)
 	return 1;
 }
 
-static void
-method_get(struct conn *c, struct varlink_call *call)
+/* What Get and Run answer: the job and its output (base64). */
+json_t *
+method_job_output(const struct job *j)
 {
-	struct job *j;
-	char	   *out, *err;
+	json_t *o;
+	char   *out, *err;
 
-	if ((j = method_id_param(c, call)) == NULL)
-		return;
 	out = util_base64_encode(j->out[0].data, j->out[0].len);
 	err = util_base64_encode(j->out[1].data, j->out[1].len);
 	if (out == NULL || err == NULL)
 		fatal("base64");
-	method_reply(c, call,
-	    json_pack("{s:o, s:s, s:s, s:b}", "job", job_to_json(j), "stdout",
-		out, "stderr", err, "truncated", j->truncated));
+	o = json_pack("{s:o, s:s, s:s, s:b}", "job", job_to_json(j), "stdout",
+	    out, "stderr", err, "truncated", j->truncated);
 	free(out);
 	free(err);
+	return o;
+}
+
+static void
+method_get(struct conn *c, struct varlink_call *call)
+{
+	struct job *j;
+
+	if ((j = method_id_param(c, call)) == NULL)
+		return;
+	method_reply(c, call, method_job_output(j));
 }
 
 static void

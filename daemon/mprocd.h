@@ -128,6 +128,7 @@ struct job_spec {
 	uint64_t    timeout;
 	int	    has_retries;
 	uint64_t    retries;
+	json_t	   *input; /* a program's call: args, kwargs; NULL: none */
 };
 
 /* Someone waiting for a job to finish (a client's Wait or Cancel). */
@@ -428,14 +429,17 @@ const char *method_unknown_param(json_t *, const char *const *);
 int	    method_get_seconds(json_t *, const char *, uint64_t *);
 struct job *method_get_job(struct conn *, struct varlink_call *, int64_t);
 struct job *method_id_param(struct conn *, struct varlink_call *);
+json_t	   *method_job_output(const struct job *);
 
 /* method-submit.c */
 void method_submit(struct conn *, struct varlink_call *);
+void method_submit_run(struct conn *, struct varlink_call *);
 int  method_submit_parse(json_t *, struct job_spec *, const char **);
 
 /* method-wait.c */
 void method_wait(struct conn *, struct varlink_call *);
 void method_wait_cancel(struct conn *, struct varlink_call *);
+void method_wait_run(struct conn *, struct varlink_call *, struct job *);
 void method_wait_free(struct method_wait *);
 
 /* method-list.c */

@@ -400,6 +400,102 @@ print("done")
         self.assertEqual(r["job"]["signal"], signal.SIGUSR1)
 
 
+class TestRunMethod(JobTestCase):
+    """io.mprocd.Run: Submit, answered once the job has finished."""
+
+    def run_call(self, argv, c=None, **params):
+        r = (c or self.c).call("io.mprocd.Run", dict(params, argv=argv))
+        self.assertEqual(set(r), {"job", "stdout", "stderr", "truncated"})
+        r["stdout"] = base64.b64decode(r["stdout"], validate=True)
+        r["stderr"] = base64.b64decode(r["stderr"], validate=True)
+        return r
+
+    def test_answer_is_what_get_says(self):
+        self.start()
+        r = self.run_call(["sh", "-c", "echo out; echo err >&2; exit 3"],
+                          name="three")
+        self.assertEqual(r["job"]["state"], "failed")
+        self.assertEqual(r["job"]["exit_status"], 3)
+        self.assertEqual(r["job"]["name"], "three")
+        self.assertEqual((r["stdout"], r["stderr"], r["truncated"]),
+                         (b"out\n", b"err\n", False))
+        self.assertEqual(self.get(r["job"]["id"]), r)
+        # Every Submit parameter is taken: stdin, env, cwd, timeout.
+        r = self.run_call(["sh", "-c", "cat; echo $FOO; pwd"],
+                          stdin=b64(b"in\n"), env=["FOO=bar"], cwd="/tmp")
+        self.assertEqual(r["stdout"], b"in\nbar\n/tmp\n")
+        self.assertEqual(r["job"]["state"], "succeeded")
+        r = self.run_call(["sleep", "30"], timeout_sec=0.2)
+        self.assertEqual(r["job"]["state"], "timeout")
+
+    def test_later_calls_wait_their_turn(self):
+        self.start()
+        self.c.send("io.mprocd.Run",
+                    {"argv": ["sh", "-c", "sleep 0.3; touch \"$0\"",
+                              self.path("ran")]})
+        self.c.send("io.mprocd.Status")
+        r = self.c.recv()
+        self.assertEqual(r["parameters"]["job"]["state"], "succeeded")
+        self.assertTrue(os.path.exists(self.path("ran")))
+        self.assertIn("pools", self.c.recv()["parameters"])
+
+    def test_cancelled_by_another_client(self):
+        self.start()
+        self.c.send("io.mprocd.Run", {"argv": ["sleep", "300"]})
+        other = self.d.connect()
+        jobs = wait_for(lambda: other.call("io.mprocd.List",
+                                           {"state": "running"})["jobs"],
+                        "the job running")
+        other.call("io.mprocd.Cancel", {"id": jobs[0]["id"]})
+        r = self.c.recv()
+        self.assertEqual(r["parameters"]["job"]["state"], "cancelled")
+        self.assertEqual(r["parameters"]["job"]["id"], jobs[0]["id"])
+
+    def test_client_gone_job_goes_on(self):
+        self.start()
+        c = self.d.connect()
+        c.send("io.mprocd.Run",
+               {"argv": ["sh", "-c", "sleep 0.3; touch \"$0\"",
+                         self.path("ran")]})
+        jid = wait_for(lambda: self.c.call("io.mprocd.List")["jobs"],
+                       "the job")[0]["id"]
+        c.close()
+        self.assertEqual(self.wait1(jid)["state"], "succeeded")
+        self.assertTrue(os.path.exists(self.path("ran")))
+
+    def test_oneway_holds_nothing_back(self):
+        self.start()
+        self.c.send("io.mprocd.Run",
+                    {"argv": ["sh", "-c", "sleep 0.5; touch \"$0\"",
+                              self.path("ran")]}, oneway=True)
+        self.assertIn("pools", self.c.call("io.mprocd.Status"))
+        self.assertFalse(os.path.exists(self.path("ran")))
+        jid = self.c.call("io.mprocd.List")["jobs"][0]["id"]
+        self.assertEqual(self.wait1(jid)["state"], "succeeded")
+        self.assertTrue(os.path.exists(self.path("ran")))
+
+    def test_refused_calls_queue_nothing(self):
+        self.start()
+        # Following a Run's output is not served yet.
+        self.c.send("io.mprocd.Run", {"argv": ["true"]}, more=True)
+        r = self.c.recv()
+        self.assertEqual((r["error"], r["parameters"]),
+                         (INVALID, {"parameter": "more"}))
+        # input is a program's call: every pool here runs commands.
+        for method in ("io.mprocd.Run", "io.mprocd.Submit"):
+            self.assert_error(method, {"argv": ["true"],
+                                       "input": {"args": [1]}},
+                              INVALID, {"parameter": "input"})
+        self.assert_error("io.mprocd.Run", {"argv": ["true"], "pool": "x"},
+                          "io.mprocd.NoSuchPool", {"pool": "x"})
+        self.assert_error("io.mprocd.Run", {"argv": []}, INVALID,
+                          {"parameter": "argv"})
+        self.assertEqual(self.c.call("io.mprocd.List")["jobs"], [])
+        # A null input is no input.
+        r = self.run_call(["true"], input=None)
+        self.assertEqual(r["job"]["state"], "succeeded")
+
+
 class TestTimeout(JobTestCase):
 
     def test_timeout_kills_the_process_group(self):

@@ -33,7 +33,8 @@ class TestProtocol(DaemonTestCase):
                       {"interface": "io.mprocd"})["description"]
         self.assertTrue(desc.startswith("# Supervised worker pools that "
                                         "run jobs.\ninterface io.mprocd\n"))
-        for text in ("method Submit(", "method Status() -> (version: string",
+        for text in ("method Submit(", "method Run(",
+                     "method Status() -> (version: string",
                      "error ReloadFailed (reason: string)",
                      "# Submitter's uid, from the socket's peer credentials."):
             self.assertIn(text, desc)
