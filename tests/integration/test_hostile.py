@@ -690,11 +690,13 @@ class Type:
         text = text.lstrip("?")
         self.array = text.startswith("[]")
         self.base = text[2:] if self.array else text
-        if self.base not in ("string", "int", "float", "bool"):
+        if self.base not in ("string", "int", "float", "bool", "object"):
             raise AssertionError("test_hostile does not know the type %r: "
                                  "teach Type about it" % self.text)
 
     def base_accepts(self, v):
+        if self.base == "object":
+            return True     # any JSON value
         if self.base == "string":
             return isinstance(v, str)
         if self.base == "bool":
@@ -767,6 +769,8 @@ DOMAIN = {
     ("Cancel", "id"): [(0, None), (-1, None), (INT64_MIN, None),
                        (INT64_MAX, ("io.mprocd.NoSuchJob",
                                     {"id": INT64_MAX}))],
+    # A command pool takes no input: every value of it is refused.
+    ("Submit", "input"): [(v, None) for v in KINDS if v is not None],
     ("List", "state"): [("bogus", None), ("", None), ("SUCCEEDED", None),
                         ("queued ", None)],
     ("List", "pool"): [("nope", ("io.mprocd.NoSuchPool", {"pool": "nope"}))],
@@ -775,6 +779,10 @@ DOMAIN = {
                          {"interface": "com.example"})),
         ("", ("org.varlink.service.InterfaceNotFound", {"interface": ""}))],
 }
+
+# Run takes Submit's parameters, and refuses the same values.
+DOMAIN.update({("Run", p): v for (m, p), v in list(DOMAIN.items())
+               if m == "Submit"})
 
 # Numbers JSON allows but jansson cannot hold (beyond int64, beyond a
 # double): the message is "not valid JSON" to the daemon.
@@ -801,6 +809,7 @@ class TestWrongTypes(Hostile):
         the job named is finished; Reload is never called valid)."""
         return {
             "io.mprocd.Submit": {"argv": ["true"]},
+            "io.mprocd.Run": {"argv": ["true"]},
             "io.mprocd.Wait": {"ids": [self.done]},
             "io.mprocd.Get": {"id": self.done},
             "io.mprocd.Cancel": {"id": self.done},
