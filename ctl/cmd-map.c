@@ -36,6 +36,14 @@
 #define MAP_RETRY_MIN 50   /* ms after QueueFull, doubling... */
 #define MAP_RETRY_MAX 1000 /* ...up to this */
 
+/* A line's Wait and Get, written as text: no JSON encoder per line. */
+#define CMD_MAP_WAIT \
+	"{\"method\":\"io.mprocd.Wait\"," \
+	"\"parameters\":{\"ids\":[%" JSON_INTEGER_FORMAT "]}}"
+#define CMD_MAP_GET \
+	"{\"method\":\"io.mprocd.Get\"," \
+	"\"parameters\":{\"id\":%" JSON_INTEGER_FORMAT "}}"
+
 static int cmd_map_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_map_entry = {
@@ -441,17 +449,9 @@ cmd_map_ask(struct map *m)
 
 	while (m->nasked < m->nread &&
 	    (l = cmd_map_line(m, m->nasked))->state == MAP_SUBMITTED) {
-		len = snprintf(call, sizeof call,
-		    "{\"method\":"
-		    "\"io.mprocd.Wait\",\"parameters\":{\"ids\":[%" JSON_INTEGER_FORMAT
-		    "]}}",
-		    l->id);
+		len = snprintf(call, sizeof call, CMD_MAP_WAIT, l->id);
 		client_queue_text(m->out, call, (size_t)len);
-		len = snprintf(call, sizeof call,
-		    "{\"method\":"
-		    "\"io.mprocd.Get\",\"parameters\":{\"id\":%" JSON_INTEGER_FORMAT
-		    "}}",
-		    l->id);
+		len = snprintf(call, sizeof call, CMD_MAP_GET, l->id);
 		client_queue_text(m->out, call, (size_t)len);
 		l->state = MAP_ASKED;
 		m->nasked++;
