@@ -440,6 +440,7 @@ conn_free(struct conn *c)
 	bufferevent_free(c->bev);
 	free(c);
 }
+
 /* At exit: write what replies the clients' sockets will take, then close. */
 void
 conn_free_all(void)

@@ -95,11 +95,11 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 }
 
 /*
- * The job a Submit or Run asks for, queued in its pool (not yet
+ * The job a Submit or Run asks for, queued in its pool *pp (not yet
  * dispatched); or NULL once the call has been answered with why not.
  */
 static struct job *
-method_submit_job(struct conn *c, struct varlink_call *call)
+method_submit_job(struct conn *c, struct varlink_call *call, struct pool **pp)
 {
 	struct job_spec	  spec;
 	struct pool	 *p;
@@ -146,6 +146,7 @@ method_submit_job(struct conn *c, struct varlink_call *call)
 	    (unsigned)c->uid, (int)c->pid,
 	    log_safe(j->argv[0], cmd, sizeof cmd));
 	job_spec_free(&spec);
+	*pp = p;
 	return j;
 }
 
@@ -153,12 +154,13 @@ method_submit_job(struct conn *c, struct varlink_call *call)
 void
 method_submit(struct conn *c, struct varlink_call *call)
 {
-	struct job *j;
+	struct pool *p;
+	struct job  *j;
 
-	if ((j = method_submit_job(c, call)) == NULL)
+	if ((j = method_submit_job(c, call, &p)) == NULL)
 		return;
 	method_reply(c, call, json_pack("{s:I}", "id", (json_int_t)j->id));
-	pool_dispatch(pool_find(j->pool));
+	pool_dispatch(p);
 }
 
 /*
@@ -168,16 +170,17 @@ method_submit(struct conn *c, struct varlink_call *call)
 void
 method_submit_run(struct conn *c, struct varlink_call *call)
 {
-	struct job *j;
+	struct pool *p;
+	struct job  *j;
 
 	if (call->flags & VARLINK_MORE) {
 		method_invalid_param(c, call, "more");
 		return;
 	}
-	if ((j = method_submit_job(c, call)) == NULL)
+	if ((j = method_submit_job(c, call, &p)) == NULL)
 		return;
 	/* Oneway: a Submit that says nothing, and holds nothing back. */
 	if (!(call->flags & VARLINK_ONEWAY))
 		method_wait_run(c, call, j);
-	pool_dispatch(pool_find(j->pool));
+	pool_dispatch(p);
 }

@@ -73,14 +73,19 @@ method_wait_reply(struct method_wait *pd, json_t *params, int continues)
 static void
 method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 {
-	json_t *all;
+	json_t *all, *out;
 	size_t	k;
 
-	pd->done[i] = job_to_json(j);
 	pd->left--;
 	if (pd->kind == METHOD_WAIT_RUN) {
-		method_wait_reply(pd, method_job_output(j), 0);
-	} else if (pd->kind == METHOD_WAIT_CANCEL) {
+		/* Its job, encoded once, is the snapshot too. */
+		out = method_job_output(j);
+		pd->done[i] = json_incref(json_object_get(out, "job"));
+		method_wait_reply(pd, out, 0);
+		goto out;
+	}
+	pd->done[i] = job_to_json(j);
+	if (pd->kind == METHOD_WAIT_CANCEL) {
 		method_wait_reply(pd, json_pack("{s:O}", "job", pd->done[i]),
 		    0);
 	} else if (pd->flags & VARLINK_MORE) {
@@ -92,6 +97,7 @@ method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 			json_array_append(all, pd->done[k]);
 		method_wait_reply(pd, json_pack("{s:o}", "jobs", all), 0);
 	}
+out:
 	if (pd->left == 0)
 		method_wait_finish(pd);
 }

@@ -242,16 +242,22 @@ pool_submit(struct pool *p, struct job_spec *spec, uid_t uid,
 	return j;
 }
 
+/* Takes queued job j out of p's queue. */
+static void
+pool_unqueue(struct pool *p, struct job *j)
+{
+	TAILQ_REMOVE(&p->queue, j, entry);
+	p->nqueued--;
+}
+
 /* Takes a queued job out of its pool's queue. */
 void
 pool_dequeue(struct job *j)
 {
 	struct pool *p = pool_find(j->pool);
 
-	if (p == NULL || j->state != JOB_QUEUED)
-		return;
-	TAILQ_REMOVE(&p->queue, j, entry);
-	p->nqueued--;
+	if (p != NULL && j->state == JOB_QUEUED)
+		pool_unqueue(p, j);
 }
 
 /* A job of the pool's reached its final state: count it. */
@@ -301,7 +307,7 @@ pool_dispatch(struct pool *p)
 		if (w->state != WORKER_IDLE || w->stop != STOP_NONE ||
 		    w->bev == NULL)
 			continue;
-		pool_dequeue(j);
+		pool_unqueue(p, j);
 		pool_worker_run(w, j);
 	}
 }

@@ -155,14 +155,16 @@ worker_env_dropped(const char *var)
  * borrowed strings. Ours is filtered once; it does not change.
  */
 static const char **
-worker_job_environ(char **jobenv, size_t njobenv, const char *const ids[3])
+worker_job_environ(char **jobenv, const char *const ids[3])
 {
 	static const char **base;
 	static size_t	    nbase;
 	const char	  **env;
 	char		  **e;
-	size_t		    i, n = 0, k, keylen;
+	size_t		    i, n = 0, k, keylen, njobenv = 0;
 
+	while (jobenv[njobenv] != NULL)
+		njobenv++;
 	if (base == NULL) {
 		for (e = environ; *e != NULL; e++)
 			n++;
@@ -458,7 +460,6 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 	int		 n, error;
 	char		 msg[512], cmd[1024];
 	struct log_ctx	 ctx;
-	size_t		 nenv = 0;
 
 	memset(r, 0, sizeof *r);
 	r->id = js->id;
@@ -470,9 +471,7 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 	ids[0] = idvar;
 	ids[1] = worker_env_pool;
 	ids[2] = worker_env_worker;
-	while (js->env[nenv] != NULL)
-		nenv++;
-	r->env = worker_job_environ(js->env, nenv, ids);
+	r->env = worker_job_environ(js->env, ids);
 	ctx = worker_job_ctx(r);
 
 	if (pipe2(outp[0], O_CLOEXEC) != 0 || pipe2(outp[1], O_CLOEXEC) != 0 ||

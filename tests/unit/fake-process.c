@@ -216,21 +216,6 @@ fake_setup(struct config *c)
 	return ev_base == NULL;
 }
 
-/* The same, as cmocka calls them, for a test that needs nothing more. */
-static FAKE_UNUSED int
-fake_cmocka_setup(void **state)
-{
-	return fake_setup(NULL);
-}
-
-static FAKE_UNUSED int fake_teardown(void);
-
-static FAKE_UNUSED int
-fake_cmocka_teardown(void **state)
-{
-	return fake_teardown();
-}
-
 /* A test's teardown: every pool, job and made-up process gone. */
 static FAKE_UNUSED int
 fake_teardown(void)
@@ -248,6 +233,19 @@ fake_teardown(void)
 	config_free(cfg);
 	cfg = NULL;
 	return 0;
+}
+
+/* The same, as cmocka calls them, for a test that needs nothing more. */
+static FAKE_UNUSED int
+fake_cmocka_setup(void **state)
+{
+	return fake_setup(NULL);
+}
+
+static FAKE_UNUSED int
+fake_cmocka_teardown(void **state)
+{
+	return fake_teardown();
 }
 
 /* Pretends the worker's process was started just now with this pid. */
