@@ -36,6 +36,7 @@ enum key_type {
 	K_DURATION,
 	K_SIZE,
 	K_WORKERS,
+	K_PROGRAM,
 };
 
 struct key {
@@ -72,6 +73,11 @@ static const struct key keys[] = {
 	{ "workers", SEC_POOL, K_WORKERS, POOL(workers), 1, 4096, "4" },
 	/* Each is a process that waits; a few cover a burst of deaths. */
 	{ "spare_workers", SEC_POOL, K_UINT, POOL(spare_workers), 0, 64, "1" },
+	{ "program", SEC_POOL, K_PROGRAM, POOL(program_text), 0, 0, NULL },
+	{ "start_timeout", SEC_POOL, K_DURATION, POOL(start_timeout),
+	    USEC_PER_MSEC, HOUR, "30s" },
+	{ "max_memory", SEC_POOL, K_SIZE, POOL(max_memory), 0, 1ULL << 40,
+	    "0" },
 	{ "queue_limit", SEC_POOL, K_UINT, POOL(queue_limit), 1, 100000000,
 	    "100000" },
 	{ "job_timeout", SEC_POOL, K_DURATION, POOL(job_timeout), 0, 365 * DAY,
@@ -119,6 +125,10 @@ config_key_accepts(const struct key *k, char *buf, size_t len)
 		snprintf(buf, len,
 		    "a whole number from %" PRIu64 " to %" PRIu64, k->min,
 		    k->max);
+		break;
+	case K_PROGRAM:
+		snprintf(buf, len,
+		    "a command and its arguments, quoted as for a shell");
 		break;
 	case K_WORKERS:
 		snprintf(buf, len,
@@ -172,33 +182,6 @@ config_errors_free(struct config_errors *e)
 	e->n = 0;
 }
 
-/* Levenshtein distance, for "did you mean". Short strings only. */
-static size_t
-config_edit_distance(const char *a, const char *b)
-{
-	size_t la = strlen(a), lb = strlen(b), i, j, prev, tmp;
-	size_t row[64];
-
-	if (la >= 64 || lb >= 64)
-		return SIZE_MAX;
-	for (j = 0; j <= lb; j++)
-		row[j] = j;
-	for (i = 1; i <= la; i++) {
-		prev = row[0];
-		row[0] = i;
-		for (j = 1; j <= lb; j++) {
-			tmp = row[j];
-			row[j] = prev + (a[i - 1] != b[j - 1]);
-			if (row[j - 1] + 1 < row[j])
-				row[j] = row[j - 1] + 1;
-			if (tmp + 1 < row[j])
-				row[j] = tmp + 1;
-			prev = tmp;
-		}
-	}
-	return row[lb];
-}
-
 /* The closest key of the section, if it is close enough to be a typo. */
 static const char *
 config_suggest_key(enum section sec, const char *name)
@@ -209,13 +192,38 @@ config_suggest_key(enum section sec, const char *name)
 	for (i = 0; i < NKEYS; i++) {
 		if (keys[i].section != sec)
 			continue;
-		d = config_edit_distance(name, keys[i].name);
+		d = util_edit_distance(name, keys[i].name);
 		if (d < bestd) {
 			bestd = d;
 			best = keys[i].name;
 		}
 	}
 	return best;
+}
+
+/* Frees what a pool's settings own (its program). */
+void
+config_pool_clear(struct pool_config *pc)
+{
+	util_strv_free(pc->program);
+	free(pc->program_text);
+	pc->program = NULL;
+	pc->program_text = NULL;
+}
+
+/* dst becomes a copy of src that owns its own program; name is not set. */
+void
+config_pool_copy(struct pool_config *dst, const struct pool_config *src)
+{
+	char **program = util_strv_dup(src->program);
+	char  *text = src->program_text != NULL ? xstrdup(src->program_text)
+						: NULL;
+
+	/* src may share dst's program (a copy of dst): copied first. */
+	config_pool_clear(dst);
+	*dst = *src;
+	dst->program = program;
+	dst->program_text = text;
 }
 
 static void *
@@ -244,6 +252,7 @@ config_key_set(const struct key *k, struct config *c, struct pool_config *pc,
 	unsigned int mode;
 	int	     level;
 	long	     ncpu;
+	char	   **words, *found;
 
 	switch (k->type) {
 	case K_SOCKET:
@@ -281,6 +290,23 @@ config_key_set(const struct key *k, struct config *c, struct pool_config *pc,
 			return -1;
 		}
 		*(int *)field = level;
+		return 0;
+	case K_PROGRAM:
+		/* Empty: a command pool. */
+		if ((words = util_split_words(value, why)) == NULL &&
+		    *why != NULL)
+			return -1;
+		if (words != NULL &&
+		    (found = util_find_program(words[0], getenv("PATH"),
+			 why)) == NULL) {
+			util_strv_free(words);
+			return -1;
+		}
+		if (words != NULL)
+			free(found);
+		config_pool_clear(pc);
+		pc->program = words;
+		pc->program_text = words != NULL ? xstrdup(value) : NULL;
 		return 0;
 	case K_WORKERS:
 		if (strcmp(value, "auto") == 0) {
@@ -326,7 +352,7 @@ config_pool_defaults(struct pool_config *pc)
 	const char *why;
 
 	for (i = 0; i < NKEYS; i++)
-		if (keys[i].section == SEC_POOL &&
+		if (keys[i].section == SEC_POOL && keys[i].def != NULL &&
 		    config_key_set(&keys[i], NULL, pc, keys[i].def, &why) != 0)
 			fatalx("bad default for %s: %s", keys[i].name, why);
 }
@@ -367,6 +393,7 @@ config_free(struct config *c)
 		return;
 	while ((pc = TAILQ_FIRST(&c->pools)) != NULL) {
 		TAILQ_REMOVE(&c->pools, pc, entry);
+		config_pool_clear(pc);
 		free(pc->name);
 		free(pc);
 	}
@@ -401,7 +428,9 @@ config_pool_limits_differ(const struct pool_config *a,
 	    a->restart_delay != b->restart_delay ||
 	    a->restart_delay_max != b->restart_delay_max ||
 	    a->crash_limit != b->crash_limit ||
-	    a->crash_interval != b->crash_interval;
+	    a->crash_interval != b->crash_interval ||
+	    a->start_timeout != b->start_timeout ||
+	    a->max_memory != b->max_memory;
 }
 
 /*
@@ -430,6 +459,8 @@ config_diff(const struct config *old, const struct config *new,
 		else {
 			v[n].from = was->workers;
 			v[n].limits = config_pool_limits_differ(was, pc);
+			v[n].program = !util_strv_equal(was->program,
+			    pc->program);
 			v[n].kind = pc->workers > was->workers ? POOL_GROWS
 			    : pc->workers < was->workers       ? POOL_SHRINKS
 							       : POOL_KEPT;
@@ -536,9 +567,8 @@ config_parse_section(struct parse *p, const char *header, size_t len)
 	    "%s:%d: unknown section [%s] (sections are "
 	    "[mprocd] and [pool NAME])%s",
 	    p->file, p->lineno, name,
-	    config_edit_distance(name, "mprocd") <= 2
-		? "; did you mean [mprocd]?"
-		: "");
+	    util_edit_distance(name, "mprocd") <= 2 ? "; did you mean [mprocd]?"
+						    : "");
 }
 
 /*
@@ -656,7 +686,7 @@ config_parse_handler(void *arg, const char *section, const char *name,
 		return 1;
 	}
 	*line = p->lineno;
-	if (*value == '\0') {
+	if (*value == '\0' && k->type != K_PROGRAM) {
 		config_key_accepts(k, accepts, sizeof accepts);
 		config_errors_add(p->errors,
 		    "%s:%d: %s has no value (expected %s)", p->file, p->lineno,
@@ -798,6 +828,12 @@ config_print_key(const struct key *k, const void *base, FILE *f)
 	case K_SOCKET:
 	case K_LOGTARGET:
 		fprintf(f, "%s = %s\n", k->name, *(char *const *)field);
+		break;
+	case K_PROGRAM:
+		if (*(char *const *)field != NULL)
+			fprintf(f, "%s = %s\n", k->name, *(char *const *)field);
+		else
+			fprintf(f, "%s =\n", k->name);
 		break;
 	case K_MODE:
 		fprintf(f, "%s = %04o\n", k->name,

@@ -168,6 +168,8 @@ job_new(const char *pool, struct job_spec *spec, uid_t uid)
 	j->stdin_data = spec->stdin_data;
 	j->stdin_len = spec->stdin_len;
 	spec->stdin_data = NULL;
+	if (spec->input != NULL)
+		j->input = json_incref(spec->input);
 	/* Else the pool's, as they are when the job starts. */
 	j->timeout_given = spec->has_timeout == 1;
 	j->timeout = spec->timeout;
@@ -227,6 +229,8 @@ job_free(struct job *j)
 		event_free(j->timer);
 	util_strv_free(j->argv);
 	util_strv_free(j->env);
+	json_decref(j->input);
+	json_decref(j->result);
 	free(j->name);
 	free(j->pool);
 	free(j->cwd);
@@ -424,6 +428,8 @@ job_finish(struct job *j, enum job_state state)
 	j->finished_usec = util_now_usec();
 	job_output_trim(&j->out[0]);
 	job_output_trim(&j->out[1]);
+	json_decref(j->input); /* it runs no more */
+	j->input = NULL;
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
 	pool_job_finished(j);
@@ -457,6 +463,14 @@ job_set_pid(struct job *j, pid_t pid)
 	j->pid = pid;
 }
 
+/* A program's answer to the job (the reference is taken; NULL: none). */
+void
+job_set_result(struct job *j, json_t *result)
+{
+	json_decref(j->result);
+	j->result = result;
+}
+
 /* A worker has been sent the job. */
 void
 job_started(struct job *j, struct worker *w)
@@ -473,6 +487,7 @@ job_started(struct job *j, struct worker *w)
 	j->kill_signal = 0;
 	j->truncated = 0;
 	j->out[0].len = j->out[1].len = 0;
+	job_set_result(j, NULL);
 	j->started_usec = util_now_usec();
 	j->started_mono = util_mono_usec();
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);

@@ -114,8 +114,9 @@ method_submit_job(struct conn *c, struct varlink_call *call, struct pool **pp)
 		return NULL;
 	}
 	p = spec.pool != NULL ? pool_find(spec.pool) : pool_default();
-	/* input is a call's, for a program pool: every pool runs commands. */
-	if (spec.input != NULL && p != NULL && !p->removed) {
+	/* input is a call's, for a program pool. */
+	if (spec.input != NULL && p != NULL && !p->removed &&
+	    p->cfg.program == NULL) {
 		method_invalid_param(c, call, "input");
 		job_spec_free(&spec);
 		return NULL;

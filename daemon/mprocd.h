@@ -36,6 +36,10 @@ struct pool_config {
 	uint64_t     restart_delay_max;
 	uint64_t     crash_limit;
 	uint64_t     crash_interval;
+	char	   **program;	   /* a program pool's; NULL: a command pool */
+	char	    *program_text; /* as the file has it */
+	uint64_t     start_timeout;
+	uint64_t     max_memory;  /* bytes; 0: no limit */
 	int	     keyline[32]; /* where each key was set; see config.c */
 };
 TAILQ_HEAD(pool_configs, pool_config);
@@ -69,6 +73,8 @@ struct config	   *config_load_string(const char *, const char *,
 void		    config_errors_free(struct config_errors *);
 void		    config_print(const struct config *, FILE *);
 struct pool_config *config_find_pool(const struct config *, const char *);
+void		    config_pool_clear(struct pool_config *);
+void config_pool_copy(struct pool_config *, const struct pool_config *);
 
 /* What a reload does to one pool. */
 struct config_change {
@@ -82,6 +88,7 @@ struct config_change {
 	} kind;
 	unsigned int from, to; /* workers */
 	int	     limits;   /* other settings changed */
+	int	     program;  /* its program changed */
 };
 size_t config_diff(const struct config *, const struct config *,
     struct config_change **);
@@ -181,7 +188,9 @@ struct job {
 
 	struct job_output  out[2]; /* stdout, stderr */
 	int		   truncated;
-	struct event	  *timer; /* timeout, then kill_grace */
+	json_t		  *input;  /* a program's call: args, kwargs; or NULL */
+	json_t		  *result; /* a program's answer, or NULL */
+	struct event	  *timer;  /* timeout, then kill_grace */
 	struct job_watches watches;
 };
 TAILQ_HEAD(jobs, job);
@@ -201,6 +210,7 @@ void	 job_watch_remove(struct job_watch *);
 void	 job_finish(struct job *, enum job_state);
 void	 job_started(struct job *, struct worker *);
 void	 job_set_pid(struct job *, pid_t);
+void	 job_set_result(struct job *, json_t *);
 void	 job_done(struct job *, int, int);
 void	 job_worker_died(struct job *);
 void	 job_kill(struct job *, enum job_kill);
@@ -248,24 +258,25 @@ enum worker_stop {
  */
 struct worker {
 	TAILQ_ENTRY(worker) entry; /* its pool's workers, or spares */
-	struct pool	   *pool;
-	int		    spare;
-	unsigned int	    slot; /* not for a spare */
-	char		    name[80];
-	enum worker_state   state;
-	enum worker_stop    stop;
-	pid_t		    pid;
-	int		    said_hello; /* its process reads its signals now */
-	int		    reopen_log; /* asked: SIGUSR1 once it said HELLO */
-	struct bufferevent *bev;
-	struct event	   *timer;	  /* restart after backoff; kill */
-	uint64_t	    started_usec; /* wall clock, for Status */
-	uint64_t	    started_mono;
-	uint64_t	    delay;   /* backoff before the next restart */
-	uint64_t	    backoff; /* the wait chosen at the last death */
-	uint64_t	    restarts;
-	uint64_t	    jobs_done;
-	struct job	   *job; /* the job it runs, or NULL */
+	struct pool	    *pool;
+	int		     spare;
+	unsigned int	     slot; /* not for a spare */
+	char		     name[80];
+	enum worker_state    state;
+	enum worker_stop     stop;
+	pid_t		     pid;
+	int		     said_hello; /* its process reads its signals now */
+	int		     reopen_log; /* asked: SIGUSR1 once it said HELLO */
+	struct bufferevent  *bev;
+	struct event	    *timer;	   /* restart after backoff; kill */
+	uint64_t	     started_usec; /* wall clock, for Status */
+	uint64_t	     started_mono;
+	uint64_t	     delay;   /* backoff before the next restart */
+	uint64_t	     backoff; /* the wait chosen at the last death */
+	uint64_t	     restarts;
+	uint64_t	     jobs_done;
+	struct job	    *job;  /* the job it runs, or NULL */
+	struct pool_program *prog; /* a program pool's program, or NULL */
 };
 TAILQ_HEAD(workers, worker);
 
@@ -287,9 +298,28 @@ void	       pool_worker_stop(struct worker *, enum worker_stop);
 void	       pool_worker_stop_later(struct worker *, enum worker_stop);
 void	       pool_worker_start_soon(struct worker *);
 void	       pool_worker_reopen_log(struct worker *);
-void	     pool_worker_send(struct worker *, uint32_t, const void *, size_t);
-struct pool *pool_worker_exited(struct worker *, int);
-json_t	    *pool_worker_json(const struct worker *);
+struct pool   *pool_worker_exited(struct worker *, int);
+json_t	      *pool_worker_json(const struct worker *);
+void	       pool_worker_finish_job(struct worker *, struct job *, int, int);
+void	       pool_worker_hello(struct worker *);
+
+/* pool-channel.c */
+void pool_channel_open(struct worker *, int);
+void pool_channel_close(struct worker *);
+void pool_channel_send(struct worker *, uint32_t, const void *, size_t);
+void pool_channel_drain(struct worker *);
+
+/* pool-program.c */
+struct pool_program *pool_program_new(struct worker *, int, int, int);
+void		     pool_program_free(struct pool_program *);
+void  pool_program_set_worker(struct pool_program *, struct worker *);
+void  pool_program_set_pid(struct pool_program *, pid_t);
+pid_t pool_program_pid(const struct pool_program *);
+int   pool_program_is_ready(const struct pool_program *);
+void  pool_program_kill(const struct pool_program *, int);
+void  pool_program_run(struct pool_program *, struct job *);
+void  pool_program_drain(struct pool_program *);
+int   pool_program_over_memory(const struct pool_program *);
 
 /* pool.c */
 struct pool {
@@ -360,11 +390,14 @@ void	       pool_kill_running(enum job_kill);
 	     (w) = pool_next_worker((p), (w)))
 
 /* spawn.c */
+#define SPAWN_NFDS 7
 struct spawn {
 	const char *const *argv;
 	const char *const *envp; /* NULL: our environment */
 	const char	  *cwd;	 /* NULL: ours */
-	int	    fds[4];	 /* become 0..3; -1: /dev/null (0-2) or none */
+	/* fds[i] becomes i, for i < nfds; -1: /dev/null (0-2) or none. */
+	int	    fds[SPAWN_NFDS];
+	int	    nfds;
 	int	    setsid;
 	int	    pdeathsig; /* 0: none */
 	const char *path;      /* executable; NULL: argv[0] via PATH */
@@ -376,7 +409,35 @@ pid_t spawn_process(const struct spawn *);
 void  spawn_kill_orphans(void);
 
 /* worker.c */
-int worker_main(int, char **);
+/* The job being run, or a program worker's program. */
+struct worker_job {
+	uint64_t       id;
+	pid_t	       pid;
+	int	       out[2]; /* read ends of stdout, stderr; -1 */
+	int	       in;     /* write end of stdin; -1 */
+	const uint8_t *stdin_data;
+	size_t	       stdin_len;
+	size_t	       stdin_off;
+	uint64_t       max_output;
+	uint64_t       sent[2];
+	int	       truncated;
+	const char   **env; /* its environment (strings borrowed) */
+};
+
+extern int   worker_sigfd;
+extern char *worker_env_pool, *worker_env_worker;
+
+int	     worker_main(int, char **);
+const char **worker_job_environ(char *const *, const char *const *);
+void	     worker_kill_job(struct worker_job *, int);
+int	     worker_reap(const struct worker_job *, int *);
+void	     worker_exit(struct worker_job *, int) __attribute__((noreturn));
+void	     worker_take_slot(const uint8_t *, size_t);
+void	     worker_set_log_level(const uint8_t *, size_t);
+void	     worker_send_hello(void);
+
+/* worker-program.c */
+void worker_program_run(char **) __attribute__((noreturn));
 
 /* control.c */
 int  control_init(const char *, unsigned int, int);

@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -31,13 +32,6 @@
 #include "proto.h"
 #include "util.h"
 #include "xmalloc.h"
-
-/* Seconds a new worker has to say HELLO before it is killed. */
-#define POOL_WORKER_START_TIMEOUT 30
-
-static const struct timeval pool_worker_start_timeout = {
-	POOL_WORKER_START_TIMEOUT, 0
-};
 
 static const char *const pool_worker_state_names[WORKER_NSTATES] = {
 	[WORKER_STARTING] = "starting",
@@ -66,9 +60,16 @@ static const unsigned int pool_worker_moves[WORKER_NSTATES] = {
 };
 #undef TO
 
-static void pool_worker_read_cb(struct bufferevent *, void *);
 static void pool_worker_signal_reopen(struct worker *);
-static void pool_worker_event_cb(struct bufferevent *, short, void *);
+
+/* Signals the worker's process and, in a program pool, its program's group. */
+static void
+pool_worker_signal(struct worker *w, int sig)
+{
+	if (w->pid > 0)
+		kill(w->pid, sig);
+	pool_program_kill(w->prog, sig);
+}
 
 const char *
 pool_worker_state_name(enum worker_state state)
@@ -152,10 +153,12 @@ pool_worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 		break;
 	case WORKER_STARTING:
 		clog_warnx(&ctx,
-		    "worker did not start in time, killing it" LOG_KV
-		    "worker_pid=%d" LOG_KV "timeout=%ds",
-		    (int)w->pid, POOL_WORKER_START_TIMEOUT);
-		kill(w->pid, SIGKILL);
+		    "%s did not start in time, killing it" LOG_KV
+		    "worker_pid=%d" LOG_KV "start_timeout=%s",
+		    w->prog != NULL ? "program" : "worker", (int)w->pid,
+		    util_format_duration(w->pool->cfg.start_timeout, grace,
+			sizeof grace));
+		pool_worker_signal(w, SIGKILL);
 		break;
 	case WORKER_STOPPING:
 		if (w->pid > 0) {
@@ -166,7 +169,7 @@ pool_worker_timer_cb(evutil_socket_t fd, short events, void *arg)
 			    (int)w->pid,
 			    util_format_duration(w->pool->cfg.kill_grace, grace,
 				sizeof grace));
-			kill(w->pid, SIGKILL);
+			pool_worker_signal(w, SIGKILL);
 		}
 		break;
 	default:
@@ -226,22 +229,8 @@ pool_worker_free(struct worker *w)
 		bufferevent_free(w->bev);
 	if (w->timer != NULL)
 		event_free(w->timer);
+	pool_program_free(w->prog);
 	free(w);
-}
-
-/* A frame to the worker, if it still has its channel. */
-void
-pool_worker_send(struct worker *w, uint32_t type, const void *payload,
-    size_t len)
-{
-	uint8_t	     hdr[PROTO_HDRLEN];
-	struct iovec iov[2] = { { hdr, sizeof hdr },
-		{ (void *)(uintptr_t)payload, len } };
-
-	if (w->bev == NULL)
-		return;
-	proto_hdr_pack(hdr, type, (uint32_t)len);
-	bev_send(w->bev, iov, 2);
 }
 
 /* Hands a job to an idle worker. */
@@ -251,6 +240,13 @@ pool_worker_run(struct worker *w, struct job *j)
 	struct proto_buf       b;
 	struct proto_job_start js;
 
+	if (w->prog != NULL) {
+		pool_worker_set_state(w, WORKER_BUSY);
+		w->job = j;
+		job_started(j, w);
+		pool_program_run(w->prog, j);
+		return;
+	}
 	memset(&js, 0, sizeof js);
 	js.id = (uint64_t)j->id;
 	js.max_output = w->pool->cfg.max_output;
@@ -260,7 +256,7 @@ pool_worker_run(struct worker *w, struct job *j)
 	js.stdin_data = j->stdin_data;
 	js.stdin_len = j->stdin_len;
 	proto_pack_job_start(&b, &js);
-	pool_worker_send(w, PROTO_JOB_START, b.data, b.len);
+	pool_channel_send(w, PROTO_JOB_START, b.data, b.len);
 	proto_buf_free(&b);
 
 	pool_worker_set_state(w, WORKER_BUSY);
@@ -276,8 +272,18 @@ pool_worker_signal_job(struct worker *w, struct job *j, int sig)
 
 	if (w == NULL)
 		return;
+	/*
+	 * A program's call cannot be ended alone: the program goes with it,
+	 * and is started again (not a crash).
+	 */
+	if (w->prog != NULL) {
+		if (w->stop == STOP_NONE)
+			w->stop = STOP_RECYCLE;
+		pool_program_kill(w->prog, sig);
+		return;
+	}
 	proto_pack_job_signal(&b, (uint64_t)j->id, (uint32_t)sig);
-	pool_worker_send(w, PROTO_JOB_SIGNAL, b.data, b.len);
+	pool_channel_send(w, PROTO_JOB_SIGNAL, b.data, b.len);
 	proto_buf_free(&b);
 }
 
@@ -286,7 +292,7 @@ void
 pool_worker_kill(struct worker *w)
 {
 	if (w != NULL && w->pid > 0 && w->state != WORKER_EXITED)
-		kill(w->pid, SIGKILL);
+		pool_worker_signal(w, SIGKILL);
 }
 
 /* The worker is done with its job: take the next, or stop as asked. */
@@ -303,7 +309,8 @@ pool_worker_job_done(struct worker *w)
 	pool_worker_set_state(w, WORKER_IDLE);
 	if (w->stop != STOP_NONE)
 		pool_worker_stop(w, w->stop);
-	else if (max != 0 && w->jobs_done >= max)
+	else if ((max != 0 && w->jobs_done >= max) ||
+	    pool_program_over_memory(w->prog))
 		pool_worker_stop(w, STOP_RECYCLE);
 	else {
 		pool_dispatch(w->pool);
@@ -312,158 +319,50 @@ pool_worker_job_done(struct worker *w)
 	}
 }
 
-static void
-pool_worker_close(struct worker *w)
+/*
+ * Job j on w has ended with wait status. The worker's next job goes out
+ * first: the end of this one (its log record, its watchers' replies) need
+ * not keep the worker waiting.
+ */
+void
+pool_worker_finish_job(struct worker *w, struct job *j, int status,
+    int truncated)
 {
-	if (w->bev != NULL) {
-		bufferevent_free(w->bev);
-		w->bev = NULL;
-	}
+	pool_worker_job_done(w);
+	job_done(j, status, truncated);
 }
 
-/* A frame from a worker. Anything unexpected ends that worker. */
-static int
-pool_worker_frame(struct worker *w, const struct proto_hdr *h,
-    const uint8_t *payload)
+/*
+ * HELLO: the worker's process reads its signals now; it is ready unless
+ * it is being stopped or, in a program pool, its program has not answered
+ * Hello yet.
+ */
+void
+pool_worker_hello(struct worker *w)
 {
-	struct log_ctx		 ctx = pool_worker_ctx(w);
-	struct job		*j = w->job;
-	struct proto_hello	 hello;
-	struct proto_job_started started;
-	struct proto_job_output	 out;
-	struct proto_job_done	 done;
-
-	switch (h->type) {
-	case PROTO_JOB_STARTED:
-		/*
-		 * Its process group gets kill(-pid): never 0 (ours), 1 (-1 is
-		 * every process), a negative pid_t, or a second pid.
-		 */
-		if (proto_unpack_job_started(payload, h->len, &started) != 0 ||
-		    j == NULL || (int64_t)started.id != j->id ||
-		    started.pid <= 1 || started.pid > INT32_MAX || j->pid != 0)
-			break;
-		job_set_pid(j, (pid_t)started.pid);
-		return 0;
-	case PROTO_JOB_OUTPUT:
-		if (proto_unpack_job_output(payload, h->len, &out) != 0 ||
-		    j == NULL || (int64_t)out.id != j->id ||
-		    (out.stream != 1 && out.stream != 2))
-			break;
-		job_output_add(j, (int)out.stream - 1, out.data, out.len,
-		    w->pool->cfg.max_output);
-		return 0;
-	case PROTO_JOB_DONE:
-		if (proto_unpack_job_done(payload, h->len, &done) != 0 ||
-		    j == NULL || (int64_t)done.id != j->id)
-			break;
-		/*
-		 * The worker's next job goes out first: the end of this one
-		 * (its log record, its watchers' replies) need not keep the
-		 * worker waiting.
-		 */
-		pool_worker_job_done(w);
-		job_done(j, (int)done.status,
-		    done.flags & PROTO_DONE_TRUNCATED);
-		return 0;
-	case PROTO_HELLO:
-		if (proto_unpack_hello(payload, h->len, &hello) != 0 ||
-		    (pid_t)hello.pid != w->pid)
-			break;
-		if (hello.version != PROTO_VERSION) {
-			clog_warnx(&ctx,
-			    "worker speaks protocol %u, not %u "
-			    "(was mprocd upgraded while running?)",
-			    hello.version, PROTO_VERSION);
-			return -1;
-		}
-		/* Read after its death: its start is moot. */
-		if (w->state == WORKER_EXITED)
-			return 0;
-		if (w->state != WORKER_STARTING && w->state != WORKER_STOPPING)
-			break;
-		w->said_hello = 1;
-		pool_worker_signal_reopen(w);
-		if (w->state == WORKER_STOPPING)
-			return 0; /* raced with the stop: let it finish */
+	w->said_hello = 1;
+	pool_worker_signal_reopen(w);
+	if (w->state == WORKER_STOPPING)
+		return; /* raced with the stop: let it finish */
+	if (w->prog == NULL || pool_program_is_ready(w->prog))
 		pool_worker_ready(w);
-		return 0;
-	default:
-		break;
-	}
-	clog_warnx(&ctx,
-	    "bad frame from worker (type %u, %u bytes), "
-	    "killing it",
-	    h->type, h->len);
-	return -1;
-}
-
-static void
-pool_worker_read_cb(struct bufferevent *bev, void *arg)
-{
-	struct worker	*w = arg;
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct log_ctx	 ctx = pool_worker_ctx(w);
-	struct proto_hdr h;
-	uint8_t		*p;
-
-	while (evbuffer_get_length(in) >= PROTO_HDRLEN) {
-		p = evbuffer_pullup(in, PROTO_HDRLEN);
-		if (proto_hdr_parse(p, &h) != 0) {
-			clog_warnx(&ctx,
-			    "bad frame header from worker (type "
-			    "%u, %u bytes), killing it",
-			    h.type, h.len);
-			goto bad;
-		}
-		if (evbuffer_get_length(in) < PROTO_HDRLEN + h.len)
-			return;
-		p = evbuffer_pullup(in, PROTO_HDRLEN + (ev_ssize_t)h.len);
-		if (pool_worker_frame(w, &h, p + PROTO_HDRLEN) != 0)
-			goto bad;
-		evbuffer_drain(in, PROTO_HDRLEN + h.len);
-	}
-	return;
-
-bad:
-	pool_worker_close(w);
-	pool_worker_kill(w);
-}
-
-static void
-pool_worker_event_cb(struct bufferevent *bev, short what, void *arg)
-{
-	struct worker *w = arg;
-	struct log_ctx ctx = pool_worker_ctx(w);
-
-	if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
-		return;
-	/*
-	 * A worker without its channel is useless: make sure it is dead. The
-	 * death itself is handled when SIGCHLD reaps it.
-	 */
-	pool_worker_close(w);
-	if (w->pid > 0 && w->state != WORKER_STOPPING) {
-		clog_warnx(&ctx,
-		    "lost the connection to the worker, "
-		    "killing it" LOG_KV "worker_pid=%d",
-		    (int)w->pid);
-		kill(w->pid, SIGKILL);
-	}
 }
 
 /* w has a new process (pid, channel): it is starting, from now. */
 static void
 pool_worker_started(struct worker *w)
 {
+	struct timeval tv;
+
 	pool_worker_set_state(w, WORKER_STARTING);
 	w->stop = STOP_NONE;
 	w->job = NULL;
 	w->jobs_done = 0;
 	w->started_usec = util_now_usec();
 	w->started_mono = util_mono_usec();
+	tv = util_timeval(w->pool->cfg.start_timeout);
 	if (w->timer != NULL)
-		evtimer_add(w->timer, &pool_worker_start_timeout);
+		evtimer_add(w->timer, &tv);
 }
 
 /*
@@ -507,23 +406,66 @@ pool_worker_crashed(struct worker *w, const char *how, uint64_t now)
 }
 
 /*
+ * The descriptors a program worker hands its program (its fd 3, stdout,
+ * stderr), our ends in ours[]: -1 on failure, with errno set.
+ */
+static int
+pool_worker_program_fds(int theirs[3], int ours[3])
+{
+	int sv[2], p[2][2], i;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if (pipe2(p[0], O_CLOEXEC) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pipe2(p[1], O_CLOEXEC) == -1) {
+		for (i = 0; i < 2; i++) {
+			close(sv[i]);
+			close(p[0][i]);
+		}
+		return -1;
+	}
+	ours[0] = sv[0];
+	theirs[0] = sv[1];
+	for (i = 0; i < 2; i++) {
+		ours[i + 1] = p[i][0];
+		theirs[i + 1] = p[i][1];
+	}
+	return 0;
+}
+
+/*
  * Starts the worker's process: mprocd re-executed as "--worker POOL/N", or
- * for a spare "--worker POOL/spare --spare".
+ * for a spare "--worker POOL/spare --spare"; in a program pool, with
+ * "--program -- CMD ARG..." and the program's descriptors on 4, 5 and 6.
  */
 void
 pool_worker_spawn(struct worker *w)
 {
 	struct log_ctx ctx = pool_worker_ctx(w);
 	struct spawn   sp;
-	const char    *argv[9], **ap;
-	int	       sv[2];
+	char	     **program = w->pool->cfg.program, **p;
+	const char   **argv, **ap;
+	size_t	       n = 0;
+	int	       sv[2], theirs[3], ours[3], i;
 	pid_t	       pid;
 
+	for (p = program; p != NULL && *p != NULL; p++)
+		n++;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == -1) {
 		clog_warn(&ctx, "socketpair");
 		goto fail;
 	}
-	ap = argv;
+	if (program != NULL && pool_worker_program_fds(theirs, ours) == -1) {
+		clog_warn(&ctx, "cannot make the program's socket and pipes");
+		close(sv[0]);
+		close(sv[1]);
+		goto fail;
+	}
+	ap = argv = xcalloc(n + 11, sizeof *argv);
 	*ap++ = "mprocd";
 	*ap++ = "--worker";
 	*ap++ = w->name;
@@ -533,6 +475,12 @@ pool_worker_spawn(struct worker *w)
 	*ap++ = cfg->log_target;
 	*ap++ = "--log-level";
 	*ap++ = log_level_name(log_getlevel());
+	if (program != NULL) {
+		*ap++ = "--program";
+		*ap++ = "--";
+		for (p = program; *p != NULL; p++)
+			*ap++ = *p;
+	}
 	*ap = NULL;
 	memset(&sp, 0, sizeof sp);
 	sp.argv = argv;
@@ -541,19 +489,28 @@ pool_worker_spawn(struct worker *w)
 	sp.fds[1] = STDERR_FILENO;
 	sp.fds[2] = STDERR_FILENO;
 	sp.fds[3] = sv[1];
+	sp.nfds = 4;
+	if (program != NULL) {
+		for (i = 0; i < 3; i++)
+			sp.fds[4 + i] = theirs[i];
+		sp.nfds = 7;
+	}
 	sp.pdeathsig = SIGTERM;
-	if ((pid = spawn_process(&sp)) == -1) {
+	pid = spawn_process(&sp);
+	free(argv);
+	close(sv[1]);
+	for (i = 0; program != NULL && i < 3; i++)
+		close(theirs[i]);
+	if (pid == -1) {
 		clog_warn(&ctx, "cannot start worker");
 		close(sv[0]);
-		close(sv[1]);
+		for (i = 0; program != NULL && i < 3; i++)
+			close(ours[i]);
 		goto fail;
 	}
-	close(sv[1]);
-	util_set_nonblock(sv[0]);
-	w->bev = bufferevent_socket_new(ev_base, sv[0], BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(w->bev, pool_worker_read_cb, NULL,
-	    pool_worker_event_cb, w);
-	bufferevent_enable(w->bev, EV_READ);
+	pool_channel_open(w, sv[0]);
+	if (program != NULL)
+		w->prog = pool_program_new(w, ours[0], ours[1], ours[2]);
 	w->pid = pid;
 	w->reopen_log = 0;
 	w->said_hello = 0;
@@ -602,20 +559,23 @@ pool_worker_adopt(struct worker *w, struct worker *s)
 
 	w->pid = s->pid;
 	w->bev = s->bev;
-	bufferevent_setcb(w->bev, pool_worker_read_cb, NULL,
-	    pool_worker_event_cb, w);
+	w->prog = s->prog;
+	if (w->prog != NULL)
+		pool_program_set_worker(w->prog, w);
+	pool_channel_open(w, -1);
 	w->said_hello = s->said_hello;
 	w->reopen_log = s->reopen_log;
 	pool_worker_started(w);
 
 	s->pid = 0;
 	s->bev = NULL;
+	s->prog = NULL;
 	s->said_hello = 0;
 	s->reopen_log = 0;
 	pool_worker_set_state(s, WORKER_WAITING);
 
 	proto_pack_assign(&b, w->slot);
-	pool_worker_send(w, PROTO_ASSIGN, b.data, b.len);
+	pool_channel_send(w, PROTO_ASSIGN, b.data, b.len);
 	proto_buf_free(&b);
 	clog_debug(&ctx,
 	    "worker taken from the spares" LOG_KV "worker_pid=%d" LOG_KV
@@ -692,7 +652,7 @@ pool_worker_stop(struct worker *w, enum worker_stop why)
 	 * takes signals for itself while it loads the program).
 	 */
 	if (w->spare)
-		pool_worker_close(w);
+		pool_channel_close(w);
 	tv = util_timeval(grace);
 	evtimer_add(w->timer, &tv);
 }
@@ -742,26 +702,6 @@ pool_worker_stop_later(struct worker *w, enum worker_stop why)
 }
 
 /*
- * Reads what a dead worker wrote before it died (a JOB_DONE may be there),
- * so SIGCHLD arriving before the data does not lose a result.
- */
-static void
-pool_worker_drain(struct worker *w)
-{
-	struct evbuffer *in;
-	int		 fd, n;
-
-	if (w->bev == NULL)
-		return;
-	in = bufferevent_get_input(w->bev);
-	fd = bufferevent_getfd(w->bev);
-	do {
-		n = evbuffer_read(in, fd, 65536);
-	} while (n > 0);
-	pool_worker_read_cb(w->bev, w);
-}
-
-/*
  * The worker's process was reaped with wait status: read its last words,
  * then free it, replace it or back off, as why it was stopped says. Its
  * job, if it still had one, is handed back to job.c. Returns the pool if
@@ -777,8 +717,13 @@ pool_worker_exited(struct worker *w, int status)
 	pid_t	       pid = w->pid;
 
 	pool_worker_set_state(w, WORKER_EXITED);
-	pool_worker_drain(w);
-	pool_worker_close(w);
+	pool_channel_drain(w);
+	pool_channel_close(w);
+	if (w->prog != NULL) {
+		pool_program_drain(w->prog);
+		pool_program_free(w->prog);
+		w->prog = NULL;
+	}
 	j = w->job;
 	w->job = NULL;
 	if (w->timer != NULL)

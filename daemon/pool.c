@@ -132,7 +132,7 @@ pool_new(const struct pool_config *pc)
 	struct pool *p = xcalloc(1, sizeof *p);
 
 	p->name = xstrdup(pc->name);
-	p->cfg = *pc;
+	config_pool_copy(&p->cfg, pc);
 	p->cfg.name = p->name;
 	TAILQ_INIT(&p->workers);
 	TAILQ_INIT(&p->spares);
@@ -159,6 +159,7 @@ pool_free(struct pool *p)
 	if (p->timer != NULL)
 		event_free(p->timer);
 	free(p->deaths);
+	config_pool_clear(&p->cfg);
 	free(p->name);
 	free(p);
 }
@@ -484,6 +485,25 @@ pool_trim(struct pool *p)
 }
 
 /*
+ * The pool's program changed: each process is replaced by one that runs
+ * the new program, an idle one now, a busy one when its job ends; a worker
+ * without a process starts the new one anyway.
+ */
+static void
+pool_renew(struct pool *p)
+{
+	struct worker *w, *next;
+
+	for (w = pool_next_worker(p, NULL); w != NULL; w = next) {
+		next = pool_next_worker(p, w);
+		if (w->state == WORKER_BUSY && w->stop == STOP_NONE)
+			pool_worker_stop_later(w, STOP_RECYCLE);
+		else if (w->state == WORKER_IDLE || w->state == WORKER_STARTING)
+			pool_worker_stop(w, STOP_RECYCLE);
+	}
+}
+
+/*
  * A reload's new settings for a pool: its size now, other limits for jobs
  * that start from now on. A pool being removed is taken back.
  */
@@ -491,10 +511,13 @@ void
 pool_apply(struct pool *p, const struct pool_config *pc)
 {
 	uint64_t crash_limit = p->cfg.crash_limit;
+	int	 renew = !util_strv_equal(p->cfg.program, pc->program);
 
-	p->cfg = *pc;
+	config_pool_copy(&p->cfg, pc);
 	p->cfg.name = p->name;
 	p->removed = 0;
+	if (renew)
+		pool_renew(p);
 	if (crash_limit != pc->crash_limit) {
 		free(p->deaths);
 		p->deaths = xcalloc(pc->crash_limit + 1, sizeof *p->deaths);
@@ -516,7 +539,7 @@ pool_set_log_level(int level)
 	proto_pack_log_level(&b, (uint32_t)level);
 	TAILQ_FOREACH(p, &pools, entry)
 		POOL_FOREACH_WORKER(w, p)
-			pool_worker_send(w, PROTO_LOG_LEVEL, b.data, b.len);
+			pool_channel_send(w, PROTO_LOG_LEVEL, b.data, b.len);
 	proto_buf_free(&b);
 }
 
@@ -694,6 +717,9 @@ pool_status_json(const struct pool *p)
 	json_object_set_new(jp, "name", json_string(p->name));
 	json_object_set_new(jp, "size", json_integer(p->cfg.workers));
 	json_object_set_new(jp, "degraded", json_boolean(p->degraded));
+	json_object_set_new(jp, "program",
+	    p->cfg.program_text != NULL ? json_string(p->cfg.program_text)
+					: json_null());
 	json_object_set_new(jp, "queued", json_integer((json_int_t)p->nqueued));
 	json_object_set_new(jp, "running", json_integer(running));
 	json_object_set_new(jp, "succeeded",

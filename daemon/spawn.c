@@ -145,7 +145,7 @@ spawn_child(const struct spawn *sp, pid_t parent)
 	/* The kernel's struct sigaction, all zero: SIG_DFL, no flags. */
 	unsigned long kdfl[4] = { 0, 0, 0, 0 };
 	sigset_t      none;
-	int	      sig, i, tmp[4], nfds = 0, error;
+	int	      sig, i, tmp[SPAWN_NFDS], nfds = 0, error;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = SIG_DFL;
@@ -169,7 +169,7 @@ spawn_child(const struct spawn *sp, pid_t parent)
 	}
 
 	/* Move sources out of the way first, so no dup2 clobbers another. */
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < sp->nfds; i++) {
 		if (sp->fds[i] == -1 && i < 3)
 			tmp[i] = open("/dev/null",
 			    i == 0 ? O_RDONLY : O_WRONLY);
@@ -180,7 +180,7 @@ spawn_child(const struct spawn *sp, pid_t parent)
 		if (tmp[i] == -1 && (sp->fds[i] != -1 || i < 3))
 			_exit(126);
 	}
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < sp->nfds; i++) {
 		if (tmp[i] == -1)
 			continue;
 		if (dup2(tmp[i], i) == -1)

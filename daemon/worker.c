@@ -57,28 +57,12 @@ static const char *const worker_env_drop[] = {
 	"MPROCD_WORKER=",
 };
 
-/* The job being run. */
-struct worker_job {
-	uint64_t       id;
-	pid_t	       pid;
-	int	       out[2]; /* read ends of stdout, stderr; -1 */
-	int	       in;     /* write end of stdin; -1 */
-	const uint8_t *stdin_data;
-	size_t	       stdin_len;
-	size_t	       stdin_off;
-	uint64_t       max_output;
-	uint64_t       sent[2];
-	int	       truncated;
-	const char   **env; /* its environment (strings borrowed) */
-};
-
 extern char **environ;
 
 static char *worker_name;
-static char *worker_env_pool,
-    *worker_env_worker;	   /* "MPROCD_POOL=...", for jobs */
-static int   worker_spare; /* in no slot yet */
-static int   worker_sigfd = -1;
+char	    *worker_env_pool, *worker_env_worker; /* "MPROCD_POOL=..." */
+static int   worker_spare;			  /* in no slot yet */
+int	     worker_sigfd = -1;
 static pid_t worker_supervisor_pid; /* our parent, while it lives */
 
 /* Who this worker's records about its job are about. */
@@ -151,20 +135,23 @@ worker_env_dropped(const char *var)
 }
 
 /*
- * The pool's environment (ours, less mprocd's own), the job's, then ids[3]:
- * borrowed strings. Ours is filtered once; it does not change.
+ * The pool's environment (ours, less mprocd's own), the job's, then ids
+ * (NULL-terminated): borrowed strings. Ours is filtered once; it does not
+ * change.
  */
-static const char **
-worker_job_environ(char **jobenv, const char *const ids[3])
+const char **
+worker_job_environ(char *const *jobenv, const char *const *ids)
 {
 	static const char **base;
 	static size_t	    nbase;
 	const char	  **env;
 	char		  **e;
-	size_t		    i, n = 0, k, keylen, njobenv = 0;
+	size_t		    i, n = 0, k, keylen, njobenv = 0, nids = 0;
 
 	while (jobenv[njobenv] != NULL)
 		njobenv++;
+	while (ids[nids] != NULL)
+		nids++;
 	if (base == NULL) {
 		for (e = environ; *e != NULL; e++)
 			n++;
@@ -173,7 +160,7 @@ worker_job_environ(char **jobenv, const char *const ids[3])
 			if (!worker_env_dropped(*e))
 				base[nbase++] = *e;
 	}
-	env = xcalloc(nbase + njobenv + 4, sizeof *env);
+	env = xcalloc(nbase + njobenv + nids + 1, sizeof *env);
 	n = 0;
 	for (i = 0; i < nbase; i++) {
 		/* The job's own value wins. */
@@ -187,7 +174,7 @@ worker_job_environ(char **jobenv, const char *const ids[3])
 	for (k = 0; k < njobenv; k++)
 		if (!worker_env_dropped(jobenv[k]))
 			env[n++] = jobenv[k];
-	for (i = 0; i < 3; i++)
+	for (i = 0; i < nids; i++)
 		env[n++] = ids[i];
 	env[n] = NULL;
 	return env;
@@ -248,7 +235,7 @@ worker_pump_input(struct worker_job *r)
  * called setsid() yet, so there is no such group: signal the process then
  * (it has every signal blocked until exec, so none is lost).
  */
-static void
+void
 worker_kill_job(struct worker_job *r, int sig)
 {
 	if (kill(-r->pid, sig) == -1 && errno == ESRCH)
@@ -260,7 +247,7 @@ worker_kill_job(struct worker_job *r, int sig)
  * own process (r->pid), whose wait status goes to status. Returns whether
  * that was among them.
  */
-static int
+int
 worker_reap(const struct worker_job *r, int *status)
 {
 	pid_t pid;
@@ -283,7 +270,7 @@ worker_reap(const struct worker_job *r, int *status)
  * Kills what is left of the job, reaps it and exits; if the supervisor is
  * gone, kills what earlier jobs left to us too.
  */
-static void __attribute__((noreturn))
+void __attribute__((noreturn))
 worker_exit(struct worker_job *r, int supervisor_gone)
 {
 	if (r != NULL && r->pid > 0) {
@@ -341,7 +328,7 @@ worker_set_env_names(void)
 }
 
 /* PROTO_LOG_LEVEL: a reload changed log_level. */
-static void
+void
 worker_set_log_level(const uint8_t *payload, size_t len)
 {
 	uint32_t level;
@@ -364,7 +351,7 @@ worker_set_name(void)
 	worker_set_env_names();
 }
 
-static void
+void
 worker_send_hello(void)
 {
 	struct proto_buf b;
@@ -376,7 +363,7 @@ worker_send_hello(void)
 }
 
 /* PROTO_ASSIGN: a spare is given a slot of its pool. */
-static void
+void
 worker_take_slot(const uint8_t *payload, size_t len)
 {
 	uint32_t slot;
@@ -454,7 +441,7 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 {
 	struct proto_buf b;
 	struct spawn	 sp;
-	const char	*ids[3];
+	const char	*ids[4];
 	char		 idvar[40];
 	int		 outp[2][2], inp[2] = { -1, -1 };
 	int		 n, error;
@@ -471,6 +458,7 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 	ids[0] = idvar;
 	ids[1] = worker_env_pool;
 	ids[2] = worker_env_worker;
+	ids[3] = NULL;
 	r->env = worker_job_environ(js->env, ids);
 	ctx = worker_job_ctx(r);
 
@@ -484,7 +472,7 @@ worker_job_begin(struct worker_job *r, const struct proto_job_start *js,
 	sp.fds[0] = inp[0];
 	sp.fds[1] = outp[0][1];
 	sp.fds[2] = outp[1][1];
-	sp.fds[3] = -1;
+	sp.nfds = 3;
 	sp.setsid = 1;
 	sp.pdeathsig = SIGKILL;
 	/*
@@ -630,6 +618,7 @@ worker_main(int argc, char **argv)
 		{ "log-target", required_argument, NULL, 't' },
 		{ "log-level", required_argument, NULL, 'l' },
 		{ "spare", no_argument, NULL, 's' },
+		{ "program", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char	*target = "stderr", *errstr;
@@ -638,7 +627,8 @@ worker_main(int argc, char **argv)
 	struct pollfd	 pfd[2];
 	uint8_t		*payload;
 	sigset_t	 mask;
-	int		 ch, level = LOG_INFO, status;
+	char	       **program = NULL;
+	int		 ch, level = LOG_INFO, status, is_program = 0;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -655,12 +645,18 @@ worker_main(int argc, char **argv)
 		case 's':
 			worker_spare = 1;
 			break;
+		case 'p':
+			is_program = 1;
+			break;
 		default:
 			worker_usage();
 		}
 	}
-	if (worker_name == NULL)
+	if (worker_name == NULL || is_program != (argv[optind] != NULL))
 		worker_usage();
+	/* Over argv too: the title is written there. */
+	if (is_program)
+		program = util_strv_dup(argv + optind);
 	worker_supervisor_pid = getppid();
 	snprintf(procname, sizeof procname, "worker %s", worker_name);
 	log_procinit(procname);
@@ -692,6 +688,8 @@ worker_main(int argc, char **argv)
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
 		log_warn("PR_SET_CHILD_SUBREAPER, ignoring");
 
+	if (program != NULL)
+		worker_program_run(program);
 	worker_send_hello();
 
 	for (;;) {

@@ -12,14 +12,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_VERSION	  2
+#define PROTO_VERSION	  3
 #define PROTO_HDRLEN	  8
 #define PROTO_MAX_PAYLOAD (64U << 20)
 
 enum proto_type {
 	/* worker -> supervisor */
 	PROTO_HELLO = 1,   /* u32 version, u32 pid */
-	PROTO_JOB_STARTED, /* u64 job, u32 pid */
+	PROTO_JOB_STARTED, /* u64 job (0: a worker's program), u32 pid */
 	PROTO_JOB_OUTPUT,  /* u64 job, u32 stream (1, 2), bytes */
 	PROTO_JOB_DONE,	   /* u64 job, u32 wait status, u32 flags */
 	/* supervisor -> worker */

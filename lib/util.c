@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <sys/stat.h>
 #include <sys/uio.h>
 
 #include <ctype.h>
@@ -502,4 +503,177 @@ util_strv_free(char **v)
 	for (p = v; *p != NULL; p++)
 		free(*p);
 	free(v);
+}
+
+/* A copy of a NULL-terminated array of strings; NULL for NULL. */
+char **
+util_strv_dup(char *const *v)
+{
+	char **copy;
+	size_t n = 0, i;
+
+	if (v == NULL)
+		return NULL;
+	while (v[n] != NULL)
+		n++;
+	copy = xcalloc(n + 1, sizeof *copy);
+	for (i = 0; i < n; i++)
+		copy[i] = xstrdup(v[i]);
+	return copy;
+}
+
+/* Whether two arrays of strings (either may be NULL) hold the same. */
+int
+util_strv_equal(char *const *a, char *const *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	for (; *a != NULL && *b != NULL; a++, b++)
+		if (strcmp(*a, *b) != 0)
+			return 0;
+	return *a == NULL && *b == NULL;
+}
+
+/* Levenshtein distance, for "did you mean". Short strings only. */
+size_t
+util_edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, prev, tmp;
+	size_t row[64];
+
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (j = 0; j <= lb; j++)
+		row[j] = j;
+	for (i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (j = 1; j <= lb; j++) {
+			tmp = row[j];
+			row[j] = prev + (a[i - 1] != b[j - 1]);
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			if (tmp + 1 < row[j])
+				row[j] = tmp + 1;
+			prev = tmp;
+		}
+	}
+	return row[lb];
+}
+
+/*
+ * Splits s into words as a shell would, without expanding anything: blanks
+ * separate words; '...' keeps everything literally; "..." keeps everything
+ * but a backslash before ", \, $ or `; a backslash elsewhere quotes the next
+ * character. Returns a NULL-terminated array (NULL for no word, with
+ * *errstr NULL), or NULL with *errstr set for an unterminated quote or a
+ * trailing backslash.
+ */
+char **
+util_split_words(const char *s, const char **errstr)
+{
+	char **v = NULL, *w;
+	size_t n = 0, len = 0;
+	int    inword = 0;
+
+	*errstr = NULL;
+	w = xmalloc(strlen(s) + 1);
+	for (;;) {
+		if (*s == '\0' || *s == ' ' || *s == '\t' || *s == '\n') {
+			if (inword) {
+				w[len] = '\0';
+				v = xreallocarray(v, n + 2, sizeof *v);
+				v[n++] = xstrdup(w);
+				v[n] = NULL;
+				len = 0;
+				inword = 0;
+			}
+			if (*s++ == '\0')
+				break;
+			continue;
+		}
+		inword = 1;
+		if (*s == '\'') {
+			for (s++; *s != '\'' && *s != '\0'; s++)
+				w[len++] = *s;
+			if (*s == '\0')
+				goto unterminated;
+			s++;
+		} else if (*s == '"') {
+			for (s++; *s != '"' && *s != '\0'; s++) {
+				if (*s == '\\' && s[1] != '\0' &&
+				    strchr("\"\\$`", s[1]) != NULL)
+					s++;
+				w[len++] = *s;
+			}
+			if (*s == '\0')
+				goto unterminated;
+			s++;
+		} else if (*s == '\\') {
+			if (s[1] == '\0') {
+				*errstr = "a backslash at the end";
+				goto fail;
+			}
+			w[len++] = s[1];
+			s += 2;
+		} else
+			w[len++] = *s++;
+	}
+	free(w);
+	return v;
+
+unterminated:
+	*errstr = "a quote is not closed";
+fail:
+	free(w);
+	util_strv_free(v);
+	return NULL;
+}
+
+/*
+ * Where PATH (NULL: "/bin:/usr/bin") finds the executable file name, as
+ * execvp() would; a name with a slash is taken as it is. Returns a
+ * malloc'd path, or NULL with *errstr set.
+ */
+char *
+util_find_program(const char *name, const char *path, const char **errstr)
+{
+	struct stat st;
+	const char *p, *end;
+	char	   *full;
+	int	    found = 0;
+
+	if (name[0] == '\0') {
+		*errstr = "an empty program name";
+		return NULL;
+	}
+	if (strchr(name, '/') != NULL) {
+		if (stat(name, &st) != 0 || !S_ISREG(st.st_mode)) {
+			*errstr = "no such file";
+			return NULL;
+		}
+		if (access(name, X_OK) != 0) {
+			*errstr = "not executable";
+			return NULL;
+		}
+		return xstrdup(name);
+	}
+	if (path == NULL)
+		path = "/bin:/usr/bin";
+	for (p = path;; p = end + 1) {
+		if ((end = strchr(p, ':')) == NULL)
+			end = p + strlen(p);
+		xasprintf(&full, "%.*s/%s", end == p ? 1 : (int)(end - p),
+		    end == p ? "." : p, name);
+		if (stat(full, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(full, X_OK) == 0)
+				return full;
+			found = 1;
+		}
+		free(full);
+		if (*end == '\0')
+			break;
+	}
+	*errstr = found ? "not executable" : "not found in PATH";
+	return NULL;
 }

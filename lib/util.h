@@ -43,7 +43,12 @@ size_t util_writev_some(int, const struct iovec *, int);
 /* Closes every descriptor from lowest up, except those in keep[]. */
 void util_closefrom(int lowest, const int *keep, size_t nkeep);
 
-void util_strv_free(char **);
+void   util_strv_free(char **);
+char **util_strv_dup(char *const *);
+int    util_strv_equal(char *const *, char *const *);
+size_t util_edit_distance(const char *, const char *);
+char **util_split_words(const char *, const char **);
+char  *util_find_program(const char *, const char *, const char **);
 
 /* Base64 (RFC 4648, padded): malloc'd results; decode gives NULL on bad input. */
 char *util_base64_encode(const void *, size_t);

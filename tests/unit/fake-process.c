@@ -198,6 +198,7 @@ fake_pool_config(void)
 	pc.workers = 2;
 	pc.queue_limit = 100;
 	pc.kill_grace = 5 * USEC_PER_SEC;
+	pc.start_timeout = 30 * USEC_PER_SEC;
 	pc.restart_delay = 100 * USEC_PER_MSEC;
 	pc.restart_delay_max = 800 * USEC_PER_MSEC;
 	pc.crash_limit = 3;

@@ -38,6 +38,7 @@ setup(void **state)
 	pc.workers = 1;
 	pc.queue_limit = 1000;
 	pc.kill_grace = 5 * USEC_PER_SEC;
+	pc.start_timeout = 30 * USEC_PER_SEC;
 	pc.max_output = 10;
 	pc.crash_limit = 3;
 	pc.crash_interval = 60 * USEC_PER_SEC;
