@@ -287,12 +287,19 @@ pool_worker_signal_job(struct worker *w, struct job *j, int sig)
 	proto_buf_free(&b);
 }
 
-/* A worker that does not answer: its death is handled when it is reaped. */
+/*
+ * A worker that does not answer, or broke its protocol: it takes no job
+ * from now on, and its death is handled (as a crash) when it is reaped.
+ */
 void
 pool_worker_kill(struct worker *w)
 {
-	if (w != NULL && w->pid > 0 && w->state != WORKER_EXITED)
-		pool_worker_signal(w, SIGKILL);
+	if (w == NULL || w->pid <= 0 || w->state == WORKER_EXITED)
+		return;
+	if (w->state == WORKER_IDLE || w->state == WORKER_BUSY ||
+	    w->state == WORKER_STARTING)
+		pool_worker_set_state(w, WORKER_STOPPING);
+	pool_worker_signal(w, SIGKILL);
 }
 
 /* The worker is done with its job: take the next, or stop as asked. */
