@@ -180,7 +180,7 @@ method_job_output(const struct job *j)
 	err = util_base64_encode(j->out[1].data, j->out[1].len);
 	if (out == NULL || err == NULL)
 		fatal("base64");
-	o = json_pack("{s:o, s:s, s:s, s:b, s:O?}", "job", job_to_json(j),
+	o = json_pack("{s:o, s:s, s:s, s:b, s:O*}", "job", job_to_json(j),
 	    "stdout", out, "stderr", err, "truncated", j->truncated, "result",
 	    j->result);
 	free(out);

@@ -83,3 +83,10 @@ def exit_soon(seconds):
     """Answers, then the program exits (between calls)."""
     threading.Timer(seconds, os._exit, (7,)).start()
     return "bye"
+
+
+def nap(ms, tag):
+    """Sleeps ms milliseconds (a string, as argv gives it), prints tag."""
+    time.sleep(int(ms) / 1000)
+    print(tag)
+    return tag

@@ -49,6 +49,7 @@ SEED = int(os.environ.get("CHAOS_SEED") or
            random.SystemRandom().randrange(1 << 31))
 JOBS = _env_int("CHAOS_JOBS", 3000, 1500)
 LOST_JOBS = _env_int("CHAOS_LOST_JOBS", 400, 300)
+PROGRAM_JOBS = _env_int("CHAOS_PROGRAM_JOBS", 1000, 500)
 WORKERS = _env_int("CHAOS_WORKERS", 4, 4)
 CONNS = _env_int("CHAOS_CONNS", 4, 4)
 WAIT_SEC = _env_int("CHAOS_WAIT", 60, 150)
@@ -69,6 +70,19 @@ def config(workers, retries, jobs, level="info"):
                 default="workers = %d; retries = %d; queue_limit = %d; "
                 "restart_delay = 2ms; restart_delay_max = 20ms; "
                 "kill_grace = 1s" % (workers, retries, max(100000, jobs)))
+
+
+def program_config(workers, retries, jobs):
+    """The pool "default" as a program pool of tests/integration/
+    progfuncs.py, with config()'s settings."""
+    return config(workers, retries, jobs).replace(
+        "[pool default]\n", "[pool default]\nprogram = %s -m mprocd.worker "
+        "progfuncs\nspare_workers = 0\n" % sys.executable)
+
+
+PROGRAM_ENV = {"MPROCD_CHAOS": MARK, "PYTHONPATH": os.pathsep.join(
+    [os.path.join(os.environ.get("MPROCD_SRCDIR", "."), "python"),
+     os.path.dirname(os.path.abspath(__file__))])}
 
 
 # --- Processes, from /proc ---------------------------------------------------
@@ -319,6 +333,20 @@ def lost_job(rng, k):
         return ["true", tag], b"", b""
     return (["sh", "-c", 'sleep 0.0$2; echo "$1"', "sh", tag,
              str(rng.randint(1, 4))], (tag + "\n").encode(), b"")
+
+
+def program_job(rng, k):
+    """A call of the program pool test: argv gives the function and its
+    arguments (strings); what it prints on stdout or stderr, and returns,
+    is the tag."""
+    tag = "%s-%d" % (MARK, k)
+    line = (tag + "\n").encode()
+    kind = rng.randrange(4)
+    if kind == 0:
+        return ["talk", tag + "\n", ""], line, b""
+    if kind == 1:
+        return ["talk", "", tag + "\n"], b"", line
+    return ["nap", str(rng.randint(1, 5)), tag], line, b""
 
 
 def recv_reply(c):
@@ -685,6 +713,55 @@ class ChaosTestCase(DaemonTestCase):
                     restarts=pool["restarts"], secs="%.1f" % secs,
                     supervisor_rss_kib="%d->%d(peak)" % (before["rss"],
                                                          rss_peak))
+
+    def test_chaos_program_pool(self):
+        """A program pool (the worker process keeps a Python program and
+        the supervisor calls it directly) under the same killer: every
+        call succeeds exactly once with its own output and result, each
+        kill is one death and one restart, and what is left is the
+        supervisor, its workers and one program each."""
+        rng = random.Random(SEED + 2)
+        n = PROGRAM_JOBS
+        d = self.daemon(program_config(WORKERS, 50, n), env=PROGRAM_ENV)
+        specs = [program_job(rng, k) for k in range(n)]
+        ids, finished, kills, secs = self.run_chaos(d, specs, rng)
+
+        states = {}
+        for j in finished.values():
+            states[j["state"]] = states.get(j["state"], 0) + 1
+        self.assertEqual(states, {"succeeded": n})
+        self.assertGreater(kills, 0, "the killer never killed")
+        outs = self.outputs(d, ids)
+        for jid, (argv, out, err) in zip(ids, specs):
+            r = outs[jid]
+            self.assertEqual((r["stdout"], r["stderr"]), (out, err),
+                             "job %d %s (attempts %d)"
+                             % (jid, argv, r["job"]["attempts"]))
+            self.assertEqual(r["result"],
+                             "said" if argv[0] == "talk" else argv[2])
+        self.check_list(d, ids, finished)
+        pool = d.pool()
+        self.assertEqual((pool["succeeded"], pool["failed"],
+                          pool["queued"], pool["running"]), (n, 0, 0, 0))
+        self.check_crashes(d, pool, kills, secs)
+        retries = sum(j["attempts"] - 1 for j in finished.values())
+        self.assertEqual(d.log().count("running the job again"), retries)
+
+        # Each worker has one child, its program, which has none: the only
+        # processes of ours with the marker (the others' titles hide it).
+        pool = wait_for(lambda: self.workers_idle(d), "every worker idle")
+        programs = []
+        for w in pool["workers"]:
+            kids = wait_for(lambda: children(w["pid"]), "a program")
+            self.assertEqual(len(kids), 1, describe(w["pid"]))
+            self.assertEqual(children(kids[0]), [])
+            programs.append(kids[0])
+        wait_for(lambda: ours() == sorted(programs),
+                 "nothing of ours but the programs", timeout=10)
+        self.stop_and_check(d)
+        self.report("chaos in a program pool", seed=SEED, jobs=n,
+                    kills=kills, retries=retries, secs="%.1f" % secs,
+                    calls_per_sec="%.0f" % (n / secs))
 
     def test_worker_killed_before_it_reports_the_job(self):
         """The worst moment for a worker to die: it has forked the job's

@@ -1786,5 +1786,80 @@ class TestBigReplies(Hostile):
             self.release("g")
         self.finish()
 
+class TestProgramPool(Hostile):
+    """Hostile calls to a program pool (a Python program kept warm in each
+    worker, called over io.mprocd.Worker): inputs of every kind, huge and
+    deep ones, answered with a clear failure or a result, never a crash;
+    clients that vanish while their Run is in flight. A command pool's
+    bystander is answered promptly meanwhile."""
+
+    def start_calc(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        env = {"PYTHONPATH": os.pathsep.join(
+            [os.path.join(os.environ.get("MPROCD_SRCDIR", "."), "python"),
+             here])}
+        self.start(conf(level="info", default="workers = 2",
+                        calc="workers = 2; spare_workers = 0; program = %s "
+                        "-m mprocd.worker progfuncs" % sys.executable),
+                   env=env)
+
+    def run_calc(self, argv, c=None, **params):
+        params.update(argv=argv, pool="calc")
+        return (c or self.c).call("io.mprocd.Run", params)
+
+    def test_hostile_inputs(self):
+        self.start_calc()
+        deep = []
+        for _ in range(200):
+            deep = [deep]
+        with self.bystander():
+            # Not {"args": [...], "kwargs": {...}}: the program refuses
+            # the call, the job fails with why as its result.
+            for bad in (7, "text", [1, 2], {"args": 5}, {"kwargs": []},
+                        {"args": [], "kwargs": {"n": 1}, "x": 1}, True):
+                r = self.run_calc(["double"], input=bad)
+                self.assertEqual(r["job"]["state"], "failed", bad)
+                self.assertIsNotNone(r["result"], bad)
+            # Strange but valid: answered with the value back.
+            for args in ([deep], ["\u00e9\t\"x\U0001f600"], [None, 1.5e308],
+                         ["a" * (512 << 10)], [{"k": list(range(10000))}]):
+                r = self.run_calc(["echo"], input={"args": args,
+                                                   "kwargs": {}})
+                self.assertEqual(r["job"]["state"], "succeeded")
+                self.assertEqual(r["result"]["args"], args)
+            # A function that is not there, and no function at all.
+            r = self.run_calc(["no_such_function"])
+            self.assertEqual(r["job"]["state"], "failed")
+            with self.assertRaises(VarlinkError) as e:
+                self.run_calc([""])
+            self.assertEqual(e.exception.parameters, {"parameter": "argv"})
+        self.assertEqual(self.d.pool("calc")["restarts"], 0)
+        self.finish()
+
+    def test_clients_that_vanish_mid_run(self):
+        self.start_calc()
+        with self.bystander():
+            for i in range(40):
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.d.sock)
+                s.sendall(msg("io.mprocd.Run", {
+                    "argv": ["nap", "50", "vanished-%d" % i], "pool": "calc",
+                    "name": "vanished-%d" % i}))
+                time.sleep(0.005)
+                (s.close if i % 2 else lambda: rst_close(s))()
+
+            def all_done():
+                done = [j for j in self.others()
+                        if j["state"] == "succeeded"]
+                return done if len(done) == 40 else None
+            jobs = wait_for(all_done, "every vanished client's call done",
+                            timeout=WAIT)
+        self.assertEqual(sorted(j["name"] for j in jobs),
+                         sorted("vanished-%d" % i for i in range(40)))
+        self.assertEqual(self.run_calc(["double"], input={
+            "args": [4], "kwargs": {}})["result"], 8)
+        self.finish()
+
+
 if __name__ == "__main__":
     main()

@@ -52,7 +52,9 @@ class TestProtocol(DaemonTestCase):
         pool = st["pools"][0]
         self.assertEqual(set(pool), {"name", "size", "degraded", "queued",
                                      "running", "succeeded", "failed",
-                                     "cancelled", "restarts", "workers"})
+                                     "cancelled", "restarts", "program",
+                                     "workers"})
+        self.assertIsNone(pool["program"])
         w = pool["workers"][0]
         self.assertEqual(set(w), {"name", "pid", "state", "jobs_done",
                                   "restarts", "started_usec"})
