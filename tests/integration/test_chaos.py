@@ -16,6 +16,7 @@ Environment: CHAOS_SEED (the random seed; printed by each test, so a failure
 can be rerun; the schedule still depends on timing), CHAOS_JOBS (jobs of the
 retry test, default 3000; 1500 under AddressSanitizer), CHAOS_LOST_JOBS
 (jobs of the test without retries, default 400; 300 under ASan),
+CHAOS_PROGRAM_JOBS (calls of the program pool test, default 1000; 500),
 CHAOS_KILL_MS (the killer's pause, "LO-HI" milliseconds, default 10-50),
 CHAOS_WORKERS (4), CHAOS_CONNS (4), CHAOS_WAIT (seconds every Wait is
 bounded by, default 60; 150 under ASan)."""
