@@ -16,6 +16,13 @@
  * bounded memory and finished jobs are fetched before mprocd forgets them.
  * A pool whose queue is full (QueueFull) is tried again once one of our
  * jobs finishes, or after a pause.
+ *
+ * A program pool gets calls instead of commands: CMD is the function, the
+ * ARGs (as call reads them) its arguments, and each job's result follows
+ * its output. Which kind the pool is, one Status asks before the first
+ * Submit: the two kinds of Submit differ, and one sent to the wrong kind
+ * of pool may well run (a function named like the command, given the
+ * words as strings), so trying one and falling back is no way to tell.
  */
 #include "config.h"
 
@@ -44,12 +51,16 @@
 	"{\"method\":\"io.mprocd.Get\"," \
 	"\"parameters\":{\"id\":%" JSON_INTEGER_FORMAT "}}"
 
+/* A call's Submit (to a program pool), after the function's name. */
+#define CMD_MAP_INPUT "\"],\"input\":{\"args\":"
+#define CMD_MAP_END   ",\"kwargs\":{}}}}"
+
 static int cmd_map_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_map_entry = {
 	.name = "map",
 	.usage = "[-p POOL] [-t SEC] CMD [ARG]...",
-	.help = "run CMD once per line of stdin; write the output in order",
+	.help = "run CMD or call a function per line of stdin; output in order",
 	.details =
 	    "  -p POOL  run the jobs in POOL (default: mprocd's default pool)\n"
 	    "  -t SEC   end each job after SEC (30, 1.5s, 2min; 0: never) instead of\n"
@@ -60,6 +71,12 @@ const struct ctl_cmd cmd_map_entry = {
 	    "are jobs too. Each job's stdout goes to stdout and its stderr to stderr,\n"
 	    "in the order of the input lines, each as soon as it and all before it\n"
 	    "are done. A signal to mprocctl cancels the jobs not yet done.\n"
+	    "\n"
+	    "In a program pool (one with program = ...), CMD is a function and each\n"
+	    "line a call: each ARG, once {} is replaced, is JSON if it parses, else\n"
+	    "a string, as for 'mprocctl call'. Each call's output is followed by its\n"
+	    "result as JSON on a line of its own (null if none), so that every input\n"
+	    "line gives one result line.\n"
 	    "\n"
 	    "Exit status: 0 if every job succeeded, else 1 (a line on stderr names the\n"
 	    "first that did not); 125 if mprocctl failed. With --json, writes each\n"
@@ -86,8 +103,9 @@ struct map {
 	struct ctl *ctl;
 	char	  **argv;
 	int	    argc;
-	int	    braces; /* some arg has {} */
-	char	   *prefix; /* a Submit up to argv's first string */
+	int	    braces;  /* some arg has {} */
+	int	    program; /* a program pool: calls, not commands */
+	char	   *prefix;  /* a Submit up to argv's first string */
 	size_t	    prefixlen;
 	char	   *call; /* one being written out */
 	size_t	    calllen;
@@ -318,6 +336,73 @@ cmd_map_put_escaped(struct map *m, const char *s, size_t len)
 	cmd_map_put(m, s + done, len - done);
 }
 
+/* arg with every {} replaced by line. */
+static char *
+cmd_map_replace(const char *arg, const char *line)
+{
+	const char *a, *b;
+	char	   *s;
+	size_t	    len = 0, n, linelen = strlen(line);
+
+	for (a = arg; (b = strstr(a, "{}")) != NULL; a = b + 2)
+		len += (size_t)(b - a) + linelen;
+	s = xmalloc(len + strlen(a) + 1);
+	len = 0;
+	for (a = arg; (b = strstr(a, "{}")) != NULL; a = b + 2) {
+		n = (size_t)(b - a);
+		memcpy(s + len, a, n);
+		memcpy(s + len + n, line, linelen);
+		len += n + linelen;
+	}
+	memcpy(s + len, a, strlen(a) + 1);
+	return s;
+}
+
+/* An argument of a call, {} replaced, read as call reads its ARGs. */
+static json_t *
+cmd_map_call_arg(const char *arg, const char *line)
+{
+	char   *s = cmd_map_replace(arg, line);
+	json_t *v;
+
+	/* Both are valid UTF-8, checked already. */
+	v = cmd_call_arg(s);
+	free(s);
+	return v;
+}
+
+/*
+ * Queues the Submit of a line to a program pool: the function, then its
+ * arguments as input.args. Each argument may parse as JSON, so these are
+ * built of jansson objects: a call costs more than its parsing anyway.
+ */
+static void
+cmd_map_queue_call(struct map *m, const char *line)
+{
+	json_t *args = json_array();
+	char   *s;
+	int	i;
+
+	m->calllen = 0;
+	cmd_map_put(m, m->prefix, m->prefixlen);
+	cmd_map_put(m, "\"", 1);
+	s = cmd_map_replace(m->argv[0], line);
+	cmd_map_put_escaped(m, s, strlen(s));
+	free(s);
+	cmd_map_put(m, CMD_MAP_INPUT, strlen(CMD_MAP_INPUT));
+	for (i = 1; i < m->argc; i++)
+		json_array_append_new(args, cmd_map_call_arg(m->argv[i], line));
+	if (!m->braces)
+		json_array_append_new(args, cmd_map_call_arg("{}", line));
+	if ((s = json_dumps(args, JSON_COMPACT)) == NULL)
+		cmd_map_fail(m, "cannot encode the arguments of a call");
+	json_decref(args);
+	cmd_map_put(m, s, strlen(s));
+	free(s);
+	cmd_map_put(m, CMD_MAP_END, strlen(CMD_MAP_END));
+	client_queue_text(m->submit, m->call, m->calllen);
+}
+
 /*
  * Queues the Submit of a line: CMD and ARGs with {} replaced by the line,
  * or the line appended. The text is written here, not built of jansson
@@ -331,6 +416,10 @@ cmd_map_queue_submit(struct map *m, const char *line)
 	size_t	    len = strlen(line);
 	int	    i;
 
+	if (m->program) {
+		cmd_map_queue_call(m, line);
+		return;
+	}
 	m->calllen = 0;
 	cmd_map_put(m, m->prefix, m->prefixlen);
 	for (i = 0; i < m->argc; i++) {
@@ -484,7 +573,8 @@ cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 			m->nprinted++;
 			cmd_map_stdout_closed(m);
 		}
-	} else if (format_write_output(reply->params, 0) != 0) {
+	} else if (format_write_output(reply->params, 0) != 0 ||
+	    (m->program && cmd_call_write_result(reply->params, 1) != 0)) {
 		m->nprinted++;
 		cmd_map_stdout_closed(m);
 	}
@@ -615,12 +705,30 @@ cmd_map_prefix(json_t *params)
 	return s;
 }
 
+/*
+ * Whether the jobs go to a program pool, as Status tells. A pool it does
+ * not show is left to the Submits to refuse, as for a command pool.
+ */
+static int
+cmd_map_is_program(struct client *c, const char *pool)
+{
+	json_t *st, *program;
+	int	yes;
+
+	st = client_call(c, "io.mprocd.Status", NULL);
+	program = json_object_get(cmd_call_pool(st, pool), "program");
+	yes = json_is_string(program);
+	json_decref(st);
+	return yes;
+}
+
 static int
 cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 {
 	const struct ctl_cmd *cmd = &cmd_map_entry;
 	struct map	     *m;
 	json_t		     *tmpl, *check;
+	const char	     *pool = NULL;
 	int		      ch, i, status;
 
 	tmpl = json_object();
@@ -629,6 +737,7 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 		case 'p':
 			json_object_set_new(tmpl, "pool",
 			    mprocctl_string(cmd, "-p", optarg));
+			pool = optarg;
 			break;
 		case 't':
 			json_object_set_new(tmpl, "timeout_sec",
@@ -656,6 +765,7 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 	m->maxsent = MAP_WINDOW;
 	m->submit = client_connect(ctl->socket);
 	m->out = client_connect(ctl->socket);
+	m->program = cmd_map_is_program(m->submit, pool);
 	mprocctl_catch_signals(cmd_map_interrupted, m);
 
 	cmd_map_run(m);

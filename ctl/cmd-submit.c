@@ -209,6 +209,13 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 		    "the input may be more than its max_message; "
 		    "have the job read a file instead");
 	}
+	/*
+	 * A signal while Submit is answered is held until the id is known
+	 * (cmd_submit_wait), then cancels the job: the job may be running
+	 * before mprocctl learns it exists.
+	 */
+	if (wait)
+		mprocctl_catch_signals(NULL, NULL);
 	r = client_call(c, "io.mprocd.Submit", params);
 	client_hint(c, NULL);
 	id = json_object_get(r, "id");

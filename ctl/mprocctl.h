@@ -54,6 +54,7 @@ extern const struct ctl_cmd *const cmd_table[];
 const struct ctl_cmd		  *cmd_find(const char *);
 
 /* cmd-*.c */
+extern const struct ctl_cmd cmd_call_entry;
 extern const struct ctl_cmd cmd_cancel_entry;
 extern const struct ctl_cmd cmd_get_entry;
 extern const struct ctl_cmd cmd_list_entry;
@@ -62,6 +63,11 @@ extern const struct ctl_cmd cmd_reload_entry;
 extern const struct ctl_cmd cmd_status_entry;
 extern const struct ctl_cmd cmd_submit_entry;
 extern const struct ctl_cmd cmd_wait_entry;
+
+/* cmd-call.c */
+json_t *cmd_call_arg(const char *);
+json_t *cmd_call_pool(json_t *, const char *);
+int	cmd_call_write_result(json_t *, int);
 
 /* cmd-cancel.c */
 #define CMD_CANCEL_CONNS 8

@@ -533,6 +533,9 @@ job_worker_died(struct job *j)
 	if (j->pid > 0 && kill(-j->pid, SIGKILL) == -1 && errno == ESRCH)
 		kill(j->pid, SIGKILL);
 	if (j->kill != JOB_KILL_NONE) {
+		/* Ended by our signal (a program's call always ends so). */
+		if (j->signal == 0 && j->kill_signal != 0)
+			j->signal = j->kill_signal;
 		job_finish(j, job_final_state(j->kill, 0));
 		return;
 	}

@@ -90,3 +90,15 @@ def nap(ms, tag):
     time.sleep(int(ms) / 1000)
     print(tag)
     return tag
+
+
+def nothing(*args):
+    """Returns None: a call with no result."""
+
+
+def nap_say(seconds, text):
+    """Sleeps, then says text on stdout and on stderr; answers both."""
+    time.sleep(seconds)
+    print(text)
+    print("e" + text, file=sys.stderr)
+    return [seconds, text]

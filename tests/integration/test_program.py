@@ -261,6 +261,7 @@ class TestDeaths(ProgramTestCase):
         old = self.program_pids()["calc/0"]
         r = self.run_call("hang_with_child", pidfile, timeout_sec=0.5)
         self.assertEqual(r["job"]["state"], "timeout")
+        self.assertEqual(r["job"]["signal"], signal.SIGTERM)
         prog, grandchild = read_pids(pidfile)
         self.assertEqual(prog, old)
         wait_for(lambda: not alive(grandchild), "the grandchild killed")

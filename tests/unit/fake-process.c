@@ -8,7 +8,9 @@
  * a real one: pid_max is at most 2^22) and keeps the far end of the channel
  * pool-worker.c made for it, on which a test reads the frames sent to the
  * worker and writes the worker's. kill() only records the signal: a death
- * is whatever status the test feeds pool_child_exited().
+ * is whatever status the test feeds pool_child_exited(). A program
+ * worker's ("--program") program is played by the test too: the ends of its
+ * fd 3 socket and of its stdout and stderr pipes are kept (prog, out, err).
  *
  * Included, not linked: it is one file shared by several tests, listed in
  * their EXTRA_..._SOURCES so that it is distributed.
@@ -23,9 +25,12 @@
 
 struct fake {
 	pid_t pid;
-	int   fd;	/* the worker's end of the channel */
-	int   spare;	/* started with --spare */
-	char  name[80]; /* after --worker */
+	int   fd;	   /* the worker's end of the channel */
+	int   spare;	   /* started with --spare */
+	char  name[80];	   /* after --worker */
+	int   prog;	   /* a program worker: its program's fd 3, or -1 */
+	int   out, err;	   /* and the write ends of its stdout, stderr */
+	char  program[80]; /* the words after "--", joined by spaces */
 };
 
 struct fake_kill {
@@ -66,9 +71,23 @@ __wrap_spawn_process(const struct spawn *sp)
 	f->pid = FAKE_PID_BASE + 1 + (pid_t)nfakes++;
 	f->fd = fd;
 	snprintf(f->name, sizeof f->name, "%s", sp->argv[2]);
-	for (i = 3; sp->argv[i] != NULL; i++)
+	f->prog = f->out = f->err = -1;
+	for (i = 3; sp->argv[i] != NULL; i++) {
 		if (strcmp(sp->argv[i], "--spare") == 0)
 			f->spare = 1;
+		if (strcmp(sp->argv[i], "--") != 0)
+			continue;
+		for (i++; sp->argv[i] != NULL; i++)
+			snprintf(f->program + strlen(f->program),
+			    sizeof f->program - strlen(f->program), "%s%s",
+			    f->program[0] != '\0' ? " " : "", sp->argv[i]);
+		assert_int_equal(sp->nfds, 7);
+		f->prog = fcntl(sp->fds[4], F_DUPFD_CLOEXEC, 0);
+		f->out = fcntl(sp->fds[5], F_DUPFD_CLOEXEC, 0);
+		f->err = fcntl(sp->fds[6], F_DUPFD_CLOEXEC, 0);
+		assert_true(f->prog != -1 && f->out != -1 && f->err != -1);
+		break;
+	}
 	return f->pid;
 }
 
@@ -103,9 +122,15 @@ fake_close_all(void)
 {
 	size_t i;
 
-	for (i = 0; i < nfakes; i++)
+	for (i = 0; i < nfakes; i++) {
 		if (fakes[i].fd != -1)
 			close(fakes[i].fd);
+		if (fakes[i].prog != -1) {
+			close(fakes[i].prog);
+			close(fakes[i].out);
+			close(fakes[i].err);
+		}
+	}
 	nfakes = 0;
 }
 
@@ -168,7 +193,7 @@ fake_recv_fd(int fd, struct proto_hdr *h, uint8_t **payload)
 	return 0;
 }
 
-static int
+static FAKE_UNUSED int
 fake_recv(pid_t pid, struct proto_hdr *h, uint8_t **payload)
 {
 	return fake_recv_fd(fake_find(pid)->fd, h, payload);

@@ -718,6 +718,92 @@ test_writev_some(void **state)
 	close(sv[0]);
 }
 
+/* The words of s, joined by '|', or "ERR: why". */
+static char *
+split(const char *s)
+{
+	static char buf[512];
+	const char *why;
+	char	  **v, **p;
+
+	if ((v = util_split_words(s, &why)) == NULL) {
+		snprintf(buf, sizeof buf, why != NULL ? "ERR: %s" : "(none)",
+		    why);
+		return buf;
+	}
+	buf[0] = '\0';
+	for (p = v; *p != NULL; p++)
+		snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s%s",
+		    p == v ? "" : "|", *p);
+	util_strv_free(v);
+	return buf;
+}
+
+static void
+test_split_words(void **state)
+{
+	(void)state;
+	assert_string_equal(split("python3 -m mprocd.worker calc"),
+	    "python3|-m|mprocd.worker|calc");
+	assert_string_equal(split("  a\t b  "), "a|b");
+	assert_string_equal(split("sh -c 'echo $HOME; exit 1'"),
+	    "sh|-c|echo $HOME; exit 1");
+	assert_string_equal(split("a\"b c\"d"), "ab cd");
+	assert_string_equal(split("\"a \\\" \\\\ \\$ \\x\""), "a \" \\ $ \\x");
+	assert_string_equal(split("a\\ b c"), "a b|c");
+	assert_string_equal(split("''"), "");
+	assert_string_equal(split("x '' y"), "x||y");
+	assert_string_equal(split("it's"), "ERR: a quote is not closed");
+	assert_string_equal(split("\"open"), "ERR: a quote is not closed");
+	assert_string_equal(split("end\\"), "ERR: a backslash at the end");
+	assert_string_equal(split(""), "(none)");
+	assert_string_equal(split("   "), "(none)");
+}
+
+static void
+test_find_program(void **state)
+{
+	const char *why;
+	char	   *p;
+
+	(void)state;
+	p = util_find_program("sh", "/nonexistent:/bin:/usr/bin", &why);
+	assert_non_null(p);
+	assert_string_equal(p, "/bin/sh");
+	free(p);
+	assert_null(util_find_program("no-such-program-x", "/bin", &why));
+	assert_string_equal(why, "not found in PATH");
+	assert_null(util_find_program("/etc/passwd", NULL, &why));
+	assert_string_equal(why, "not executable");
+	assert_null(util_find_program("/no/such/file", NULL, &why));
+	assert_string_equal(why, "no such file");
+	assert_null(util_find_program("passwd", "/etc", &why));
+	assert_string_equal(why, "not executable");
+	assert_null(util_find_program("", NULL, &why));
+	p = util_find_program("/bin/sh", NULL, &why);
+	assert_string_equal(p, "/bin/sh");
+	free(p);
+}
+
+static void
+test_strv(void **state)
+{
+	char  x[] = "x", y[] = "y";
+	char *a[] = { x, y, NULL }, *b[] = { x, NULL }, **c;
+
+	(void)state;
+	c = util_strv_dup(a);
+	assert_true(util_strv_equal(a, c));
+	assert_false(util_strv_equal(a, b));
+	assert_false(util_strv_equal(b, a));
+	assert_false(util_strv_equal(a, NULL));
+	assert_true(util_strv_equal(NULL, NULL));
+	assert_null(util_strv_dup(NULL));
+	util_strv_free(c);
+	assert_int_equal(util_edit_distance("max_jobs", "max_job"), 1);
+	assert_int_equal(util_edit_distance("program", "porgram"), 2);
+}
+
 int
 main(void)
 {
@@ -747,6 +833,9 @@ main(void)
 		cmocka_unit_test(test_closefrom_above_lowest),
 		cmocka_unit_test(test_closefrom_keep_high_and_gaps),
 		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_split_words),
+		cmocka_unit_test(test_find_program),
+		cmocka_unit_test(test_strv),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
