@@ -131,23 +131,44 @@ varlink_reply_free(struct varlink_reply *reply)
 	memset(reply, 0, sizeof *reply);
 }
 
-/* Serialises msg (and drops it) with the NUL terminator. */
+/* What varlink_encode() has written so far. */
+struct varlink_buf {
+	char  *data;
+	size_t len;
+	size_t size;
+};
+
+static int
+varlink_encode_cb(const char *part, size_t n, void *arg)
+{
+	struct varlink_buf *b = arg;
+
+	if (b->size - b->len < n + 1) {
+		while (b->size - b->len < n + 1)
+			b->size *= 2;
+		b->data = xreallocarray(b->data, 1, b->size);
+	}
+	memcpy(b->data + b->len, part, n);
+	b->len += n;
+	return 0;
+}
+
+/*
+ * Serialises msg (and drops it) with the NUL terminator, in one pass: a
+ * json_dumpb() to learn the size first doubled the cost of every reply.
+ */
 static char *
 varlink_encode(json_t *msg, size_t *len)
 {
-	char  *s;
-	size_t n;
+	struct varlink_buf b = { NULL, 0, 256 };
 
-	n = json_dumpb(msg, NULL, 0, JSON_COMPACT);
-	if (n == 0)
+	b.data = xmalloc(b.size);
+	if (json_dump_callback(msg, varlink_encode_cb, &b, JSON_COMPACT) != 0)
 		fatalx("varlink: cannot encode a reply");
-	s = xmalloc(n + 1);
-	if (json_dumpb(msg, s, n, JSON_COMPACT) != n)
-		fatalx("varlink: cannot encode a reply");
-	s[n] = '\0';
+	b.data[b.len] = '\0';
 	json_decref(msg);
-	*len = n + 1;
-	return s;
+	*len = b.len + 1;
+	return b.data;
 }
 
 char *
