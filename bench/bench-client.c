@@ -2,10 +2,14 @@
  * bench-client: drives mprocd over its socket the way a fast program would,
  * and prints what it measured (one figure per line, for bench.py).
  *
- *	bench-client SOCK pipeline N	N Submits of "/bin/true I" pipelined on
+ *	bench-client SOCK pipeline N [POOL]
+ *					N Submits of "/bin/true I" pipelined on
  *					one connection, then one Wait for
  *					all: seconds from the first byte
- *					sent to the Wait's reply
+ *					sent to the Wait's reply. With POOL,
+ *					a program pool: N calls "echo" with
+ *					input {"args": [I]} into it, and the
+ *					last one's result checked with a Get
  *	bench-client SOCK intake N	N Submits pipelined: seconds until
  *					every id is back
  *	bench-client SOCK latency N	N times Submit, then Wait and Get
@@ -191,12 +195,18 @@ conn_wait(struct conn *c)
 	return r;
 }
 
-/* "/bin/true" with the job's number as its argument, or without. */
+/*
+ * "/bin/true" with the job's number as its argument, or without; into a
+ * program pool, a call "echo" with the number as its input's argument.
+ */
 static json_t *
-submit_params(long i)
+submit_params(long i, const char *pool)
 {
 	char arg[32];
 
+	if (pool != NULL)
+		return json_pack("{s:[s], s:s, s:{s:[I]}}", "argv", "echo",
+		    "pool", pool, "input", "args", (json_int_t)i);
 	if (i < 0)
 		return json_pack("{s:[s]}", "argv", "/bin/true");
 	snprintf(arg, sizeof arg, "%ld", i);
@@ -218,14 +228,15 @@ number(const char *s)
 /* N Submits pipelined, no more than WINDOW unanswered; the ids into ids. */
 #define WINDOW 4096
 static void
-submit_many(struct conn *c, long n, json_t *ids)
+submit_many(struct conn *c, long n, const char *pool, json_t *ids)
 {
 	json_t *r;
 	long	sent = 0, got = 0;
 
 	while (got < n) {
 		while (sent < n && sent - got < WINDOW) {
-			conn_call(c, "io.mprocd.Submit", submit_params(sent));
+			conn_call(c, "io.mprocd.Submit",
+			    submit_params(sent, pool));
 			sent++;
 		}
 		conn_io(c);
@@ -239,16 +250,36 @@ submit_many(struct conn *c, long n, json_t *ids)
 	}
 }
 
-static int
-cmd_pipeline(struct conn *c, long n)
+/* The last call's result must be its input: {"args": [N - 1]}. */
+static void
+check_echo(struct conn *c, json_t *id, long n)
 {
-	json_t *ids = json_array(), *r, *job;
+	json_t *r, *arg;
+
+	conn_call(c, "io.mprocd.Get", json_pack("{s:O}", "id", id));
+	r = conn_wait(c);
+	arg = json_array_get(json_object_get(json_object_get(r, "result"),
+				 "args"),
+	    0);
+	if (!json_is_integer(arg) || json_integer_value(arg) != n - 1)
+		die("job %lld: result %s, not {\"args\": [%ld]}",
+		    (long long)json_integer_value(id),
+		    json_dumps(json_object_get(r, "result"), JSON_COMPACT),
+		    n - 1);
+	json_decref(r);
+}
+
+static int
+cmd_pipeline(struct conn *c, long n, const char *pool)
+{
+	json_t *ids = json_array(), *last, *r, *job;
 	double	t0;
 	size_t	i;
 	long	ok = 0;
 
 	t0 = now();
-	submit_many(c, n, ids);
+	submit_many(c, n, pool, ids);
+	last = json_incref(json_array_get(ids, (size_t)n - 1));
 	conn_call(c, "io.mprocd.Wait", json_pack("{s:o}", "ids", ids));
 	r = conn_wait(c);
 	printf("%.6f\n", now() - t0);
@@ -258,6 +289,9 @@ cmd_pipeline(struct conn *c, long n)
 	json_decref(r);
 	if (ok != n)
 		die("%ld of %ld jobs succeeded", ok, n);
+	if (pool != NULL)
+		check_echo(c, last, n);
+	json_decref(last);
 	return 0;
 }
 
@@ -267,7 +301,7 @@ cmd_intake(struct conn *c, long n)
 	double t0;
 
 	t0 = now();
-	submit_many(c, n, NULL);
+	submit_many(c, n, NULL, NULL);
 	printf("%.6f\n", now() - t0);
 	return 0;
 }
@@ -281,7 +315,7 @@ cmd_latency(struct conn *c, long n)
 
 	for (i = 0; i < n; i++) {
 		t0 = now();
-		conn_call(c, "io.mprocd.Submit", submit_params(-1));
+		conn_call(c, "io.mprocd.Submit", submit_params(-1, NULL));
 		r = conn_wait(c);
 		id = json_incref(json_object_get(r, "id"));
 		json_decref(r);
@@ -385,8 +419,8 @@ main(int argc, char **argv)
 		goto usage;
 	n = number(argv[3]);
 	conn_open(&c, argv[1]);
-	if (argc == 4 && strcmp(argv[2], "pipeline") == 0)
-		return cmd_pipeline(&c, n);
+	if ((argc == 4 || argc == 5) && strcmp(argv[2], "pipeline") == 0)
+		return cmd_pipeline(&c, n, argc == 5 ? argv[4] : NULL);
 	if (argc == 4 && strcmp(argv[2], "intake") == 0)
 		return cmd_intake(&c, n);
 	if (argc == 4 && strcmp(argv[2], "latency") == 0)
@@ -398,6 +432,7 @@ main(int argc, char **argv)
 usage:
 	fprintf(stderr,
 	    "usage: bench-client SOCK pipeline|intake|latency|"
-	    "restart N\n       bench-client SOCK call N METHOD [PARAMS]\n");
+	    "restart N\n       bench-client SOCK pipeline N POOL\n"
+	    "       bench-client SOCK call N METHOD [PARAMS]\n");
 	return 2;
 }

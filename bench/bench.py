@@ -28,13 +28,28 @@ MIB = 1024 * 1024
 # --- Settings ------------------------------------------------------------------
 
 class Plan:
-    """How much of everything: the full run, or --quick for CI."""
+    """How much of everything: the full run, or --quick for CI.
+
+    A full run must finish within 15 minutes even on a host where starting
+    a process is slow (fork() there can be six times dearer than here), so
+    the throughput sections size their job counts from a short pilot of
+    the fork/exec limit: each round of a fast contender takes about
+    fast_secs, each of a slow peer about slow_secs, and figures are per
+    second, so rounds of different sizes compare."""
 
     def __init__(self, quick, reps):
         self.quick = quick
-        self.jobs = 300 if quick else 10000          # throughput
+        self.jobs = 300 if quick else 10000          # throughput, at most
+        self.min_jobs = 300 if quick else 2000        # ... at least
+        self.fast_secs = 6                            # a fast round's time
+        self.slow_jobs = 150 if quick else 10000      # parallel, tsp
+        self.min_slow_jobs = 150 if quick else 500
+        self.slow_secs = 12
+        self.pilot = 300                              # jobs, to size rounds
+        # Seconds after which a section starts no more rounds (after 2).
+        self.budget = {"throughput": 300, "latency": 120, "calls": 150}
         self.reps = reps or (2 if quick else 5)
-        self.slow_reps = reps or (2 if quick else 3)  # parallel, tsp
+        self.slow_reps = reps or (2 if quick else 3)  # parallel, tsp, celery
         self.latency = 200 if quick else 3000         # open connection
         self.process = 20 if quick else 200           # whole processes
         self.restarts = 20 if quick else 200
@@ -43,8 +58,14 @@ class Plan:
         self.log_procs = 8
         self.queued = 2000 if quick else 100000
         self.queued_reps = 1 if quick else 3
+        self.drain_secs = 60      # for the 100,000 queued jobs to run
         self.status_calls = 5 if quick else 20
         self.list_calls = 2 if quick else 3
+        self.calls = 300 if quick else 10000          # Pool.map, echo
+        self.celery_calls = 100 if quick else 2000
+        self.pyc_calls = 20 if quick else 200         # python3 -c a call
+        self.apply_calls = 100 if quick else 1000     # a round, each side
+        self.limit_secs = 2       # a round of the limit, in "calls"
 
 
 # --- Small tools ---------------------------------------------------------------
@@ -94,6 +115,39 @@ def wait_for(what, cond, timeout=60):
         if time.monotonic() > deadline:
             raise RuntimeError("timed out waiting for " + what)
         time.sleep(0.01)
+
+
+def rounds(contenders, budget=None, what=None, notes=None):
+    """Runs each contender once a round, round after round, each while it
+    has rounds left, starting each round one further along the list so
+    that no contender always follows the same one: the machine's noise
+    falls on all alike. contenders: (key, reps, fn); fn() returns a figure
+    or a list of them. Once budget seconds have gone, no round starts
+    after the second (a note says so). Returns {key: [figures]}."""
+    out = {key: [] for key, _, _ in contenders}
+    t0 = time.monotonic()
+    most = max(reps for _, reps, _ in contenders)
+    for rep in range(most):
+        if budget is not None and rep >= 2 and \
+                time.monotonic() - t0 > budget:
+            log("  %s: %.0f s gone, more than its %d s: no round %d of %d"
+                % (what, time.monotonic() - t0, budget, rep + 1, most))
+            if notes is not None:
+                notes.append("%s: %d rounds of %d: its time (%d s) was up."
+                             % (what, rep, most, budget))
+            break
+        for k in range(len(contenders)):
+            key, reps, fn = contenders[(rep + k) % len(contenders)]
+            if rep < reps:
+                r = fn()
+                out[key] += r if isinstance(r, list) else [r]
+    return out
+
+
+def sized(rate, secs, least, most):
+    """Jobs for a round of about secs at rate per second, in hundreds,
+    between least and most."""
+    return int(max(least, min(most, round(rate * secs, -2))))
 
 
 class Stat:
@@ -165,6 +219,34 @@ class Varlink:
 
 # --- The programs ------------------------------------------------------------
 
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# How bench-fork can start a process: -m's word, and its name in the table.
+START_METHODS = (("fork", "fork"), ("vfork", "vfork"),
+                 ("spawn", "posix_spawn"))
+
+
+def python3():
+    """The interpreter of the "calls" section's Python contenders, all of
+    them: Debian's, which has Debian's Celery, and starts without a
+    version manager's shim in front of it (python3 -c a call would time
+    the shim)."""
+    return "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) \
+        else sys.executable
+
+
+def celery_missing(py):
+    """Why Celery cannot be measured here, or None."""
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed"
+    r = subprocess.run([py, "-c", "import celery, redis"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if r.returncode != 0:
+        return "%s has no celery or redis module (python3-celery, " \
+            "python3-redis)" % py
+    return None
+
+
 class Bench:
     def __init__(self, build, plan, work):
         self.build = build
@@ -175,38 +257,99 @@ class Bench:
         self.client = os.path.join(build, "bench", "bench-client")
         self.fork = os.path.join(build, "bench", "bench-fork")
         self.logb = os.path.join(build, "bench", "bench-log")
+        self.echo = os.path.join(build, "bench", "bench-echo")
         self.rows = []
         self.chart = []
+        self.chart_title = ""
+        self.notes = []
+        self.limits = {}      # section: {start method: jobs/s values}
+        self.limit_rate = None
 
     # Daemons are started per section, with the shipped defaults except
-    # what the section is about.
-    def start_mprocd(self, name, main="", **pool):
+    # what the section is about. pools: {name: {key: value}}, else one
+    # pool "default" with the keywords.
+    def start_mprocd(self, name, main="", pools=None, env=None, **pool):
         d = os.path.join(self.work, name)
         os.makedirs(d, exist_ok=True)
         sock = os.path.join(d, "sock")
         conf = os.path.join(d, "mprocd.conf")
         with open(conf, "w") as f:
-            f.write("[mprocd]\nsocket = %s\nlog_target = file:%s\n%s\n"
-                    "[pool default]\n" % (sock, os.path.join(d, "log"), main))
-            for k, v in pool.items():
-                f.write("%s = %s\n" % (k, v))
+            f.write("[mprocd]\nsocket = %s\nlog_target = file:%s\n%s\n" % (
+                sock, os.path.join(d, "log"), main))
+            for pname, keys in (pools or {"default": pool}).items():
+                f.write("[pool %s]\n" % pname)
+                for k, v in keys.items():
+                    f.write("%s = %s\n" % (k, v))
         p = subprocess.Popen([self.mprocd, "-c", conf],
-                             stdin=subprocess.DEVNULL)
-        wait_for("mprocd to listen on " + sock, lambda: os.path.exists(sock)
-                 and self._ready(sock, int(pool.get("workers", 4))))
+                             stdin=subprocess.DEVNULL, env=env)
+        want = {pname: int(keys.get("workers", 4)) for pname, keys in
+                (pools or {"default": pool}).items()}
+
+        def ready():
+            if p.poll() is not None:
+                raise RuntimeError("mprocd exited with status %d; see %s"
+                                   % (p.returncode, os.path.join(d, "log")))
+            return os.path.exists(sock) and self._ready(sock, want)
+        wait_for("mprocd's workers to be ready (%s)" % sock, ready)
         return p, sock
 
     @staticmethod
-    def _ready(sock, n):
+    def _ready(sock, want):
         try:
             c = Varlink(sock)
         except OSError:
             return False
         try:
-            ws = c.call("io.mprocd.Status")["pools"][0]["workers"]
-            return sum(w["state"] == "idle" for w in ws) == n
+            pools = c.call("io.mprocd.Status")["pools"]
+            return {q["name"]: sum(w["state"] == "idle" for w in q["workers"])
+                    for q in pools} == want
         finally:
             c.close()
+
+    def accepts_program(self):
+        """Whether this mprocd has program pools (a "program" pool key)."""
+        conf = os.path.join(self.work, "probe.conf")
+        with open(conf, "w") as f:
+            f.write("[mprocd]\nsocket = %s\n[pool probe]\nprogram = "
+                    "/bin/true\n" % os.path.join(self.work, "probe.sock"))
+        return subprocess.run([self.mprocd, "--check-config", "-c", conf],
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0
+
+    # --- The fork/exec limit ---------------------------------------------------
+
+    def limit_contenders(self, n, reps):
+        """bench-fork limit N 2, once for each way of starting a process:
+        (key, reps, fn) for rounds(), fn giving jobs/s."""
+        return [("limit-" + how, reps, lambda how=how: n / float(output(
+            [self.fork, "-m", how, "limit", str(n), "2"])))
+            for how, _ in START_METHODS]
+
+    def best_limit(self, section, rate, n):
+        """The fastest way to start processes in this section's rounds:
+        (its name, its Stat); every way's figures go in a note."""
+        self.limits[section] = {how: rate["limit-" + how].values
+                                for how, _ in START_METHODS}
+        how, name = max(START_METHODS,
+                        key=lambda m: rate["limit-" + m[0]].median)
+        self.notes.append(
+            "%s: fork/exec limit (%s × `/bin/true I`, 2 at a time) by way "
+            "of starting a process: %s; the best, %s, is the limit." % (
+                section.split(" (")[0], "{:,}".format(n), "; ".join(
+                    "%s %s" % (nm, rate["limit-" + h].fmt())
+                    for h, nm in START_METHODS), name))
+        return name, rate["limit-" + how]
+
+    def estimate_limit(self):
+        """A first figure of the limit, jobs/s: the best of one short run
+        of each way; kept for the sections after."""
+        if self.limit_rate is None:
+            n = self.plan.pilot
+            self.limit_rate = max(r[0] for r in rounds(
+                self.limit_contenders(n, 1)).values())
+            log("  pilot: the fork/exec limit is about %.0f jobs/s"
+                % self.limit_rate)
+        return self.limit_rate
 
     @staticmethod
     def stop(p):
@@ -215,89 +358,122 @@ class Bench:
 
     def row(self, section, metric, ours, ref_name, ref, target, ok,
             ratio=None):
-        if ratio is None and ref is not None and ref.median:
+        """A row of the table. ours or ref may be a string instead of a
+        Stat: why that contender was not measured; the row then has no
+        ratio and its target counts neither as met nor missed."""
+        if isinstance(ours, str) or isinstance(ref, str):
+            ratio, ok = None, None
+        elif ratio is None and ref is not None and ref.median:
             ratio = ours.median / ref.median
+        ref_text = ref if isinstance(ref, str) else \
+            ref.fmt() if ref is not None else ""
         self.rows.append({
             "section": section, "metric": metric,
-            "mprocd": ours.fmt(), "reference": ref_name,
-            "ref": ref.fmt() if ref is not None else "",
+            "mprocd": ours if isinstance(ours, str) else ours.fmt(),
+            "reference": ref_name, "ref": ref_text,
             "ratio": "%.2f×" % ratio if ratio is not None else "",
             "target": target, "met": ok,
-            "values": ours.values,
-            "ref_values": ref.values if ref is not None else None})
-        log("  %s: %s | %s %s | %s" % (metric, ours.fmt(), ref_name,
-                                       ref.fmt() if ref else "",
+            "values": None if isinstance(ours, str) else ours.values,
+            "ref_values": ref.values if isinstance(ref, Stat) else None})
+        log("  %s: %s | %s %s | %s" % (metric, self.rows[-1]["mprocd"],
+                                       ref_name, ref_text,
                                        self.rows[-1]["ratio"]))
 
     # --- 1. Throughput ---------------------------------------------------------
 
-    def throughput(self):
-        n, plan = self.plan.jobs, self.plan
-        # Every contender runs "/bin/true I", as map, xargs and parallel
-        # must: with one argument GNU true calls setlocale(), 30% dearer.
-        log("throughput: %d × /bin/true I, 2 at a time" % n)
-        lines = os.path.join(self.work, "lines")
-        with open(lines, "w") as f:
-            f.write("".join("%d\n" % i for i in range(n)))
-        p, sock = self.start_mprocd("throughput", "keep_finished = %d" % (
-            n + 100), workers=2)
+    def lines(self, n):
+        """A file of the lines 0..n-1, as map, xargs and parallel read."""
+        path = os.path.join(self.work, "lines-%d" % n)
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("".join("%d\n" % i for i in range(n)))
+        return path
+
+    def tsp(self, n):
+        """Seconds for n × `tsp /bin/true I`, then `tsp -w`, 2 slots."""
         tsdir = os.path.join(self.work, "tsp")
         os.makedirs(tsdir, exist_ok=True)
+        env = dict(os.environ, TS_SOCKET=os.path.join(tsdir, "sock"),
+                   TMPDIR=tsdir, TS_MAXFINISHED=str(n + 100))
         loop = ('i=0; while [ $i -lt %d ]; do tsp /bin/true $i >/dev/null; '
                 'i=$((i+1)); done; tsp -w' % n)
+        run(["tsp", "-S", "2"], env=env, stdout=subprocess.DEVNULL)
+        try:
+            return timed(["sh", "-c", loop], env=env,
+                         stdout=subprocess.DEVNULL)
+        finally:
+            run(["tsp", "-K"], env=env)
+            for f in os.listdir(tsdir):
+                os.unlink(os.path.join(tsdir, f))
 
-        def tsp():
-            env = dict(os.environ, TS_SOCKET=os.path.join(tsdir, "sock"),
-                       TMPDIR=tsdir, TS_MAXFINISHED=str(n + 100))
-            run(["tsp", "-S", "2"], env=env, stdout=subprocess.DEVNULL)
-            try:
-                return timed(["sh", "-c", loop], env=env,
-                             stdout=subprocess.DEVNULL)
-            finally:
-                run(["tsp", "-K"], env=env)
-                for f in os.listdir(tsdir):
-                    os.unlink(os.path.join(tsdir, f))
+    def stdin_lines(self, argv, n):
+        with open(self.lines(n)) as f:
+            return timed(argv, stdin=f, stdout=subprocess.DEVNULL)
 
-        def stdin_lines(argv):
-            with open(lines) as f:
-                return timed(argv, stdin=f, stdout=subprocess.DEVNULL)
-
-        contenders = [
-            ("limit", "fork/exec limit (C, 2 at a time)", plan.reps,
-             lambda: float(output([self.fork, "limit", str(n), "2"]))),
-            ("pipelined", "mprocd, pipelined client", plan.reps,
-             lambda: float(output([self.client, sock, "pipeline", str(n)]))),
-            ("map", "mprocd, mprocctl map", plan.reps,
-             lambda: stdin_lines([self.mprocctl, "-s", sock, "map",
-                                  "/bin/true"])),
-            ("xargs", "xargs -P2", plan.reps,
-             lambda: stdin_lines(["xargs", "-P2", "-n1", "/bin/true"])),
-            ("parallel", "GNU parallel -j2", plan.slow_reps,
-             lambda: stdin_lines(["parallel", "--will-cite", "-j2",
-                                  "/bin/true"])),
-            ("tsp", "task-spooler, 2 slots", plan.slow_reps, tsp),
+    def throughput(self):
+        plan = self.plan
+        parallel = ["parallel", "--will-cite", "-j2", "/bin/true"]
+        # Every contender runs "/bin/true I", as map, xargs and parallel
+        # must: with one argument GNU true calls setlocale(), 30% dearer.
+        # Round sizes: fixed for --quick; else from a pilot of each, so
+        # that a host where fork() is slow still finishes in time.
+        if plan.quick:
+            n, slow = plan.jobs, {"parallel": plan.slow_jobs,
+                                  "tsp": plan.slow_jobs}
+        else:
+            n = sized(self.estimate_limit(), plan.fast_secs, plan.min_jobs,
+                      plan.jobs)
+            m = plan.pilot
+            slow = {"parallel": m / self.stdin_lines(parallel, m),
+                    "tsp": m / self.tsp(m)}
+            slow = {k: sized(r, plan.slow_secs, plan.min_slow_jobs,
+                             min(n, plan.slow_jobs)) for k, r in slow.items()}
+        log("throughput: %d × /bin/true I, 2 at a time (parallel %d, "
+            "tsp %d)" % (n, slow["parallel"], slow["tsp"]))
+        p, sock = self.start_mprocd("throughput", "keep_finished = %d" % (
+            n + 100), workers=2)
+        contenders = self.limit_contenders(n, plan.reps) + [
+            ("pipelined", plan.reps, lambda: n / float(output(
+                [self.client, sock, "pipeline", str(n)]))),
+            ("map", plan.reps, lambda: n / self.stdin_lines(
+                [self.mprocctl, "-s", sock, "map", "/bin/true"], n)),
+            ("xargs", plan.reps, lambda: n / self.stdin_lines(
+                ["xargs", "-P2", "-n1", "/bin/true"], n)),
+            ("parallel", plan.slow_reps, lambda: slow["parallel"] /
+             self.stdin_lines(parallel, slow["parallel"])),
+            ("tsp", plan.slow_reps, lambda: slow["tsp"] /
+             self.tsp(slow["tsp"])),
         ]
-        secs = {k: [] for k, _, _, _ in contenders}
-        for rep in range(max(c[2] for c in contenders)):
-            for key, _, reps, fn in contenders:
-                if rep < reps:
-                    secs[key].append(fn())
+        res = rounds(contenders, plan.budget["throughput"], "Throughput",
+                     self.notes)
         self.stop(p)
-        rate = {k: Stat([n / s for s in v], "jobs/s", True)
-                for k, v in secs.items()}
-        for key, name, _, _ in contenders:
-            self.chart.append((name, rate[key]))
-        lim = rate["limit"]
+        rate = {k: Stat(v, "jobs/s", True) for k, v in res.items()}
         sec = "Throughput (jobs/s, %s × `/bin/true I`, 2 at a time)" % \
             "{:,}".format(n)
+        how, lim = self.best_limit(sec, rate, n)
+        for h, name in START_METHODS:
+            self.chart.append(("limit\\n(%s)" % name, rate["limit-" + h]))
+        for key, label in (("pipelined", "mprocd\\npipelined client"),
+                           ("map", "mprocd\\nmprocctl map"),
+                           ("xargs", "xargs -P2"),
+                           ("parallel", "GNU parallel -j2"),
+                           ("tsp", "task-spooler,\\n2 slots")):
+            if slow.get(key, n) != n:
+                label += "\\n(%s jobs)" % "{:,}".format(slow[key])
+            self.chart.append((label, rate[key]))
+        self.chart_title = "%s × /bin/true I, 2 at a time (median, " \
+            "min–max)" % "{:,}".format(n)
+        ref = "fork/exec limit (%s)" % how
         for key, name in (("pipelined", "mprocd, pipelined client"),
                           ("map", "mprocd, `mprocctl map`")):
             r = rate[key].median / lim.median
-            self.row(sec, name, rate[key], "fork/exec limit", lim,
+            self.row(sec, name, rate[key], ref, lim,
                      "≥ 0.90× limit", r >= 0.9)
         for key, name, want in (("xargs", "`xargs -P2`", 1.0),
                                 ("parallel", "GNU `parallel -j2`", 1.0),
                                 ("tsp", "task-spooler, 2 slots", 4.0)):
+            if key in slow and slow[key] != n:
+                name += " (%s jobs)" % "{:,}".format(slow[key])
             r = rate["map"].median / rate[key].median
             self.row(sec, "`mprocctl map` vs " + name,
                      rate["map"], name, rate[key],
@@ -310,20 +486,33 @@ class Bench:
         plan = self.plan
         log("latency: one /bin/true at a time")
         p, sock = self.start_mprocd("latency", workers=2)
-        ours, raw = [], []
         chunk = max(1, plan.latency // plan.reps)
-        for _ in range(plan.reps):
-            ours += numbers(output([self.client, sock, "latency",
-                                    str(chunk)]))
-            raw += numbers(output([self.fork, "wait", str(chunk)]))
+        # The reference is the fastest way to start a process here, as
+        # for the limit: each way is measured, the best p50 is taken.
+        res = rounds([("ours", plan.reps, lambda: numbers(output(
+            [self.client, sock, "latency", str(chunk)])))] + [
+            (how, plan.reps, lambda how=how: numbers(output(
+                [self.fork, "-m", how, "wait", str(chunk)])))
+            for how, _ in START_METHODS], plan.budget["latency"], "Latency",
+            self.notes)
+        ours = res["ours"]
         sec = "Latency (one /bin/true, submitted → finished → output)"
+        how, name = min(START_METHODS, key=lambda m: pct(res[m[0]], 50))
+        raw = res[how]
+        self.notes.append(
+            "Latency: start+exec+wait of `/bin/true` (C) by way of "
+            "starting a process, p50/p99: %s; the best p50, %s, is the "
+            "reference." % ("; ".join("%s %.0f/%.0f µs" % (
+                nm, pct(res[h], 50), pct(res[h], 99))
+                for h, nm in START_METHODS), name))
+        ref = "%s+exec+wait (C)" % name
         o50, r50 = pct(ours, 50), pct(raw, 50)
         self.row(sec, "open connection, p50", Stat([o50], "µs", False),
-                 "fork+exec+wait (C)", Stat([r50], "µs", False),
+                 ref, Stat([r50], "µs", False),
                  "≤ +150 µs", o50 - r50 <= 150)
         o99, r99 = pct(ours, 99), pct(raw, 99)
         self.row(sec, "open connection, p99", Stat([o99], "µs", False),
-                 "fork+exec+wait (C)", Stat([r99], "µs", False), "", None)
+                 ref, Stat([r99], "µs", False), "", None)
         self.rows[-2]["note"] = "+%.0f µs" % (o50 - r50)
         self.rows[-1]["note"] = "+%.0f µs" % (o99 - r99)
 
@@ -500,7 +689,15 @@ class Bench:
                                        "io.mprocd.List"]))
             if rep < plan.queued_reps - 1:
                 self.cancel_queued(c)
-        # The last batch runs to the end.
+        # The last batch runs to the end. Where starting a process is
+        # slow, 100,000 jobs would take many minutes: then only as many as
+        # run in about drain_secs are left queued, the newest cancelled
+        # first, as between the rounds.
+        keep = n if plan.quick else int(
+            0.8 * self.estimate_limit() * plan.drain_secs)
+        cancelled = 0
+        if keep < n:
+            cancelled = self.cancel_queued(c, keep)
         with open(fifo, "w") as f:
             f.write("go\ngo\n")
         wait_for("the queue to drain", lambda: all(
@@ -520,6 +717,10 @@ class Bench:
                  "back down: ≤ 0.25×" if n >= 40000 else "",
                  after <= 0.25 * statistics.median(peak) if n >= 40000
                  else None)
+        if cancelled:
+            self.rows[-1]["note"] = "%s ran, the newest %s were " \
+                "cancelled first" % ("{:,}".format(n - cancelled),
+                                     "{:,}".format(cancelled))
         self.row(sec, "Status with %s jobs" % q,
                  Stat([x / 1e3 for x in status], "ms", False), "", None,
                  "≤ 20 ms", statistics.median(status) <= 20000)
@@ -531,13 +732,223 @@ class Bench:
                  statistics.median(intake) >= 50000)
 
     @staticmethod
-    def cancel_queued(c):
-        """Cancels every queued job, pipelined a thousand at a time (all at
-        once, unread replies would stop mprocd reading us: a deadlock)."""
-        ids = [j["id"] for j in c.call("io.mprocd.List", state="queued")[
-            "jobs"]]
+    def cancel_queued(c, keep=0):
+        """Cancels every queued job but the keep oldest, pipelined a
+        thousand at a time (all at once, unread replies would stop mprocd
+        reading us: a deadlock). Returns how many it cancelled."""
+        ids = sorted(j["id"] for j in c.call("io.mprocd.List",
+                                             state="queued")["jobs"])[keep:]
         for k in range(0, len(ids), 1000):
             c.pipeline("io.mprocd.Cancel", [{"id": i} for i in ids[k:k + 1000]])
+        return len(ids)
+
+
+    # --- 6. Calls: program pools beside multiprocessing and Celery -------------
+
+    def calls(self):
+        plan, py, n = self.plan, python3(), self.plan.calls
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [os.path.join(SRC, "python"), os.path.join(SRC, "bench")] +
+            [x for x in [os.environ.get("PYTHONPATH")] if x]))
+        driver = [py, os.path.join(SRC, "bench", "bench-calls.py")]
+        # mprocd's side comes in two parts: program pools in the daemon,
+        # mprocd.Pool in python/. Whatever is not there yet is a row that
+        # says so, and its peers are measured all the same.
+        no_echo = no_pool = None
+        if not self.accepts_program():
+            no_echo = no_pool = "this mprocd has no program pools (it " \
+                "refuses a `program =` key)"
+        elif not os.path.exists(os.path.join(SRC, "python", "mprocd",
+                                             "pool.py")):
+            no_pool = "python/mprocd/pool.py is not there"
+        else:
+            r = subprocess.run(driver[:1] + ["-c", "import mprocd; "
+                               "mprocd.Pool"], env=env, text=True,
+                               stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE)
+            if r.returncode != 0:
+                no_pool = "`import mprocd; mprocd.Pool` fails: %s" % (
+                    r.stderr.strip().splitlines() or ["?"])[-1]
+        no_celery = celery_missing(py)
+        if no_celery is not None:
+            no_celery = "%s (bench/run installs it, but not for --quick)" \
+                % no_celery
+        log("calls: double(n) on 2 workers, %d calls (Celery %d, python3 -c "
+            "%d)%s%s%s" % (n, plan.celery_calls, plan.pyc_calls,
+                           "; echo program: " + no_echo if no_echo else "",
+                           "; Pool: " + no_pool if no_pool else "",
+                           "; Celery: " + no_celery if no_celery else ""))
+
+        pools = {"cmd": {"workers": 2}}
+        if no_echo is None:
+            pools["echo"] = {"workers": 2, "program": self.echo}
+        if no_pool is None:
+            pools["calc"] = {"workers": 2, "program": "%s -m mprocd.worker "
+                             "benchcalls" % py}
+        p, sock = self.start_mprocd("calls", "keep_finished = %d" % (
+            max(n, plan.pyc_calls) + 1000), pools=pools, env=env)
+        env["MPROCD_SOCKET"] = sock
+        celery = None
+        if no_celery is None:
+            celery = self.start_celery(py, env)
+        try:
+            res, n_lim = self.calls_rounds(plan, n, driver, env, sock,
+                                           celery, no_echo, no_pool)
+        finally:
+            if celery is not None:
+                self.stop_celery(*celery)
+            self.stop(p)
+
+        sec = "Calls (double(n) on 2 workers, results checked)"
+        rate = {k: Stat(v, "jobs/s" if k.startswith("limit-") else "calls/s",
+                        True) for k, v in res.items()
+                if not k.startswith("apply-")}
+        if no_echo is not None:
+            self.notes.append("Calls: mprocd's rows are not available: %s."
+                              % no_echo)
+        elif no_pool is not None:
+            self.notes.append("Calls: the `mprocd.Pool` rows are not "
+                              "available: %s." % no_pool)
+        if no_celery is not None:
+            self.notes.append("Calls: Celery is not measured: %s." %
+                              no_celery)
+        na = "not available"
+        no_echo, no_pool = no_echo and na, no_pool and na
+        no_celery = no_celery and "not measured"
+        ours = rate.get("mprocd-map", no_pool)
+        metric = "`mprocd.Pool.map`, %s calls" % "{:,}".format(n)
+        self.row(sec, metric, ours, "`multiprocessing.Pool(2).map`, "
+                 "chunksize=1", rate["mp-map"], "≥ 1.00×",
+                 not isinstance(ours, str) and
+                 ours.median >= rate["mp-map"].median)
+        for key, name, want in (
+                ("celery-map", "Celery 5 prefork `-c 2`, Redis broker and "
+                 "backend (%s calls)" % "{:,}".format(plan.celery_calls), 20),
+                ("pyc", "command pool, `python3 -c` a call (%s calls)" %
+                 "{:,}".format(plan.pyc_calls), 50)):
+            ref = rate.get(key, no_celery)
+            self.row(sec, "`Pool.map` vs " + name.split(" (")[0], ours, name,
+                     ref, "≥ %d×" % want, not isinstance(ours, str) and
+                     not isinstance(ref, str) and
+                     ours.median >= want * ref.median)
+        mp = res["apply-mp"]
+        for q in (50, 99):
+            o = Stat([pct(res["apply-mprocd"], q)], "µs", False) \
+                if no_pool is None else no_pool
+            t = Stat([pct(mp, q)], "µs", False)
+            self.row(sec, "`Pool.apply` round trip, p%d" % q, o,
+                     "`multiprocessing` `Pool.apply`, p%d" % q, t, "≤ 1.00×",
+                     no_pool is None and o.median <= t.median)
+        how, lim = self.best_limit(sec, rate, n_lim)
+        echo = rate.get("echo", no_echo)
+        self.row(sec, "pipelined Submits into a C echo program", echo,
+                 "fork/exec limit (%s)" % how, lim, "≥ 10× limit",
+                 not isinstance(echo, str) and
+                 echo.median >= 10 * lim.median)
+
+    def calls_rounds(self, plan, n, driver, env, sock, celery, no_echo,
+                     no_pool):
+        """The calls section's rounds: {contender: [figures]} (calls/s, or
+        µs a call for apply-*), and the limit's jobs a round."""
+        nc, npc, na = plan.celery_calls, plan.pyc_calls, plan.apply_calls
+        # The limit's rounds are short: it is here only as the yardstick
+        # of the echo program, which must beat it ten times over.
+        n_lim = plan.min_jobs if plan.quick else sized(
+            self.estimate_limit(), plan.limit_secs, plan.pilot, 4000)
+
+        def drive(what, who, k):
+            return output(driver + [what, who, str(k)], env=env)
+
+        def pyc():
+            with open(self.lines(npc)) as f:
+                t0 = time.perf_counter()
+                out = output([self.mprocctl, "-s", sock, "map", "-p", "cmd",
+                              driver[0], "-c", "print(2 * {})"], stdin=f)
+                secs = time.perf_counter() - t0
+            if out.split() != [str(2 * i) for i in range(npc)]:
+                raise RuntimeError("python3 -c through mprocctl map: wrong "
+                                   "results: %r" % out[:200])
+            return npc / secs
+
+        contenders = self.limit_contenders(n_lim, plan.reps) + [
+            ("mp-map", plan.reps, lambda: n / float(drive(
+                "map", "multiprocessing", n))),
+            ("pyc", plan.reps, pyc),
+            ("apply-mp", plan.reps, lambda: numbers(drive(
+                "apply", "multiprocessing", na))),
+        ]
+        def celery_map():
+            try:
+                return nc / float(output(driver + ["map", "celery", str(nc)],
+                                         env=celery[2]))
+            except subprocess.CalledProcessError:
+                with open(os.path.join(self.work, "celery",
+                                       "worker.log")) as f:
+                    log("the Celery worker's log ends:\n" + f.read()[-3000:])
+                raise
+
+        if celery is not None:
+            contenders.append(("celery-map", plan.slow_reps, celery_map))
+        if no_pool is None:
+            contenders += [
+                ("mprocd-map", plan.reps, lambda: n / float(drive(
+                    "map", "mprocd", n))),
+                ("apply-mprocd", plan.reps, lambda: numbers(drive(
+                    "apply", "mprocd", na))),
+            ]
+        if no_echo is None:
+            contenders.append(("echo", plan.reps, lambda: n / float(output(
+                [self.client, sock, "pipeline", str(n), "echo"]))))
+        return rounds(contenders, plan.budget["calls"], "Calls",
+                      self.notes), n_lim
+
+    def start_celery(self, py, env):
+        """A Redis on a UNIX socket in a private directory, and a Celery
+        prefork worker of 2 processes on it: (redis, worker, env)."""
+        d = os.path.join(self.work, "celery")
+        os.makedirs(d, exist_ok=True)
+        sock = os.path.join(d, "redis.sock")
+        redis = subprocess.Popen(
+            ["redis-server", "--port", "0", "--unixsocket", sock,
+             "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
+             "--dir", d, "--logfile", os.path.join(d, "redis.log")],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            start_new_session=True)
+        wait_for("redis-server on " + sock, lambda: redis_ping(sock))
+        env = dict(env, BENCH_REDIS="redis+socket://" + sock)
+        with open(os.path.join(d, "worker.log"), "w") as f:
+            worker = subprocess.Popen(
+                [py, "-m", "celery", "-A", "benchcelery", "worker", "-c", "2",
+                 "-P", "prefork", "--loglevel=WARNING", "--without-gossip",
+                 "--without-mingle", "--without-heartbeat", "-n", "bench@%h"],
+                cwd=d, env=env, stdin=subprocess.DEVNULL, stdout=f,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        return redis, worker, env
+
+    @staticmethod
+    def stop_celery(redis, worker, _env):
+        for p in (worker, redis):
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)   # its leftovers
+            except ProcessLookupError:
+                pass
+
+
+def redis_ping(path):
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(5)
+            s.connect(path)
+            s.sendall(b"PING\r\n")
+            return s.recv(64).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 RECORD = re.compile(rb"^\S+ info worker=bench/(\d+) msg=record proc=(\d+) "
@@ -612,18 +1023,17 @@ def table(rows):
     return "\n".join(out)
 
 
-def chart(entries, png, work):
+def chart(entries, title, png, work):
+    """A bar chart of entries: (label, Stat); a label's "\\n" breaks it."""
     data = os.path.join(work, "throughput.dat")
     with open(data, "w") as f:
-        for i, (name, st) in enumerate(entries):
+        for i, (label, st) in enumerate(entries):
             f.write('%d "%s" %.1f %.1f %.1f\n' % (
-                i, name.replace("mprocd, ", "mprocd\\n").replace(
-                    " (C, 2 at a time)", "\\n(C)"), st.median,
-                min(st.values), max(st.values)))
+                i, label, st.median, min(st.values), max(st.values)))
     script = """
-set terminal pngcairo size 900,480 font "sans,10"
+set terminal pngcairo noenhanced size 1000,480 font "sans,10"
 set output "%s"
-set title "10,000 × /bin/true I, 2 at a time (median, min–max)"
+set title "%s"
 set ylabel "jobs/s"
 set style fill solid 0.6 border -1
 set boxwidth 0.6
@@ -634,11 +1044,19 @@ set bmargin 4
 unset key
 plot "%s" using 1:3:xtic(2) with boxes lc rgb "#4a7ebb", \\
      "" using 1:3:4:5 with yerrorbars lc rgb "black" pt 0
-""" % (png, data)
+""" % (png, title, data)
     run(["gnuplot"], input=script, text=True)
 
 
-def write_doc(path, rows, info, png_name, plan, elapsed):
+def notes_text(notes, info):
+    """The lines under the table: which way of starting a process won,
+    and how long each section took."""
+    return "\n".join(["* " + n for n in notes] + [
+        "* Time per section: %s." % ", ".join(
+            "%s %.0f s" % kv for kv in info["elapsed"].items())])
+
+
+def write_doc(path, rows, notes, info, png_name, plan, elapsed):
     begin, end = "<!-- bench/run: begin -->", "<!-- bench/run: end -->"
     gen = "\n".join([
         begin,
@@ -651,10 +1069,13 @@ def write_doc(path, rows, info, png_name, plan, elapsed):
         "%s; beyond a few per cent, ratios move too." % steal_text(
             info["steal"]),
         "Each figure is the median of %d runs (slow peers: %d) with "
-        "min–max, or a percentile over all samples." % (
+        "min–max, or a percentile over all samples; rates are per second, "
+        "so rounds of a slow peer may be shorter." % (
             plan.reps, plan.slow_reps),
         "",
         table(rows),
+        "",
+        notes_text(notes, info),
         "",
         "![Throughput beside the peers](%s)" % png_name,
         end])
@@ -671,53 +1092,77 @@ def write_doc(path, rows, info, png_name, plan, elapsed):
         f.write(head + gen + tail)
 
 
+SECTIONS = "throughput,latency,restart,logger,footprint,calls"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", required=True)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--reps", type=int, default=0)
-    ap.add_argument("--only", default="throughput,latency,restart,logger,"
-                    "footprint")
-    ap.add_argument("--doc", help="update this Markdown file's table")
+    ap.add_argument("--only", default=SECTIONS,
+                    help="some of " + SECTIONS + " (default: all)")
+    ap.add_argument("--doc", help="update this Markdown file's table "
+                    "(a run of every section only)")
     ap.add_argument("--out", help="keep results.json and the chart here")
     args = ap.parse_args()
     plan = Plan(args.quick, args.reps)
+    sections = args.only.split(",")
+    for section in sections:
+        if section not in SECTIONS.split(","):
+            sys.exit("bench.py: no section %r (%s)" % (section, SECTIONS))
     for tool in ("tsp", "parallel", "supervisord", "gnuplot", "xargs"):
         if shutil.which(tool) is None:
             sys.exit("bench.py: %s is missing (bench/run installs it)" % tool)
+    # --quick skips Celery where it is not installed (CI need not install
+    # it); a measuring run must have it, as it has the other peers.
+    if "calls" in sections and not plan.quick and \
+            celery_missing(python3()) is not None:
+        sys.exit("bench.py: %s (bench/run installs it)" %
+                 celery_missing(python3()))
+    if args.doc and sorted(sections) != sorted(SECTIONS.split(",")):
+        log("bench.py: not every section runs: %s is left as it is"
+            % args.doc)
+        args.doc = None
     info = machine()
     log("machine: %(cpu)s, %(cpus)d CPUs, load %(load)s" % info)
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mprocd-bench.") as work:
         b = Bench(os.path.abspath(args.build), plan, work)
         info["steal"] = {}
-        for section in args.only.split(","):
+        info["elapsed"] = {}
+        for section in sections:
             total, stolen = cpu_ticks()
+            ts = time.monotonic()
             getattr(b, section)()
+            info["elapsed"][section] = time.monotonic() - ts
             t, st = cpu_ticks()
             info["steal"][section] = 100.0 * (st - stolen) / max(t - total, 1)
-            log("  %s: %.1f%% of CPU time stolen by the host" % (
-                section, info["steal"][section]))
+            log("  %s: %.0f s, %.1f%% of CPU time stolen by the host" % (
+                section, info["elapsed"][section], info["steal"][section]))
         elapsed = time.monotonic() - t0
         out = args.out or work
         os.makedirs(out, exist_ok=True)
         png = os.path.join(out, "throughput.png")
         if b.chart:
-            chart(b.chart, png, work)
+            chart(b.chart, b.chart_title, png, work)
         with open(os.path.join(out, "results.json"), "w") as f:
-            json.dump({"machine": info, "quick": plan.quick, "rows": b.rows},
-                      f, indent=1, ensure_ascii=False)
+            json.dump({"machine": info, "quick": plan.quick, "rows": b.rows,
+                       "notes": b.notes, "limits": b.limits,
+                       "elapsed": elapsed}, f, indent=1, ensure_ascii=False)
         print(table(b.rows))
+        print()
+        print(notes_text(b.notes, info))
         if args.doc and b.chart:
             shutil.copy(png, os.path.join(os.path.dirname(args.doc),
                                           "throughput.png"))
         if args.doc:
-            write_doc(args.doc, b.rows, info, "throughput.png", plan,
+            write_doc(args.doc, b.rows, b.notes, info, "throughput.png", plan,
                       elapsed)
     missed = [r["metric"] for r in b.rows if r["met"] is False]
-    print("%d rows, %d targets met, %d missed%s" % (
+    print("%d rows, %d targets met, %d missed%s; %.0f s" % (
         len(b.rows), sum(r["met"] is True for r in b.rows), len(missed),
-        ": " + "; ".join(missed) if missed else ""))
+        ": " + "; ".join(missed) if missed else "", elapsed))
 
 
 if __name__ == "__main__":
