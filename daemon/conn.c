@@ -182,6 +182,34 @@ conn_answer(struct conn *c, int flags, const char *error, json_t *params)
 	conn_send(c, msg, len);
 }
 
+/*
+ * A reply whose parameters were written by hand: b holds the parameters
+ * object's text, and is emptied.
+ */
+void
+conn_answer_text(struct conn *c, int flags, struct varlink_buf *b)
+{
+	struct varlink_buf msg;
+	char		  *text;
+	size_t		   len;
+
+	if (flags & VARLINK_ONEWAY) {
+		free(b->data);
+		memset(b, 0, sizeof *b);
+		return;
+	}
+	varlink_buf_init(&msg);
+	varlink_buf_raw(&msg, "{\"parameters\":");
+	varlink_buf_add(&msg, b->data, b->len);
+	free(b->data);
+	memset(b, 0, sizeof *b);
+	if (flags & VARLINK_CONTINUES)
+		varlink_buf_raw(&msg, ",\"continues\":true");
+	varlink_buf_raw(&msg, "}");
+	text = varlink_buf_finish(&msg, &len);
+	conn_send(c, text, len);
+}
+
 /* A Wait or a List reply holds the client's later calls back. */
 static int
 conn_busy(const struct conn *c)

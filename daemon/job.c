@@ -21,6 +21,7 @@
 
 #include "mprocd.h"
 #include "util.h"
+#include "varlink.h"
 #include "xmalloc.h"
 
 static struct jobs all_jobs = TAILQ_HEAD_INITIALIZER(all_jobs);
@@ -315,42 +316,66 @@ job_output_trim(struct job_output *o)
 	o->size = o->len;
 }
 
-json_t *
-job_to_json(const struct job *j)
+/*
+ * j as the interface's Job, its JSON text appended to b: the one encoder
+ * of a job. Written by hand: building a json_t only to dump it was the
+ * largest cost of a short job's replies.
+ */
+void
+job_write(struct varlink_buf *b, const struct job *j)
 {
-	json_t *o, *argv = json_array();
-	char  **p;
+	char **p;
 
-	for (p = j->argv; *p != NULL; p++)
-		json_array_append_new(argv, json_string(*p));
-	o = json_object();
-	json_object_set_new(o, "id", json_integer(j->id));
-	if (j->name != NULL)
-		json_object_set_new(o, "name", json_string(j->name));
-	json_object_set_new(o, "pool", json_string(j->pool));
-	json_object_set_new(o, "argv", argv);
-	json_object_set_new(o, "cwd", json_string(j->cwd));
-	json_object_set_new(o, "uid", json_integer((json_int_t)j->uid));
-	json_object_set_new(o, "state", json_string(job_state_name(j->state)));
-	if (j->exit_status >= 0)
-		json_object_set_new(o, "exit_status",
-		    json_integer(j->exit_status));
-	if (j->signal > 0)
-		json_object_set_new(o, "signal", json_integer(j->signal));
-	if (j->worker[0] != '\0')
-		json_object_set_new(o, "worker", json_string(j->worker));
-	if (j->pid > 0)
-		json_object_set_new(o, "pid", json_integer(j->pid));
-	json_object_set_new(o, "attempts", json_integer(j->attempts));
-	json_object_set_new(o, "submitted_usec",
-	    json_integer((json_int_t)j->submitted_usec));
-	if (j->started_usec != 0)
-		json_object_set_new(o, "started_usec",
-		    json_integer((json_int_t)j->started_usec));
-	if (j->finished_usec != 0)
-		json_object_set_new(o, "finished_usec",
-		    json_integer((json_int_t)j->finished_usec));
-	return o;
+	varlink_buf_raw(b, "{\"id\":");
+	varlink_buf_int(b, j->id);
+	if (j->name != NULL) {
+		varlink_buf_raw(b, ",\"name\":");
+		varlink_buf_string(b, j->name);
+	}
+	varlink_buf_raw(b, ",\"pool\":");
+	varlink_buf_string(b, j->pool);
+	varlink_buf_raw(b, ",\"argv\":[");
+	for (p = j->argv; *p != NULL; p++) {
+		if (p != j->argv)
+			varlink_buf_raw(b, ",");
+		varlink_buf_string(b, *p);
+	}
+	varlink_buf_raw(b, "],\"cwd\":");
+	varlink_buf_string(b, j->cwd);
+	varlink_buf_raw(b, ",\"uid\":");
+	varlink_buf_int(b, (int64_t)j->uid);
+	varlink_buf_raw(b, ",\"state\":\"");
+	varlink_buf_raw(b, job_state_name(j->state));
+	varlink_buf_raw(b, "\"");
+	if (j->exit_status >= 0) {
+		varlink_buf_raw(b, ",\"exit_status\":");
+		varlink_buf_int(b, j->exit_status);
+	}
+	if (j->signal > 0) {
+		varlink_buf_raw(b, ",\"signal\":");
+		varlink_buf_int(b, j->signal);
+	}
+	if (j->worker[0] != '\0') {
+		varlink_buf_raw(b, ",\"worker\":");
+		varlink_buf_string(b, j->worker);
+	}
+	if (j->pid > 0) {
+		varlink_buf_raw(b, ",\"pid\":");
+		varlink_buf_int(b, j->pid);
+	}
+	varlink_buf_raw(b, ",\"attempts\":");
+	varlink_buf_int(b, j->attempts);
+	varlink_buf_raw(b, ",\"submitted_usec\":");
+	varlink_buf_int(b, (int64_t)j->submitted_usec);
+	if (j->started_usec != 0) {
+		varlink_buf_raw(b, ",\"started_usec\":");
+		varlink_buf_int(b, (int64_t)j->started_usec);
+	}
+	if (j->finished_usec != 0) {
+		varlink_buf_raw(b, ",\"finished_usec\":");
+		varlink_buf_int(b, (int64_t)j->finished_usec);
+	}
+	varlink_buf_raw(b, "}");
 }
 
 /* Whether j is of pool (NULL: any) and in state (-1: any). */

@@ -40,22 +40,19 @@ void
 method_list_continue(struct conn *c)
 {
 	struct method_list *ls = c->listing;
+	struct varlink_buf  b;
 	struct job	   *j;
-	json_t		   *o;
-	char		   *s;
 
 	while (conn_queued(c) < METHOD_LIST_SLICE && ls->next < ls->n) {
 		j = job_find(ls->ids[ls->next++]);
 		if (j == NULL || !job_matches(j, ls->pool, ls->state))
 			continue;
-		o = job_to_json(j);
-		if ((s = json_dumps(o, JSON_COMPACT)) == NULL)
-			fatalx("cannot encode a job");
-		json_decref(o);
+		varlink_buf_init(&b);
 		if (ls->written++ > 0)
-			conn_write(c, ",", 1);
-		conn_write(c, s, strlen(s));
-		free(s);
+			varlink_buf_raw(&b, ",");
+		job_write(&b, j);
+		conn_write(c, b.data, b.len);
+		free(b.data);
 	}
 	if (ls->next < ls->n)
 		return;

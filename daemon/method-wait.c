@@ -28,9 +28,9 @@ struct method_wait {
 	size_t		      n;
 	size_t		      left;
 	int64_t		     *ids;
-	json_t		    **done; /* a finished job's snapshot, by index */
-	struct job_watch     *watches;
-	struct event	     *timer;
+	char		**done; /* a finished job's snapshot (JSON), by index */
+	struct job_watch *watches;
+	struct event	 *timer;
 };
 
 void
@@ -42,7 +42,7 @@ method_wait_free(struct method_wait *pd)
 		return;
 	for (i = 0; i < pd->n; i++) {
 		job_watch_remove(&pd->watches[i]);
-		json_decref(pd->done[i]);
+		free(pd->done[i]);
 	}
 	if (pd->timer != NULL)
 		event_free(pd->timer);
@@ -63,39 +63,62 @@ method_wait_finish(struct method_wait *pd)
 	conn_resume(c);
 }
 
-/* A reply to a pending call (never oneway); with "more", one per job. */
+/*
+ * A reply to a pending call (never oneway); with "more", one per job.
+ * b holds the reply's parameters, written by hand.
+ */
 static void
-method_wait_reply(struct method_wait *pd, json_t *params, int continues)
+method_wait_reply(struct method_wait *pd, struct varlink_buf *b, int continues)
 {
-	conn_answer(pd->c, continues ? VARLINK_CONTINUES : 0, NULL, params);
+	conn_answer_text(pd->c, continues ? VARLINK_CONTINUES : 0, b);
+}
+
+/* The reply's parameters: head, the snapshots of jobs [from, to), "]}". */
+static void
+method_wait_jobs(struct method_wait *pd, struct varlink_buf *b,
+    const char *head, size_t from, size_t to)
+{
+	size_t k;
+
+	varlink_buf_init(b);
+	varlink_buf_raw(b, head);
+	for (k = from; k < to; k++) {
+		if (k > from)
+			varlink_buf_raw(b, ",");
+		varlink_buf_raw(b, pd->done[k]);
+	}
 }
 
 static void
 method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 {
-	json_t *all, *out;
-	size_t	k;
+	struct varlink_buf b;
+	size_t		   len;
 
 	pd->left--;
 	if (pd->kind == METHOD_WAIT_RUN) {
-		/* Its job, encoded once, is the snapshot too. */
-		out = method_job_output(j);
-		pd->done[i] = json_incref(json_object_get(out, "job"));
-		method_wait_reply(pd, out, 0);
+		varlink_buf_init(&b);
+		method_job_output(&b, j);
+		pd->done[i] = xstrdup(""); /* a Run's job is done with */
+		method_wait_reply(pd, &b, 0);
 		goto out;
 	}
-	pd->done[i] = job_to_json(j);
+	/* A snapshot: the job itself may be gone by the time all are. */
+	varlink_buf_init(&b);
+	job_write(&b, j);
+	pd->done[i] = varlink_buf_finish(&b, &len);
 	if (pd->kind == METHOD_WAIT_CANCEL) {
-		method_wait_reply(pd, json_pack("{s:O}", "job", pd->done[i]),
-		    0);
+		method_wait_jobs(pd, &b, "{\"job\":", i, i + 1);
+		varlink_buf_raw(&b, "}");
+		method_wait_reply(pd, &b, 0);
 	} else if (pd->flags & VARLINK_MORE) {
-		method_wait_reply(pd, json_pack("{s:[O]}", "jobs", pd->done[i]),
-		    pd->left > 0);
+		method_wait_jobs(pd, &b, "{\"jobs\":[", i, i + 1);
+		varlink_buf_raw(&b, "]}");
+		method_wait_reply(pd, &b, pd->left > 0);
 	} else if (pd->left == 0) {
-		all = json_array();
-		for (k = 0; k < pd->n; k++)
-			json_array_append(all, pd->done[k]);
-		method_wait_reply(pd, json_pack("{s:o}", "jobs", all), 0);
+		method_wait_jobs(pd, &b, "{\"jobs\":[", 0, pd->n);
+		varlink_buf_raw(&b, "]}");
+		method_wait_reply(pd, &b, 0);
 	}
 out:
 	if (pd->left == 0)
@@ -130,6 +153,7 @@ method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
     uint64_t timeout)
 {
 	struct method_wait *pd = xcalloc(1, sizeof *pd);
+	struct varlink_buf  b;
 	struct timeval	    tv;
 	size_t		    i;
 
@@ -143,7 +167,8 @@ method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
 	pd->watches = xcalloc(n + 1, sizeof *pd->watches);
 	c->pending = pd;
 	if (n == 0) {
-		method_wait_reply(pd, json_pack("{s:[]}", "jobs"), 0);
+		method_wait_jobs(pd, &b, "{\"jobs\":[]}", 0, 0);
+		method_wait_reply(pd, &b, 0);
 		method_wait_finish(pd);
 		return;
 	}

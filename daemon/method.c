@@ -170,32 +170,43 @@ method_get_seconds(json_t *params, const char *name, uint64_t *usec)
 }
 
 /* What Get and Run answer: the job and its output (base64). */
-json_t *
-method_job_output(const struct job *j)
+/* What Get answers for j: the job, its output (base64), its result. */
+void
+method_job_output(struct varlink_buf *b, const struct job *j)
 {
-	json_t *o;
-	char   *out, *err;
+	char *text;
+	int   s;
 
-	out = util_base64_encode(j->out[0].data, j->out[0].len);
-	err = util_base64_encode(j->out[1].data, j->out[1].len);
-	if (out == NULL || err == NULL)
-		fatal("base64");
-	o = json_pack("{s:o, s:s, s:s, s:b, s:O*}", "job", job_to_json(j),
-	    "stdout", out, "stderr", err, "truncated", j->truncated, "result",
-	    j->result);
-	free(out);
-	free(err);
-	return o;
+	varlink_buf_raw(b, "{\"job\":");
+	job_write(b, j);
+	for (s = 0; s < 2; s++) {
+		varlink_buf_raw(b, s == 0 ? ",\"stdout\":" : ",\"stderr\":");
+		if ((text = util_base64_encode(j->out[s].data,
+			 j->out[s].len)) == NULL)
+			fatal("base64");
+		varlink_buf_string(b, text);
+		free(text);
+	}
+	varlink_buf_raw(b,
+	    j->truncated ? ",\"truncated\":true" : ",\"truncated\":false");
+	if (j->result != NULL) {
+		varlink_buf_raw(b, ",\"result\":");
+		varlink_buf_json(b, j->result);
+	}
+	varlink_buf_raw(b, "}");
 }
 
 static void
 method_get(struct conn *c, struct varlink_call *call)
 {
-	struct job *j;
+	struct varlink_buf b;
+	struct job	  *j;
 
 	if ((j = method_id_param(c, call)) == NULL)
 		return;
-	method_reply(c, call, method_job_output(j));
+	varlink_buf_init(&b);
+	method_job_output(&b, j);
+	conn_answer_text(c, call->flags & VARLINK_ONEWAY, &b);
 }
 
 static void

@@ -203,8 +203,9 @@ const char    *job_state_name(enum job_state);
 int	       job_parse_state(const char *);
 int	       job_is_finished(const struct job *);
 enum job_state job_final_state(enum job_kill, int);
-void	 job_output_add(struct job *, int, const void *, size_t, uint64_t);
-json_t	*job_to_json(const struct job *);
+void job_output_add(struct job *, int, const void *, size_t, uint64_t);
+struct varlink_buf;
+void	 job_write(struct varlink_buf *, const struct job *);
 void	 job_watch_add(struct job *, struct job_watch *);
 void	 job_watch_remove(struct job_watch *);
 void	 job_finish(struct job *, enum job_state);
@@ -471,6 +472,7 @@ void	     conn_free(struct conn *);
 void	     conn_free_all(void);
 unsigned int conn_count(void);
 void	     conn_answer(struct conn *, int, const char *, json_t *);
+void	     conn_answer_text(struct conn *, int, struct varlink_buf *);
 void	     conn_flush(struct conn *);
 void	     conn_resume(struct conn *);
 size_t	     conn_queued(struct conn *);
@@ -490,7 +492,7 @@ const char *method_unknown_param(json_t *, const char *const *);
 int	    method_get_seconds(json_t *, const char *, uint64_t *);
 struct job *method_get_job(struct conn *, struct varlink_call *, int64_t);
 struct job *method_id_param(struct conn *, struct varlink_call *);
-json_t	   *method_job_output(const struct job *);
+void	    method_job_output(struct varlink_buf *, const struct job *);
 
 /* method-submit.c */
 void method_submit(struct conn *, struct varlink_call *);

@@ -450,38 +450,69 @@ pool_program_event_cb(struct bufferevent *bev, short what, void *arg)
 		pool_worker_kill(w);
 }
 
-/* Hands job j to the program: one Run call. */
+/* "NAMEvalue" as a JSON string. */
+static void
+pool_program_env(struct varlink_buf *b, const char *name, const char *value)
+{
+	char *s;
+
+	xasprintf(&s, "%s%s", name, value);
+	varlink_buf_string(b, s);
+	free(s);
+}
+
+/*
+ * Hands job j to the program: one Run call, written by hand (with jansson
+ * it took as much as the rest of the supervisor's work on a call).
+ */
 void
 pool_program_run(struct pool_program *pp, struct job *j)
 {
-	json_t *argv = json_array(), *env = json_array(), *in = NULL;
-	char  **p, *s, *data;
+	struct varlink_buf b;
+	struct iovec	   iov;
+	char		 **p, *data, id[32];
 
 	pool_program_log_rest(pp);
-	for (p = j->argv; *p != NULL; p++)
-		json_array_append_new(argv, json_string(*p));
-	for (p = j->env; p != NULL && *p != NULL; p++)
-		json_array_append_new(env, json_string(*p));
-	xasprintf(&s, "MPROCD_JOB_ID=%" PRId64, j->id);
-	json_array_append_new(env, json_string(s));
-	free(s);
-	xasprintf(&s, "MPROCD_POOL=%s", pp->w->pool->name);
-	json_array_append_new(env, json_string(s));
-	free(s);
-	xasprintf(&s, "MPROCD_WORKER=%s", pp->w->name);
-	json_array_append_new(env, json_string(s));
-	free(s);
+	varlink_buf_init(&b);
+	varlink_buf_raw(&b,
+	    "{\"method\":\"io.mprocd.Worker.Run\","
+	    "\"parameters\":{\"id\":");
+	varlink_buf_int(&b, j->id);
+	varlink_buf_raw(&b, ",\"argv\":[");
+	for (p = j->argv; *p != NULL; p++) {
+		if (p != j->argv)
+			varlink_buf_raw(&b, ",");
+		varlink_buf_string(&b, *p);
+	}
+	varlink_buf_raw(&b, "],\"input\":");
+	varlink_buf_json(&b, j->input);
+	varlink_buf_raw(&b, ",\"env\":[");
+	for (p = j->env; p != NULL && *p != NULL; p++) {
+		varlink_buf_string(&b, *p);
+		varlink_buf_raw(&b, ",");
+	}
+	snprintf(id, sizeof id, "%" PRId64, j->id);
+	pool_program_env(&b, "MPROCD_JOB_ID=", id);
+	varlink_buf_raw(&b, ",");
+	pool_program_env(&b, "MPROCD_POOL=", pp->w->pool->name);
+	varlink_buf_raw(&b, ",");
+	pool_program_env(&b, "MPROCD_WORKER=", pp->w->name);
+	varlink_buf_raw(&b, "],\"cwd\":");
+	varlink_buf_string(&b, j->cwd);
+	varlink_buf_raw(&b, ",\"stdin\":");
 	if (j->stdin_data != NULL) {
 		if ((data = util_base64_encode(j->stdin_data, j->stdin_len)) ==
 		    NULL)
 			fatal("base64");
-		in = json_string(data);
+		varlink_buf_string(&b, data);
 		free(data);
-	}
-	pool_program_send(pp, "io.mprocd.Worker.Run",
-	    json_pack("{s:I, s:o, s:O?, s:o, s:s, s:o?}", "id",
-		(json_int_t)j->id, "argv", argv, "input", j->input, "env", env,
-		"cwd", j->cwd, "stdin", in));
+	} else
+		varlink_buf_raw(&b, "null");
+	varlink_buf_raw(&b, "}}");
+	iov.iov_base = varlink_buf_finish(&b, &iov.iov_len);
+	if (pp->bev != NULL)
+		bev_send(pp->bev, &iov, 1);
+	free(iov.iov_base);
 	pp->call = POOL_PROGRAM_RUN;
 	if (pp->pid > 0)
 		job_set_pid(j, pp->pid);

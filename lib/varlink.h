@@ -50,6 +50,26 @@ char *varlink_reply_encode(json_t *, int, size_t *);
 char *varlink_error_encode(const char *, json_t *, size_t *);
 
 /*
+ * A message written by hand, for the hot paths where building a json_t
+ * only to dump it costs more than the work: varlink_buf_init(), then the
+ * parts (strings escaped, integers, any json_t, raw text), then
+ * varlink_buf_finish() for the text with its NUL.
+ */
+struct varlink_buf {
+	char  *data;
+	size_t len;
+	size_t size;
+};
+
+void  varlink_buf_init(struct varlink_buf *);
+void  varlink_buf_add(struct varlink_buf *, const void *, size_t);
+void  varlink_buf_raw(struct varlink_buf *, const char *);
+void  varlink_buf_string(struct varlink_buf *, const char *);
+void  varlink_buf_int(struct varlink_buf *, int64_t);
+void  varlink_buf_json(struct varlink_buf *, const json_t *);
+char *varlink_buf_finish(struct varlink_buf *, size_t *);
+
+/*
  * Typed parameter access. Each returns 1 if present and of the right type,
  * 0 if absent or null (optional fields), -1 if present with a wrong type or
  * out of range.

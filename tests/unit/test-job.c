@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "mprocd.h"
+#include "varlink.h"
 #include "util.h"
 #include "xmalloc.h"
 
@@ -345,6 +346,22 @@ test_keep_finished(void **state)
 	assert_non_null(job_find(j[1]->id));
 }
 
+/* What job_write() writes, read back. */
+static json_t *
+job_json(const struct job *j)
+{
+	struct varlink_buf b;
+	json_error_t	   e;
+	json_t		  *o;
+
+	varlink_buf_init(&b);
+	job_write(&b, j);
+	o = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &e);
+	assert_non_null(o);
+	free(b.data);
+	return o;
+}
+
 static void
 test_json(void **state)
 {
@@ -355,7 +372,7 @@ test_json(void **state)
 
 	j->name = xstrdup("n");
 	j->pid = 4242;
-	o = job_to_json(j);
+	o = job_json(j);
 	assert_string_equal(json_string_value(json_object_get(o, "state")),
 	    "running");
 	assert_string_equal(json_string_value(json_object_get(o, "name")), "n");
@@ -367,7 +384,7 @@ test_json(void **state)
 	assert_null(json_object_get(o, "finished_usec"));
 	json_decref(o);
 	job_done(j, 3 << 8, 0);
-	o = job_to_json(j);
+	o = job_json(j);
 	assert_int_equal(json_integer_value(json_object_get(o, "exit_status")),
 	    3);
 	assert_null(json_object_get(o, "signal"));

@@ -693,10 +693,61 @@ test_method_interface(void **state)
 	assert_int_equal(varlink_method_interface("a.B", buf, 0), -1);
 }
 
+/* varlink_buf_string() and _int() read back by jansson as what went in. */
+static void
+test_buf_writer(void **state)
+{
+	static const char *const strings[] = { "", "plain", "a\"b\\c",
+		"\x01\x1f\n\t\r\x7f", "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80",
+		"</script>" };
+	static const int64_t ints[] = { 0, 1, -1, 42, INT64_MAX, INT64_MIN };
+	struct varlink_buf   b;
+	json_error_t	     e;
+	json_t		    *v;
+	size_t		     i, len;
+	char		    *text;
+
+	(void)state;
+	for (i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+		varlink_buf_init(&b);
+		varlink_buf_string(&b, strings[i]);
+		text = varlink_buf_finish(&b, &len);
+		assert_int_equal(len, strlen(text) + 1);
+		v = json_loads(text, JSON_DECODE_ANY, &e);
+		assert_non_null(v);
+		assert_string_equal(json_string_value(v), strings[i]);
+		json_decref(v);
+		free(text);
+	}
+	for (i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		varlink_buf_init(&b);
+		varlink_buf_int(&b, ints[i]);
+		text = varlink_buf_finish(&b, &len);
+		v = json_loads(text, JSON_DECODE_ANY, &e);
+		assert_non_null(v);
+		assert_true(json_integer_value(v) == ints[i]);
+		json_decref(v);
+		free(text);
+	}
+	/* Pieces make one message; any value goes in whole. */
+	varlink_buf_init(&b);
+	varlink_buf_raw(&b, "{\"a\":");
+	v = json_pack("{s:[i,s,n]}", "k", 1, "x");
+	varlink_buf_json(&b, v);
+	json_decref(v);
+	varlink_buf_raw(&b, ",\"b\":");
+	varlink_buf_json(&b, NULL);
+	varlink_buf_raw(&b, "}");
+	text = varlink_buf_finish(&b, &len);
+	assert_string_equal(text, "{\"a\":{\"k\":[1,\"x\",null]},\"b\":null}");
+	free(text);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_writer),
 		cmocka_unit_test(test_call_with_parameters),
 		cmocka_unit_test(test_call_without_parameters),
 		cmocka_unit_test(test_call_null_parameters),
