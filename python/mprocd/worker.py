@@ -21,6 +21,7 @@ import contextlib
 import importlib
 import inspect
 import io
+import json
 import os
 import signal
 import socket
@@ -260,13 +261,24 @@ def _flush_output():
             pass
 
 
+_EMPTY_STDIN = None
+
+
 def _stdin(data):
-    """A sys.stdin that reads data (bytes), then end of file."""
+    """A sys.stdin that reads data (bytes), then end of file. Without data
+    one is kept from call to call while it is open (there is nothing in it
+    to read twice)."""
+    global _EMPTY_STDIN
+    if not data and _EMPTY_STDIN is not None and not _EMPTY_STDIN.closed:
+        return _EMPTY_STDIN
     orig = sys.__stdin__
     encoding = getattr(orig, "encoding", None) or "utf-8"
     errors = getattr(orig, "errors", None) or "strict"
-    return io.TextIOWrapper(io.BytesIO(data), encoding=encoding,
-                            errors=errors, newline="\n")
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding,
+                              errors=errors, newline="\n")
+    if not data:
+        _EMPTY_STDIN = stream
+    return stream
 
 
 def _restore_environ(saved):
@@ -439,6 +451,18 @@ class _Server:
         job = _run_params(params)
         status, result = self.run_job(*job)
         try:
+            # The reply around the result, as varlink.encode() would write
+            # it: checking and encoding only the result is half the cost.
+            text = json.dumps(result, separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False)
+            # After dumps, which refuses circular references check() would
+            # chase.
+            varlink.check(result)
+            return ('{"parameters":{"exit_status":%d,"result":%s}}'
+                    % (status, text)).encode("utf-8") + b"\0"
+        except RecursionError:
+            status, result = _failed("TypeError", "result of %s is nested "
+                                     "too deeply" % job[1][0])
             return varlink.encode(varlink.reply(
                 {"exit_status": status, "result": result}))
         except (TypeError, ValueError) as e:
