@@ -11,7 +11,10 @@ Python standard library only: every message is a JSON object ended by a NUL
 byte, and calls on one connection are answered in order, so several may be
 sent before reading the replies. Any language can do the same.
 
-    python3 examples/fanout.py [-s SOCKET]
+    python3 examples/fanout.py [-s SOCKET] [-p POOL]
+
+The same with Python functions in a program pool, through mprocd.Pool:
+web_fanout.py.
 """
 
 import argparse
@@ -70,13 +73,13 @@ class Connection:
         return self.recv()[0]
 
 
-def fan_out(path, commands):
+def fan_out(path, commands, pool="default"):
     """Runs each argv in commands; returns [(job, stdout, stderr)] in order."""
     conn = Connection(path)
 
     # Pipelined: every Submit goes out before the first reply is read.
     for argv in commands:
-        conn.send("Submit", {"argv": argv, "cwd": os.getcwd()})
+        conn.send("Submit", {"argv": argv, "cwd": os.getcwd(), "pool": pool})
     ids = [conn.recv()[0]["id"] for _ in commands]
 
     # With "more", one reply per job as it finishes, in the order they end.
@@ -104,6 +107,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-s", "--socket", default=default_socket(),
                     help="mprocd's socket (default: %(default)s)")
+    ap.add_argument("-p", "--pool", default="default",
+                    help="a command pool (default: %(default)s)")
     args = ap.parse_args()
 
     # Six "slow functions": the later ones finish first.
@@ -112,7 +117,7 @@ def main():
                 for n, d in enumerate(delays)]
     start = time.monotonic()
     try:
-        results = fan_out(args.socket, commands)
+        results = fan_out(args.socket, commands, args.pool)
     except (OSError, VarlinkError) as e:
         sys.exit("fanout: %s: %s" % (args.socket, e))
     print("all %d done in %.1fs (one after another: %.1fs)" % (

@@ -2,14 +2,19 @@
 
 The client: ``mprocd.Client()`` talks to mprocd's control socket as
 mprocctl does (``run``, ``submit``, ``wait``, ``get``, ``cancel``, ``list``,
-``status``, ``reload``; see mprocd.client). The program side of a program
-pool: run ``python3 -m mprocd.worker MODULE...`` as a pool's program, or
-call ``mprocd.worker.serve({"name": func})`` from a script, and mprocd
-hands the program one call after another (DESIGN.md sections 11 and 13).
+``status``, ``reload``; see mprocd.client). ``mprocd.Pool("calc")`` makes
+multiprocessing.Pool's calls (``apply``, ``apply_async``, ``map``, ``imap``,
+``imap_unordered``, ``starmap``...) into a program pool (see mprocd.pool).
+The program side of a program pool: run ``python3 -m mprocd.worker
+MODULE...`` as a pool's program, or call ``mprocd.worker.serve({"name":
+func})`` from a script, and mprocd hands the program one call after
+another (DESIGN.md sections 11 and 13).
 """
 
 __version__ = "0.1.0"
 
 from mprocd.client import Client, CompletedJob, Error, JobError  # noqa: E402
+from mprocd.pool import AsyncResult, Pool, TimeoutError  # noqa: E402
 
-__all__ = ["Client", "CompletedJob", "Error", "JobError"]
+__all__ = ["AsyncResult", "Client", "CompletedJob", "Error", "JobError",
+           "Pool", "TimeoutError"]
