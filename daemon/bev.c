@@ -2,6 +2,7 @@
  * Writing to a bufferevent at once: what its socket takes now goes out in
  * this pass, not a loop pass later after an epoll_ctl, an epoll_wait and
  * another epoll_ctl. Client replies and worker frames both go this way.
+ * And reading at once all that a dead peer left in its socket.
  */
 #include "config.h"
 
@@ -40,4 +41,18 @@ bev_send(struct bufferevent *bev, const struct iovec *iov, int n)
 		    iov[i].iov_len - off);
 		off = 0;
 	}
+}
+
+/*
+ * Reads into bev's input all its socket holds now: what a process wrote
+ * before it died may be there when its death is seen first.
+ */
+void
+bev_read_all(struct bufferevent *bev)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	int		 fd = bufferevent_getfd(bev);
+
+	while (evbuffer_read(in, fd, 65536) > 0)
+		;
 }

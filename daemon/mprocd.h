@@ -436,6 +436,10 @@ void	     worker_exit(struct worker_job *, int) __attribute__((noreturn));
 void	     worker_take_slot(const uint8_t *, size_t);
 void	     worker_set_log_level(const uint8_t *, size_t);
 void	     worker_send_hello(void);
+/* What worker_wait() says has come. */
+#define WORKER_CHANNEL 0x1
+#define WORKER_SIGNAL  0x2
+int worker_wait(void);
 
 /* worker-program.c */
 void worker_program_run(char **) __attribute__((noreturn));
@@ -513,6 +517,7 @@ void method_list_free(struct method_list *);
 /* bev.c */
 size_t bev_write_now(struct bufferevent *, const struct iovec *, int);
 void   bev_send(struct bufferevent *, const struct iovec *, int);
+void   bev_read_all(struct bufferevent *);
 
 /* supervisor.c */
 extern struct event_base *ev_base;

@@ -214,15 +214,8 @@ pool_channel_event_cb(struct bufferevent *bev, short what, void *arg)
 void
 pool_channel_drain(struct worker *w)
 {
-	struct evbuffer *in;
-	int		 fd, n;
-
 	if (w->bev == NULL)
 		return;
-	in = bufferevent_get_input(w->bev);
-	fd = bufferevent_getfd(w->bev);
-	do {
-		n = evbuffer_read(in, fd, 65536);
-	} while (n > 0);
+	bev_read_all(w->bev);
 	pool_channel_read_cb(w->bev, w);
 }

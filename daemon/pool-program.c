@@ -525,15 +525,8 @@ pool_program_run(struct pool_program *pp, struct job *j)
 void
 pool_program_drain(struct pool_program *pp)
 {
-	struct evbuffer *in;
-	int		 fd, n;
-
 	if (pp->bev != NULL) {
-		in = bufferevent_get_input(pp->bev);
-		fd = bufferevent_getfd(pp->bev);
-		do {
-			n = evbuffer_read(in, fd, 65536);
-		} while (n > 0);
+		bev_read_all(pp->bev);
 		pool_program_read_cb(pp->bev, pp);
 	}
 	pool_program_pump(pp, 0, 1);

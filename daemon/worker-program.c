@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,11 +142,10 @@ void __attribute__((noreturn)) worker_program_run(char **argv)
 	struct worker_program_start ps;
 	struct worker_job	    r;
 	struct spawn		    sp;
-	struct pollfd		    pfd[2];
 	const char		   *ids[6];
 	char			    listen_pid[32] = "LISTEN_PID=";
 	char *const		    none[] = { NULL };
-	int			    i;
+	int			    i, ready;
 
 	memset(&r, 0, sizeof r);
 	r.out[0] = r.out[1] = r.in = -1;
@@ -187,16 +185,10 @@ void __attribute__((noreturn)) worker_program_run(char **argv)
 	worker_send_hello();
 
 	for (;;) {
-		pfd[0] = (struct pollfd){ WORKER_CHANNEL_FD, POLLIN, 0 };
-		pfd[1] = (struct pollfd){ worker_sigfd, POLLIN, 0 };
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			fatal("poll");
-		}
-		if (pfd[1].revents & POLLIN)
+		ready = worker_wait();
+		if (ready & WORKER_SIGNAL)
 			worker_program_signal(&r);
-		if (pfd[0].revents != 0)
+		if (ready & WORKER_CHANNEL)
 			worker_program_frame(&r);
 	}
 }

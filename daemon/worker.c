@@ -610,6 +610,27 @@ worker_run_job(const uint8_t *payload, size_t len)
 	proto_job_start_free(&js);
 }
 
+/*
+ * Waits, between jobs, for a frame on the supervisor's channel or a
+ * signal: returns which have come (WORKER_CHANNEL, WORKER_SIGNAL).
+ */
+int
+worker_wait(void)
+{
+	struct pollfd pfd[2];
+
+	for (;;) {
+		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
+		pfd[1] = (struct pollfd){ worker_sigfd, POLLIN, 0 };
+		if (poll(pfd, 2, -1) != -1)
+			break;
+		if (errno != EINTR)
+			fatal("poll");
+	}
+	return (pfd[0].revents != 0 ? WORKER_CHANNEL : 0) |
+	    (pfd[1].revents & POLLIN ? WORKER_SIGNAL : 0);
+}
+
 int
 worker_main(int argc, char **argv)
 {
@@ -624,11 +645,10 @@ worker_main(int argc, char **argv)
 	const char	*target = "stderr", *errstr;
 	char		 procname[96];
 	struct proto_hdr h;
-	struct pollfd	 pfd[2];
 	uint8_t		*payload;
 	sigset_t	 mask;
 	char	       **program = NULL;
-	int		 ch, level = LOG_INFO, status, is_program = 0;
+	int		 ch, level = LOG_INFO, status, is_program = 0, ready;
 
 	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (ch) {
@@ -693,16 +713,10 @@ worker_main(int argc, char **argv)
 	worker_send_hello();
 
 	for (;;) {
-		pfd[0] = (struct pollfd){ WORKER_FD, POLLIN, 0 };
-		pfd[1] = (struct pollfd){ worker_sigfd, POLLIN, 0 };
-		if (poll(pfd, 2, -1) == -1) {
-			if (errno == EINTR)
-				continue;
-			fatal("poll");
-		}
-		if (pfd[1].revents & POLLIN)
+		ready = worker_wait();
+		if (ready & WORKER_SIGNAL)
 			worker_signal(NULL, &status);
-		if (pfd[0].revents == 0)
+		if (!(ready & WORKER_CHANNEL))
 			continue;
 		if (proto_recv(WORKER_FD, &h, &payload) != 0) {
 			if (errno == 0)

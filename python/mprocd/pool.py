@@ -446,6 +446,17 @@ class Pool:
             self._threads.append(t)
         t.start()
 
+    def _send_submits(self, stream, it, count, encode):
+        """Sends the Submits of up to count more items of it on stream
+        (unless the pool is being terminated); returns how many."""
+        n = 0
+        for args in itertools.islice(it, count):
+            if self._state == _TERMINATE:
+                raise _terminated()
+            stream.send_raw(encode(args), "io.mprocd.Submit", "submit")
+            n += 1
+        return n
+
     def _submitted(self, reply):
         """The id of the job a Submit's reply gives, noted as the Pool's;
         if the Pool was terminated meanwhile, the job is cancelled and
@@ -506,10 +517,7 @@ class Pool:
         ids = collections.deque()       # of the jobs submitted, in order
 
         def submit():
-            for args in itertools.islice(it, 1):
-                if self._state == _TERMINATE:
-                    raise _terminated()
-                sub.send_raw(encode(args), "io.mprocd.Submit", "submit")
+            self._send_submits(sub, it, 1, encode)
 
         try:
             for _ in range(WINDOW):
@@ -562,12 +570,7 @@ class Pool:
 
         def submit_batch():
             nonlocal expected, out
-            n = 0
-            for args in itertools.islice(it, MAP_BATCH):
-                if self._state == _TERMINATE:
-                    raise _terminated()
-                sub.send_raw(encode(args), "io.mprocd.Submit", "submit")
-                n += 1
+            n = self._send_submits(sub, it, MAP_BATCH, encode)
             if n:
                 expected = n
                 out += 1
@@ -633,12 +636,7 @@ class Pool:
 
         def submit_batch():
             nonlocal expected, batches
-            n = 0
-            for args in itertools.islice(it, UNORDERED_BATCH):
-                if self._state == _TERMINATE:
-                    raise _terminated()
-                main.send_raw(encode(args), "io.mprocd.Submit", "submit")
-                n += 1
+            n = self._send_submits(main, it, UNORDERED_BATCH, encode)
             if n:
                 expected = n
                 batches += 1

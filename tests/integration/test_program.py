@@ -29,20 +29,27 @@ def calc(workers=2, extra=""):
                 % (workers, PROGRAM, extra), default=1)
 
 
-# A Varlink service on fd 3 with no io.mprocd.Worker.Hello: Run answers
-# with its argv, and "fail" answers a Varlink error.
-PLAIN_SERVICE = r'''
+# What the two programs below start with: calls() yields each call on fd 3.
+SERVE = r'''
 import json, os, socket
 s = socket.socket(fileno=3)
 buf = b""
-while True:
-    data = s.recv(65536)
-    if not data:
-        break
-    buf += data
-    while b"\0" in buf:
-        msg, _, buf = buf.partition(b"\0")
-        call = json.loads(msg)
+def calls():
+    global buf
+    while True:
+        data = s.recv(65536)
+        if not data:
+            return
+        buf += data
+        while b"\0" in buf:
+            msg, _, buf = buf.partition(b"\0")
+            yield json.loads(msg)
+'''
+
+# A Varlink service on fd 3 with no io.mprocd.Worker.Hello: Run answers
+# with its argv, and "fail" answers a Varlink error.
+PLAIN_SERVICE = SERVE + r'''
+for call in calls():
         p = call.get("parameters", {})
         if call["method"] != "io.mprocd.Worker.Run":
             reply = {"error": "org.varlink.service.MethodNotFound",
@@ -58,18 +65,8 @@ while True:
 '''
 
 # Answers Hello, then answers every Run with what its first argument names.
-LIAR = r'''
-import json, socket
-s = socket.socket(fileno=3)
-buf = b""
-while True:
-    data = s.recv(65536)
-    if not data:
-        break
-    buf += data
-    while b"\0" in buf:
-        msg, _, buf = buf.partition(b"\0")
-        call = json.loads(msg)
+LIAR = SERVE + r'''
+for call in calls():
         if call["method"].endswith("Hello"):
             s.sendall(b'{"parameters": {}}\0')
             continue
