@@ -274,6 +274,9 @@ class Bench:
         sock = os.path.join(d, "sock")
         conf = os.path.join(d, "mprocd.conf")
         with open(conf, "w") as f:
+            # Memory only unless a section asks for the state database.
+            if "state =" not in main:
+                main = "state = none\n" + main
             f.write("[mprocd]\nsocket = %s\nlog_target = file:%s\n%s\n" % (
                 sock, os.path.join(d, "log"), main))
             for pname, keys in (pools or {"default": pool}).items():

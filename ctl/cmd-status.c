@@ -87,7 +87,7 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 	struct client *c;
 	json_t	      *r, *pools, *p;
 	size_t	       i;
-	char	       age[32];
+	char	       age[32], size[UTIL_FMTLEN];
 
 	c = client_connect(ctl->socket);
 	r = client_call(c, "io.mprocd.Status", NULL);
@@ -101,6 +101,13 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 	    json_string_value(json_object_get(r, "version")),
 	    cmd_status_int(r, "pid"),
 	    cmd_status_age(cmd_status_int(r, "started_usec"), age, sizeof age));
+	if (json_is_string(json_object_get(r, "state")))
+		printf("jobs kept in %s (%s)\n",
+		    json_string_value(json_object_get(r, "state")),
+		    util_format_size((uint64_t)cmd_status_int(r, "state_size"),
+			size, sizeof size));
+	else
+		printf("jobs kept in memory only (state = none)\n");
 	pools = json_object_get(r, "pools");
 	json_array_foreach(pools, i, p) {
 		printf("\npool %s: %" JSON_INTEGER_FORMAT

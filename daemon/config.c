@@ -37,6 +37,8 @@ enum key_type {
 	K_SIZE,
 	K_WORKERS,
 	K_PROGRAM,
+	K_STATE,
+	K_DURABILITY,
 };
 
 struct key {
@@ -69,6 +71,9 @@ static const struct key keys[] = {
 	    "10000" },
 	{ "shutdown_timeout", SEC_MAIN, K_DURATION, MAIN(shutdown_timeout), 0,
 	    DAY, "30s" },
+	{ "state", SEC_MAIN, K_STATE, MAIN(state), 0, 0, "auto" },
+	{ "durability", SEC_MAIN, K_DURABILITY, MAIN(durability_power), 0, 0,
+	    "crash" },
 
 	{ "workers", SEC_POOL, K_WORKERS, POOL(workers), 1, 4096, "4" },
 	/* Each is a process that waits; a few cover a burst of deaths. */
@@ -129,6 +134,12 @@ config_key_accepts(const struct key *k, char *buf, size_t len)
 	case K_PROGRAM:
 		snprintf(buf, len,
 		    "a command and its arguments, quoted as for a shell");
+		break;
+	case K_STATE:
+		snprintf(buf, len, "auto, none or an absolute path");
+		break;
+	case K_DURABILITY:
+		snprintf(buf, len, "crash or power");
 		break;
 	case K_WORKERS:
 		snprintf(buf, len,
@@ -284,6 +295,23 @@ config_key_set(const struct key *k, struct config *c, struct pool_config *pc,
 		free(*(char **)field);
 		*(char **)field = xstrdup(value);
 		return 0;
+	case K_STATE:
+		if (strcmp(value, "auto") != 0 && strcmp(value, "none") != 0 &&
+		    value[0] != '/') {
+			*why = "neither auto, none nor an absolute path";
+			return -1;
+		}
+		free(*(char **)field);
+		*(char **)field = xstrdup(value);
+		return 0;
+	case K_DURABILITY:
+		if (strcmp(value, "crash") != 0 &&
+		    strcmp(value, "power") != 0) {
+			*why = "unknown durability";
+			return -1;
+		}
+		*(int *)field = strcmp(value, "power") == 0;
+		return 0;
 	case K_LOGLEVEL:
 		if ((level = log_parse_level(value)) == -1) {
 			*why = "unknown log level";
@@ -400,6 +428,7 @@ config_free(struct config *c)
 	free(c->path);
 	free(c->socket);
 	free(c->log_target);
+	free(c->state);
 	free(c);
 }
 
@@ -412,70 +441,6 @@ config_find_pool(const struct config *c, const char *name)
 		if (strcmp(pc->name, name) == 0)
 			return pc;
 	return NULL;
-}
-
-/* Whether two pools' settings differ in anything but their workers. */
-static int
-config_pool_limits_differ(const struct pool_config *a,
-    const struct pool_config			   *b)
-{
-	return a->spare_workers != b->spare_workers ||
-	    a->queue_limit != b->queue_limit ||
-	    a->job_timeout != b->job_timeout ||
-	    a->kill_grace != b->kill_grace ||
-	    a->max_jobs_per_worker != b->max_jobs_per_worker ||
-	    a->max_output != b->max_output || a->retries != b->retries ||
-	    a->restart_delay != b->restart_delay ||
-	    a->restart_delay_max != b->restart_delay_max ||
-	    a->crash_limit != b->crash_limit ||
-	    a->crash_interval != b->crash_interval ||
-	    a->start_timeout != b->start_timeout ||
-	    a->max_memory != b->max_memory;
-}
-
-/*
- * What a reload from old to new does to the pools: each pool of new (kept,
- * grown, shrunk, with other limits, or added), then each pool of old that
- * new lacks (removed). Returns how many; *out is allocated.
- */
-size_t
-config_diff(const struct config *old, const struct config *new,
-    struct config_change       **out)
-{
-	const struct pool_config *pc, *was;
-	struct config_change	 *v;
-	size_t			  n = 0, cap = 0;
-
-	TAILQ_FOREACH(pc, &new->pools, entry)
-		cap++;
-	TAILQ_FOREACH(pc, &old->pools, entry)
-		cap++;
-	v = xcalloc(cap + 1, sizeof *v);
-	TAILQ_FOREACH(pc, &new->pools, entry) {
-		v[n].pool = pc->name;
-		v[n].to = pc->workers;
-		if ((was = config_find_pool(old, pc->name)) == NULL)
-			v[n].kind = POOL_ADDED;
-		else {
-			v[n].from = was->workers;
-			v[n].limits = config_pool_limits_differ(was, pc);
-			v[n].program = !util_strv_equal(was->program,
-			    pc->program);
-			v[n].kind = pc->workers > was->workers ? POOL_GROWS
-			    : pc->workers < was->workers       ? POOL_SHRINKS
-							       : POOL_KEPT;
-		}
-		n++;
-	}
-	TAILQ_FOREACH(pc, &old->pools, entry)
-		if (config_find_pool(new, pc->name) == NULL) {
-			v[n].pool = pc->name;
-			v[n].kind = POOL_REMOVED;
-			v[n].from = pc->workers;
-			n++;
-		}
-	*out = v;
-	return n;
 }
 
 /* Pool names appear in worker names, logs and the journal: keep them plain. */
@@ -818,6 +783,21 @@ config_default_socket(const char **errstr)
 	return path;
 }
 
+/*
+ * The state database's path: NULL with *errstr NULL for state = none (memory
+ * only), NULL with *errstr set if auto finds none.
+ */
+char *
+config_state_path(const struct config *c, const char **errstr)
+{
+	*errstr = NULL;
+	if (strcmp(c->state, "none") == 0)
+		return NULL;
+	if (strcmp(c->state, "auto") == 0)
+		return store_default_path(errstr);
+	return xstrdup(c->state);
+}
+
 static void
 config_print_key(const struct key *k, const void *base, FILE *f)
 {
@@ -827,7 +807,12 @@ config_print_key(const struct key *k, const void *base, FILE *f)
 	switch (k->type) {
 	case K_SOCKET:
 	case K_LOGTARGET:
+	case K_STATE:
 		fprintf(f, "%s = %s\n", k->name, *(char *const *)field);
+		break;
+	case K_DURABILITY:
+		fprintf(f, "%s = %s\n", k->name,
+		    *(const int *)field ? "power" : "crash");
 		break;
 	case K_PROGRAM:
 		if (*(char *const *)field != NULL)

@@ -34,6 +34,16 @@ static unsigned int conn_n;
 static struct conn     *conn_batching;
 static struct evbuffer *conn_batch;
 
+/*
+ * Connections with replies held until the state database commits what
+ * they report (store.c), in the order they were first held.
+ */
+static TAILQ_HEAD(, conn) conn_held = TAILQ_HEAD_INITIALIZER(conn_held);
+
+/* Calls of one client answered in one pass of the loop, at most. */
+#define CONN_PASS_CALLS 256
+static const struct timeval conn_next_pass = { 0, 0 };
+
 /* Notices about misbehaving clients, at most this many a minute. */
 static struct log_ratelimit conn_notices = LOG_RATELIMIT("client error", 20,
     60);
@@ -116,12 +126,26 @@ conn_notice(struct conn *c, const char *what)
 		    what, (unsigned)c->uid, (int)c->pid);
 }
 
-/* Sends a message (freed): gathered in a batch, else as bev_send() does. */
+/*
+ * Sends a message (freed): held while a transaction of the state database
+ * is open, gathered in a batch, else as bev_send() does.
+ */
 static void
 conn_send(struct conn *c, char *msg, size_t len)
 {
 	struct iovec iov = { msg, len };
 
+	if (store_holding()) {
+		if (!c->holding) {
+			c->holding = 1;
+			if (c->held == NULL)
+				c->held = evbuffer_new();
+			TAILQ_INSERT_TAIL(&conn_held, c, held_entry);
+		}
+		evbuffer_add(c->held, msg, len);
+		free(msg);
+		return;
+	}
 	if (c == conn_batching)
 		evbuffer_add(conn_batch, msg, len);
 	else
@@ -134,29 +158,37 @@ static size_t
 conn_unsent(struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
-	    (c == conn_batching ? evbuffer_get_length(conn_batch) : 0);
+	    (c == conn_batching ? evbuffer_get_length(conn_batch) : 0) +
+	    (c->holding ? evbuffer_get_length(c->held) : 0);
+}
+
+/* Writes what buf holds to c, as bev_send() does; buf is emptied. */
+static void
+conn_write_buffer(struct conn *c, struct evbuffer *buf)
+{
+	struct evbuffer_iovec v[16];
+	struct iovec	      iov[16];
+	int		      i, n;
+
+	if (evbuffer_get_length(buf) == 0)
+		return;
+	n = evbuffer_peek(buf, -1, NULL, v, 16);
+	for (i = 0; i < n && i < 16; i++) {
+		iov[i].iov_base = v[i].iov_base;
+		iov[i].iov_len = v[i].iov_len;
+	}
+	evbuffer_drain(buf, bev_write_now(c->bev, iov, i));
+	evbuffer_add_buffer(bufferevent_get_output(c->bev), buf);
 }
 
 /* Ends c's batch: what was gathered is sent, as bev_send() does. */
 void
 conn_flush(struct conn *c)
 {
-	struct evbuffer_iovec v[16];
-	struct iovec	      iov[16];
-	int		      i, n;
-
 	if (c != conn_batching)
 		return;
 	conn_batching = NULL;
-	if (evbuffer_get_length(conn_batch) == 0)
-		return;
-	n = evbuffer_peek(conn_batch, -1, NULL, v, 16);
-	for (i = 0; i < n && i < 16; i++) {
-		iov[i].iov_base = v[i].iov_base;
-		iov[i].iov_len = v[i].iov_len;
-	}
-	evbuffer_drain(conn_batch, bev_write_now(c->bev, iov, i));
-	evbuffer_add_buffer(bufferevent_get_output(c->bev), conn_batch);
+	conn_write_buffer(c, conn_batch);
 }
 
 /*
@@ -210,6 +242,51 @@ conn_answer_text(struct conn *c, int flags, struct varlink_buf *b)
 	conn_send(c, text, len);
 }
 
+/* Whether a closing c can go: nothing left to write, wait for or hold. */
+static int
+conn_done(const struct conn *c)
+{
+	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
+	    !c->holding && c->pending == NULL && c->listing == NULL;
+}
+
+/*
+ * The state database committed (why NULL) or failed to: the held replies
+ * go out, or each becomes StorageFailed, why being the reason.
+ */
+void
+conn_release_held(const char *why)
+{
+	struct conn *c;
+	char	    *msg;
+	size_t	     n, len;
+	ssize_t	     at;
+
+	while ((c = TAILQ_FIRST(&conn_held)) != NULL) {
+		TAILQ_REMOVE(&conn_held, c, held_entry);
+		c->holding = 0;
+		if (why != NULL) {
+			/* One error in place of each message. */
+			for (n = 0;
+			     (at = evbuffer_search(c->held, "", 1, NULL).pos) !=
+			     -1;
+			     n++)
+				evbuffer_drain(c->held, (size_t)at + 1);
+			evbuffer_drain(c->held, evbuffer_get_length(c->held));
+			while (n-- > 0) {
+				msg = varlink_error_encode(
+				    "io.mprocd.StorageFailed",
+				    json_pack("{s:s}", "reason", why), &len);
+				evbuffer_add(c->held, msg, len);
+				free(msg);
+			}
+		}
+		conn_write_buffer(c, c->held);
+		if (c->closing && conn_done(c))
+			conn_free(c);
+	}
+}
+
 /* A Wait or a List reply holds the client's later calls back. */
 static int
 conn_busy(const struct conn *c)
@@ -225,8 +302,7 @@ conn_close(struct conn *c)
 	c->closing = 1;
 	evtimer_del(c->stall);
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
-	    !conn_busy(c))
+	if (conn_done(c))
 		conn_free(c);
 }
 
@@ -260,6 +336,7 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 	size_t		    len;
 	char		    what[160];
 	const char	   *msg;
+	int		    handled = 0;
 
 	if (conn_batch == NULL && (conn_batch = evbuffer_new()) == NULL)
 		fatalx("evbuffer_new failed");
@@ -316,6 +393,21 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 		if (conn_message(c, msg, (size_t)pos.pos) != 0)
 			return; /* closed: conn_close() flushed */
 		evbuffer_drain(in, (size_t)pos.pos + 1);
+		/*
+		 * Enough for one pass: the rest after the others' events and
+		 * the pass's commit, so that a client pipelining thousands of
+		 * calls holds nobody up, its replies included.
+		 */
+		if (++handled == CONN_PASS_CALLS) {
+			conn_flush(c);
+			/*
+			 * A timer, not event_active(): libevent runs what a
+			 * callback activates in the same go, before it polls
+			 * again, and this client would have the loop to itself.
+			 */
+			event_add(c->resume, &conn_next_pass);
+			return;
+		}
 	}
 	conn_flush(c);
 	return;
@@ -347,7 +439,7 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 		return;
 	}
 	if (c->closing) {
-		if (c->pending == NULL)
+		if (c->pending == NULL && !c->holding)
 			conn_free(c);
 		return;
 	}
@@ -404,7 +496,7 @@ conn_resume_cb(evutil_socket_t fd, short events, void *arg)
 	if (conn_busy(c))
 		return;
 	if (c->closing) {
-		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		if (conn_done(c))
 			conn_free(c);
 		return;
 	}
@@ -460,6 +552,10 @@ conn_free(struct conn *c)
 		conn_batching = NULL;
 		evbuffer_drain(conn_batch, evbuffer_get_length(conn_batch));
 	}
+	if (c->holding)
+		TAILQ_REMOVE(&conn_held, c, held_entry);
+	if (c->held != NULL)
+		evbuffer_free(c->held);
 	method_wait_free(c->pending);
 	method_list_free(c->listing);
 	event_free(c->resume);

@@ -53,10 +53,18 @@ static const char *const state_names[] = {
 	[JOB_LOST] = "lost",
 };
 
+/* With a state database: finished jobs kept in memory, as a cache. */
+#define JOB_CACHE 1000
+
+/* The queue position of the next job put back at the front. */
+static int64_t front_seq;
+
 static void job_timer_cb(evutil_socket_t, short, void *);
 static void job_arm(struct job *, uint64_t);
+static void job_evict(struct job *);
 
-static struct log_ctx
+/* Who a job's log records are about. */
+struct log_ctx
 job_ctx(const struct job *j)
 {
 	struct log_ctx ctx = { j->pool, j->worker[0] != '\0' ? j->worker : NULL,
@@ -134,8 +142,9 @@ job_table_grow(void)
 	free(old);
 }
 
+/* The job id if it is in memory (live, or finished and cached). */
 struct job *
-job_find(int64_t id)
+job_find_live(int64_t id)
 {
 	struct job *j;
 
@@ -147,6 +156,47 @@ job_find(int64_t id)
 	return NULL;
 }
 
+/* The job id: in memory, else read back from the state database. */
+struct job *
+job_find(int64_t id)
+{
+	struct job_row row;
+	struct job    *j;
+
+	if ((j = job_find_live(id)) != NULL || !store_is_open())
+		return j;
+	if (store_get(id, &row) != 1)
+		return NULL;
+	j = job_store_restore(&row);
+	store_get_done();
+	/* Not evicted here: a caller may hold others it found (Wait). */
+	return j;
+}
+
+/* Finished jobs read back for a reply go again once it is written. */
+void
+job_trim(void)
+{
+	job_evict(NULL);
+}
+
+/* Puts j in the table by id and the list of all jobs. */
+void
+job_link(struct job *j)
+{
+	size_t h;
+
+	TAILQ_INIT(&j->watches);
+	if (njobs >= nbuckets)
+		job_table_grow();
+	h = job_hash(j->id);
+	j->hnext = buckets[h];
+	buckets[h] = j;
+	if (++njobs > njobs_peak)
+		njobs_peak = njobs;
+	TAILQ_INSERT_TAIL(&all_jobs, j, all);
+}
+
 /*
  * A new queued job of pool with the next id, as spec says: it takes the
  * spec's owned parts (argv, env, stdin), copies the rest.
@@ -155,7 +205,6 @@ struct job *
 job_new(const char *pool, struct job_spec *spec, uid_t uid)
 {
 	struct job *j = xcalloc(1, sizeof *j);
-	size_t	    h;
 
 	j->id = next_id++;
 	j->pool = xstrdup(pool);
@@ -180,16 +229,13 @@ job_new(const char *pool, struct job_spec *spec, uid_t uid)
 	j->state = JOB_QUEUED;
 	j->exit_status = -1;
 	j->submitted_usec = util_now_usec();
-	TAILQ_INIT(&j->watches);
-
-	if (njobs >= nbuckets)
-		job_table_grow();
-	h = job_hash(j->id);
-	j->hnext = buckets[h];
-	buckets[h] = j;
-	if (++njobs > njobs_peak)
-		njobs_peak = njobs;
-	TAILQ_INSERT_TAIL(&all_jobs, j, all);
+	j->seq = j->id;
+	job_link(j);
+	/* It runs once it is stored, at the end of this loop pass. */
+	if (store_is_open()) {
+		j->unsaved = 1;
+		store_put(j, 1);
+	}
 	return j;
 }
 
@@ -267,7 +313,7 @@ job_free_all(void)
 uint64_t
 job_count_finished(void)
 {
-	return nfinished;
+	return store_is_open() ? store_count_finished() : nfinished;
 }
 
 /*
@@ -316,68 +362,6 @@ job_output_trim(struct job_output *o)
 	o->size = o->len;
 }
 
-/*
- * j as the interface's Job, its JSON text appended to b: the one encoder
- * of a job. Written by hand: building a json_t only to dump it was the
- * largest cost of a short job's replies.
- */
-void
-job_write(struct varlink_buf *b, const struct job *j)
-{
-	char **p;
-
-	varlink_buf_raw(b, "{\"id\":");
-	varlink_buf_int(b, j->id);
-	if (j->name != NULL) {
-		varlink_buf_raw(b, ",\"name\":");
-		varlink_buf_string(b, j->name);
-	}
-	varlink_buf_raw(b, ",\"pool\":");
-	varlink_buf_string(b, j->pool);
-	varlink_buf_raw(b, ",\"argv\":[");
-	for (p = j->argv; *p != NULL; p++) {
-		if (p != j->argv)
-			varlink_buf_raw(b, ",");
-		varlink_buf_string(b, *p);
-	}
-	varlink_buf_raw(b, "],\"cwd\":");
-	varlink_buf_string(b, j->cwd);
-	varlink_buf_raw(b, ",\"uid\":");
-	varlink_buf_int(b, (int64_t)j->uid);
-	varlink_buf_raw(b, ",\"state\":\"");
-	varlink_buf_raw(b, job_state_name(j->state));
-	varlink_buf_raw(b, "\"");
-	if (j->exit_status >= 0) {
-		varlink_buf_raw(b, ",\"exit_status\":");
-		varlink_buf_int(b, j->exit_status);
-	}
-	if (j->signal > 0) {
-		varlink_buf_raw(b, ",\"signal\":");
-		varlink_buf_int(b, j->signal);
-	}
-	if (j->worker[0] != '\0') {
-		varlink_buf_raw(b, ",\"worker\":");
-		varlink_buf_string(b, j->worker);
-	}
-	if (j->pid > 0) {
-		varlink_buf_raw(b, ",\"pid\":");
-		varlink_buf_int(b, j->pid);
-	}
-	varlink_buf_raw(b, ",\"attempts\":");
-	varlink_buf_int(b, j->attempts);
-	varlink_buf_raw(b, ",\"submitted_usec\":");
-	varlink_buf_int(b, (int64_t)j->submitted_usec);
-	if (j->started_usec != 0) {
-		varlink_buf_raw(b, ",\"started_usec\":");
-		varlink_buf_int(b, (int64_t)j->started_usec);
-	}
-	if (j->finished_usec != 0) {
-		varlink_buf_raw(b, ",\"finished_usec\":");
-		varlink_buf_int(b, (int64_t)j->finished_usec);
-	}
-	varlink_buf_raw(b, "}");
-}
-
 /* Whether j is of pool (NULL: any) and in state (-1: any). */
 int
 job_matches(const struct job *j, const char *pool, int state)
@@ -386,22 +370,40 @@ job_matches(const struct job *j, const char *pool, int state)
 	    (state == -1 || (int)j->state == state);
 }
 
+static int
+job_cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
 /* The ids of the jobs of pool (NULL: all) in state (-1: any), in order. */
 int64_t *
 job_ids(const char *pool, int state, size_t *n)
 {
 	struct job *j;
-	int64_t	   *ids;
-	size_t	    i = 0;
+	int64_t	   *ids, *stored;
+	size_t	    i = 0, k, ns = 0;
 
+	/* The finished ones the database has, not only those in memory. */
+	stored = store_ids(pool, state, &ns);
 	TAILQ_FOREACH(j, &all_jobs, all)
 		i += job_matches(j, pool, state);
-	ids = xcalloc(i + 1, sizeof *ids);
-	*n = i;
+	ids = xcalloc(i + ns + 1, sizeof *ids);
 	i = 0;
 	TAILQ_FOREACH(j, &all_jobs, all)
 		if (job_matches(j, pool, state))
 			ids[i++] = j->id;
+	if (ns > 0) {
+		memcpy(ids + i, stored, ns * sizeof *ids);
+		qsort(ids, i + ns, sizeof *ids, job_cmp_id);
+		for (k = 0, ns += i, i = 0; k < ns; k++)
+			if (i == 0 || ids[i - 1] != ids[k])
+				ids[i++] = ids[k];
+	}
+	free(stored);
+	*n = i;
 	return ids;
 }
 
@@ -431,9 +433,12 @@ static void
 job_evict(struct job *keep)
 {
 	struct job *j;
+	uint64_t    max = cfg != NULL ? cfg->keep_finished : 0;
 
-	while (nfinished > cfg->keep_finished &&
-	    (j = TAILQ_FIRST(&finished)) != keep)
+	/* The database keeps them; memory, only the most recent. */
+	if (store_is_open() && max > JOB_CACHE)
+		max = JOB_CACHE;
+	while (nfinished > max && (j = TAILQ_FIRST(&finished)) != keep)
 		job_free(j);
 }
 
@@ -457,6 +462,7 @@ job_finish(struct job *j, enum job_state state)
 	j->input = NULL;
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
+	store_put(j, 0);
 	pool_job_finished(j);
 	if (j->signal > 0)
 		snprintf(how, sizeof how, LOG_KV "signal=%d", j->signal);
@@ -521,6 +527,7 @@ job_started(struct job *j, struct worker *w)
 		j->timeout = w->pool->cfg.job_timeout;
 	if (!j->retries_given)
 		j->retries = w->pool->cfg.retries;
+	store_put(j, 0); /* its attempt counts, should mprocd die */
 	ctx = job_ctx(j);
 	clog_debug(&ctx, "job started" LOG_KV "attempt=%u", j->attempts);
 	supervisor_changed(0);
@@ -538,6 +545,8 @@ job_done(struct job *j, int status, int truncated)
 		j->signal = WTERMSIG(status);
 	if (truncated)
 		j->truncated = 1;
+	if (job_store_shutdown(j))
+		return;
 	job_finish(j, job_final_state(j->kill, status));
 }
 
@@ -557,6 +566,8 @@ job_worker_died(struct job *j)
 	 */
 	if (j->pid > 0 && kill(-j->pid, SIGKILL) == -1 && errno == ESRCH)
 		kill(j->pid, SIGKILL);
+	if (job_store_shutdown(j))
+		return;
 	if (j->kill != JOB_KILL_NONE) {
 		/* Ended by our signal (a program's call always ends so). */
 		if (j->signal == 0 && j->kill_signal != 0)
@@ -564,19 +575,24 @@ job_worker_died(struct job *j)
 		job_finish(j, job_final_state(j->kill, 0));
 		return;
 	}
-	if (mprocd_shutting_down) {
+	if (mprocd_shutting_down && !store_is_open()) {
 		job_finish(j, JOB_CANCELLED);
 		return;
 	}
 	if (j->attempts <= j->retries && (p = pool_find(j->pool)) != NULL) {
 		clog_warnx(&ctx,
-		    "the job's worker died; running the job again" LOG_KV
-		    "attempt=%u" LOG_KV "attempts_max=%" PRIu64,
+		    "%s; running the job again" LOG_KV "attempt=%u" LOG_KV
+		    "attempts_max=%" PRIu64,
+		    mprocd_shutting_down ? "mprocd stopped while it ran"
+					 : "the job's worker died",
 		    j->attempts + 1, j->retries + 1);
 		j->state = JOB_QUEUED;
 		j->pid = 0;
+		j->seq = job_front_seq(0);
 		pool_enqueue(p, j, 1);
-		pool_dispatch(p);
+		store_put(j, 0);
+		if (!mprocd_shutting_down)
+			pool_dispatch(p);
 		return;
 	}
 	clog_warnx(&ctx, "the job's worker died; job lost" LOG_KV "attempts=%u",
@@ -679,4 +695,35 @@ job_timer_cb(evutil_socket_t fd, short events, void *arg)
 		pool_worker_kill(j->w);
 		break;
 	}
+}
+
+/* The ids from here on come after the largest ever given. */
+void
+job_set_next_id(int64_t id)
+{
+	if (id > next_id)
+		next_id = id;
+}
+
+/* Puts a finished job (read back from the database) in the cache. */
+void
+job_cache_add(struct job *j)
+{
+	TAILQ_INSERT_TAIL(&finished, j, entry);
+	nfinished++;
+}
+
+/*
+ * The queue position of a job put back at the front: before any other.
+ * seq, from a job read back, is one to stay before.
+ */
+int64_t
+job_front_seq(int64_t seq)
+{
+	if (seq != 0) {
+		if (seq <= front_seq)
+			front_seq = seq - 1;
+		return seq;
+	}
+	return --front_seq;
 }

@@ -50,10 +50,11 @@ method_list_continue(struct conn *c)
 		varlink_buf_init(&b);
 		if (ls->written++ > 0)
 			varlink_buf_raw(&b, ",");
-		job_write(&b, j);
+		method_job_write(&b, j);
 		conn_write(c, b.data, b.len);
 		free(b.data);
 	}
+	job_trim();
 	if (ls->next < ls->n)
 		return;
 	conn_write(c, "]}}", 4); /* with the NUL that ends it */

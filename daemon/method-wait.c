@@ -105,7 +105,7 @@ method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 	}
 	/* A snapshot: the job itself may be gone by the time all are. */
 	varlink_buf_init(&b);
-	job_write(&b, j);
+	method_job_write(&b, j);
 	pd->done[i] = varlink_buf_finish(&b, &len);
 	if (pd->kind == METHOD_WAIT_CANCEL) {
 		method_wait_jobs(pd, &b, "{\"job\":", i, i + 1);
@@ -268,6 +268,7 @@ method_wait(struct conn *c, struct varlink_call *call)
 out:
 	free(ids);
 	free(jobs);
+	job_trim(); /* those read back for it are in its snapshots */
 }
 
 void

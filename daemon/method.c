@@ -170,6 +170,68 @@ method_get_seconds(json_t *params, const char *name, uint64_t *usec)
 }
 
 /* What Get and Run answer: the job and its output (base64). */
+/*
+ * j as the interface's Job, its JSON text appended to b: the one encoder
+ * of a job. Written by hand: building a json_t only to dump it was the
+ * largest cost of a short job's replies.
+ */
+void
+method_job_write(struct varlink_buf *b, const struct job *j)
+{
+	char **p;
+
+	varlink_buf_raw(b, "{\"id\":");
+	varlink_buf_int(b, j->id);
+	if (j->name != NULL) {
+		varlink_buf_raw(b, ",\"name\":");
+		varlink_buf_string(b, j->name);
+	}
+	varlink_buf_raw(b, ",\"pool\":");
+	varlink_buf_string(b, j->pool);
+	varlink_buf_raw(b, ",\"argv\":[");
+	for (p = j->argv; *p != NULL; p++) {
+		if (p != j->argv)
+			varlink_buf_raw(b, ",");
+		varlink_buf_string(b, *p);
+	}
+	varlink_buf_raw(b, "],\"cwd\":");
+	varlink_buf_string(b, j->cwd);
+	varlink_buf_raw(b, ",\"uid\":");
+	varlink_buf_int(b, (int64_t)j->uid);
+	varlink_buf_raw(b, ",\"state\":\"");
+	varlink_buf_raw(b, job_state_name(j->state));
+	varlink_buf_raw(b, "\"");
+	if (j->exit_status >= 0) {
+		varlink_buf_raw(b, ",\"exit_status\":");
+		varlink_buf_int(b, j->exit_status);
+	}
+	if (j->signal > 0) {
+		varlink_buf_raw(b, ",\"signal\":");
+		varlink_buf_int(b, j->signal);
+	}
+	if (j->worker[0] != '\0') {
+		varlink_buf_raw(b, ",\"worker\":");
+		varlink_buf_string(b, j->worker);
+	}
+	if (j->pid > 0) {
+		varlink_buf_raw(b, ",\"pid\":");
+		varlink_buf_int(b, j->pid);
+	}
+	varlink_buf_raw(b, ",\"attempts\":");
+	varlink_buf_int(b, j->attempts);
+	varlink_buf_raw(b, ",\"submitted_usec\":");
+	varlink_buf_int(b, (int64_t)j->submitted_usec);
+	if (j->started_usec != 0) {
+		varlink_buf_raw(b, ",\"started_usec\":");
+		varlink_buf_int(b, (int64_t)j->started_usec);
+	}
+	if (j->finished_usec != 0) {
+		varlink_buf_raw(b, ",\"finished_usec\":");
+		varlink_buf_int(b, (int64_t)j->finished_usec);
+	}
+	varlink_buf_raw(b, "}");
+}
+
 /* What Get answers for j: the job, its output (base64), its result. */
 void
 method_job_output(struct varlink_buf *b, const struct job *j)
@@ -178,7 +240,7 @@ method_job_output(struct varlink_buf *b, const struct job *j)
 	int   s;
 
 	varlink_buf_raw(b, "{\"job\":");
-	job_write(b, j);
+	method_job_write(b, j);
 	for (s = 0; s < 2; s++) {
 		varlink_buf_raw(b, s == 0 ? ",\"stdout\":" : ",\"stderr\":");
 		if ((text = util_base64_encode(j->out[s].data,
@@ -207,6 +269,7 @@ method_get(struct conn *c, struct varlink_call *call)
 	varlink_buf_init(&b);
 	method_job_output(&b, j);
 	conn_answer_text(c, call->flags & VARLINK_ONEWAY, &b);
+	job_trim();
 }
 
 static void
@@ -240,7 +303,7 @@ static void
 method_status(struct conn *c, struct varlink_call *call)
 {
 	static const char *const known[] = { NULL };
-	json_t			*jpools;
+	json_t			*jpools, *o;
 	struct pool		*p;
 
 	if (method_check_params(c, call, known) != 0)
@@ -248,10 +311,16 @@ method_status(struct conn *c, struct varlink_call *call)
 	jpools = json_array();
 	TAILQ_FOREACH(p, &pools, entry)
 		json_array_append_new(jpools, pool_status_json(p));
-	method_reply(c, call,
-	    json_pack("{s:s, s:I, s:I, s:o}", "version", PACKAGE_VERSION, "pid",
-		(json_int_t)getpid(), "started_usec",
-		(json_int_t)mprocd_started_usec, "pools", jpools));
+	o = json_pack("{s:s, s:I, s:I, s:o}", "version", PACKAGE_VERSION, "pid",
+	    (json_int_t)getpid(), "started_usec",
+	    (json_int_t)mprocd_started_usec, "pools", jpools);
+	/* The state database, and its size on disk with its WAL. */
+	if (store_is_open()) {
+		json_object_set_new(o, "state", json_string(store_file()));
+		json_object_set_new(o, "state_size",
+		    json_integer((json_int_t)store_size()));
+	}
+	method_reply(c, call, o);
 }
 
 static void

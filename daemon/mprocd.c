@@ -75,7 +75,7 @@ main(int argc, char **argv)
 	struct config	    *c;
 	struct config_errors errors;
 	const char	    *file = MPROCD_DEFAULT_CONFIG, *errstr;
-	char		    *socket = NULL;
+	char		    *socket = NULL, *state;
 	int		     ch, check = 0, print = 0, status, fd;
 
 	/*
@@ -141,7 +141,20 @@ main(int argc, char **argv)
 		mprocd_socket_override = xstrdup(socket);
 	}
 	if (check) {
-		printf("%s: OK\n", file);
+		/* Where the jobs would be kept, as the daemon would see it. */
+		if ((state = config_state_path(c, &errstr)) != NULL)
+			printf("%s: OK (state database %s, durability %s)\n",
+			    file, state,
+			    c->durability_power ? "power" : "crash");
+		else if (errstr == NULL)
+			printf("%s: OK (state = none: jobs in memory only)\n",
+			    file);
+		else {
+			printf("%s: OK, but %s\n", file, errstr);
+			config_free(c);
+			return 1;
+		}
+		free(state);
 		config_free(c);
 		return 0;
 	}

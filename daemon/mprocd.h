@@ -15,6 +15,8 @@
 #include "log.h"
 #include "queue.h"
 
+struct varlink_buf;
+
 #define MPROCD_DEFAULT_CONFIG SYSCONFDIR "/mprocd.conf"
 #define MPROCD_SYSTEM_SOCKET  "/run/mprocd/mprocd.sock"
 
@@ -55,6 +57,8 @@ struct config {
 	uint64_t	    message_timeout;
 	uint64_t	    keep_finished;
 	uint64_t	    shutdown_timeout;
+	char		   *state; /* "auto", "none" or a path */
+	int		    durability_power;
 	struct pool_configs pools;
 	int		    keyline[32];
 };
@@ -76,23 +80,8 @@ struct pool_config *config_find_pool(const struct config *, const char *);
 void		    config_pool_clear(struct pool_config *);
 void config_pool_copy(struct pool_config *, const struct pool_config *);
 
-/* What a reload does to one pool. */
-struct config_change {
-	const char *pool; /* points into the configurations */
-	enum {
-		POOL_KEPT,
-		POOL_GROWS,
-		POOL_SHRINKS,
-		POOL_ADDED,
-		POOL_REMOVED,
-	} kind;
-	unsigned int from, to; /* workers */
-	int	     limits;   /* other settings changed */
-	int	     program;  /* its program changed */
-};
-size_t config_diff(const struct config *, const struct config *,
-    struct config_change **);
-char  *config_default_socket(const char **);
+char *config_default_socket(const char **);
+char *config_state_path(const struct config *, const char **);
 
 /* job.c */
 enum job_state {
@@ -188,6 +177,8 @@ struct job {
 
 	struct job_output  out[2]; /* stdout, stderr */
 	int		   truncated;
+	int64_t		   seq;	    /* queue order, as the database has it */
+	int		   unsaved; /* submitted, not yet stored: not to run */
 	json_t		  *input;  /* a program's call: args, kwargs; or NULL */
 	json_t		  *result; /* a program's answer, or NULL */
 	struct event	  *timer;  /* timeout, then kill_grace */
@@ -195,17 +186,52 @@ struct job {
 };
 TAILQ_HEAD(jobs, job);
 
+/* A job as the state database holds it: store.c reads, job.c builds. */
+struct job_row {
+	int64_t	       id;
+	const char    *pool, *name, *cwd, *worker; /* the store's, for now */
+	char	     **argv, **env;		   /* owned */
+	const void    *stdin_data;
+	size_t	       stdin_len;
+	json_t	      *input, *result; /* owned */
+	uid_t	       uid;
+	int	       timeout_given, retries_given;
+	uint64_t       timeout, retries;
+	enum job_state state;
+	int	       exit_status, signal, truncated;
+	pid_t	       pid;
+	unsigned int   attempts;
+	uint64_t       submitted_usec, started_usec, finished_usec;
+	const void    *out[2];
+	size_t	       outlen[2];
+	int64_t	       seq;
+};
+
 struct job    *job_new(const char *, struct job_spec *, uid_t);
 void	       job_spec_free(struct job_spec *);
 void	       job_free(struct job *);
 struct job    *job_find(int64_t);
+struct job    *job_find_live(int64_t);
+void	       job_trim(void);
+void	       job_set_next_id(int64_t);
+void	       job_link(struct job *);
+struct log_ctx job_ctx(const struct job *);
+void	       job_cache_add(struct job *);
+int64_t	       job_front_seq(int64_t);
+
+/* job-store.c */
+void	       job_store_row_free(struct job_row *);
+struct job    *job_store_restore(struct job_row *);
+void	       job_store_load(struct job_row *);
+void	       job_store_saved(int64_t);
+void	       job_store_unsaved(int64_t);
+void	       job_store_again(int64_t);
+int	       job_store_shutdown(struct job *);
 const char    *job_state_name(enum job_state);
 int	       job_parse_state(const char *);
 int	       job_is_finished(const struct job *);
 enum job_state job_final_state(enum job_kill, int);
-void job_output_add(struct job *, int, const void *, size_t, uint64_t);
-struct varlink_buf;
-void	 job_write(struct varlink_buf *, const struct job *);
+void	 job_output_add(struct job *, int, const void *, size_t, uint64_t);
 void	 job_watch_add(struct job *, struct job_watch *);
 void	 job_watch_remove(struct job_watch *);
 void	 job_finish(struct job *, enum job_state);
@@ -450,6 +476,29 @@ int  control_is_activated(void);
 void control_shutdown(void);
 void control_close(void);
 
+/* store-row.c */
+struct sqlite3_stmt;
+void store_row_bind(struct sqlite3_stmt *, const struct job *);
+int  store_row_read(struct sqlite3_stmt *, struct job_row *);
+
+/* store.c */
+int	    store_open(const char *, int, char **);
+void	    store_close(void);
+int	    store_is_open(void);
+const char *store_file(void);
+const char *store_error(void);
+char	   *store_default_path(const char **);
+int64_t	    store_first_id(void);
+int	    store_holding(void);
+int	    store_put(const struct job *, int);
+int	    store_load(void (*)(struct job_row *), char **);
+int	    store_get(int64_t, struct job_row *);
+void	    store_get_done(void);
+int64_t	   *store_ids(const char *, int, size_t *);
+uint64_t    store_count_finished(void);
+uint64_t    store_size(void);
+void	    store_flush(void);
+
 /* conn.c */
 struct method_wait;
 struct method_list;
@@ -469,6 +518,9 @@ struct conn {
 	struct event	   *resume;  /* go on after a pending call */
 	struct event	   *stall;   /* message_timeout for a partial one */
 	struct event	   *hup;     /* not read: notice a hang-up anyway */
+	struct evbuffer	   *held;    /* replies waiting for a commit */
+	int		    holding;
+	TAILQ_ENTRY(conn) held_entry;
 };
 
 struct conn *conn_new(int, uid_t, gid_t, pid_t);
@@ -477,6 +529,7 @@ void	     conn_free_all(void);
 unsigned int conn_count(void);
 void	     conn_answer(struct conn *, int, const char *, json_t *);
 void	     conn_answer_text(struct conn *, int, struct varlink_buf *);
+void	     conn_release_held(const char *);
 void	     conn_flush(struct conn *);
 void	     conn_resume(struct conn *);
 size_t	     conn_queued(struct conn *);
@@ -496,6 +549,7 @@ const char *method_unknown_param(json_t *, const char *const *);
 int	    method_get_seconds(json_t *, const char *, uint64_t *);
 struct job *method_get_job(struct conn *, struct varlink_call *, int64_t);
 struct job *method_id_param(struct conn *, struct varlink_call *);
+void	    method_job_write(struct varlink_buf *, const struct job *);
 void	    method_job_output(struct varlink_buf *, const struct job *);
 
 /* method-submit.c */
@@ -529,16 +583,33 @@ extern const char	 *mprocd_self;
 extern const char *mprocd_socket_override;
 
 /* What supervisor_changed() is told, besides "a count changed". */
-#define SUPERVISOR_NOW	   0x1 /* STATUS= at once, not throttled */
-#define SUPERVISOR_WORKERS 0x2 /* a slot's worker started or went */
+#define SUPERVISOR_NOW	    0x1 /* STATUS= at once, not throttled */
+#define SUPERVISOR_WORKERS  0x2 /* a slot's worker started or went */
+#define SUPERVISOR_DISPATCH 0x4 /* jobs stored: give them to workers */
 
 int  supervisor_main(struct config *, int);
 void supervisor_changed(int);
 void supervisor_check_exit(void);
 
 /* reload.c */
-int  reload_run(char *, size_t);
-void reload_apply(struct config *);
+/* What a reload does to one pool. */
+struct config_change {
+	const char *pool; /* points into the configurations */
+	enum {
+		POOL_KEPT,
+		POOL_GROWS,
+		POOL_SHRINKS,
+		POOL_ADDED,
+		POOL_REMOVED,
+	} kind;
+	unsigned int from, to; /* workers */
+	int	     limits;   /* other settings changed */
+	int	     program;  /* its program changed */
+};
+size_t reload_diff(const struct config *, const struct config *,
+    struct config_change **);
+int    reload_run(char *, size_t);
+void   reload_apply(struct config *);
 
 /* systemd.c */
 int  systemd_listen_fd(void);

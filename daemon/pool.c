@@ -302,7 +302,8 @@ pool_dispatch(struct pool *p)
 	if (mprocd_shutting_down)
 		return;
 	TAILQ_FOREACH(w, &p->workers, entry) {
-		if ((j = TAILQ_FIRST(&p->queue)) == NULL)
+		/* Not yet stored: it runs once this pass has committed. */
+		if ((j = TAILQ_FIRST(&p->queue)) == NULL || j->unsaved)
 			break;
 		/* One whose channel is gone is dying: SIGCHLD will tell. */
 		if (w->state != WORKER_IDLE || w->stop != STOP_NONE ||

@@ -42,6 +42,15 @@ reload_refused(struct config *nc, char *buf, size_t len)
 		    cfg->log_target, nc->log_target);
 		return buf;
 	}
+	if (strcmp(nc->state, cfg->state) != 0 ||
+	    nc->durability_power != cfg->durability_power) {
+		snprintf(buf, len,
+		    "state and durability cannot change on reload (they are "
+		    "%s, %s); restart mprocd for %s, %s",
+		    cfg->state, cfg->durability_power ? "power" : "crash",
+		    nc->state, nc->durability_power ? "power" : "crash");
+		return buf;
+	}
 	if (mprocd_socket_override != NULL) {
 		free(nc->socket);
 		nc->socket = xstrdup(mprocd_socket_override);
@@ -90,6 +99,69 @@ reload_log_change(const struct config_change *ch)
 	}
 }
 
+/* Whether two pools' settings differ in anything but their workers. */
+static int
+reload_limits_differ(const struct pool_config *a, const struct pool_config *b)
+{
+	return a->spare_workers != b->spare_workers ||
+	    a->queue_limit != b->queue_limit ||
+	    a->job_timeout != b->job_timeout ||
+	    a->kill_grace != b->kill_grace ||
+	    a->max_jobs_per_worker != b->max_jobs_per_worker ||
+	    a->max_output != b->max_output || a->retries != b->retries ||
+	    a->restart_delay != b->restart_delay ||
+	    a->restart_delay_max != b->restart_delay_max ||
+	    a->crash_limit != b->crash_limit ||
+	    a->crash_interval != b->crash_interval ||
+	    a->start_timeout != b->start_timeout ||
+	    a->max_memory != b->max_memory;
+}
+
+/*
+ * What a reload from old to new does to the pools: each pool of new (kept,
+ * grown, shrunk, with other limits, or added), then each pool of old that
+ * new lacks (removed). Returns how many; *out is allocated.
+ */
+size_t
+reload_diff(const struct config *old, const struct config *new,
+    struct config_change       **out)
+{
+	const struct pool_config *pc, *was;
+	struct config_change	 *v;
+	size_t			  n = 0, cap = 0;
+
+	TAILQ_FOREACH(pc, &new->pools, entry)
+		cap++;
+	TAILQ_FOREACH(pc, &old->pools, entry)
+		cap++;
+	v = xcalloc(cap + 1, sizeof *v);
+	TAILQ_FOREACH(pc, &new->pools, entry) {
+		v[n].pool = pc->name;
+		v[n].to = pc->workers;
+		if ((was = config_find_pool(old, pc->name)) == NULL)
+			v[n].kind = POOL_ADDED;
+		else {
+			v[n].from = was->workers;
+			v[n].limits = reload_limits_differ(was, pc);
+			v[n].program = !util_strv_equal(was->program,
+			    pc->program);
+			v[n].kind = pc->workers > was->workers ? POOL_GROWS
+			    : pc->workers < was->workers       ? POOL_SHRINKS
+							       : POOL_KEPT;
+		}
+		n++;
+	}
+	TAILQ_FOREACH(pc, &old->pools, entry)
+		if (config_find_pool(new, pc->name) == NULL) {
+			v[n].pool = pc->name;
+			v[n].kind = POOL_REMOVED;
+			v[n].from = pc->workers;
+			n++;
+		}
+	*out = v;
+	return n;
+}
+
 /*
  * Applies a valid configuration nc, which replaces cfg: pools first, then
  * the settings of mprocd itself.
@@ -103,7 +175,7 @@ reload_apply(struct config *nc)
 	size_t		      i, n;
 	unsigned int	      nworkers = 0, npools = 0;
 
-	n = config_diff(cfg, nc, &ch);
+	n = reload_diff(cfg, nc, &ch);
 	for (i = 0; i < n; i++) {
 		reload_log_change(&ch[i]);
 		p = pool_find(ch[i].pool);

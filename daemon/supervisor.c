@@ -30,7 +30,8 @@ const char	  *mprocd_self;
 
 const char *mprocd_socket_override; /* mprocd -s */
 
-static struct event *supervisor_sig_events[5];
+#define SUPERVISOR_NSIGS 5
+static struct event *supervisor_sig_events[SUPERVISOR_NSIGS];
 static struct event *supervisor_shutdown_timer;
 static struct event *supervisor_changed_ev;
 static int	     supervisor_changes; /* SUPERVISOR_NOW */
@@ -75,9 +76,13 @@ supervisor_changed(int flags)
 static void
 supervisor_changed_cb(evutil_socket_t fd, short events, void *arg)
 {
-	int flags = supervisor_changes;
+	struct pool *p;
+	int	     flags = supervisor_changes;
 
 	supervisor_changes = 0;
+	if (flags & SUPERVISOR_DISPATCH)
+		TAILQ_FOREACH(p, &pools, entry)
+			pool_dispatch(p);
 	systemd_changed(flags);
 }
 
@@ -105,9 +110,10 @@ supervisor_shutdown_timeout(evutil_socket_t fd, short events, void *arg)
 }
 
 /*
- * Stop taking jobs, cancel the queued ones, let the running ones finish
- * within shutdown_timeout, stop the workers; exit once all are reaped.
- * A second signal kills the running jobs at once.
+ * Stop taking jobs, cancel the queued ones (with a state database they
+ * stay, for the next start), let the running ones finish within
+ * shutdown_timeout, stop the workers; exit once all are reaped. A second
+ * signal kills the running jobs at once.
  */
 static void
 supervisor_shutdown(int sig)
@@ -128,7 +134,8 @@ supervisor_shutdown(int sig)
 	systemd_stopping();
 	control_shutdown();
 	TAILQ_FOREACH(p, &pools, entry) {
-		pool_cancel_queued(p);
+		if (!store_is_open())
+			pool_cancel_queued(p);
 		pool_stop(p, STOP_SHUTDOWN);
 	}
 	if (pool_count_busy() > 0) {
@@ -178,13 +185,93 @@ supervisor_signal(evutil_socket_t sig, short events, void *arg)
 }
 
 /*
+ * Opens the state database cfg names, if any: mprocd stops at start on
+ * one it cannot use, rather than start empty over it.
+ */
+static int
+supervisor_open_store(void)
+{
+	const char *errstr;
+	char	   *path, *why;
+
+	if ((path = config_state_path(cfg, &errstr)) == NULL) {
+		if (errstr == NULL)
+			return 0;
+		log_warnx("%s", errstr);
+		return -1;
+	}
+	if (store_open(path, cfg->durability_power, &why) != 0) {
+		log_warnx("cannot use the state database, not starting: %s; "
+			  "move it away to start afresh, or set state = none",
+		    why);
+		free(why);
+		free(path);
+		return -1;
+	}
+	job_set_next_id(store_first_id());
+	log_info("state database opened" LOG_KV "path=%s" LOG_KV
+		 "durability=%s",
+	    path, cfg->durability_power ? "power" : "crash");
+	free(path);
+	return 0;
+}
+
+/* The jobs the state database had not finished, back in their pools. */
+static int
+supervisor_load_jobs(void)
+{
+	char *why;
+	int   n;
+
+	if (!store_is_open())
+		return 0;
+	if ((n = store_load(job_store_load, &why)) < 0) {
+		log_warnx("cannot read the state database, not starting: %s",
+		    why);
+		free(why);
+		return -1;
+	}
+	if (n > 0)
+		log_info("jobs back from the state database" LOG_KV
+			 "jobs=%d" LOG_KV "queued=%" PRIu64,
+		    n, pool_count_queued());
+	return 0;
+}
+
+/* Everything supervisor_main() made, at its end. */
+static void
+supervisor_free(void)
+{
+	struct pool *p;
+	size_t	     i;
+
+	control_close();
+	if (supervisor_shutdown_timer != NULL)
+		event_free(supervisor_shutdown_timer);
+	systemd_free();
+	event_free(supervisor_changed_ev);
+	supervisor_changed_ev = NULL;
+	while ((p = TAILQ_FIRST(&pools)) != NULL)
+		pool_free(p);
+	job_free_all();
+	store_close();
+	for (i = 0; i < SUPERVISOR_NSIGS; i++)
+		event_free(supervisor_sig_events[i]);
+	event_base_free(ev_base);
+	ev_base = NULL;
+	config_free(cfg);
+	cfg = NULL;
+}
+
+/*
  * Runs until shut down; returns the exit status. Listens on fd if systemd
  * passed one, else on the configured socket.
  */
 int
 supervisor_main(struct config *c, int fd)
 {
-	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
+	static const int sigs[SUPERVISOR_NSIGS] = { SIGCHLD, SIGTERM, SIGINT,
+		SIGHUP, SIGUSR1 };
 	struct event_config *evcfg;
 	struct pool_config  *pc;
 	struct pool	    *p;
@@ -216,7 +303,9 @@ supervisor_main(struct config *c, int fd)
 		evsignal_add(supervisor_sig_events[i], NULL);
 	}
 
-	if (control_init(cfg->socket, cfg->socket_mode, fd) != 0) {
+	if (supervisor_open_store() != 0 ||
+	    control_init(cfg->socket, cfg->socket_mode, fd) != 0) {
+		store_close();
 		config_free(cfg);
 		cfg = NULL;
 		return 1;
@@ -226,11 +315,16 @@ supervisor_main(struct config *c, int fd)
 	    NULL);
 
 	TAILQ_FOREACH(pc, &cfg->pools, entry) {
-		p = pool_new(pc);
-		pool_start(p);
-		nworkers += p->cfg.workers;
+		pool_new(pc);
+		nworkers += pc->workers;
 		npools++;
 	}
+	if (supervisor_load_jobs() != 0) {
+		supervisor_free();
+		return 1;
+	}
+	TAILQ_FOREACH(p, &pools, entry)
+		pool_start(p);
 	log_info("mprocd started" LOG_KV "version=%s" LOG_KV
 		 "supervisor_pid=%d" LOG_KV "pools=%u" LOG_KV "workers=%u",
 	    PACKAGE_VERSION, (int)getpid(), npools, nworkers);
@@ -239,20 +333,8 @@ supervisor_main(struct config *c, int fd)
 
 	spawn_kill_orphans();
 	log_info("all workers stopped, exiting");
-	control_close();
-	if (supervisor_shutdown_timer != NULL)
-		event_free(supervisor_shutdown_timer);
-	systemd_free();
-	event_free(supervisor_changed_ev);
-	supervisor_changed_ev = NULL;
-	while ((p = TAILQ_FIRST(&pools)) != NULL)
-		pool_free(p);
-	job_free_all();
-	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		event_free(supervisor_sig_events[i]);
-	event_base_free(ev_base);
-	ev_base = NULL;
-	config_free(cfg);
-	cfg = NULL;
+	/* The last changes stored, their replies go before the sockets. */
+	store_flush();
+	supervisor_free();
 	return 0;
 }

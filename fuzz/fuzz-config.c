@@ -4,7 +4,7 @@
  * two separated by a 0x1c byte (ASCII's file separator). The first is read
  * from a file, NUL bytes and all, and, if it has none, from a string too:
  * both must say the same. What is valid must print as a file that reads
- * back to the same configuration; config_diff() from the second (or from a
+ * back to the same configuration; reload_diff() from the second (or from a
  * fixed one) to it and back must name each pool once, rightly.
  */
 #include "config.h"
@@ -22,7 +22,7 @@
 #include "xmalloc.h"
 #include "fuzz.h"
 
-/* The other side of config_diff() when the input has one file. */
+/* The other side of reload_diff() when the input has one file. */
 static const char base_config[] = "[mprocd]\n"
 				  "max_clients = 16\n"
 				  "[pool default]\n"
@@ -153,7 +153,7 @@ check_diff(const struct config *old, const struct config *new)
 	const struct pool_config *a, *b;
 	size_t			  n, i, k, want = 0;
 
-	n = config_diff(old, new, &ch);
+	n = reload_diff(old, new, &ch);
 	TAILQ_FOREACH(b, &new->pools, entry)
 		want++;
 	TAILQ_FOREACH(a, &old->pools, entry)

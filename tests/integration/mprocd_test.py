@@ -298,7 +298,10 @@ class Daemon:
 
     def start(self, wait=True, args=(), new_group=False, env=None,
               preexec_fn=None, stdio=True, wrapper=()):
-        e = dict(os.environ, XDG_RUNTIME_DIR=self.dir)
+        # state = auto puts the state database here too (as systemd's
+        # StateDirectory= would): every test runs with one of its own.
+        e = dict(os.environ, XDG_RUNTIME_DIR=self.dir,
+                 STATE_DIRECTORY=self.dir)
         e.pop("NOTIFY_SOCKET", None)
         e.pop("LISTEN_FDS", None)
         e.update(env or {})

@@ -1,6 +1,7 @@
 """mprocd's command line and its configuration file, as a user meets them."""
 
 import os
+import re
 import subprocess
 import tempfile
 import unittest
@@ -45,7 +46,9 @@ class TestCommandLine(unittest.TestCase):
         path = os.path.join(SRCDIR, "conf", "mprocd.conf")
         r = run("--check-config", "-c", path)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertEqual(r.stdout, "%s: OK\n" % path)
+        # Where it would keep its jobs: state = auto.
+        self.assertRegex(r.stdout, r"^%s: OK \(state database /\S+/mprocd\.db, "
+                         r"durability crash\)\n$" % re.escape(path))
 
     def test_shipped_config_states_every_default(self):
         """conf/mprocd.conf shows each key with its real default."""

@@ -1202,6 +1202,13 @@ class TestUsers(JobTestCase):
 
 
 class TestShutdown(JobTestCase):
+    """Shutdown of an mprocd that keeps its jobs in memory only: queued jobs
+    end cancelled. (With a state database they stay for the next start:
+    test_store.py.)"""
+
+    def start(self, config, **kw):
+        return super().start(config.replace(
+            "[mprocd]\n", "[mprocd]\nstate = none\n", 1), **kw)
 
     def test_running_job_finishes(self):
         self.start(conf("shutdown_timeout = 10s", default="workers = 1"))

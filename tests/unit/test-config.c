@@ -337,7 +337,7 @@ test_print_round_trip(void **state)
 	config_free(c2);
 }
 
-/* The change config_diff found for pool, which must be there once. */
+/* The change reload_diff found for pool, which must be there once. */
 static const struct config_change *
 change_of(const struct config_change *ch, size_t n, const char *pool)
 {
@@ -374,7 +374,7 @@ test_diff(void **state)
 	struct config_change	   *ch;
 	size_t			    i, n;
 
-	n = config_diff(old, new, &ch);
+	n = reload_diff(old, new, &ch);
 	assert_int_equal(n, 6);
 	/* The new file's pools in its order, then those it dropped. */
 	assert_string_equal(ch[0].pool, "shrink");
@@ -405,7 +405,7 @@ test_diff(void **state)
 	free(ch);
 
 	/* The same file: every pool kept, nothing else. */
-	n = config_diff(old, old, &ch);
+	n = reload_diff(old, old, &ch);
 	assert_int_equal(n, 5);
 	for (i = 0; i < n; i++) {
 		assert_int_equal(ch[i].kind, POOL_KEPT);
@@ -416,7 +416,7 @@ test_diff(void **state)
 	/* Every limit counts as a change of limits. */
 	config_free(new);
 	new = load_ok("[pool keep]\nworkers = 2\nkill_grace = 1s\n");
-	n = config_diff(old, new, &ch);
+	n = reload_diff(old, new, &ch);
 	c = change_of(ch, n, "keep");
 	assert_int_equal(c->kind, POOL_KEPT);
 	assert_int_equal(c->limits, 1);

@@ -346,7 +346,7 @@ test_keep_finished(void **state)
 	assert_non_null(job_find(j[1]->id));
 }
 
-/* What job_write() writes, read back. */
+/* What method_job_write() writes, read back. */
 static json_t *
 job_json(const struct job *j)
 {
@@ -355,7 +355,7 @@ job_json(const struct job *j)
 	json_t		  *o;
 
 	varlink_buf_init(&b);
-	job_write(&b, j);
+	method_job_write(&b, j);
 	o = json_loadb(b.data, b.len, JSON_REJECT_DUPLICATES, &e);
 	assert_non_null(o);
 	free(b.data);
