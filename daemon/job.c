@@ -463,6 +463,7 @@ job_finish(struct job *j, enum job_state state)
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
 	store_put(j, 0);
+	store_crash("finish");
 	pool_job_finished(j);
 	if (j->signal > 0)
 		snprintf(how, sizeof how, LOG_KV "signal=%d", j->signal);

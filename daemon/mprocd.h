@@ -498,6 +498,7 @@ int64_t	   *store_ids(const char *, int, size_t *);
 uint64_t    store_count_finished(void);
 uint64_t    store_size(void);
 void	    store_flush(void);
+void	    store_crash(const char *);
 
 /* conn.c */
 struct method_wait;

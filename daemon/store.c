@@ -137,9 +137,59 @@ static int64_t	    *store_retry_ids;
 static size_t	     store_retry_n;
 static struct event *store_retry_ev;
 
+/*
+ * A test's crash point: with MPROCD_TEST_CRASH=POINT:N in the environment,
+ * mprocd aborts the Nth time it reaches POINT (store_crash()), so that the
+ * tests can stop it at the worst moments: before-commit, after-commit,
+ * finish (a job's end written, not committed), checkpoint.
+ */
+static char *store_crash_point;
+static long  store_crash_left;
+
 static void store_commit_cb(evutil_socket_t, short, void *);
 static void store_retry_cb(evutil_socket_t, short, void *);
 static void store_prune_cb(evutil_socket_t, short, void *);
+
+void
+store_crash(const char *point)
+{
+	if (store_crash_point == NULL ||
+	    strcmp(point, store_crash_point) != 0 || --store_crash_left > 0)
+		return;
+	log_warnx("MPROCD_TEST_CRASH: crash point %s reached, aborting", point);
+	abort();
+}
+
+static void
+store_crash_init(void)
+{
+	const char *env = getenv("MPROCD_TEST_CRASH");
+	char	   *colon;
+
+	if (env == NULL || (colon = strchr(env, ':')) == NULL)
+		return;
+	store_crash_point = xstrndup(env, (size_t)(colon - env));
+	store_crash_left = strtol(colon + 1, NULL, 10);
+	log_warnx("MPROCD_TEST_CRASH: will abort at crash point %s, time %ld",
+	    store_crash_point, store_crash_left);
+}
+
+/*
+ * After each commit: the WAL's size in pages. Past 1000 it is
+ * checkpointed (what SQLite's own hook would do), passively: never
+ * waiting.
+ */
+static int
+store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	(void)arg;
+	if (pages < 1000)
+		return SQLITE_OK;
+	store_crash("checkpoint");
+	sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
+	    NULL);
+	return SQLITE_OK;
+}
 
 int
 store_is_open(void)
@@ -352,6 +402,8 @@ store_open(const char *path, int power, char **why)
 		goto fail;
 	store_txn_next_id = store_next_id;
 	store_path = xstrdup(path);
+	sqlite3_wal_hook(store_db, store_wal_hook, NULL);
+	store_crash_init();
 	if (ev_base != NULL) {
 		/*
 		 * Made active at the first write of a pass, it runs after the
@@ -414,6 +466,8 @@ store_close(void)
 	store_retry_n = 0;
 	free(store_path);
 	store_path = NULL;
+	free(store_crash_point);
+	store_crash_point = NULL;
 	free(store_txn_ids);
 	free(store_txn_new);
 	store_txn_ids = NULL;
@@ -597,9 +651,11 @@ store_commit_cb(evutil_socket_t fd, short what, void *arg)
 	if (!store_in_txn)
 		return;
 	store_prune();
+	store_crash("before-commit");
 	ok = store_save_next_id() == 0 &&
 	    store_run(store_stmts[STORE_COMMIT]) == 0;
 	if (ok) {
+		store_crash("after-commit");
 		store_in_txn = 0;
 		store_next_id = store_txn_next_id;
 		store_txn_n = 0;
