@@ -599,6 +599,47 @@ done
         self.assertEqual(jobs["jobs"][-1]["argv"], ["echo", "after restart"])
         self.assertGreater(len(jobs["jobs"]), 1)
 
+    def test_05b_restart_keeps_its_jobs(self):
+        """systemctl restart with 1,000 jobs queued and two running: the
+        state database (StateDirectory=) carries them over. The queued run
+        after the restart, a finished one stays readable, and the two that
+        were running follow DESIGN §3's rule: the one with a retry runs
+        again, the one without is lost."""
+        self.ensure_running()
+        done = self.submit("echo", "before")
+        self.assertEqual(self.ctl("wait", str(done)).returncode, 0)
+        # Its first attempt leaves a mark where the next one (after the
+        # restart: a new PrivateTmp=) still sees it.
+        again = int(self.ctl("submit", "-r", "1", "--", "sh", "-c",
+                             'm="$STATE_DIRECTORY/again-$MPROCD_JOB_ID"; '
+                             '[ -e "$m" ] && exit 0; touch "$m"; sleep 100',
+                             check=True).stdout)
+        lost = self.submit("sleep", "100")
+
+        def both_running():
+            r = self.ctl("--json", "list", "-S", "running", check=True)
+            ids = {j["id"] for j in json.loads(r.stdout)["jobs"]}
+            return {again, lost} <= ids
+        wait_for(both_running, "both jobs running")
+        r = self.sh("sh", "-c", "for i in $(seq 1000); do %s -s %s submit "
+                    "-- true || exit 1; done" % (self.mprocctl, SOCK),
+                    check=True, timeout=300)
+        queued = [int(x) for x in r.stdout.split()]
+        self.assertEqual(len(queued), 1000)
+        self.sh("systemctl", "restart", "mprocd.service", timeout=120)
+        self.wait_active()
+        r = self.ctl("wait", *map(str, queued), timeout=300)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.ctl("get", str(done))
+        self.assertEqual((r.returncode, r.stdout), (0, "before\n"))
+        r = self.ctl("wait", str(again), timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        jobs = json.loads(self.ctl("--json", "list", check=True).stdout)
+        by_id = {j["id"]: j for j in jobs["jobs"]}
+        self.assertEqual((by_id[again]["state"], by_id[again]["attempts"]),
+                         ("succeeded", 2))
+        self.assertEqual(by_id[lost]["state"], "lost")
+
     def test_06_journal_fields(self):
         self.ensure_running()
         job = self.submit("echo", "journal")
