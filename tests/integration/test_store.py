@@ -10,6 +10,7 @@ import shutil
 import signal
 import sqlite3
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -225,6 +226,10 @@ class TestKill9(StoreTestCase):
         self.wait(sorted(answered))
         self.assertEqual(db_query(self.db(), "PRAGMA integrity_check"),
                          [("ok",)])
+        print("FIGURE kill -9 under load: %d rounds, %d Submits answered "
+              "and found again, %d finishes reported and kept"
+              % (self.ROUNDS, len(answered), len(finished)),
+              file=sys.stderr, flush=True)
 
 
 class TestCrashPoints(StoreTestCase):
@@ -430,6 +435,9 @@ class TestDiskFull(StoreTestCase):
                 self.assertIn("mprocd.db", e.parameters["reason"])
                 failed += 1
         self.assertGreater(failed, 0, "the disk never filled")
+        print("FIGURE disk full: %d Submits refused StorageFailed, %d "
+              "acknowledged kept" % (failed, len(ok)), file=sys.stderr,
+              flush=True)
         self.assertIsNone(self.d.proc.poll(), "mprocd died")
         os.unlink(filler)
         again = self.submit(["echo", "again"])
