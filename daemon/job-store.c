@@ -161,7 +161,10 @@ job_store_load(struct job_row *row)
 	pool_enqueue(p, j, 0);
 }
 
-/* Job id (submitted in the pass just committed) is stored: it may run. */
+/*
+ * Job id is stored as it is (its pass committed): a new one may run, one
+ * whose change had failed to be written may leave memory again.
+ */
 void
 job_store_saved(int64_t id)
 {
@@ -191,6 +194,20 @@ job_store_unsaved(int64_t id)
 		job_free(j);
 	else
 		job_finish(j, JOB_CANCELLED);
+}
+
+/*
+ * The commit that held job id's change failed: until it is written again
+ * (job_store_again), the job stays in memory, and a queued one does not
+ * run.
+ */
+void
+job_store_pending(int64_t id)
+{
+	struct job *j = job_find_live(id);
+
+	if (j != NULL)
+		j->unsaved = 1;
 }
 
 /* The commit that held job id's change failed: it is written again. */

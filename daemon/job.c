@@ -432,14 +432,19 @@ job_watch_remove(struct job_watch *jw)
 static void
 job_evict(struct job *keep)
 {
-	struct job *j;
+	struct job *j, *next;
 	uint64_t    max = cfg != NULL ? cfg->keep_finished : 0;
 
 	/* The database keeps them; memory, only the most recent. */
 	if (store_is_open() && max > JOB_CACHE)
 		max = JOB_CACHE;
-	while (nfinished > max && (j = TAILQ_FIRST(&finished)) != keep)
-		job_free(j);
+	/* One whose last change is not written yet stays. */
+	for (j = TAILQ_FIRST(&finished); j != NULL && nfinished > max;
+	     j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j != keep && !j->unsaved)
+			job_free(j);
+	}
 }
 
 /* Gives a job its final state; tells its watchers; forgets old jobs. */

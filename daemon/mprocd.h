@@ -225,6 +225,7 @@ struct job    *job_store_restore(struct job_row *);
 void	       job_store_load(struct job_row *);
 void	       job_store_saved(int64_t);
 void	       job_store_unsaved(int64_t);
+void	       job_store_pending(int64_t);
 void	       job_store_again(int64_t);
 int	       job_store_shutdown(struct job *);
 const char    *job_state_name(enum job_state);

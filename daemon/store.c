@@ -666,8 +666,7 @@ store_commit_cb(evutil_socket_t fd, short what, void *arg)
 		store_failing = 0;
 		conn_release_held(NULL);
 		for (i = 0; i < n; i++)
-			if (store_txn_new[i])
-				job_store_saved(store_txn_ids[i]);
+			job_store_saved(store_txn_ids[i]);
 		supervisor_changed(SUPERVISOR_DISPATCH);
 		return;
 	}
@@ -690,6 +689,7 @@ store_commit_cb(evutil_socket_t fd, short what, void *arg)
 			job_store_unsaved(store_txn_ids[i]);
 			continue;
 		}
+		job_store_pending(store_txn_ids[i]);
 		store_retry_ids = xreallocarray(store_retry_ids,
 		    store_retry_n + 1, sizeof *store_retry_ids);
 		store_retry_ids[store_retry_n++] = store_txn_ids[i];
