@@ -268,6 +268,57 @@ test_refusals(void **state)
 	free(why);
 }
 
+/*
+ * A commit that fails (another connection holds the write lock: our
+ * write waits out its busy timeout, then fails) is rolled back: the job
+ * submitted in that pass is forgotten, the others are written again; once
+ * writes work, a new job is stored.
+ */
+static void
+test_failed_commit_rolls_back(void **state)
+{
+	struct job_row row;
+	struct job    *old, *j;
+	sqlite3	      *other;
+	int64_t	       id;
+
+	(void)state;
+	open_ok();
+	old = make_job("old");
+	store_flush();
+	assert_false(old->unsaved);
+
+	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
+			     NULL),
+	    SQLITE_OK);
+	j = make_job("new");
+	id = j->id;
+	old->attempts = 1;
+	store_put(old, 0);
+	store_flush(); /* fails: rolled back */
+	assert_false(store_holding());
+	assert_null(job_find_live(id)); /* never acknowledged: gone */
+	assert_true(old->unsaved);	/* to be written again */
+	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(other);
+
+	/* Writes work again. */
+	store_put(old, 0);
+	j = make_job("after");
+	store_flush();
+	assert_false(old->unsaved);
+	assert_int_equal(store_get(old->id, &row), 1);
+	assert_int_equal(row.attempts, 1);
+	job_store_row_free(&row);
+	store_get_done();
+	assert_int_equal(store_get(j->id, &row), 1);
+	job_store_row_free(&row);
+	store_get_done();
+	assert_int_equal(store_get(id, &row), 0);
+}
+
 int
 main(void)
 {
@@ -277,6 +328,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_reopen_loads_live_jobs_in_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_commit_rolls_back,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
