@@ -15,8 +15,8 @@ import tempfile
 import threading
 import time
 
-from mprocd_test import (MPROCD, MPROCCTL, WAIT, Conn, JobsTestCase,
-                         VarlinkError, alive, conf, main, wait_for)
+from mprocd_test import (MPROCD, OTHER_UID, Conn, JobsTestCase,
+                         VarlinkError, as_other_user, conf, main, wait_for)
 
 DB = "mprocd.db"
 
@@ -379,6 +379,30 @@ class TestBadFiles(StoreTestCase):
         status, log, path = self.start_on(os.mkdir)
         self.assertEqual(status, 1)
         self.assertIn(path, log)
+
+    def test_another_users_database(self):
+        """mprocd run as another user on root's database (0600): it stops
+        with the path and why, and the file is untouched."""
+        if os.geteuid() != 0:
+            self.skipTest("SKIPPED: needs root (runs mprocd as uid %d)"
+                          % OTHER_UID)
+        d = self.daemon(conf(), start=False)
+        os.chmod(d.dir, 0o755)
+        path = os.path.join(d.dir, DB)
+        self.good_db(path)
+        os.chmod(path, 0o600)
+        before = open(path, "rb").read()
+        r = subprocess.run(as_other_user(MPROCD, "-c", d.conf, "-s",
+                                         os.path.join(d.dir, "o.sock")),
+                           capture_output=True, text=True, timeout=20,
+                           env=dict(os.environ, STATE_DIRECTORY=d.dir,
+                                    XDG_RUNTIME_DIR=d.dir))
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("cannot use the state database, not starting: %s: "
+                      % path, r.stderr)
+        self.assertRegex(r.stderr, r"unable to open|readonly|permission")
+        with open(path, "rb") as f:
+            self.assertEqual(f.read(), before)
 
     def test_check_config_names_the_path(self):
         d = self.daemon(conf(), start=False)
