@@ -16,6 +16,11 @@
  *					pipelined: µs from Submit to output
  *	bench-client SOCK call N METHOD [PARAMS]
  *					N calls one after the other: µs each
+ *	bench-client SOCK get N FIRST LAST
+ *					N Gets one after the other, of ids
+ *					from FIRST to LAST in a random order
+ *					(none twice while N is no more than
+ *					there are): µs each
  *	bench-client SOCK restart N	N times: SIGKILL the first idle
  *					worker, poll Status until its slot
  *					has a new idle worker: µs each
@@ -356,6 +361,41 @@ cmd_call(struct conn *c, long n, const char *method, const char *params)
 	return 0;
 }
 
+static int
+cmd_get(struct conn *c, long n, long first, long last)
+{
+	json_t *r, *job;
+	double	t0;
+	long   *ids, span, i, k, t, id;
+
+	if (last < first)
+		die("no ids from %ld to %ld", first, last);
+	span = last - first + 1;
+	if ((ids = malloc((size_t)span * sizeof *ids)) == NULL)
+		die("out of memory");
+	for (i = 0; i < span; i++)
+		ids[i] = first + i;
+	srand48((long)getpid());
+	for (i = span - 1; i > 0; i--) {
+		k = (long)(drand48() * (double)(i + 1));
+		t = ids[i], ids[i] = ids[k], ids[k] = t;
+	}
+	for (i = 0; i < n; i++) {
+		id = ids[i % span];
+		t0 = now();
+		conn_call(c, "io.mprocd.Get",
+		    json_pack("{s:I}", "id", (json_int_t)id));
+		r = conn_wait(c);
+		printf("%.1f\n", (now() - t0) * 1e6);
+		job = json_object_get(r, "job");
+		if (json_integer_value(json_object_get(job, "id")) != id)
+			die("Get %ld: another job's reply", id);
+		json_decref(r);
+	}
+	free(ids);
+	return 0;
+}
+
 /* The first worker's slot: its pid if it is idle, else 0. */
 static pid_t
 first_worker(struct conn *c, const char **name)
@@ -429,10 +469,13 @@ main(int argc, char **argv)
 		return cmd_call(&c, n, argv[4], argc == 6 ? argv[5] : NULL);
 	if (argc == 4 && strcmp(argv[2], "restart") == 0)
 		return cmd_restart(&c, n);
+	if (argc == 6 && strcmp(argv[2], "get") == 0)
+		return cmd_get(&c, n, number(argv[4]), number(argv[5]));
 usage:
 	fprintf(stderr,
 	    "usage: bench-client SOCK pipeline|intake|latency|"
 	    "restart N\n       bench-client SOCK pipeline N POOL\n"
-	    "       bench-client SOCK call N METHOD [PARAMS]\n");
+	    "       bench-client SOCK call N METHOD [PARAMS]\n"
+	    "       bench-client SOCK get N FIRST LAST\n");
 	return 2;
 }

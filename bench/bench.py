@@ -8,6 +8,7 @@ min-max. On a busy 2-core machine only the ratios mean much.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -47,7 +49,8 @@ class Plan:
         self.slow_secs = 12
         self.pilot = 300                              # jobs, to size rounds
         # Seconds after which a section starts no more rounds (after 2).
-        self.budget = {"throughput": 300, "latency": 120, "calls": 150}
+        self.budget = {"throughput": 300, "latency": 120, "calls": 150,
+                       "store": 90, "store latency": 60}
         self.reps = reps or (2 if quick else 5)
         self.slow_reps = reps or (2 if quick else 3)  # parallel, tsp, celery
         self.latency = 200 if quick else 3000         # open connection
@@ -66,6 +69,8 @@ class Plan:
         self.pyc_calls = 20 if quick else 200         # python3 -c a call
         self.apply_calls = 100 if quick else 1000     # a round, each side
         self.limit_secs = 2       # a round of the limit, in "calls"
+        self.store_jobs = 2000 if quick else 100000   # a round's Submits
+        self.store_gets = 200 if quick else 2000      # a round, each kind
 
 
 # --- Small tools ---------------------------------------------------------------
@@ -269,6 +274,24 @@ class Bench:
     # what the section is about. pools: {name: {key: value}}, else one
     # pool "default" with the keywords.
     def start_mprocd(self, name, main="", pools=None, env=None, **pool):
+        conf, sock = self.write_conf(name, main, pools, **pool)
+        d = os.path.dirname(conf)
+        p = subprocess.Popen([self.mprocd, "-c", conf],
+                             stdin=subprocess.DEVNULL, env=env)
+        want = {pname: int(keys.get("workers", 4)) for pname, keys in
+                (pools or {"default": pool}).items()}
+
+        def ready():
+            if p.poll() is not None:
+                raise RuntimeError("mprocd exited with status %d; see %s"
+                                   % (p.returncode, os.path.join(d, "log")))
+            return os.path.exists(sock) and self._ready(sock, want)
+        wait_for("mprocd's workers to be ready (%s)" % sock, ready)
+        return p, sock
+
+    def write_conf(self, name, main="", pools=None, **pool):
+        """The configuration of a daemon of start_mprocd(), in its own
+        directory under the run's: (its path, the socket's path)."""
         d = os.path.join(self.work, name)
         os.makedirs(d, exist_ok=True)
         sock = os.path.join(d, "sock")
@@ -283,18 +306,7 @@ class Bench:
                 f.write("[pool %s]\n" % pname)
                 for k, v in keys.items():
                     f.write("%s = %s\n" % (k, v))
-        p = subprocess.Popen([self.mprocd, "-c", conf],
-                             stdin=subprocess.DEVNULL, env=env)
-        want = {pname: int(keys.get("workers", 4)) for pname, keys in
-                (pools or {"default": pool}).items()}
-
-        def ready():
-            if p.poll() is not None:
-                raise RuntimeError("mprocd exited with status %d; see %s"
-                                   % (p.returncode, os.path.join(d, "log")))
-            return os.path.exists(sock) and self._ready(sock, want)
-        wait_for("mprocd's workers to be ready (%s)" % sock, ready)
-        return p, sock
+        return conf, sock
 
     @staticmethod
     def _ready(sock, want):
@@ -942,6 +954,285 @@ class Bench:
             except ProcessLookupError:
                 pass
 
+    # --- 7. The state database -------------------------------------------------
+
+    def store(self):
+        plan, n = self.plan, self.plan.store_jobs
+        q = "{:,}".format(n)
+        log("store: %s Submits a round with the state database and without;"
+            " restart, memory and Get with %s jobs" % (q, q))
+        self.store_live = []     # what launch() started, to kill on error
+        self.store_round = 0     # daemons filled, for their directories
+        self.store_crashes = 0   # rounds of "crash", for the Gets' order
+        try:
+            res = rounds([
+                ("none", plan.reps, lambda: self.store_none(n)),
+                ("crash", plan.reps, lambda: self.store_crash(n)),
+                ("power", plan.reps,
+                 lambda: self.store_fill("power", n)[-1]),
+            ], plan.budget["store"], "State database", self.notes)
+        except BaseException:
+            for p in self.store_live:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+            raise
+        lat = self.store_latency()
+
+        sec = "State database (`state = PATH`, `durability = crash`, " \
+            "beside `state = none`)"
+        none = "`state = none`"
+
+        def stat(key, what, unit, higher, scale=1.0):
+            return Stat([r[what] * scale for r in res[key]], unit, higher)
+        ours, ref = stat("crash", "intake", "jobs/s", True), \
+            stat("none", "intake", "jobs/s", True)
+        self.row(sec, "Submit intake, one pipelined connection (%s jobs)"
+                 % q, ours, none, ref, "≥ 0.60×, ≥ 60,000/s",
+                 ours.median >= 0.6 * ref.median and
+                 (ref.median < 100000 or ours.median >= 60000))
+        self.row(sec, "Submit intake, `durability = power`",
+                 stat("power", "intake", "jobs/s", True), none, ref, "", None)
+        for metric, key, unit, target in (
+                ("open connection, p50", "open", "µs", 300),
+                ("open connection, p99", "open", "µs", None),
+                ("`mprocctl submit -w true`, p50", "ctl", "ms", 300)):
+            p = 99 if "p99" in metric else 50
+            o, r = pct(lat[key + "-crash"], p), pct(lat[key + "-none"], p)
+            scale = 1e3 if unit == "ms" else 1.0
+            self.row(sec, metric, Stat([o / scale], unit, False), none,
+                     Stat([r / scale], unit, False),
+                     "≤ +%d µs" % target if target else "",
+                     o - r <= target if target else None)
+            self.rows[-1]["note"] = "%+.0f µs" % (o - r)
+        for metric, what, target in (
+                ("restart with %s queued: exec → Status, all queued" % q,
+                 "status", "≤ 1 s"),
+                ("restart with %s queued: exec → READY=1" % q, "ready", "")):
+            ours = stat("crash", "restart-" + what, "ms", False, 1e3)
+            self.row(sec, metric, ours, "start on an empty database",
+                     stat("crash", "empty-" + what, "ms", False, 1e3),
+                     target, ours.median <= 1000 if target else None)
+        self.row(sec, "supervisor RSS, %s finished jobs kept" % q,
+                 stat("crash", "rss", "MiB", False), none,
+                 stat("none", "rss", "MiB", False), "≤ 32 MiB",
+                 statistics.median(r["rss"] for r in res["crash"]) <=
+                 32 * MIB)
+        old = [x for r in res["crash"] for x in r["get-old"]]
+        new = [x for r in res["crash"] for x in r["get-new"]]
+        for p in (50, 99):
+            self.row(sec, "Get of a finished job no longer in memory, p%d"
+                     % p, Stat([pct(old, p) / 1e3], "ms", False),
+                     "one still in memory", Stat([pct(new, p) / 1e3], "ms",
+                                                 False),
+                     "≤ 1 ms" if p == 50 else "",
+                     pct(old, p) <= 1000 if p == 50 else None)
+        marks = {k: statistics.median(r["marks"][k] for r in res["crash"])
+                 for k in self.STORE_MARKS
+                 if all(k in r["marks"] for r in res["crash"])}
+        self.notes.append(
+            "State database: on %s (the run's temporary directory); after "
+            "%s Submits the file was %.1f MiB and its WAL %.1f MiB (median). "
+            "Restart, from exec, by mprocd's log (median): %s." % (
+                self.store_fs, q,
+                statistics.median(r["db"] for r in res["crash"]) / MIB,
+                statistics.median(r["wal"] for r in res["crash"]) / MIB,
+                ", ".join("%s %.0f ms" % (k, v * 1e3)
+                          for k, v in marks.items())))
+
+    STORE_MAIN = "keep_finished = 1000000\nshutdown_timeout = 0\n"
+    STORE_MARKS = ("state database opened", "jobs back from the state "
+                   "database", "ready")
+
+    def store_fill(self, mode, n):
+        """A fresh mprocd (and a fresh database file) of one worker, which
+        a `sleep` holds (with retries, so that it runs again first after a
+        restart), and n Submits on one pipelined connection: (the process,
+        its configuration, its socket, the holder's id, the database's
+        path, {"intake": jobs/s, "empty-status", "empty-ready": seconds
+        from exec}). mode: none, crash or power."""
+        self.store_round += 1
+        name = "store-%s-%d" % (mode, self.store_round)
+        db = os.path.join(self.work, name, "state.db")
+        main = "state = none\n" if mode == "none" else \
+            "state = %s\ndurability = %s\n" % (db, mode)
+        conf, sock = self.write_conf(name, main + self.STORE_MAIN,
+                                     workers=1, queue_limit=n + 100)
+        p, _, t_status, t_ready = self.launch(conf, sock)
+        c = Varlink(sock)
+        holder = c.call("io.mprocd.Submit", argv=["sleep", "1000"],
+                        retries=10)["id"]
+        wait_for("the holder to run", lambda: c.call(
+            "io.mprocd.Status")["pools"][0]["running"] == 1)
+        c.close()
+        rate = n / float(output([self.client, sock, "intake", str(n)]))
+        fig = {"intake": rate, "empty-status": t_status,
+               "empty-ready": t_ready}
+        if mode == "power":
+            self.stop(p)
+            shutil.rmtree(os.path.dirname(conf))
+        return p, conf, sock, holder, db, fig
+
+    @staticmethod
+    def check_intake(c, first, n):
+        """Jobs first..first+n-1 are bench-client intake's, in order."""
+        for i in (0, n - 1):
+            argv = c.call("io.mprocd.Get", id=first + i)["job"]["argv"]
+            if argv != ["/bin/true", str(i)]:
+                raise RuntimeError("job %d is %r, not intake's job %d"
+                                   % (first + i, argv, i))
+
+    def store_none(self, n):
+        """Memory only: intake, then RSS with the n jobs cancelled (and
+        kept: they are finished jobs)."""
+        p, conf, sock, _, _, fig = self.store_fill("none", n)
+        c = Varlink(sock)
+        self.cancel_queued(c)
+        c.close()
+        time.sleep(0.2)
+        fig["rss"] = rss(p.pid)
+        self.stop(p)
+        shutil.rmtree(os.path.dirname(conf))
+        return fig
+
+    def store_crash(self, n):
+        """durability = crash: intake; SIGKILL; a new mprocd on the file,
+        timed until it answers Status with the n jobs queued, and until
+        READY=1; its RSS once the n jobs are cancelled (and kept in the
+        database); Gets of some of them, old (read from the file) and
+        recent (still in memory), in turn."""
+        p, conf, sock, holder, db, fig = self.store_fill("crash", n)
+        p.kill()
+        p.wait()
+        fig["db"] = os.path.getsize(db)
+        fig["wal"] = os.path.getsize(db + "-wal") \
+            if os.path.exists(db + "-wal") else 0
+        p, t0, fig["restart-status"], fig["restart-ready"] = self.launch(
+            conf, sock, n)
+        fig["marks"] = log_marks(os.path.join(os.path.dirname(conf), "log"),
+                                 t0, self.STORE_MARKS)
+        c = Varlink(sock)
+        wait_for("the holder to run again", lambda: c.call(
+            "io.mprocd.Status")["pools"][0]["running"] == 1)
+        self.cancel_queued(c)
+        c.close()
+        time.sleep(0.2)
+        fig["rss"] = rss(p.pid)
+        # Cancelled oldest first: the last ids are the most recent
+        # finished jobs, those memory keeps (1,000); the rest are read
+        # from the file.
+        first, last = holder + 1, holder + n
+        gets = {"get-old": (first, last - 1500), "get-new": (last - 499,
+                                                             last)}
+        self.store_crashes += 1
+        order = sorted(gets, reverse=self.store_crashes % 2 == 0)
+        for key in order:
+            fig[key] = numbers(output(
+                [self.client, sock, "get", str(self.plan.store_gets)] +
+                [str(x) for x in gets[key]]))
+        c = Varlink(sock)
+        self.check_intake(c, holder + 1, n)
+        c.close()
+        self.stop(p)
+        shutil.rmtree(os.path.dirname(conf))
+        return fig
+
+    def launch(self, conf, sock, queued=0):
+        """Starts mprocd on conf, NOTIFY_SOCKET set to a socket of ours:
+        (the process, time.time() at its exec, seconds from then until it
+        answered Status with at least queued jobs queued, and until it
+        sent READY=1)."""
+        path = os.path.join(os.path.dirname(conf), "notify")
+        ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            ns.bind(path)
+            ns.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMP, 1)
+            env = dict(os.environ, NOTIFY_SOCKET=path)
+            t0 = time.time()
+            p = subprocess.Popen([self.mprocd, "-c", conf],
+                                 stdin=subprocess.DEVNULL, env=env)
+            self.store_live.append(p)
+
+            # Polled every 0.5 ms (wait_for's 10 ms would be most of it).
+            while True:
+                if p.poll() is not None:
+                    raise RuntimeError("mprocd exited with status %d; see "
+                                       "%s" % (p.returncode, os.path.join(
+                                           os.path.dirname(conf), "log")))
+                if time.time() - t0 > 60:
+                    raise RuntimeError("timed out waiting for mprocd to "
+                                       "answer Status with %d queued"
+                                       % queued)
+                try:
+                    c = Varlink(sock)
+                except OSError:     # not there yet, or its predecessor's
+                    time.sleep(0.0005)
+                    continue
+                try:
+                    pools = c.call("io.mprocd.Status")["pools"]
+                finally:
+                    c.close()
+                t_status = time.time() - t0
+                if sum(x["queued"] for x in pools) >= queued:
+                    break
+                time.sleep(0.0005)
+            # The kernel's time of arrival: READY=1 may have come while
+            # we waited for Status.
+            ns.settimeout(60)
+            while True:
+                msg, anc, _, _ = ns.recvmsg(4096, 256)
+                if b"READY=1" in msg.split(b"\n"):
+                    break
+            sec, usec = struct.unpack("qq", [d for lvl, t, d in anc
+                                             if t == SO_TIMESTAMP][0][:16])
+            return p, t0, t_status, sec + usec / 1e6 - t0
+        finally:
+            ns.close()
+            os.unlink(path)
+
+    def store_latency(self):
+        """One job at a time, open connection and `mprocctl submit -w`, on
+        two daemons side by side: memory only, and durability = crash.
+        {"open-none"|"open-crash"|"ctl-none"|"ctl-crash": [µs]}."""
+        plan = self.plan
+        d = {}
+        for mode in ("none", "crash"):
+            main = "state = none" if mode == "none" else \
+                "state = %s\ndurability = crash" % os.path.join(
+                    self.work, "store-latency-crash", "state.db")
+            d[mode] = self.start_mprocd("store-latency-" + mode, main,
+                                        workers=2)
+        chunk = max(1, plan.latency // plan.reps)
+        pchunk = max(1, plan.process // plan.reps)
+
+        def ctl(sock):
+            return [timed([self.mprocctl, "-s", sock, "submit", "-w", "true"],
+                          stdout=subprocess.DEVNULL) * 1e6
+                    for _ in range(pchunk)]
+        try:
+            return rounds([("open-" + m, plan.reps, lambda s=d[m][1]: numbers(
+                output([self.client, s, "latency", str(chunk)])))
+                for m in d] + [("ctl-" + m, plan.reps,
+                                lambda s=d[m][1]: ctl(s)) for m in d],
+                plan.budget["store latency"], "State database, latency",
+                self.notes)
+        finally:
+            for p, _ in d.values():
+                self.stop(p)
+
+    @property
+    def store_fs(self):
+        """The file system of the run's directory, as /proc/mounts says."""
+        best, fs = "", "?"
+        with open("/proc/mounts") as f:
+            for line in f:
+                dev, mnt, typ = line.split()[:3]
+                mnt = mnt.replace("\\040", " ")
+                if (self.work + "/").startswith(mnt.rstrip("/") + "/") and \
+                        len(mnt) >= len(best):
+                    best, fs = mnt, "%s (%s)" % (typ, dev)
+        return fs
+
 
 def redis_ping(path):
     try:
@@ -976,6 +1267,30 @@ def check_records(path, how, procs, n):
         raise RuntimeError("%s: records per process %s, not %d"
                            % (how, nxt, n))
 
+
+# SO_TIMESTAMP (Linux's value; Python's socket module lacks the name).
+SO_TIMESTAMP = getattr(socket, "SO_TIMESTAMP", 29)
+
+
+def log_marks(path, t0, msgs):
+    """Seconds from t0 (time.time()) to the first line of mprocd's log at
+    or after t0 with each of msgs as its msg=."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            stamp, _, rest = line.partition(" ")
+            m = re.search(r'msg=(?:"([^"]*)"|(\S+))', rest)
+            if m is None:
+                continue
+            msg = m[1] or m[2]
+            if msg not in msgs or msg in out:
+                continue
+            t = datetime.datetime.strptime(
+                stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                    tzinfo=datetime.timezone.utc).timestamp()
+            if t >= t0:
+                out[msg] = t - t0
+    return {m: out[m] for m in msgs if m in out}
 
 # --- Output --------------------------------------------------------------------
 
@@ -1095,7 +1410,7 @@ def write_doc(path, rows, notes, info, png_name, plan, elapsed):
         f.write(head + gen + tail)
 
 
-SECTIONS = "throughput,latency,restart,logger,footprint,calls"
+SECTIONS = "throughput,latency,restart,logger,footprint,calls,store"
 
 
 def main():

@@ -53,6 +53,13 @@ bev_read_all(struct bufferevent *bev)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	int		 fd = bufferevent_getfd(bev);
 
+	/*
+	 * A bufferevent keeps the end of its input frozen (only it adds
+	 * there): evbuffer_read() on it fails, and read nothing, until
+	 * thawed.
+	 */
+	evbuffer_unfreeze(in, 0);
 	while (evbuffer_read(in, fd, 65536) > 0)
 		;
+	evbuffer_freeze(in, 0);
 }

@@ -41,7 +41,9 @@ static struct evbuffer *conn_batch;
 static TAILQ_HEAD(, conn) conn_held = TAILQ_HEAD_INITIALIZER(conn_held);
 
 /* Calls of one client answered in one pass of the loop, at most. */
-#define CONN_PASS_CALLS 256
+#define CONN_PASS_CALLS 1024
+/* Bytes read from a client at once. */
+#define CONN_READ (256 * 1024)
 static const struct timeval conn_next_pass = { 0, 0 };
 
 /* Notices about misbehaving clients, at most this many a minute. */
@@ -65,6 +67,11 @@ conn_new(int fd, uid_t uid, gid_t gid, pid_t pid)
 	c->gid = gid;
 	c->pid = pid;
 	c->bev = bufferevent_socket_new(ev_base, fd, BEV_OPT_CLOSE_ON_FREE);
+	/*
+	 * libevent reads 4 KiB a callback unless told: pipelined calls came
+	 * a few dozen a pass, each pass a commit of the state database.
+	 */
+	bufferevent_set_max_single_read(c->bev, CONN_READ);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb,
 	    c);
 	c->resume = event_new(ev_base, -1, 0, conn_resume_cb, c);

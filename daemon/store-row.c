@@ -50,7 +50,7 @@ store_row_json(sqlite3_stmt *st, int col, const json_t *v)
 	sqlite3_bind_text(st, col, text, -1, free);
 }
 
-/* Binds j, as it is now, to the parameters of STORE_PUT. */
+/* Binds j, as it is now, to the parameters ?1 to ?25 of STORE_COLUMNS. */
 void
 store_row_bind(struct sqlite3_stmt *st, const struct job *j)
 {

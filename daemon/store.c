@@ -34,6 +34,12 @@
 #include "util.h"
 #include "xmalloc.h"
 
+/*
+ * The WAL is checkpointed past this many pages (4 MiB), as SQLite does by
+ * default; a larger WAL made no difference to intake, measured.
+ */
+#define STORE_CHECKPOINT_PAGES 1000
+
 /* The schema this mprocd writes; PRAGMA user_version says a file's. */
 #define STORE_SCHEMA 1
 
@@ -65,7 +71,6 @@ static const char store_schema[] =
     " result TEXT,"	    /* JSON */
     " seq INTEGER NOT NULL" /* queue order */
     ") STRICT;"
-    "CREATE INDEX jobs_live ON jobs (seq) WHERE state < 2;"
     "CREATE INDEX jobs_finished ON jobs (finished_usec) WHERE state >= 2;"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
     "STRICT;"
@@ -75,7 +80,8 @@ enum store_stmt {
 	STORE_BEGIN,
 	STORE_COMMIT,
 	STORE_ROLLBACK,
-	STORE_PUT,
+	STORE_INSERT,
+	STORE_UPDATE,
 	STORE_DELETE,
 	STORE_GET,
 	STORE_LIVE,
@@ -97,9 +103,17 @@ static const char *const store_sql[STORE_NSTMT] = {
 	[STORE_BEGIN] = "BEGIN",
 	[STORE_COMMIT] = "COMMIT",
 	[STORE_ROLLBACK] = "ROLLBACK",
-	[STORE_PUT] = "INSERT OR REPLACE INTO jobs (" STORE_COLUMNS
-		      ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-		      "?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	[STORE_INSERT] = "INSERT INTO jobs (" STORE_COLUMNS
+			 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
+			 "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
+			 "?21, ?22, ?23, ?24, ?25)",
+	/* What changes after a job's submission; the same parameters. */
+	[STORE_UPDATE] = "UPDATE jobs SET state = ?12, exit_status = ?13, "
+			 "signal = ?14, worker = ?15, pid = ?16, "
+			 "attempts = ?17, started_usec = ?19, "
+			 "finished_usec = ?20, stdout = ?21, stderr = ?22, "
+			 "truncated = ?23, result = ?24, seq = ?25 "
+			 "WHERE id = ?1",
 	[STORE_DELETE] = "DELETE FROM jobs WHERE id = ?",
 	[STORE_GET] = "SELECT " STORE_COLUMNS " FROM jobs WHERE id = ?",
 	[STORE_LIVE] = "SELECT " STORE_COLUMNS
@@ -175,15 +189,15 @@ store_crash_init(void)
 }
 
 /*
- * After each commit: the WAL's size in pages. Past 1000 it is
- * checkpointed (what SQLite's own hook would do), passively: never
- * waiting.
+ * After each commit: the WAL's size in pages. Past STORE_CHECKPOINT_PAGES
+ * it is checkpointed (what SQLite's own hook does past 1,000), passively:
+ * never waiting for a reader.
  */
 static int
 store_wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
 {
 	(void)arg;
-	if (pages < 1000)
+	if (pages < STORE_CHECKPOINT_PAGES)
 		return SQLITE_OK;
 	store_crash("checkpoint");
 	sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL,
@@ -381,9 +395,19 @@ store_open(const char *path, int power, char **why)
 		goto fail;
 	sqlite3_busy_timeout(store_db, 1000);
 	/* The WAL is checkpointed as it grows; a truncated one stays small. */
-	if ((new = store_check(&msg)) == -1 ||
+	/*
+	 * Exclusive: the file is ours alone while we run (a second mprocd on
+	 * it is refused: "database is locked"), and no file lock is taken
+	 * and dropped at every transaction. Set before WAL, so that the WAL
+	 * index lives in memory.
+	 */
+	if (store_exec("PRAGMA locking_mode = EXCLUSIVE", &msg) != 0 ||
+	    (new = store_check(&msg)) == -1 ||
 	    store_exec("PRAGMA journal_mode = WAL", &msg) != 0 ||
 	    store_exec("PRAGMA journal_size_limit = 67108864", &msg) != 0 ||
+	    /* No temporary files (a large row's statement journal). */
+	    store_exec("PRAGMA temp_store = MEMORY", &msg) != 0 ||
+	    store_exec("PRAGMA cache_size = -16384", &msg) != 0 ||
 	    store_exec(power ? "PRAGMA synchronous = FULL"
 			     : "PRAGMA synchronous = NORMAL",
 		&msg) != 0 ||
@@ -519,14 +543,15 @@ store_holding(void)
 	return store_in_txn;
 }
 
+/*
+ * Notes that this transaction holds job id (new: its submission). A job
+ * may be noted twice (submitted, then cancelled in the same pass): what
+ * the outcome does to it is the same each time, and looking for it first
+ * cost as much as the write with a thousand Submits in a pass.
+ */
 static void
 store_note(int64_t id, int new)
 {
-	size_t i;
-
-	for (i = 0; i < store_txn_n; i++)
-		if (store_txn_ids[i] == id)
-			return; /* a new one stays new */
 	if (store_txn_n == store_txn_size) {
 		store_txn_size = store_txn_size == 0 ? 64 : store_txn_size * 2;
 		store_txn_ids = xreallocarray(store_txn_ids, store_txn_size,
@@ -542,7 +567,7 @@ store_note(int64_t id, int new)
 int
 store_put(const struct job *j, int new)
 {
-	sqlite3_stmt *st = store_stmts[STORE_PUT];
+	sqlite3_stmt *st = store_stmts[new ? STORE_INSERT : STORE_UPDATE];
 	int	      r;
 
 	if (store_db == NULL)

@@ -114,9 +114,14 @@ class TestRestart(StoreTestCase):
         # (The first may be pruned before a Wait would see them.)
         wait_for(lambda: self.job(ids[-1])["state"] == "succeeded",
                  "the last job done")
-        wait_for(lambda: db_query(self.db(), "SELECT count(*) FROM jobs "
-                                  "WHERE state >= 2")[0][0] <= 5,
+        wait_for(lambda: len(self.c.call("io.mprocd.List")["jobs"]) <= 5,
                  "the oldest pruned")
+        # In the file too (mprocd holds it exclusively while it runs).
+        self.d.stop()
+        self.assertLessEqual(db_query(self.db(), "SELECT count(*) FROM jobs "
+                                      "WHERE state >= 2")[0][0], 5)
+        self.d.start()
+        self.c = self.d.connect()
         with self.assertRaises(VarlinkError):
             self.c.call("io.mprocd.Get", {"id": ids[0]})
         self.assertEqual(self.job(ids[-1])["state"], "succeeded")
@@ -138,6 +143,17 @@ class TestRestart(StoreTestCase):
         self.assertEqual(base64.b64decode(r["stdout"]), b"0\n")
         listed = [j["id"] for j in self.c.call("io.mprocd.List")["jobs"]]
         self.assertEqual(listed, ids)
+
+    def test_a_second_mprocd_on_the_file_is_refused(self):
+        self.start(conf())
+        other = self.daemon(conf(), start=False)
+        with open(other.conf, "w") as f:
+            f.write(conf(main="state = %s" % self.db()))
+        other.start(wait=False)
+        self.assertEqual(other.wait_exit(), 1)
+        self.assertIn("cannot use the state database, not starting: %s: "
+                      "database is locked" % self.db(), other.log())
+        self.wait([self.submit(["true"])])
 
     def test_state_none_writes_nothing(self):
         self.start(conf(main="state = none"))
@@ -224,6 +240,7 @@ class TestKill9(StoreTestCase):
             answered[new] = ["true"]
         # Everything runs out; the file is sound.
         self.wait(sorted(answered))
+        self.assertEqual(self.d.stop(), 0)
         self.assertEqual(db_query(self.db(), "PRAGMA integrity_check"),
                          [("ok",)])
         print("FIGURE kill -9 under load: %d rounds, %d Submits answered "
@@ -289,6 +306,7 @@ class TestCrashPoints(StoreTestCase):
             self.assertEqual(listed[jid]["state"], state)
         self.assertGreater(self.submit(["true"]), max(listed))
         self.wait(sorted(listed))
+        self.assertEqual(self.d.stop(), 0)
         self.assertEqual(db_query(self.db(), "PRAGMA integrity_check"),
                          [("ok",)])
 

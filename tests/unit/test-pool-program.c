@@ -361,6 +361,36 @@ test_kill_restarts(void **state)
 	assert_int_equal(w->state, WORKER_STARTING);
 }
 
+/*
+ * The program answered, then died, and the supervisor hears of the death
+ * first: the answer, still in the socket, is read before the death is
+ * handled, and the job succeeds (bev_read_all must thaw the bufferevent's
+ * input to read into it).
+ */
+static void
+test_answer_read_after_death(void **state)
+{
+	struct fake *f;
+	struct job  *j;
+	const char   answer[] = "{\"parameters\": {\"exit_status\": 0, "
+				"\"result\": 7}}";
+
+	(void)state;
+	f = start_calc(1024);
+	json_decref(next_call(f));
+	reply(f, "{\"parameters\": {}}");
+	j = submit("f", NULL);
+	json_decref(next_call(f));
+	/* Written, and no loop pass to read it before the death. */
+	assert_int_equal(write(f->prog, answer, sizeof answer),
+	    (ssize_t)sizeof answer);
+	say(f->out, "last words\n");
+	assert_int_equal(pool_child_exited(f->pid, 9 << 8), 1);
+	assert_int_equal(j->state, JOB_SUCCEEDED);
+	assert_int_equal(json_integer_value(j->result), 7);
+	assert_int_equal(j->out[0].len, 11);
+}
+
 int
 main(void)
 {
@@ -372,6 +402,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_kill_restarts, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_answer_read_after_death,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,10 +7,12 @@
  */
 #include "config.h"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include <errno.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -269,17 +271,19 @@ test_refusals(void **state)
 }
 
 /*
- * A commit that fails (another connection holds the write lock: our
- * write waits out its busy timeout, then fails) is rolled back: the job
- * submitted in that pass is forgotten, the others are written again; once
- * writes work, a new job is stored.
+ * A commit that fails (the files may grow no more: RLIMIT_FSIZE, as a
+ * full disk would have it) is rolled back: the job submitted in that pass
+ * is forgotten, the others are written again; once writes work, a new job
+ * is stored.
  */
 static void
 test_failed_commit_rolls_back(void **state)
 {
 	struct job_row row;
 	struct job    *old, *j;
-	sqlite3	      *other;
+	struct rlimit  was, full;
+	struct stat    st;
+	char	       wal[300];
 	int64_t	       id;
 
 	(void)state;
@@ -288,10 +292,13 @@ test_failed_commit_rolls_back(void **state)
 	store_flush();
 	assert_false(old->unsaved);
 
-	assert_int_equal(sqlite3_open(path, &other), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL,
-			     NULL),
-	    SQLITE_OK);
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	assert_int_equal(stat(wal, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	full = was;
+	full.rlim_cur = (rlim_t)st.st_size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
 	j = make_job("new");
 	id = j->id;
 	old->attempts = 1;
@@ -300,9 +307,7 @@ test_failed_commit_rolls_back(void **state)
 	assert_false(store_holding());
 	assert_null(job_find_live(id)); /* never acknowledged: gone */
 	assert_true(old->unsaved);	/* to be written again */
-	assert_int_equal(sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL),
-	    SQLITE_OK);
-	sqlite3_close(other);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
 
 	/* Writes work again. */
 	store_put(old, 0);
