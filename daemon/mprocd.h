@@ -108,6 +108,9 @@ enum job_kill {
 struct job;
 struct worker;
 
+/* "POOL/N" or "POOL/spare": a pool's name is 32 bytes at most. */
+#define WORKER_NAME_LEN 40
+
 /*
  * A job as a client asked for it, checked (method-submit.c). Strings point
  * into the call's JSON; argv, env and stdin_data are owned.
@@ -166,8 +169,8 @@ struct job {
 	int	       kill_signal; /* last signal sent: 0, TERM, KILL */
 	int	       exit_status; /* -1: none */
 	int	       signal;	    /* 0: none */
-	char	       worker[80];  /* "" until it first runs */
-	struct worker *w;	    /* running on, or NULL */
+	char	       worker[WORKER_NAME_LEN]; /* "" until it first runs */
+	struct worker *w;			/* running on, or NULL */
 	pid_t	       pid;
 	unsigned int   attempts;
 	uint64_t       submitted_usec;
@@ -289,7 +292,7 @@ struct worker {
 	struct pool	    *pool;
 	int		     spare;
 	unsigned int	     slot; /* not for a spare */
-	char		     name[80];
+	char		     name[WORKER_NAME_LEN];
 	enum worker_state    state;
 	enum worker_stop     stop;
 	pid_t		     pid;
