@@ -170,8 +170,14 @@ job_store_saved(int64_t id)
 {
 	struct job *j = job_find_live(id);
 
-	if (j != NULL)
-		j->unsaved = 0;
+	if (j == NULL)
+		return;
+	j->unsaved = 0;
+	if (j->cancel_unsaved) {
+		j->cancel_unsaved = 0;
+		json_decref(j->input); /* it runs no more */
+		j->input = NULL;
+	}
 }
 
 /*
@@ -187,6 +193,12 @@ job_store_unsaved(int64_t id)
 	if (j == NULL)
 		return;
 	j->unsaved = 0;
+	/* Submitted and cancelled in the same pass: neither happened. */
+	if (j->state == JOB_CANCELLED && j->cancel_unsaved) {
+		pool_job_unfinished(j);
+		job_free(j);
+		return;
+	}
 	if (j->state != JOB_QUEUED)
 		return;
 	pool_dequeue(j);
@@ -206,8 +218,14 @@ job_store_pending(int64_t id)
 {
 	struct job *j = job_find_live(id);
 
-	if (j != NULL)
-		j->unsaved = 1;
+	if (j == NULL)
+		return;
+	/* A cancel of a queued job is undone: the file has it queued. */
+	if (j->cancel_unsaved) {
+		job_uncancel(j);
+		return;
+	}
+	j->unsaved = 1;
 }
 
 /* The commit that held job id's change failed: it is written again. */

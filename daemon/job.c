@@ -173,6 +173,32 @@ job_find(int64_t id)
 	return j;
 }
 
+/*
+ * The commit that held j's cancellation while queued failed: the caller
+ * was answered StorageFailed, nothing done, so j is queued again, at the
+ * front (the file still has it queued, in its place).
+ */
+void
+job_uncancel(struct job *j)
+{
+	struct log_ctx ctx = job_ctx(j);
+	struct pool   *p = pool_find(j->pool);
+
+	j->cancel_unsaved = 0;
+	if (j->state != JOB_CANCELLED || p == NULL)
+		return;
+	TAILQ_REMOVE(&finished, j, entry);
+	nfinished--;
+	pool_job_unfinished(j);
+	j->state = JOB_QUEUED;
+	j->finished_usec = 0;
+	clog_notice(&ctx,
+	    "the cancellation could not be stored; the job is "
+	    "queued again");
+	pool_enqueue(p, j, 1);
+	supervisor_changed(SUPERVISOR_DISPATCH);
+}
+
 /* Finished jobs read back for a reply go again once it is written. */
 void
 job_trim(void)
@@ -442,7 +468,7 @@ job_evict(struct job *keep)
 	for (j = TAILQ_FIRST(&finished); j != NULL && nfinished > max;
 	     j = next) {
 		next = TAILQ_NEXT(j, entry);
-		if (j != keep && !j->unsaved)
+		if (j != keep && !j->unsaved && !j->cancel_unsaved)
 			job_free(j);
 	}
 }
@@ -463,8 +489,11 @@ job_finish(struct job *j, enum job_state state)
 	j->finished_usec = util_now_usec();
 	job_output_trim(&j->out[0]);
 	job_output_trim(&j->out[1]);
-	json_decref(j->input); /* it runs no more */
-	j->input = NULL;
+	/* It runs no more (unless a cancel that could not be stored is). */
+	if (!j->cancel_unsaved) {
+		json_decref(j->input);
+		j->input = NULL;
+	}
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
 	store_put(j, 0);
@@ -644,6 +673,8 @@ job_kill(struct job *j, enum job_kill why)
 		if (why == JOB_KILL_TIMEOUT)
 			return;
 		pool_dequeue(j);
+		/* Undone if its commit fails (job_uncancel). */
+		j->cancel_unsaved = store_is_open();
 		job_finish(j, JOB_CANCELLED);
 		return;
 	case JOB_RUNNING:

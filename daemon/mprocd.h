@@ -178,13 +178,14 @@ struct job {
 	uint64_t       finished_usec;
 	uint64_t       started_mono;
 
-	struct job_output  out[2]; /* stdout, stderr */
-	int		   truncated;
-	int64_t		   seq;	    /* queue order, as the database has it */
-	int		   unsaved; /* submitted, not yet stored: not to run */
-	json_t		  *input;  /* a program's call: args, kwargs; or NULL */
-	json_t		  *result; /* a program's answer, or NULL */
-	struct event	  *timer;  /* timeout, then kill_grace */
+	struct job_output out[2]; /* stdout, stderr */
+	int		  truncated;
+	int64_t		  seq;	   /* queue order, as the database has it */
+	int		  unsaved; /* submitted, not yet stored: not to run */
+	int	      cancel_unsaved; /* cancelled while queued, not stored */
+	json_t	     *input;  /* a program's call: args, kwargs; or NULL */
+	json_t	     *result; /* a program's answer, or NULL */
+	struct event *timer;  /* timeout, then kill_grace */
 	struct job_watches watches;
 };
 TAILQ_HEAD(jobs, job);
@@ -216,6 +217,7 @@ void	       job_free(struct job *);
 struct job    *job_find(int64_t);
 struct job    *job_find_live(int64_t);
 void	       job_trim(void);
+void	       job_uncancel(struct job *);
 void	       job_set_next_id(int64_t);
 void	       job_link(struct job *);
 struct log_ctx job_ctx(const struct job *);
@@ -412,6 +414,7 @@ void	       pool_enqueue(struct pool *, struct job *, int);
 void	       pool_dequeue(struct job *);
 void	       pool_dispatch(struct pool *);
 void	       pool_job_finished(const struct job *);
+void	       pool_job_unfinished(const struct job *);
 void	       pool_cancel_queued(struct pool *);
 void	       pool_kill_running(enum job_kill);
 

@@ -282,6 +282,16 @@ pool_job_finished(const struct job *j)
 	}
 }
 
+/* A cancellation taken back (job_uncancel): the count goes back too. */
+void
+pool_job_unfinished(const struct job *j)
+{
+	struct pool *p = pool_find(j->pool);
+
+	if (p != NULL && j->state == JOB_CANCELLED && p->cancelled > 0)
+		p->cancelled--;
+}
+
 /* Shutdown without a job to run: every queued job ends cancelled. */
 void
 pool_cancel_queued(struct pool *p)

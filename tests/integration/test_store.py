@@ -456,15 +456,17 @@ class TestDiskFull(StoreTestCase):
                           % r.stderr.strip())
         self.addCleanup(subprocess.run, ["umount", "-l", mnt])
         self.start(conf(main="state = %s/mprocd.db" % mnt,
-                        default="workers = 1"))
+                        default="workers = 1", gated="workers = 1"))
         ok = [self.submit(["true"], stdin="") for _ in range(5)]
         self.wait(ok)
+        # One queued behind a gate, to be cancelled while the disk is full.
+        self.gate("g", pool="gated")
+        gated = self.submit(["echo", "gated"], pool="gated")
         filler = os.path.join(mnt, "filler")
-        with open(filler, "wb") as f:
+        with open(filler, "wb", buffering=0) as f:
             try:
                 while True:
                     f.write(b"\0" * 65536)
-                    f.flush()
             except OSError:
                 pass
         big = base64.b64encode(os.urandom(300 << 10)).decode()
@@ -477,6 +479,16 @@ class TestDiskFull(StoreTestCase):
                 self.assertIn("mprocd.db", e.parameters["reason"])
                 failed += 1
         self.assertGreater(failed, 0, "the disk never filled")
+        # A Cancel that cannot be stored did nothing: the job stays queued.
+        for _ in range(10):
+            try:
+                self.c.call("io.mprocd.Cancel", {"id": gated})
+            except VarlinkError as e:
+                self.assertEqual(e.error, "io.mprocd.StorageFailed")
+                break
+        else:
+            self.fail("no Cancel was refused while the disk was full")
+        self.assertEqual(self.job(gated)["state"], "queued")
         print("FIGURE disk full: %d Submits refused StorageFailed, %d "
               "acknowledged kept" % (failed, len(ok)), file=sys.stderr,
               flush=True)
@@ -484,6 +496,8 @@ class TestDiskFull(StoreTestCase):
         os.unlink(filler)
         again = self.submit(["echo", "again"])
         ok.append(again)
+        self.release("g")
+        ok.append(gated)
         jobs = self.wait(ok)
         self.assertEqual({j["state"] for j in jobs}, {"succeeded"})
         self.restart()

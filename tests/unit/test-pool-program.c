@@ -334,6 +334,19 @@ test_bad_replies(void **state)
 	}
 }
 
+/* A program ready (Hello answered) and a call of job *j in flight. */
+static struct fake *
+call_in_flight(struct job **j)
+{
+	struct fake *f = start_calc(1024);
+
+	json_decref(next_call(f));
+	reply(f, "{\"parameters\": {}}");
+	*j = submit("f", NULL);
+	json_decref(next_call(f));
+	return f;
+}
+
 /* A timeout or Cancel kills the program's group: a restart, no crash. */
 static void
 test_kill_restarts(void **state)
@@ -343,11 +356,7 @@ test_kill_restarts(void **state)
 	struct worker *w;
 
 	(void)state;
-	f = start_calc(1024);
-	json_decref(next_call(f));
-	reply(f, "{\"parameters\": {}}");
-	j = submit("f", NULL);
-	json_decref(next_call(f));
+	f = call_in_flight(&j);
 	w = pool_find("calc")->workers.tqh_first;
 	job_kill(j, JOB_KILL_CANCEL);
 	assert_int_equal(fake_signals(-PROGRAM_PID, SIGTERM), 1);
@@ -376,11 +385,7 @@ test_answer_read_after_death(void **state)
 				"\"result\": 7}}";
 
 	(void)state;
-	f = start_calc(1024);
-	json_decref(next_call(f));
-	reply(f, "{\"parameters\": {}}");
-	j = submit("f", NULL);
-	json_decref(next_call(f));
+	f = call_in_flight(&j);
 	/* Written, and no loop pass to read it before the death. */
 	assert_int_equal(write(f->prog, answer, sizeof answer),
 	    (ssize_t)sizeof answer);
