@@ -289,7 +289,10 @@ conn_release_held(const char *why)
 			}
 		}
 		conn_write_buffer(c, c->held);
-		if (c->closing && conn_done(c))
+		/* A List written behind them goes on (no write may wake it). */
+		if (c->listing != NULL)
+			method_list_continue(c);
+		else if (c->closing && conn_done(c))
 			conn_free(c);
 	}
 }

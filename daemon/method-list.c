@@ -21,6 +21,7 @@ struct method_list {
 	size_t	 n;
 	size_t	 next;
 	size_t	 written; /* jobs in the reply so far */
+	int	 started; /* its head is written */
 	char	*pool;	  /* the call's filters; NULL, -1: any */
 	int	 state;
 };
@@ -43,6 +44,16 @@ method_list_continue(struct conn *c)
 	struct varlink_buf  b;
 	struct job	   *j;
 
+	/*
+	 * Replies before it held for a commit of the state database go
+	 * first: the reply starts once they are released (conn.c calls).
+	 */
+	if (c->holding)
+		return;
+	if (!ls->started) {
+		conn_write(c, METHOD_LIST_HEAD, strlen(METHOD_LIST_HEAD));
+		ls->started = 1;
+	}
 	while (conn_queued(c) < METHOD_LIST_SLICE && ls->next < ls->n) {
 		j = job_find(ls->ids[ls->next++]);
 		if (j == NULL || !job_matches(j, ls->pool, ls->state))
@@ -75,7 +86,6 @@ method_list_start(struct conn *c, const char *pool, int state)
 	ls->ids = job_ids(pool, state, &ls->n);
 	c->listing = ls;
 	conn_flush(c); /* the replies before it go first */
-	conn_write(c, METHOD_LIST_HEAD, strlen(METHOD_LIST_HEAD));
 	/* The write callback comes for more while a slice is in flight. */
 	conn_watch_output(c, METHOD_LIST_SLICE / 2);
 	method_list_continue(c);

@@ -155,6 +155,20 @@ class TestRestart(StoreTestCase):
                       "database is locked" % self.db(), other.log())
         self.wait([self.submit(["true"])])
 
+    def test_list_behind_held_replies_keeps_call_order(self):
+        """A List pipelined behind a Submit: the Submit's reply is held
+        until its commit; the List's reply, written in slices, comes after
+        it all the same."""
+        self.start(conf(default="workers = 1"))
+        for rnd in range(20):
+            self.c.send("io.mprocd.Submit", {"argv": ["true"]})
+            self.c.send("io.mprocd.List")
+            first, second = self.c.recv(), self.c.recv()
+            self.assertIn("id", first["parameters"], (rnd, first))
+            self.assertIn("jobs", second["parameters"], (rnd, second))
+            self.assertIn(first["parameters"]["id"],
+                          [j["id"] for j in second["parameters"]["jobs"]])
+
     def test_state_none_writes_nothing(self):
         self.start(conf(main="state = none"))
         self.wait([self.submit(["true"])])
