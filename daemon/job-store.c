@@ -51,8 +51,21 @@ job_store_shutdown(struct job *j)
 	j->pid = 0;
 	j->seq = job_front_seq(0);
 	pool_enqueue(p, j, 1);
-	store_put(j, 0);
+	job_store_put(j, 0);
 	return 1;
+}
+
+/*
+ * Writes j into this pass's transaction. Until it commits, j is unsaved:
+ * it stays in memory (job_evict keeps it) and, if queued, does not run.
+ */
+void
+job_store_put(struct job *j, int new)
+{
+	if (!store_is_open())
+		return;
+	j->unsaved = 1;
+	store_put(j, new);
 }
 
 /* Frees what a job_row owns (what job_store_restore() did not take). */
@@ -149,7 +162,7 @@ job_store_load(struct job_row *row)
 		    "mprocd stopped while it ran; running the job again" LOG_KV
 		    "attempt=%u",
 		    j->attempts + 1);
-		store_put(j, 0);
+		job_store_put(j, 0);
 	}
 	if (p == NULL) {
 		clog_warnx(&ctx,
@@ -235,5 +248,5 @@ job_store_again(int64_t id)
 	struct job *j = job_find_live(id);
 
 	if (j != NULL)
-		store_put(j, 0);
+		job_store_put(j, 0);
 }

@@ -167,6 +167,15 @@ job_find(int64_t id)
 		return j;
 	if (store_get(id, &row) != 1)
 		return NULL;
+	/* Only finished jobs leave memory; the file says otherwise: a bug. */
+	if (row.state < JOB_SUCCEEDED) {
+		log_warnx("job %" PRId64 " is %s in the state database but not "
+			  "in memory (a bug), ignoring it",
+		    id, job_state_name(row.state));
+		job_store_row_free(&row);
+		store_get_done();
+		return NULL;
+	}
 	j = job_store_restore(&row);
 	store_get_done();
 	/* Not evicted here: a caller may hold others it found (Wait). */
@@ -258,10 +267,7 @@ job_new(const char *pool, struct job_spec *spec, uid_t uid)
 	j->seq = j->id;
 	job_link(j);
 	/* It runs once it is stored, at the end of this loop pass. */
-	if (store_is_open()) {
-		j->unsaved = 1;
-		store_put(j, 1);
-	}
+	job_store_put(j, 1);
 	return j;
 }
 
@@ -496,7 +502,7 @@ job_finish(struct job *j, enum job_state state)
 	}
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
-	store_put(j, 0);
+	job_store_put(j, 0);
 	store_crash("finish");
 	pool_job_finished(j);
 	if (j->signal > 0)
@@ -562,7 +568,7 @@ job_started(struct job *j, struct worker *w)
 		j->timeout = w->pool->cfg.job_timeout;
 	if (!j->retries_given)
 		j->retries = w->pool->cfg.retries;
-	store_put(j, 0); /* its attempt counts, should mprocd die */
+	job_store_put(j, 0); /* its attempt counts, should mprocd die */
 	ctx = job_ctx(j);
 	clog_debug(&ctx, "job started" LOG_KV "attempt=%u", j->attempts);
 	supervisor_changed(0);
@@ -625,7 +631,7 @@ job_worker_died(struct job *j)
 		j->pid = 0;
 		j->seq = job_front_seq(0);
 		pool_enqueue(p, j, 1);
-		store_put(j, 0);
+		job_store_put(j, 0);
 		if (!mprocd_shutting_down)
 			pool_dispatch(p);
 		return;

@@ -180,8 +180,8 @@ struct job {
 
 	struct job_output out[2]; /* stdout, stderr */
 	int		  truncated;
-	int64_t		  seq;	   /* queue order, as the database has it */
-	int		  unsaved; /* submitted, not yet stored: not to run */
+	int64_t		  seq; /* queue order, as the database has it */
+	int	      unsaved; /* a change not committed yet: stays, waits */
 	int	      cancel_unsaved; /* cancelled while queued, not stored */
 	json_t	     *input;  /* a program's call: args, kwargs; or NULL */
 	json_t	     *result; /* a program's answer, or NULL */
@@ -225,6 +225,7 @@ void	       job_cache_add(struct job *);
 int64_t	       job_front_seq(int64_t);
 
 /* job-store.c */
+void	       job_store_put(struct job *, int);
 void	       job_store_row_free(struct job_row *);
 struct job    *job_store_restore(struct job_row *);
 void	       job_store_load(struct job_row *);

@@ -138,6 +138,7 @@ static int64_t	     store_next_id;	/* the next id, as stored */
 static int64_t	     store_txn_next_id; /* the next id, once committed */
 static uint64_t	     store_nfinished;	/* finished jobs in the file */
 static int	     store_failing;	/* the last commit failed */
+static int	     store_txn_failed;	/* a write of this pass failed */
 
 /* Jobs this transaction wrote, by id: what a failure must undo or redo. */
 static int64_t *store_txn_ids;
@@ -540,7 +541,7 @@ store_begin(void)
 int
 store_holding(void)
 {
-	return store_in_txn;
+	return store_in_txn || store_txn_failed;
 }
 
 /*
@@ -573,14 +574,23 @@ store_put(const struct job *j, int new)
 	if (store_db == NULL)
 		return 0;
 	store_note(j->id, new);
-	if (store_begin() != 0)
+	/*
+	 * A write that fails fails its pass: the commit event rolls it back
+	 * and answers its calls StorageFailed, never a commit without it.
+	 */
+	if (store_begin() != 0) {
+		store_txn_failed = 1;
+		if (store_commit_ev != NULL)
+			event_active(store_commit_ev, EV_TIMEOUT, 0);
 		return -1;
+	}
 	store_row_bind(st, j);
-	r = store_run(st);
+	if ((r = store_run(st)) != 0)
+		store_txn_failed = 1;
 	if (new && j->id >= store_txn_next_id)
 		store_txn_next_id = j->id + 1;
 	if (r == 0 && job_is_finished(j) && new == 0 && j->finished_usec != 0)
-		store_nfinished++;
+		store_nfinished++; /* counted again, should it roll back */
 	return r;
 }
 /* Forgets job id (pruning): part of this pass's transaction. */
@@ -657,6 +667,17 @@ store_save_next_id(void)
 	return store_run(st);
 }
 
+/* The finished jobs in the file, counted again after a rollback. */
+static void
+store_recount(void)
+{
+	sqlite3_stmt *st = store_stmts[STORE_COUNT_FINISHED];
+
+	if (sqlite3_step(st) == SQLITE_ROW)
+		store_nfinished = (uint64_t)sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+}
+
 /*
  * The end of a pass: commit. On success the held replies go and the jobs
  * submitted in it may run; on failure the transaction is rolled back, the
@@ -666,24 +687,32 @@ store_save_next_id(void)
 static void
 store_commit_cb(evutil_socket_t fd, short what, void *arg)
 {
-	char   why[512];
-	size_t i, n = store_txn_n;
-	int    ok;
+	char	 why[512];
+	size_t	 i, n = store_txn_n;
+	int64_t *ids;
+	int *new, ok = 0;
 
 	(void)fd;
 	(void)what;
 	(void)arg;
-	if (!store_in_txn)
+	if (!store_in_txn && !store_txn_failed)
 		return;
-	store_prune();
-	store_crash("before-commit");
-	ok = store_save_next_id() == 0 &&
-	    store_run(store_stmts[STORE_COMMIT]) == 0;
+	if (!store_txn_failed) {
+		store_prune();
+		store_crash("before-commit");
+		ok = store_save_next_id() == 0 &&
+		    store_run(store_stmts[STORE_COMMIT]) == 0;
+	}
+	/* What this pass held, apart: handling it may begin the next. */
+	ids = xcalloc(n + 1, sizeof *ids);
+	new = xcalloc(n + 1, sizeof *new);
+	memcpy(ids, store_txn_ids, n * sizeof *ids);
+	memcpy(new, store_txn_new, n * sizeof *new);
+	store_txn_n = 0;
 	if (ok) {
 		store_crash("after-commit");
 		store_in_txn = 0;
 		store_next_id = store_txn_next_id;
-		store_txn_n = 0;
 		if (store_failing)
 			log_notice("state database: writes work again" LOG_KV
 				   "path=%s",
@@ -691,9 +720,9 @@ store_commit_cb(evutil_socket_t fd, short what, void *arg)
 		store_failing = 0;
 		conn_release_held(NULL);
 		for (i = 0; i < n; i++)
-			job_store_saved(store_txn_ids[i]);
+			job_store_saved(ids[i]);
 		supervisor_changed(SUPERVISOR_DISPATCH);
-		return;
+		goto out;
 	}
 	snprintf(why, sizeof why, "%s: %s", store_path,
 	    sqlite3_errmsg(store_db));
@@ -702,22 +731,30 @@ store_commit_cb(evutil_socket_t fd, short what, void *arg)
 			  "pass are answered StorageFailed" LOG_KV "error=%s",
 		    why);
 	store_failing = 1;
-	sqlite3_step(store_stmts[STORE_ROLLBACK]);
-	sqlite3_reset(store_stmts[STORE_ROLLBACK]);
+	if (store_in_txn) {
+		sqlite3_step(store_stmts[STORE_ROLLBACK]);
+		sqlite3_reset(store_stmts[STORE_ROLLBACK]);
+	}
 	store_in_txn = 0;
 	store_txn_next_id = store_next_id;
-	store_txn_n = 0;
+	store_recount();
+	/*
+	 * The new ones never were: forgotten, a watcher's reply (a Run's)
+	 * still held, so that it too becomes StorageFailed. Then the replies
+	 * go; the others are written again, later.
+	 */
+	for (i = 0; i < n; i++)
+		if (new[i])
+			job_store_unsaved(ids[i]);
 	conn_release_held(why);
-	/* The new ones never were; the others are written again, later. */
+	store_txn_failed = 0;
 	for (i = 0; i < n; i++) {
-		if (store_txn_new[i]) {
-			job_store_unsaved(store_txn_ids[i]);
+		if (new[i])
 			continue;
-		}
-		job_store_pending(store_txn_ids[i]);
+		job_store_pending(ids[i]);
 		store_retry_ids = xreallocarray(store_retry_ids,
 		    store_retry_n + 1, sizeof *store_retry_ids);
-		store_retry_ids[store_retry_n++] = store_txn_ids[i];
+		store_retry_ids[store_retry_n++] = ids[i];
 	}
 	if (store_retry_n > 0 && store_retry_ev != NULL &&
 	    !evtimer_pending(store_retry_ev, NULL)) {
@@ -725,6 +762,9 @@ store_commit_cb(evutil_socket_t fd, short what, void *arg)
 
 		evtimer_add(store_retry_ev, &tv);
 	}
+out:
+	free(ids);
+	free(new);
 }
 
 /* A second after a failed commit: its jobs are written again. */

@@ -324,6 +324,53 @@ test_failed_commit_rolls_back(void **state)
 	assert_int_equal(store_get(id, &row), 0);
 }
 
+/*
+ * A job that finishes in a pass whose commit fails stays in memory, even
+ * past keep_finished: the file still has it queued, and it is written
+ * again, finished, once writes work.
+ */
+static void
+test_finish_not_evicted_before_commit(void **state)
+{
+	struct job_row row;
+	struct job    *a, *b;
+	struct rlimit  was, full;
+	struct stat    st;
+	char	       wal[300];
+	int64_t	       id;
+
+	(void)state;
+	cfg->keep_finished = 0;
+	open_ok();
+	a = make_job("a");
+	b = make_job("b");
+	id = a->id;
+	store_flush();
+
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	assert_int_equal(stat(wal, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
+	full = was;
+	full.rlim_cur = (rlim_t)st.st_size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	job_finish(a, JOB_SUCCEEDED);
+	job_finish(b, JOB_SUCCEEDED); /* would evict a, were it written */
+	assert_ptr_equal(job_find_live(id), a);
+	store_flush(); /* fails */
+	assert_ptr_equal(job_find_live(id), a);
+	assert_true(a->unsaved);
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &was), 0);
+
+	job_store_put(a, 0);
+	job_store_put(b, 0);
+	store_flush();
+	assert_int_equal(store_get(id, &row), 1);
+	assert_int_equal(row.state, JOB_SUCCEEDED);
+	job_store_row_free(&row);
+	store_get_done();
+}
+
 int
 main(void)
 {
@@ -335,6 +382,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_failed_commit_rolls_back,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_finish_not_evicted_before_commit, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
