@@ -138,18 +138,21 @@ conn_notice(struct conn *c, const char *what)
  * is open, gathered in a batch, else as bev_send() does.
  */
 static void
-conn_send(struct conn *c, char *msg, size_t len)
+conn_send(struct conn *c, char *msg, size_t len, int continues)
 {
 	struct iovec iov = { msg, len };
 
 	if (store_holding()) {
 		if (!c->holding) {
 			c->holding = 1;
+			c->held_ends = 0;
 			if (c->held == NULL)
 				c->held = evbuffer_new();
 			TAILQ_INSERT_TAIL(&conn_held, c, held_entry);
 		}
 		evbuffer_add(c->held, msg, len);
+		c->held_ends += !continues;
+		c->held_open = continues;
 		free(msg);
 		return;
 	}
@@ -160,8 +163,8 @@ conn_send(struct conn *c, char *msg, size_t len)
 	free(msg);
 }
 
-/* Replies queued or gathered, not yet written. */
-static size_t
+/* Replies queued, gathered or held, not yet written. */
+size_t
 conn_unsent(struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev)) +
@@ -218,7 +221,7 @@ conn_answer(struct conn *c, int flags, const char *error, json_t *params)
 	else
 		msg = varlink_reply_encode(params, flags & VARLINK_CONTINUES,
 		    &len);
-	conn_send(c, msg, len);
+	conn_send(c, msg, len, error == NULL && (flags & VARLINK_CONTINUES));
 }
 
 /*
@@ -246,7 +249,7 @@ conn_answer_text(struct conn *c, int flags, struct varlink_buf *b)
 		varlink_buf_raw(&msg, ",\"continues\":true");
 	varlink_buf_raw(&msg, "}");
 	text = varlink_buf_finish(&msg, &len);
-	conn_send(c, text, len);
+	conn_send(c, text, len, flags & VARLINK_CONTINUES);
 }
 
 /* Whether a closing c can go: nothing left to write, wait for or hold. */
@@ -254,7 +257,26 @@ static int
 conn_done(const struct conn *c)
 {
 	return evbuffer_get_length(bufferevent_get_output(c->bev)) == 0 &&
-	    !c->holding && c->pending == NULL && c->listing == NULL;
+	    !c->holding && c->pending == NULL && c->listing == NULL &&
+	    c->following == NULL;
+}
+
+/*
+ * A call answered in several replies (Wait, Run or Follow with "more")
+ * whose held replies failed: its error was its last reply, so it ends.
+ */
+static void
+conn_end_stream(struct conn *c)
+{
+	if (c->pending != NULL) {
+		method_wait_free(c->pending);
+		c->pending = NULL;
+	}
+	if (c->following != NULL) {
+		method_follow_free(c->following);
+		c->following = NULL;
+	}
+	conn_resume(c);
 }
 
 /*
@@ -267,18 +289,21 @@ conn_release_held(const char *why)
 	struct conn *c;
 	char	    *msg;
 	size_t	     n, len;
-	ssize_t	     at;
 
 	while ((c = TAILQ_FIRST(&conn_held)) != NULL) {
 		TAILQ_REMOVE(&conn_held, c, held_entry);
 		c->holding = 0;
 		if (why != NULL) {
-			/* One error in place of each message. */
-			for (n = 0;
-			     (at = evbuffer_search(c->held, "", 1, NULL).pos) !=
-			     -1;
-			     n++)
-				evbuffer_drain(c->held, (size_t)at + 1);
+			/*
+			 * One error in place of each call's last reply: the
+			 * replies that continue go, and a call that goes on
+			 * past them is ended by its error.
+			 */
+			n = c->held_ends;
+			if (c->held_open) {
+				n++;
+				conn_end_stream(c);
+			}
 			evbuffer_drain(c->held, evbuffer_get_length(c->held));
 			while (n-- > 0) {
 				msg = varlink_error_encode(
@@ -289,9 +314,12 @@ conn_release_held(const char *why)
 			}
 		}
 		conn_write_buffer(c, c->held);
+		c->held_open = 0;
 		/* A List written behind them goes on (no write may wake it). */
 		if (c->listing != NULL)
 			method_list_continue(c);
+		else if (c->following != NULL)
+			method_follow_continue(c);
 		else if (c->closing && conn_done(c))
 			conn_free(c);
 	}
@@ -301,7 +329,7 @@ conn_release_held(const char *why)
 static int
 conn_busy(const struct conn *c)
 {
-	return c->pending != NULL || c->listing != NULL;
+	return c->pending != NULL || c->listing != NULL || c->following != NULL;
 }
 
 /* Stops reading; closes once the replies already queued are written. */
@@ -448,6 +476,10 @@ conn_write_cb(struct bufferevent *bev, void *arg)
 		method_list_continue(c);
 		return;
 	}
+	if (c->following != NULL) {
+		method_follow_continue(c);
+		return;
+	}
 	if (c->closing) {
 		if (c->pending == NULL && !c->holding)
 			conn_free(c);
@@ -568,6 +600,7 @@ conn_free(struct conn *c)
 		evbuffer_free(c->held);
 	method_wait_free(c->pending);
 	method_list_free(c->listing);
+	method_follow_free(c->following);
 	event_free(c->resume);
 	event_free(c->stall);
 	event_free(c->hup);

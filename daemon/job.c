@@ -316,6 +316,7 @@ job_free(struct job *j)
 	free(j->stdin_data);
 	free(j->out[0].data);
 	free(j->out[1].data);
+	free(j->runs);
 	free(j);
 	if (njobs_peak >= TRIM_MIN && njobs <= njobs_peak / 2) {
 		malloc_trim(0);
@@ -348,23 +349,33 @@ job_count_finished(void)
 	return store_is_open() ? store_count_finished() : nfinished;
 }
 
-/*
- * Keeps up to max bytes of a stream (0 stdout, 1 stderr); the rest is
- * counted as truncated and dropped.
- */
-void
-job_output_add(struct job *j, int stream, const void *data, size_t len,
+/* Notes that n bytes of stream came next, for followers' order. */
+static void
+job_output_run(struct job *j, int stream, size_t n)
+{
+	uint32_t flag = stream == 1 ? JOB_RUN_STDERR : 0, *last;
+
+	last = j->nruns > 0 ? &j->runs[j->nruns - 1] : NULL;
+	if (last != NULL && (*last & JOB_RUN_STDERR) == flag &&
+	    (*last & JOB_RUN_MAX) + n <= JOB_RUN_MAX) {
+		*last += (uint32_t)n;
+		return;
+	}
+	if (j->nruns == j->runs_size) {
+		j->runs_size = j->runs_size == 0 ? 4 : j->runs_size * 2;
+		j->runs = xreallocarray(j->runs, j->runs_size, sizeof *j->runs);
+	}
+	j->runs[j->nruns++] = flag | (uint32_t)n;
+}
+
+/* Appends n bytes of stream to what j keeps (within max). */
+static void
+job_output_keep(struct job *j, int stream, const void *data, size_t n,
     uint64_t max)
 {
 	struct job_output *o = &j->out[stream];
-	size_t		   room, n;
 
-	room = o->len < max ? (size_t)(max - o->len) : 0;
-	n = len < room ? len : room;
-	if (n < len)
-		j->truncated = 1;
-	if (n == 0)
-		return;
+	job_output_run(j, stream, n);
 	if (o->size - o->len < n) {
 		o->size = o->size == 0 ? 4096 : o->size;
 		while (o->size - o->len < n)
@@ -375,6 +386,48 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 	}
 	memcpy(o->data + o->len, data, n);
 	o->len += n;
+}
+
+/*
+ * Keeps up to max bytes of a stream (0 stdout, 1 stderr); the rest is
+ * counted as truncated and dropped. Followers are told of both.
+ */
+void
+job_output_add(struct job *j, int stream, const void *data, size_t len,
+    uint64_t max)
+{
+	struct job_output *o = &j->out[stream];
+	struct job_watch  *jw, *next;
+	size_t		   room, n;
+
+	room = o->len < max ? (size_t)(max - o->len) : 0;
+	n = len < room ? len : room;
+	if (n < len)
+		j->truncated = 1;
+	if (n > 0)
+		job_output_keep(j, stream, data, n, max);
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, stream, (const uint8_t *)data + n,
+			    len - n);
+	}
+}
+
+/* A new attempt: its output begins again, and followers hear so. */
+static void
+job_output_restart(struct job *j)
+{
+	struct job_watch *jw, *next;
+
+	j->truncated = 0;
+	j->out[0].len = j->out[1].len = 0;
+	j->nruns = 0;
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, -1, NULL, 0);
+	}
 }
 
 /*
@@ -392,6 +445,20 @@ job_output_trim(struct job_output *o)
 	} else
 		o->data = xreallocarray(o->data, 1, o->len);
 	o->size = o->len;
+}
+
+/* And the record of its order. */
+static void
+job_output_trim_runs(struct job *j)
+{
+	if (j->nruns == j->runs_size)
+		return;
+	if (j->nruns == 0) {
+		free(j->runs);
+		j->runs = NULL;
+	} else
+		j->runs = xreallocarray(j->runs, j->nruns, sizeof *j->runs);
+	j->runs_size = j->nruns;
 }
 
 /* Whether j is of pool (NULL: any) and in state (-1: any). */
@@ -474,9 +541,24 @@ job_evict(struct job *keep)
 	for (j = TAILQ_FIRST(&finished); j != NULL && nfinished > max;
 	     j = next) {
 		next = TAILQ_NEXT(j, entry);
-		if (j != keep && !j->unsaved && !j->cancel_unsaved)
+		if (j != keep && !j->unsaved && !j->cancel_unsaved &&
+		    j->pins == 0)
 			job_free(j);
 	}
+}
+
+/* A follower holds j: it stays in memory until job_unpin(). */
+void
+job_pin(struct job *j)
+{
+	j->pins++;
+}
+
+void
+job_unpin(struct job *j)
+{
+	if (j->pins > 0)
+		j->pins--;
 }
 
 /* Gives a job its final state; tells its watchers; forgets old jobs. */
@@ -495,6 +577,7 @@ job_finish(struct job *j, enum job_state state)
 	j->finished_usec = util_now_usec();
 	job_output_trim(&j->out[0]);
 	job_output_trim(&j->out[1]);
+	job_output_trim_runs(j);
 	/* It runs no more (unless a cancel that could not be stored is). */
 	if (!j->cancel_unsaved) {
 		json_decref(j->input);
@@ -557,8 +640,7 @@ job_started(struct job *j, struct worker *w)
 	j->signal = 0;
 	j->kill = JOB_KILL_NONE;
 	j->kill_signal = 0;
-	j->truncated = 0;
-	j->out[0].len = j->out[1].len = 0;
+	job_output_restart(j);
 	job_set_result(j, NULL);
 	j->started_usec = util_now_usec();
 	j->started_mono = util_mono_usec();

@@ -172,7 +172,7 @@ method_submit(struct conn *c, struct varlink_call *call)
 
 /*
  * Run: Submit, then answer once the job has finished, with what Get
- * answers. Following its output ("more") is not served yet.
+ * answers; with "more", the job, its output as it comes, then the end.
  */
 void
 method_submit_run(struct conn *c, struct varlink_call *call)
@@ -180,14 +180,12 @@ method_submit_run(struct conn *c, struct varlink_call *call)
 	struct pool *p;
 	struct job  *j;
 
-	if (call->flags & VARLINK_MORE) {
-		method_invalid_param(c, call, "more");
-		return;
-	}
 	if ((j = method_submit_job(c, call, &p)) == NULL)
 		return;
 	/* Oneway: a Submit that says nothing, and holds nothing back. */
-	if (!(call->flags & VARLINK_ONEWAY))
+	if (!(call->flags & VARLINK_ONEWAY) && (call->flags & VARLINK_MORE))
+		method_follow_run(c, call, j);
+	else if (!(call->flags & VARLINK_ONEWAY))
 		method_wait_run(c, call, j);
 	pool_dispatch(p);
 }

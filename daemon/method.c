@@ -3,7 +3,7 @@
  * dispatch of a call to its method, what every method shares (replies,
  * errors, parameter checks, access to a job), and the small methods. The
  * larger ones have a file each: method-submit.c, method-wait.c (Wait and
- * Cancel), method-list.c.
+ * Cancel), method-list.c, method-follow.c (Follow, Run with "more").
  */
 #include "config.h"
 
@@ -38,6 +38,7 @@ static const struct {
 	{ "io.mprocd.Run", method_submit_run },
 	{ "io.mprocd.Wait", method_wait },
 	{ "io.mprocd.Get", method_get },
+	{ "io.mprocd.Follow", method_follow },
 	{ "io.mprocd.List", method_list },
 	{ "io.mprocd.Cancel", method_wait_cancel },
 	{ "io.mprocd.Status", method_status },

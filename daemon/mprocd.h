@@ -130,11 +130,18 @@ struct job_spec {
 	json_t	   *input; /* a program's call: args, kwargs; NULL: none */
 };
 
-/* Someone waiting for a job to finish (a client's Wait or Cancel). */
+/*
+ * Someone waiting for a job to finish (a client's Wait or Cancel), or
+ * following its output (Follow): output, if set, is told of each piece
+ * kept in the job's output (and of lost, the part past max_output that
+ * was not), or with stream -1 that the output begins again (a retry).
+ */
 struct job_watch {
 	TAILQ_ENTRY(job_watch) entry;
 	struct job *job;
 	void (*cb)(struct job_watch *, struct job *);
+	void (*output)(struct job_watch *, struct job *, int, const void *,
+	    size_t);
 	void  *arg;
 	size_t index;
 };
@@ -145,6 +152,10 @@ struct job_output {
 	size_t	 len;
 	size_t	 size;
 };
+
+/* A run of output: so many bytes of one stream, stderr's flagged. */
+#define JOB_RUN_STDERR 0x80000000U
+#define JOB_RUN_MAX    0x7fffffffU
 
 struct job {
 	TAILQ_ENTRY(job) entry; /* a pool's queue, or the finished */
@@ -179,6 +190,10 @@ struct job {
 	uint64_t       started_mono;
 
 	struct job_output out[2]; /* stdout, stderr */
+	uint32_t	 *runs;	  /* the order it came in: JOB_RUN_* */
+	size_t		  nruns;
+	size_t		  runs_size;
+	unsigned int	  pins; /* followers: not to be let go */
 	int		  truncated;
 	int64_t		  seq; /* queue order, as the database has it */
 	int	      unsaved; /* a change not committed yet: stays, waits */
@@ -222,6 +237,8 @@ void	       job_set_next_id(int64_t);
 void	       job_link(struct job *);
 struct log_ctx job_ctx(const struct job *);
 void	       job_cache_add(struct job *);
+void	       job_pin(struct job *);
+void	       job_unpin(struct job *);
 int64_t	       job_front_seq(int64_t);
 
 /* job-store.c */
@@ -511,24 +528,28 @@ void	    store_crash(const char *);
 /* conn.c */
 struct method_wait;
 struct method_list;
+struct method_follow;
 
 /* One client's connection. */
 struct conn {
 	TAILQ_ENTRY(conn) entry;
-	struct bufferevent *bev;
-	uid_t		    uid;
-	gid_t		    gid;
-	pid_t		    pid;
-	size_t		    scanned; /* input already searched for a NUL */
-	int		    closing; /* flush replies, then close */
-	int		    eof;     /* it sends no more; answer what it sent */
-	struct method_wait *pending; /* a Wait or Cancel being answered */
-	struct method_list *listing; /* a List reply still being written */
-	struct event	   *resume;  /* go on after a pending call */
-	struct event	   *stall;   /* message_timeout for a partial one */
-	struct event	   *hup;     /* not read: notice a hang-up anyway */
-	struct evbuffer	   *held;    /* replies waiting for a commit */
-	int		    holding;
+	struct bufferevent   *bev;
+	uid_t		      uid;
+	gid_t		      gid;
+	pid_t		      pid;
+	size_t		      scanned; /* input already searched for a NUL */
+	int		      closing; /* flush replies, then close */
+	int		      eof; /* it sends no more; answer what it sent */
+	struct method_wait   *pending;	 /* a Wait or Cancel being answered */
+	struct method_list   *listing;	 /* a List reply still being written */
+	struct method_follow *following; /* a Follow's output being sent */
+	struct event	     *resume;	 /* go on after a pending call */
+	struct event	     *stall;	 /* message_timeout for a partial one */
+	struct event	     *hup;	 /* not read: notice a hang-up anyway */
+	struct evbuffer	     *held;	 /* replies waiting for a commit */
+	int		      holding;
+	size_t		      held_ends; /* held replies that end their call */
+	int		      held_open; /* the last held one continues */
 	TAILQ_ENTRY(conn) held_entry;
 };
 
@@ -542,6 +563,7 @@ void	     conn_release_held(const char *);
 void	     conn_flush(struct conn *);
 void	     conn_resume(struct conn *);
 size_t	     conn_queued(struct conn *);
+size_t	     conn_unsent(struct conn *);
 void	     conn_write(struct conn *, const void *, size_t);
 void	     conn_watch_output(struct conn *, size_t);
 
@@ -576,6 +598,12 @@ void method_wait_free(struct method_wait *);
 void method_list(struct conn *, struct varlink_call *);
 void method_list_continue(struct conn *);
 void method_list_free(struct method_list *);
+
+/* method-follow.c */
+void method_follow(struct conn *, struct varlink_call *);
+void method_follow_run(struct conn *, struct varlink_call *, struct job *);
+void method_follow_continue(struct conn *);
+void method_follow_free(struct method_follow *);
 
 /* bev.c */
 size_t bev_write_now(struct bufferevent *, const struct iovec *, int);

@@ -476,11 +476,6 @@ class TestRunMethod(JobTestCase):
 
     def test_refused_calls_queue_nothing(self):
         self.start()
-        # Following a Run's output is not served yet.
-        self.c.send("io.mprocd.Run", {"argv": ["true"]}, more=True)
-        r = self.c.recv()
-        self.assertEqual((r["error"], r["parameters"]),
-                         (INVALID, {"parameter": "more"}))
         # input is a program's call: every pool here runs commands.
         for method in ("io.mprocd.Run", "io.mprocd.Submit"):
             self.assert_error(method, {"argv": ["true"],

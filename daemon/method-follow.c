@@ -1,0 +1,260 @@
+/*
+ * Follow, and Run with "more": a job's output sent to a client as it
+ * comes, then the job once it has finished.
+ *
+ * A follower keeps no copy of the output. It is a place in the job's own
+ * buffers (the bytes of each stream sent, the run of output it is in), and
+ * sends from them while less than METHOD_FOLLOW_BACKLOG is unsent to its
+ * client; one that reads slowly catches up from them when it reads again,
+ * so a hundred followers cost one copy and none slows the job. Output past
+ * max_output is not kept: a follower that is behind when it comes misses
+ * it, and its next piece says truncated.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mprocd.h"
+#include "util.h"
+#include "varlink.h"
+#include "xmalloc.h"
+
+#define METHOD_FOLLOW_PIECE   (64 * 1024)  /* raw bytes in one reply */
+#define METHOD_FOLLOW_BACKLOG (256 * 1024) /* unsent to the client, at most */
+#define METHOD_FOLLOW_LOW     (64 * 1024)  /* go on once no more is unsent */
+
+struct method_follow {
+	struct conn	*c;
+	struct job	*job;	/* pinned while it is followed */
+	struct job_watch watch; /* its output and its end, while it runs */
+	size_t		 sent[2];
+	size_t		 at;	 /* the run of output it is in, */
+	size_t		 at_off; /* and how far into it */
+	int		 gap; /* output was lost to it since the last piece */
+};
+
+static void method_follow_send(struct method_follow *);
+
+void
+method_follow_free(struct method_follow *f)
+{
+	if (f == NULL)
+		return;
+	job_watch_remove(&f->watch);
+	job_unpin(f->job);
+	free(f);
+}
+
+/*
+ * The next piece of kept output f has not sent: its stream (-1: none),
+ * where it starts and how long it is.
+ */
+static int
+method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
+{
+	struct job *j = f->job;
+	uint32_t    r;
+	size_t	    n;
+	int	    s;
+
+	for (; f->at < j->nruns; f->at++, f->at_off = 0) {
+		r = j->runs[f->at];
+		s = (r & JOB_RUN_STDERR) != 0;
+		n = r & JOB_RUN_MAX;
+		if (f->at_off < n) {
+			n -= f->at_off;
+			*len = n < METHOD_FOLLOW_PIECE ? n
+						       : METHOD_FOLLOW_PIECE;
+			*data = j->out[s].data + f->sent[s];
+			return s;
+		}
+	}
+	return -1;
+}
+
+/* One reply with a piece of stream s. */
+static void
+method_follow_piece(struct method_follow *f, int s, const uint8_t *data,
+    size_t len)
+{
+	struct varlink_buf b;
+	char		  *text;
+
+	if ((text = util_base64_encode(data, len)) == NULL)
+		fatal("base64");
+	varlink_buf_init(&b);
+	varlink_buf_raw(&b, s == 0 ? "{\"stdout\":\"" : "{\"stderr\":\"");
+	varlink_buf_raw(&b, text);
+	varlink_buf_raw(&b, "\"");
+	free(text);
+	if (f->gap)
+		varlink_buf_raw(&b, ",\"truncated\":true");
+	f->gap = 0;
+	varlink_buf_raw(&b, "}");
+	conn_answer_text(f->c, VARLINK_CONTINUES, &b);
+}
+
+/* The last reply: the finished job, whether output was lost, its result. */
+static void
+method_follow_end(struct method_follow *f)
+{
+	struct conn	  *c = f->c;
+	struct job	  *j = f->job;
+	struct varlink_buf b;
+
+	varlink_buf_init(&b);
+	varlink_buf_raw(&b, "{\"job\":");
+	method_job_write(&b, j);
+	varlink_buf_raw(&b,
+	    j->truncated ? ",\"truncated\":true" : ",\"truncated\":false");
+	if (j->result != NULL) {
+		varlink_buf_raw(&b, ",\"result\":");
+		varlink_buf_json(&b, j->result);
+	}
+	varlink_buf_raw(&b, "}");
+	conn_answer_text(c, 0, &b);
+	c->following = NULL;
+	conn_watch_output(c, 0);
+	/* Not job_trim(): this may run inside job_finish(). */
+	method_follow_free(f);
+	conn_resume(c);
+}
+
+/*
+ * Sends what kept output the client has room for; the end once all is
+ * sent and the job has finished. Else it goes on when the client has read
+ * (conn.c calls), or when more output comes.
+ */
+static void
+method_follow_send(struct method_follow *f)
+{
+	const uint8_t *data;
+	size_t	       len;
+	int	       s;
+
+	while ((s = method_follow_next(f, &data, &len)) != -1) {
+		if (conn_unsent(f->c) >= METHOD_FOLLOW_BACKLOG) {
+			conn_watch_output(f->c, METHOD_FOLLOW_LOW);
+			return;
+		}
+		method_follow_piece(f, s, data, len);
+		f->sent[s] += len;
+		f->at_off += len;
+	}
+	if (job_is_finished(f->job))
+		method_follow_end(f);
+}
+
+void
+method_follow_continue(struct conn *c)
+{
+	method_follow_send(c->following);
+}
+
+/*
+ * New output of the followed job. What was kept is sent if there is room;
+ * what was not (lost, past max_output) only to a follower that has sent
+ * all the rest and has room for it, else it is a gap.
+ */
+static void
+method_follow_output(struct job_watch *jw, struct job *j, int stream,
+    const void *lost, size_t lostlen)
+{
+	struct method_follow *f = jw->arg;
+	const uint8_t	     *data;
+	size_t		      len, n;
+
+	(void)j;
+	if (stream == -1) {
+		/* A new attempt: its output from the start. */
+		f->sent[0] = f->sent[1] = 0;
+		f->at = f->at_off = 0;
+		return;
+	}
+	method_follow_send(f);
+	if (lostlen == 0)
+		return;
+	if (method_follow_next(f, &data, &len) != -1 ||
+	    conn_unsent(f->c) >= METHOD_FOLLOW_BACKLOG) {
+		f->gap = 1;
+		return;
+	}
+	for (; lostlen > 0; lostlen -= n) {
+		n = lostlen < METHOD_FOLLOW_PIECE ? lostlen
+						  : METHOD_FOLLOW_PIECE;
+		method_follow_piece(f, stream, lost, n);
+		lost = (const uint8_t *)lost + n;
+	}
+}
+
+/* The followed job has finished: what is left of its output, then it. */
+static void
+method_follow_done(struct job_watch *jw, struct job *j)
+{
+	(void)j;
+	method_follow_send(jw->arg);
+}
+
+/* c follows j from the start of its output. */
+static void
+method_follow_start(struct conn *c, struct job *j)
+{
+	struct method_follow *f = xcalloc(1, sizeof *f);
+
+	f->c = c;
+	f->job = j;
+	job_pin(j);
+	f->watch.cb = method_follow_done;
+	f->watch.output = method_follow_output;
+	f->watch.arg = f;
+	if (!job_is_finished(j))
+		job_watch_add(j, &f->watch);
+	c->following = f;
+	method_follow_send(f);
+}
+
+/*
+ * Follow(id): with "more", the output so far, then as it comes, then the
+ * job; without, a finished job's whole output (what Get answers).
+ */
+void
+method_follow(struct conn *c, struct varlink_call *call)
+{
+	struct varlink_buf b;
+	struct job	  *j;
+
+	if ((j = method_id_param(c, call)) == NULL)
+		return;
+	if (!(call->flags & VARLINK_MORE)) {
+		if (!job_is_finished(j))
+			method_invalid_param(c, call, "more");
+		else {
+			varlink_buf_init(&b);
+			method_job_output(&b, j);
+			conn_answer_text(c, call->flags & VARLINK_ONEWAY, &b);
+		}
+		job_trim();
+		return;
+	}
+	if (call->flags & VARLINK_ONEWAY) {
+		job_trim();
+		return;
+	}
+	method_follow_start(c, j);
+}
+
+/* Run with "more", once its job is queued: the job, then follow it. */
+void
+method_follow_run(struct conn *c, struct varlink_call *call, struct job *j)
+{
+	struct varlink_buf b;
+
+	(void)call;
+	varlink_buf_init(&b);
+	varlink_buf_raw(&b, "{\"job\":");
+	method_job_write(&b, j);
+	varlink_buf_raw(&b, "}");
+	conn_answer_text(c, VARLINK_CONTINUES, &b);
+	method_follow_start(c, j);
+}
