@@ -8,7 +8,7 @@
  * client; one that reads slowly catches up from them when it reads again,
  * so a hundred followers cost one copy and none slows the job. Output past
  * max_output is not kept: a follower that is behind when it comes misses
- * it, and its next piece says truncated.
+ * it, and the piece after that place in the kept output says truncated.
  */
 #include "config.h"
 
@@ -31,8 +31,10 @@ struct method_follow {
 	size_t		 sent[2];
 	size_t		 at;	 /* the run of output it is in, */
 	size_t		 at_off; /* and how far into it */
-	int		 gap; /* output was lost to it since the last piece */
+	size_t		 gap;	 /* where in the kept output some was lost */
 };
+
+#define METHOD_FOLLOW_NO_GAP SIZE_MAX
 
 static void method_follow_send(struct method_follow *);
 
@@ -55,9 +57,10 @@ method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 {
 	struct job *j = f->job;
 	uint32_t    r;
-	size_t	    n;
+	size_t	    n, pos;
 	int	    s;
 
+	/* The last run may still grow: f stays in it. */
 	for (; f->at < j->nruns; f->at++, f->at_off = 0) {
 		r = j->runs[f->at];
 		s = (r & JOB_RUN_STDERR) != 0;
@@ -67,8 +70,14 @@ method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 			*len = n < METHOD_FOLLOW_PIECE ? n
 						       : METHOD_FOLLOW_PIECE;
 			*data = j->out[s].data + f->sent[s];
+			/* A piece ends where output was lost. */
+			pos = f->sent[0] + f->sent[1];
+			if (pos < f->gap && f->gap - pos < *len)
+				*len = f->gap - pos;
 			return s;
 		}
+		if (f->at + 1 == j->nruns)
+			break;
 	}
 	return -1;
 }
@@ -88,9 +97,10 @@ method_follow_piece(struct method_follow *f, int s, const uint8_t *data,
 	varlink_buf_raw(&b, text);
 	varlink_buf_raw(&b, "\"");
 	free(text);
-	if (f->gap)
+	if (f->sent[0] + f->sent[1] >= f->gap) {
 		varlink_buf_raw(&b, ",\"truncated\":true");
-	f->gap = 0;
+		f->gap = METHOD_FOLLOW_NO_GAP;
+	}
 	varlink_buf_raw(&b, "}");
 	conn_answer_text(f->c, VARLINK_CONTINUES, &b);
 }
@@ -165,11 +175,11 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 	const uint8_t	     *data;
 	size_t		      len, n;
 
-	(void)j;
 	if (stream == -1) {
 		/* A new attempt: its output from the start. */
 		f->sent[0] = f->sent[1] = 0;
 		f->at = f->at_off = 0;
+		f->gap = METHOD_FOLLOW_NO_GAP;
 		return;
 	}
 	method_follow_send(f);
@@ -177,7 +187,8 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 		return;
 	if (method_follow_next(f, &data, &len) != -1 ||
 	    conn_unsent(f->c) >= METHOD_FOLLOW_BACKLOG) {
-		f->gap = 1;
+		if (f->gap == METHOD_FOLLOW_NO_GAP)
+			f->gap = j->out[0].len + j->out[1].len;
 		return;
 	}
 	for (; lostlen > 0; lostlen -= n) {
@@ -204,6 +215,7 @@ method_follow_start(struct conn *c, struct job *j)
 
 	f->c = c;
 	f->job = j;
+	f->gap = METHOD_FOLLOW_NO_GAP;
 	job_pin(j);
 	f->watch.cb = method_follow_done;
 	f->watch.output = method_follow_output;

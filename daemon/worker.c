@@ -97,12 +97,15 @@ worker_send_output(struct worker_job *r, int stream, const void *data,
 	struct proto_buf b;
 	uint64_t	 room;
 
+	/*
+	 * All of it goes: the supervisor keeps max_output, and hands the rest
+	 * to followers. Sending blocks, so a job outrunning the supervisor
+	 * waits on its pipe; this worker holds nothing.
+	 */
 	room = r->sent[stream] < r->max_output ? r->max_output - r->sent[stream]
 					       : 0;
-	if (len > room) {
+	if (len > room)
 		r->truncated = 1;
-		len = (size_t)room;
-	}
 	if (len == 0)
 		return;
 	r->sent[stream] += len;

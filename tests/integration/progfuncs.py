@@ -102,3 +102,13 @@ def nap_say(seconds, text):
     print(text)
     print("e" + text, file=sys.stderr)
     return [seconds, text]
+
+
+def chatter(lines, ms):
+    """Prints lines lines, one every ms milliseconds, on stdout and stderr
+    in turn, each with the time it was written; answers how many."""
+    for i in range(lines):
+        stream = sys.stdout if i % 2 == 0 else sys.stderr
+        print("%d %.6f" % (i, time.time()), file=stream, flush=True)
+        time.sleep(ms / 1000)
+    return lines
