@@ -61,6 +61,20 @@ class TestValgrind(DaemonTestCase):
         os.unlink(started)
         self.assertEqual(c.call("io.mprocd.Cancel", {"id": victim})["job"]
                          ["state"], "cancelled")
+        # Following: a Run with "more", a Follow of a finished job, and a
+        # follower that goes away mid-job.
+        c.send("io.mprocd.Run", {"argv": ["sh", "-c", "echo a; echo b >&2"]},
+               more=True)
+        while c.recv().get("continues"):
+            pass
+        c.send("io.mprocd.Follow", {"id": ids[0]}, more=True)
+        while c.recv().get("continues"):
+            pass
+        gone = d.connect()
+        gone.send("io.mprocd.Run", {"argv": ["sh", "-c", "echo x; sleep 1"]},
+                  more=True)
+        gone.recv()
+        gone.close()
         c.call("io.mprocd.List", {"state": "failed"})
         c.call("io.mprocd.Status")
         c.send("io.mprocd.Wait", {"ids": []})
