@@ -163,6 +163,63 @@ conn_send(struct conn *c, char *msg, size_t len, int continues)
 	free(msg);
 }
 
+/*
+ * A message many clients are sent (a piece of a followed job's output):
+ * made once, text taken; each client's output holds a reference rather
+ * than a copy, and it goes with the last.
+ */
+struct conn_msg *
+conn_msg_new(char *text, size_t len, int continues)
+{
+	struct conn_msg *m = xcalloc(1, sizeof *m);
+
+	m->text = text;
+	m->len = len;
+	m->continues = continues;
+	m->refs = 1;
+	return m;
+}
+
+void
+conn_msg_unref(struct conn_msg *m)
+{
+	if (m == NULL || --m->refs > 0)
+		return;
+	free(m->text);
+	free(m);
+}
+
+static void
+conn_msg_cleanup(const void *data, size_t len, void *arg)
+{
+	(void)data;
+	(void)len;
+	conn_msg_unref(arg);
+}
+
+/* Sends m to c: what the socket takes now, the rest by reference. */
+void
+conn_send_msg(struct conn *c, struct conn_msg *m)
+{
+	struct iovec iov = { m->text, m->len };
+	size_t	     off;
+	char	    *copy;
+
+	/* Held or gathered with other replies: a copy, in its turn. */
+	if (store_holding() || c == conn_batching) {
+		copy = xmalloc(m->len);
+		memcpy(copy, m->text, m->len);
+		conn_send(c, copy, m->len, m->continues);
+		return;
+	}
+	if ((off = bev_write_now(c->bev, &iov, 1)) >= m->len)
+		return;
+	m->refs++;
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev),
+		m->text + off, m->len - off, conn_msg_cleanup, m) != 0)
+		fatalx("evbuffer_add_reference failed");
+}
+
 /* Replies queued, gathered or held, not yet written. */
 size_t
 conn_unsent(struct conn *c)

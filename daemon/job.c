@@ -406,6 +406,7 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 		j->truncated = 1;
 	if (n > 0)
 		job_output_keep(j, stream, data, n, max);
+	j->lost[stream] += len - n;
 	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
 		next = TAILQ_NEXT(jw, entry);
 		if (jw->output != NULL)
@@ -422,6 +423,7 @@ job_output_restart(struct job *j)
 
 	j->truncated = 0;
 	j->out[0].len = j->out[1].len = 0;
+	j->lost[0] = j->lost[1] = 0;
 	j->nruns = 0;
 	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
 		next = TAILQ_NEXT(jw, entry);

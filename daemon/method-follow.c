@@ -36,6 +36,22 @@ struct method_follow {
 
 #define METHOD_FOLLOW_NO_GAP SIZE_MAX
 
+/*
+ * The last piece made into a reply. Followers that keep pace send the same
+ * pieces: each is encoded once, and their clients share its text.
+ */
+struct method_follow_last {
+	int64_t		 job;
+	unsigned int	 attempt;
+	int		 stream;
+	size_t		 pos;
+	size_t		 len;
+	int		 truncated;
+	struct conn_msg *msg;
+};
+static struct method_follow_last method_follow_last;
+static unsigned int		 method_follow_n; /* followers */
+
 static void method_follow_send(struct method_follow *);
 
 void
@@ -46,6 +62,11 @@ method_follow_free(struct method_follow *f)
 	job_watch_remove(&f->watch);
 	job_unpin(f->job);
 	free(f);
+	/* The last one gone: so is the piece kept for others. */
+	if (--method_follow_n == 0) {
+		conn_msg_unref(method_follow_last.msg);
+		method_follow_last.msg = NULL;
+	}
 }
 
 /*
@@ -82,27 +103,50 @@ method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 	return -1;
 }
 
-/* One reply with a piece of stream s. */
-static void
-method_follow_piece(struct method_follow *f, int s, const uint8_t *data,
-    size_t len)
+/*
+ * The reply with len bytes of stream s at pos (its place in the stream,
+ * kept or not): the text, made once for every follower that sends it.
+ */
+static struct conn_msg *
+method_follow_message(const struct job *j, int s, size_t pos,
+    const uint8_t *data, size_t len, int truncated)
 {
-	struct varlink_buf b;
-	char		  *text;
+	static const char	   tail[] = "},\"continues\":true}";
+	struct method_follow_last *last = &method_follow_last;
+	char			  *text, *t;
 
-	if ((text = util_base64_encode(data, len)) == NULL)
-		fatal("base64");
-	varlink_buf_init(&b);
-	varlink_buf_raw(&b, s == 0 ? "{\"stdout\":\"" : "{\"stderr\":\"");
-	varlink_buf_raw(&b, text);
-	varlink_buf_raw(&b, "\"");
-	free(text);
-	if (f->sent[0] + f->sent[1] >= f->gap) {
-		varlink_buf_raw(&b, ",\"truncated\":true");
-		f->gap = METHOD_FOLLOW_NO_GAP;
-	}
-	varlink_buf_raw(&b, "}");
-	conn_answer_text(f->c, VARLINK_CONTINUES, &b);
+	if (last->msg != NULL && last->job == j->id &&
+	    last->attempt == j->attempts && last->stream == s &&
+	    last->pos == pos && last->len == len &&
+	    last->truncated == truncated)
+		return last->msg;
+	t = text = xmalloc(128 + (len + 2) / 3 * 4);
+	t = stpcpy(t,
+	    s == 0 ? "{\"parameters\":{\"stdout\":\""
+		   : "{\"parameters\":{\"stderr\":\"");
+	t += util_base64_encode_to(t, data, len);
+	*t++ = '"';
+	if (truncated)
+		t = stpcpy(t, ",\"truncated\":true");
+	t = stpcpy(t, tail);
+	conn_msg_unref(last->msg);
+	last->msg = conn_msg_new(text, (size_t)(t - text) + 1, 1);
+	last->job = j->id;
+	last->attempt = j->attempts;
+	last->stream = s;
+	last->pos = pos;
+	last->len = len;
+	last->truncated = truncated;
+	return last->msg;
+}
+
+/* One reply with len bytes of stream s at pos. */
+static void
+method_follow_piece(struct method_follow *f, int s, size_t pos,
+    const uint8_t *data, size_t len, int truncated)
+{
+	conn_send_msg(f->c,
+	    method_follow_message(f->job, s, pos, data, len, truncated));
 }
 
 /* The last reply: the finished job, whether output was lost, its result. */
@@ -141,14 +185,17 @@ method_follow_send(struct method_follow *f)
 {
 	const uint8_t *data;
 	size_t	       len;
-	int	       s;
+	int	       s, truncated;
 
 	while ((s = method_follow_next(f, &data, &len)) != -1) {
 		if (conn_unsent(f->c) >= METHOD_FOLLOW_BACKLOG) {
 			conn_watch_output(f->c, METHOD_FOLLOW_LOW);
 			return;
 		}
-		method_follow_piece(f, s, data, len);
+		truncated = f->sent[0] + f->sent[1] >= f->gap;
+		if (truncated)
+			f->gap = METHOD_FOLLOW_NO_GAP;
+		method_follow_piece(f, s, f->sent[s], data, len, truncated);
 		f->sent[s] += len;
 		f->at_off += len;
 	}
@@ -173,7 +220,7 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 {
 	struct method_follow *f = jw->arg;
 	const uint8_t	     *data;
-	size_t		      len, n;
+	size_t		      len, n, pos;
 
 	if (stream == -1) {
 		/* A new attempt: its output from the start. */
@@ -191,10 +238,12 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 			f->gap = j->out[0].len + j->out[1].len;
 		return;
 	}
-	for (; lostlen > 0; lostlen -= n) {
+	/* Its place in the stream: past the kept and the lost before it. */
+	pos = j->out[stream].len + j->lost[stream] - lostlen;
+	for (; lostlen > 0; lostlen -= n, pos += n) {
 		n = lostlen < METHOD_FOLLOW_PIECE ? lostlen
 						  : METHOD_FOLLOW_PIECE;
-		method_follow_piece(f, stream, lost, n);
+		method_follow_piece(f, stream, pos, lost, n, 0);
 		lost = (const uint8_t *)lost + n;
 	}
 }
@@ -216,6 +265,7 @@ method_follow_start(struct conn *c, struct job *j)
 	f->c = c;
 	f->job = j;
 	f->gap = METHOD_FOLLOW_NO_GAP;
+	method_follow_n++;
 	job_pin(j);
 	f->watch.cb = method_follow_done;
 	f->watch.output = method_follow_output;

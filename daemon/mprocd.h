@@ -193,7 +193,8 @@ struct job {
 	uint32_t	 *runs;	  /* the order it came in: JOB_RUN_* */
 	size_t		  nruns;
 	size_t		  runs_size;
-	unsigned int	  pins; /* followers: not to be let go */
+	size_t		  lost[2]; /* bytes past max_output, not kept */
+	unsigned int	  pins;	   /* followers: not to be let go */
 	int		  truncated;
 	int64_t		  seq; /* queue order, as the database has it */
 	int	      unsaved; /* a change not committed yet: stays, waits */
@@ -564,8 +565,19 @@ void	     conn_flush(struct conn *);
 void	     conn_resume(struct conn *);
 size_t	     conn_queued(struct conn *);
 size_t	     conn_unsent(struct conn *);
-void	     conn_write(struct conn *, const void *, size_t);
-void	     conn_watch_output(struct conn *, size_t);
+
+/* A reply sent alike to many clients (Follow's pieces), by reference. */
+struct conn_msg {
+	char	    *text; /* the whole message, its NUL included */
+	size_t	     len;
+	int	     continues;
+	unsigned int refs;
+};
+struct conn_msg *conn_msg_new(char *, size_t, int);
+void		 conn_msg_unref(struct conn_msg *);
+void		 conn_send_msg(struct conn *, struct conn_msg *);
+void		 conn_write(struct conn *, const void *, size_t);
+void		 conn_watch_output(struct conn *, size_t);
 
 /* method.c: the Varlink methods; one file for the larger ones. */
 struct varlink_call;

@@ -400,13 +400,24 @@ static const char b64[] =
 char *
 util_base64_encode(const void *data, size_t len)
 {
+	char *out = xmalloc((len + 2) / 3 * 4 + 1);
+
+	out[util_base64_encode_to(out, data, len)] = '\0';
+	return out;
+}
+
+/*
+ * Writes the base64 of data into out, which has room for (len + 2) / 3 * 4
+ * characters; returns how many it wrote (no NUL).
+ */
+size_t
+util_base64_encode_to(char *out, const void *data, size_t len)
+{
 	const uint8_t *p = data;
-	char	      *out, *o;
+	char	      *o = out;
 	uint32_t       v;
 	size_t	       i;
 
-	out = xmalloc((len + 2) / 3 * 4 + 1);
-	o = out;
 	for (i = 0; i + 2 < len; i += 3) {
 		v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 		*o++ = b64[v >> 18 & 63];
@@ -423,8 +434,7 @@ util_base64_encode(const void *data, size_t len)
 		*o++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
 		*o++ = '=';
 	}
-	*o = '\0';
-	return out;
+	return (size_t)(o - out);
 }
 
 static int

@@ -51,7 +51,8 @@ char **util_split_words(const char *, const char **);
 char  *util_find_program(const char *, const char *, const char **);
 
 /* Base64 (RFC 4648, padded): malloc'd results; decode gives NULL on bad input. */
-char *util_base64_encode(const void *, size_t);
-void *util_base64_decode(const char *, size_t, size_t *);
+char  *util_base64_encode(const void *, size_t);
+size_t util_base64_encode_to(char *, const void *, size_t);
+void  *util_base64_decode(const char *, size_t, size_t *);
 
 #endif
