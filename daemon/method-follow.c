@@ -221,6 +221,7 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 	struct method_follow *f = jw->arg;
 	const uint8_t	     *data;
 	size_t		      len, n, pos;
+	int		      truncated;
 
 	if (stream == -1) {
 		/* A new attempt: its output from the start. */
@@ -243,7 +244,10 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 	for (; lostlen > 0; lostlen -= n, pos += n) {
 		n = lostlen < METHOD_FOLLOW_PIECE ? lostlen
 						  : METHOD_FOLLOW_PIECE;
-		method_follow_piece(f, stream, pos, lost, n, 0);
+		/* Some was lost to it before: this piece says so. */
+		truncated = f->gap != METHOD_FOLLOW_NO_GAP;
+		f->gap = METHOD_FOLLOW_NO_GAP;
+		method_follow_piece(f, stream, pos, lost, n, truncated);
 		lost = (const uint8_t *)lost + n;
 	}
 }
