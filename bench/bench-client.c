@@ -29,6 +29,8 @@
  */
 #include "config.h"
 
+#include "bench-util.h"
+
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -53,19 +55,6 @@ struct conn {
 	size_t outlen, outoff, outsize;
 };
 
-static void __attribute__((noreturn, format(printf, 1, 2)))
-die(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fputs("bench-client: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	exit(1);
-}
-
 static double
 now(void)
 {
@@ -83,24 +72,16 @@ grow(void *p, size_t *size, size_t need)
 	while (*size < need)
 		*size = *size == 0 ? 65536 : *size * 2;
 	if ((p = realloc(p, *size)) == NULL)
-		die("out of memory");
+		bench_util_die("out of memory");
 	return p;
 }
 
 static void
 conn_open(struct conn *c, const char *path)
 {
-	struct sockaddr_un sun;
-
 	memset(c, 0, sizeof *c);
-	memset(&sun, 0, sizeof sun);
-	sun.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof sun.sun_path)
-		die("%s: socket path too long", path);
-	strcpy(sun.sun_path, path);
-	if ((c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(c->fd, (struct sockaddr *)&sun, sizeof sun) == -1)
-		die("%s: %s", path, strerror(errno));
+	if ((c->fd = bench_util_connect(path)) == -1)
+		bench_util_die("%s: %s", path, strerror(errno));
 }
 
 /* Queues a call; sent by conn_io(). */
@@ -114,7 +95,7 @@ conn_call(struct conn *c, const char *method, json_t *params)
 	msg = json_pack("{s:s, s:o}", "method", method, "parameters",
 	    params != NULL ? params : json_object());
 	if (msg == NULL || (s = json_dumps(msg, JSON_COMPACT)) == NULL)
-		die("cannot encode a %s call", method);
+		bench_util_die("cannot encode a %s call", method);
 	json_decref(msg);
 	len = strlen(s) + 1;
 	if (c->outoff == c->outlen)
@@ -135,25 +116,25 @@ conn_io(struct conn *c)
 	if (c->outoff < c->outlen)
 		pfd.events |= POLLOUT;
 	if (poll(&pfd, 1, -1) == -1 && errno != EINTR)
-		die("poll: %s", strerror(errno));
+		bench_util_die("poll: %s", strerror(errno));
 	if (pfd.revents & POLLOUT) {
 		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
 		    MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n > 0)
 			c->outoff += (size_t)n;
 		else if (n == -1 && errno != EAGAIN && errno != EINTR)
-			die("send: %s", strerror(errno));
+			bench_util_die("send: %s", strerror(errno));
 	}
 	if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
 		c->in = grow(c->in, &c->insize, c->inlen + 65536);
 		n = recv(c->fd, c->in + c->inlen, c->insize - c->inlen,
 		    MSG_DONTWAIT);
 		if (n == 0)
-			die("mprocd closed the connection");
+			bench_util_die("mprocd closed the connection");
 		if (n > 0)
 			c->inlen += (size_t)n;
 		else if (errno != EAGAIN && errno != EINTR)
-			die("recv: %s", strerror(errno));
+			bench_util_die("recv: %s", strerror(errno));
 	}
 }
 
@@ -174,18 +155,19 @@ conn_reply(struct conn *c)
 	c->scanned = 0;
 	len = (size_t)(end - c->in);
 	if ((msg = json_loadb(c->in, len, 0, &jerr)) == NULL)
-		die("bad reply: %s", jerr.text);
+		bench_util_die("bad reply: %s", jerr.text);
 	memmove(c->in, end + 1, c->inlen - len - 1);
 	c->inlen -= len + 1;
 	if (json_object_get(msg, "error") != NULL) {
 		params = json_object_get(msg, "parameters");
-		die("%s %s", json_string_value(json_object_get(msg, "error")),
+		bench_util_die("%s %s",
+		    json_string_value(json_object_get(msg, "error")),
 		    params != NULL ? json_dumps(params, JSON_COMPACT) : "");
 	}
 	params = json_incref(json_object_get(msg, "parameters"));
 	json_decref(msg);
 	if (params == NULL)
-		die("a reply without parameters");
+		bench_util_die("a reply without parameters");
 	return params;
 }
 
@@ -226,7 +208,7 @@ number(const char *s)
 
 	n = strtol(s, &end, 10);
 	if (*s == '\0' || *end != '\0' || n <= 0)
-		die("not a positive number: %s", s);
+		bench_util_die("not a positive number: %s", s);
 	return n;
 }
 
@@ -267,7 +249,7 @@ check_echo(struct conn *c, json_t *id, long n)
 				 "args"),
 	    0);
 	if (!json_is_integer(arg) || json_integer_value(arg) != n - 1)
-		die("job %lld: result %s, not {\"args\": [%ld]}",
+		bench_util_die("job %lld: result %s, not {\"args\": [%ld]}",
 		    (long long)json_integer_value(id),
 		    json_dumps(json_object_get(r, "result"), JSON_COMPACT),
 		    n - 1);
@@ -293,7 +275,7 @@ cmd_pipeline(struct conn *c, long n, const char *pool)
 			  "succeeded") == 0;
 	json_decref(r);
 	if (ok != n)
-		die("%ld of %ld jobs succeeded", ok, n);
+		bench_util_die("%ld of %ld jobs succeeded", ok, n);
 	if (pool != NULL)
 		check_echo(c, last, n);
 	json_decref(last);
@@ -333,7 +315,7 @@ cmd_latency(struct conn *c, long n)
 			       json_object_get(json_object_get(r, "job"),
 				   "state")),
 			"succeeded") != 0)
-			die("job %lld did not succeed",
+			bench_util_die("job %lld did not succeed",
 			    (long long)json_integer_value(id));
 		json_decref(id);
 		json_decref(r);
@@ -350,7 +332,7 @@ cmd_call(struct conn *c, long n, const char *method, const char *params)
 	long	     i;
 
 	if (params != NULL && (p = json_loads(params, 0, &jerr)) == NULL)
-		die("bad parameters: %s", jerr.text);
+		bench_util_die("bad parameters: %s", jerr.text);
 	for (i = 0; i < n; i++) {
 		t0 = now();
 		conn_call(c, method, p != NULL ? json_deep_copy(p) : NULL);
@@ -369,10 +351,10 @@ cmd_get(struct conn *c, long n, long first, long last)
 	long   *ids, span, i, k, t, id;
 
 	if (last < first)
-		die("no ids from %ld to %ld", first, last);
+		bench_util_die("no ids from %ld to %ld", first, last);
 	span = last - first + 1;
 	if ((ids = malloc((size_t)span * sizeof *ids)) == NULL)
-		die("out of memory");
+		bench_util_die("out of memory");
 	for (i = 0; i < span; i++)
 		ids[i] = first + i;
 	srand48((long)getpid());
@@ -389,7 +371,7 @@ cmd_get(struct conn *c, long n, long first, long last)
 		printf("%.1f\n", (now() - t0) * 1e6);
 		job = json_object_get(r, "job");
 		if (json_integer_value(json_object_get(job, "id")) != id)
-			die("Get %ld: another job's reply", id);
+			bench_util_die("Get %ld: another job's reply", id);
 		json_decref(r);
 	}
 	free(ids);
@@ -412,7 +394,7 @@ first_worker(struct conn *c, const char **name)
 			       "workers"),
 	    0);
 	if (w == NULL)
-		die("Status names no worker");
+		bench_util_die("Status names no worker");
 	if (*name == NULL) {
 		snprintf(slot, sizeof slot, "%s",
 		    json_string_value(json_object_get(w, "name")));
@@ -438,7 +420,8 @@ cmd_restart(struct conn *c, long n)
 			nanosleep(&pause, NULL);
 		t0 = now();
 		if (kill(old, SIGKILL) == -1)
-			die("kill %d: %s", (int)old, strerror(errno));
+			bench_util_die("kill %d: %s", (int)old,
+			    strerror(errno));
 		do {
 			nanosleep(&pause, NULL);
 			pid = first_worker(c, &name);

@@ -50,7 +50,7 @@ class Plan:
         self.pilot = 300                              # jobs, to size rounds
         # Seconds after which a section starts no more rounds (after 2).
         self.budget = {"throughput": 300, "latency": 120, "calls": 150,
-                       "store": 90, "store latency": 60}
+                       "store": 90, "store latency": 60, "follow": 90}
         self.reps = reps or (2 if quick else 5)
         self.slow_reps = reps or (2 if quick else 3)  # parallel, tsp, celery
         self.latency = 200 if quick else 3000         # open connection
@@ -71,6 +71,10 @@ class Plan:
         self.limit_secs = 2       # a round of the limit, in "calls"
         self.store_jobs = 2000 if quick else 100000   # a round's Submits
         self.store_gets = 200 if quick else 2000      # a round, each kind
+        self.follow_lines = 500 if quick else 5000    # over all rounds
+        self.follow_bytes = (20 if quick else 200) * MIB  # the flood job's
+        self.followers = 10
+        self.follow_secs = 120    # a bench-follow run at most
 
 
 # --- Small tools ---------------------------------------------------------------
@@ -263,6 +267,7 @@ class Bench:
         self.fork = os.path.join(build, "bench", "bench-fork")
         self.logb = os.path.join(build, "bench", "bench-log")
         self.echo = os.path.join(build, "bench", "bench-echo")
+        self.followb = os.path.join(build, "bench", "bench-follow")
         self.rows = []
         self.chart = []
         self.chart_title = ""
@@ -1233,6 +1238,104 @@ class Bench:
                     best, fs = mnt, "%s (%s)" % (typ, dev)
         return fs
 
+    # --- 8. Follow: a job's output as it is produced ---------------------------
+
+    def follow(self):
+        plan = self.plan
+        size, k = plan.follow_bytes, plan.followers
+        mib = size // MIB
+        # The lines are shared out among the rounds, as in "latency".
+        n = max(1, plan.follow_lines // plan.reps)
+        if not os.access(self.followb, os.X_OK):
+            raise RuntimeError("%s is missing (make bench-programs builds "
+                               "it)" % self.followb)
+        log("follow: %d lines a round, each write() → read; a job writing "
+            "%d MiB with %d followers and without" % (n, mib, k))
+        env = dict(os.environ, BENCH_FOLLOW_TIMEOUT=str(plan.follow_secs))
+
+        def bench_follow(*args):
+            return numbers(output([self.followb] + [str(a) for a in args],
+                                  env=env, timeout=plan.follow_secs + 30))
+
+        # "flood": one worker, which bench-follow holds with a sleep until
+        # the followers are there; a job longer than a few minutes is
+        # stuck, and ends. max_output is the default (1M): what is past it
+        # only followers that keep up get.
+        p, sock = self.start_mprocd(
+            "follow", "shutdown_timeout = 0", pools={
+                "default": {"workers": 2},
+                "flood": {"workers": 1, "job_timeout": plan.follow_secs}})
+        got = []    # (bytes, pieces marked truncated) of each follower
+
+        def flood(followers):
+            r = bench_follow("flood", sock, "flood", followers, size)
+            if len(r) != 1 + 2 * followers:
+                raise RuntimeError("bench-follow flood: %d figures, not %d"
+                                   % (len(r), 1 + 2 * followers))
+            got.extend(zip(r[1::2], r[2::2]))
+            return r[0] * 1e3
+        try:
+            res = rounds([
+                ("lat-pipe", plan.reps, lambda: bench_follow("pipe", n)),
+                ("lat-mprocd", plan.reps, lambda: bench_follow(
+                    "run", sock, "default", n)),
+                ("flood-0", plan.reps, lambda: flood(0)),
+                ("flood-k", plan.slow_reps, lambda: flood(k)),
+                ("sink", plan.reps, lambda: bench_follow("sink", size)[0] *
+                 1e3),
+                ("fanout", plan.reps, lambda: bench_follow(
+                    "fanout", size, k)[0] * 1e3),
+            ], plan.budget["follow"], "Follow", self.notes)
+        finally:
+            try:
+                self.stop(p)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+        sec = "Follow (a job's output as it is produced)"
+        ref = "a plain pipe, the same reader (C)"
+        for q in (50, 99):
+            o, r = pct(res["lat-mprocd"], q), pct(res["lat-pipe"], q)
+            self.row(sec, "`write()` → follower's read, p%d (Run with "
+                     "\"more\", %s lines)" % (q, "{:,}".format(
+                         len(res["lat-mprocd"]))),
+                     Stat([o], "µs", False), ref, Stat([r], "µs", False),
+                     "≤ +0.5 ms" if q == 50 else "",
+                     o - r <= 500 if q == 50 else None)
+            self.rows[-1]["note"] = "%+.0f µs" % (o - r)
+        ours = Stat(res["flood-k"], "ms", False)
+        alone = Stat(res["flood-0"], "ms", False)
+        self.row(sec, "a job writing %d MiB, %d followers: its run time" % (
+            mib, k), ours, "no follower", alone, "≤ 1.10×",
+            ours.median <= 1.1 * alone.median)
+        pipe = Stat(res["sink"], "ms", False)
+        self.row(sec, "the same job, no follower", alone, "into a plain "
+                 "pipe, one reader (C)", pipe, "", None)
+        # What the host allows: no mprocd, no base64, every byte to each.
+        self.row(sec, "the same job, %d readers of a plain fan-out (C)" % k,
+                 Stat(res["fanout"], "ms", False), "into a plain pipe, one "
+                 "reader (C)", pipe, "", None)
+        short = [(b, t) for b, t in got if b != size]
+        self.notes.append(
+            "Follow: `bench-follow`'s job writes a line every 0.2–1 ms with "
+            "its CLOCK_MONOTONIC time taken just before write(); the reader "
+            "timestamps the read() (pipe) or recv() (mprocd) that brings "
+            "it. The %d MiB job writes 64 KiB at a time; its run time is "
+            "finished_usec − started_usec, the pool's one worker held "
+            "until its followers (each a process and a connection, "
+            "counting every piece's bytes) had sent Follow; the plain "
+            "fan-out writes each read() of the job's pipe to %d sockets, "
+            "each read by a process, all of it. Of the %d "
+            "followers of all rounds, %d got all %d MiB%s." % (
+                mib, k, len(got), len(got) - len(short), mib,
+                "; the others %.1f–%.1f MiB, with %d pieces marked "
+                "truncated (output past max_output = 1M is lost to a "
+                "follower that is behind when it comes)" % (
+                    min(b for b, _ in short) / MIB,
+                    max(b for b, _ in short) / MIB,
+                    sum(t for _, t in short)) if short else ""))
+
 
 def redis_ping(path):
     try:
@@ -1410,7 +1513,7 @@ def write_doc(path, rows, notes, info, png_name, plan, elapsed):
         f.write(head + gen + tail)
 
 
-SECTIONS = "throughput,latency,restart,logger,footprint,calls,store"
+SECTIONS = "throughput,latency,restart,logger,footprint,calls,store,follow"
 
 
 def main():

@@ -59,12 +59,15 @@ static int cmd_map_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_map_entry = {
 	.name = "map",
-	.usage = "[-p POOL] [-t SEC] CMD [ARG]...",
+	.usage = "[-p POOL] [-t SEC] [--[no-]progress] CMD [ARG]...",
 	.help = "run CMD or call a function per line of stdin; output in order",
 	.details =
 	    "  -p POOL  run the jobs in POOL (default: mprocd's default pool)\n"
 	    "  -t SEC   end each job after SEC (30, 1.5s, 2min; 0: never) instead of\n"
 	    "           the pool's job_timeout\n"
+	    "  --progress, --no-progress\n"
+	    "           draw the progress line even if stderr is not a terminal;\n"
+	    "           never draw it\n"
 	    "\n"
 	    "Every {} in CMD and its ARGs is replaced by the line (without its\n"
 	    "newline); if none has {}, the line is added as the last ARG. Empty lines\n"
@@ -77,6 +80,12 @@ const struct ctl_cmd cmd_map_entry = {
 	    "a string, as for 'mprocctl call'. Each call's output is followed by its\n"
 	    "result as JSON on a line of its own (null if none), so that every input\n"
 	    "line gives one result line.\n"
+	    "\n"
+	    "When stderr is a terminal, a progress line there shows the jobs done\n"
+	    "(their output written) of all (N+ while stdin is still read), how many\n"
+	    "failed and run, jobs a second, the time elapsed and the time left; it is\n"
+	    "redrawn a few times a second, erased before output and at the end.\n"
+	    "Never with --json.\n"
 	    "\n"
 	    "Exit status: 0 if every job succeeded, else 1 (a line on stderr names the\n"
 	    "first that did not); 125 if mprocctl failed. With --json, writes each\n"
@@ -111,8 +120,9 @@ struct map {
 	size_t	    calllen;
 	size_t	    callsize;
 
-	struct client *submit;
-	struct client *out; /* Wait and Get, in input order */
+	struct client	*submit;
+	struct client	*out; /* Wait and Get, in input order */
+	struct progress *progress;
 
 	/* Line k is lines[k % MAP_WINDOW], for nprinted <= k < nread. */
 	struct map_line lines[MAP_WINDOW];
@@ -146,6 +156,21 @@ static struct map_line *
 cmd_map_line(struct map *m, size_t k)
 {
 	return &m->lines[k % MAP_WINDOW];
+}
+
+/* Whether job id is of a line not yet written out, for the progress line. */
+static int
+cmd_map_ours(void *arg, json_int_t id)
+{
+	struct map *m = arg;
+	size_t	    k;
+
+	/* Ids are positive; a line without its job yet has 0. */
+	for (k = m->nprinted; k < m->nread; k++) {
+		if (cmd_map_line(m, k)->id == id)
+			return 1;
+	}
+	return 0;
 }
 
 static void
@@ -552,6 +577,7 @@ static void
 cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 {
 	json_t *job;
+	int	failed;
 
 	if (reply->error != NULL)
 		cmd_map_fail_reply(m, "io.mprocd.Get", reply);
@@ -566,6 +592,9 @@ cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 		    "bad reply from mprocd: job %" JSON_INTEGER_FORMAT
 		    " is unfinished after its Wait",
 		    l->id);
+	failed = format_exit_status(job) != 0;
+	progress_done(m->progress, failed);
+	progress_output(m->progress, reply->params);
 	if (m->ctl->json) {
 		/* Flushed before mprocctl next waits: see cmd_map_run(). */
 		if (json_dumpf(reply->params, stdout, JSON_COMPACT) != 0 ||
@@ -578,7 +607,7 @@ cmd_map_print(struct map *m, struct map_line *l, struct varlink_reply *reply)
 		m->nprinted++;
 		cmd_map_stdout_closed(m);
 	}
-	if (format_exit_status(job) != 0 && m->nfailed++ == 0) {
+	if (failed && m->nfailed++ == 0) {
 		m->failed_line = m->nprinted + 1;
 		m->failed_id = l->id;
 		format_describe(job, m->failed_desc, sizeof m->failed_desc);
@@ -630,9 +659,9 @@ cmd_map_poll_client(struct pollfd *pfd, struct client *c, int replies)
 static void
 cmd_map_run(struct map *m)
 {
-	struct pollfd pfd[3];
+	struct pollfd pfd[4];
 	uint64_t      now;
-	int	      timeout;
+	int	      timeout, allread;
 
 	for (;;) {
 		cmd_map_take_lines(m);
@@ -642,8 +671,10 @@ cmd_map_run(struct map *m)
 		client_write(m->out);
 		if (m->ctl->json && fflush(stdout) != 0)
 			cmd_map_stdout_closed(m);
-		if (m->eof && m->inoff == m->inlen && m->nprinted == m->nread)
+		allread = m->eof && m->inoff == m->inlen;
+		if (allread && m->nprinted == m->nread)
 			return;
+		progress_total(m->progress, m->nread, allread);
 
 		pfd[0].fd = -1;
 		pfd[0].events = POLLIN;
@@ -662,7 +693,9 @@ cmd_map_run(struct map *m)
 		if (pfd[0].fd == -1 && pfd[1].fd == -1 && pfd[2].fd == -1 &&
 		    timeout == -1)
 			cmd_map_fail(m, "internal error: nothing to wait for");
-		if (mprocctl_poll(pfd, 3, timeout) == -1) {
+		progress_pollfd(m->progress, &pfd[3]);
+		timeout = progress_timeout(m->progress, timeout);
+		if (mprocctl_poll(pfd, 4, timeout) == -1) {
 			if (errno != EINTR)
 				cmd_map_fail(m, "poll: %s", strerror(errno));
 			continue;
@@ -677,6 +710,7 @@ cmd_map_run(struct map *m)
 			client_read(m->out);
 			cmd_map_out_reply(m);
 		}
+		progress_update(m->progress, &pfd[3]);
 	}
 }
 
@@ -729,10 +763,11 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 	struct map	     *m;
 	json_t		     *tmpl, *check;
 	const char	     *pool = NULL;
-	int		      ch, i, status;
+	int		      ch, i, status, mode = PROGRESS_AUTO;
 
 	tmpl = json_object();
-	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:t:")) != -1) {
+	while ((ch = mprocctl_getopt_long(cmd, argc, argv,
+		    "p:t:", progress_options)) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(tmpl, "pool",
@@ -742,6 +777,10 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 		case 't':
 			json_object_set_new(tmpl, "timeout_sec",
 			    json_real(mprocctl_parse_seconds(cmd, ch, optarg)));
+			break;
+		case PROGRESS_ON:
+		case PROGRESS_OFF:
+			mode = ch;
 			break;
 		}
 	}
@@ -767,8 +806,12 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 	m->out = client_connect(ctl->socket);
 	m->program = cmd_map_is_program(m->submit, pool);
 	mprocctl_catch_signals(cmd_map_interrupted, m);
+	if (progress_wanted(mode, ctl->json))
+		m->progress = progress_new(STDERR_FILENO, ctl->socket,
+		    cmd_map_ours, m);
 
 	cmd_map_run(m);
+	progress_free(m->progress);
 
 	status = 0;
 	if (m->nfailed > 0) {

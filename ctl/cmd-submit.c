@@ -31,8 +31,9 @@ const struct ctl_cmd cmd_submit_entry = {
 	    "           pool's retries\n"
 	    "  -e K=V   add K=V to its environment; may be given more than once\n"
 	    "  -i       send all of standard input as the job's standard input\n"
-	    "  -w       wait for it, write its stdout and stderr to mprocctl's, and\n"
-	    "           exit with its status; a signal to mprocctl cancels the job\n"
+	    "  -w       wait for it, write its stdout and stderr to mprocctl's as it\n"
+	    "           writes them, and exit with its status; a signal to mprocctl\n"
+	    "           (Ctrl-C) cancels the job\n"
 	    "\n"
 	    "The job runs in mprocctl's current directory. Put -- before CMD.\n"
 	    "With -w the exit status is the job's own; 128+N if it was killed by\n"
@@ -100,7 +101,10 @@ cmd_submit_cancel(void *arg)
 	cmd_cancel_jobs(s->socket, &s->id, 1, cmd_submit_cancelled, s);
 }
 
-/* Waits for the job, then writes its output; returns its exit status. */
+/*
+ * Waits for the job, writing its output as it comes (with --json, the
+ * reply of Get at the end); returns its exit status.
+ */
 static int
 cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 {
@@ -112,6 +116,8 @@ cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 	s.socket = ctl->socket;
 	s.id = id;
 	mprocctl_catch_signals(cmd_submit_cancel, &s);
+	if (!ctl->json)
+		return cmd_follow_stream(ctl, c, id);
 	/*
 	 * The Get goes out with the Wait, one round trip fewer: mprocd reads
 	 * a call only once those before it are answered, so the Get sees the
@@ -132,10 +138,7 @@ cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 	if (!json_is_object(job) || !format_job_finished(job))
 		mprocctl_fail("bad reply from mprocd: Get after Wait has no "
 			      "finished job");
-	if (ctl->json)
-		mprocctl_print_json(r);
-	else
-		(void)format_write_output(r, 0);
+	mprocctl_print_json(r);
 	status = format_exit_status(job);
 	json_decref(r);
 	return status;

@@ -11,6 +11,7 @@ const struct ctl_cmd *const cmd_table[] = {
 	&cmd_map_entry,
 	&cmd_call_entry,
 	&cmd_wait_entry,
+	&cmd_follow_entry,
 	&cmd_get_entry,
 	&cmd_list_entry,
 	&cmd_status_entry,

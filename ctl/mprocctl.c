@@ -61,6 +61,7 @@ mprocctl_usage(FILE *f)
 static void __attribute__((format(printf, 1, 0)))
 mprocctl_vwarn(const char *fmt, va_list ap)
 {
+	progress_hide_current();
 	fflush(stdout);
 	fputs("mprocctl: ", stderr);
 	vfprintf(stderr, fmt, ap);
@@ -120,12 +121,27 @@ int
 mprocctl_getopt(const struct ctl_cmd *cmd, int argc, char **argv,
     const char *optstring)
 {
+	return mprocctl_getopt_long(cmd, argc, argv, optstring, NULL);
+}
+
+/* mprocctl_getopt() with long options too (NULL: none), as getopt_long(3). */
+int
+mprocctl_getopt_long(const struct ctl_cmd *cmd, int argc, char **argv,
+    const char *optstring, const struct option *longopts)
+{
 	char opts[64];
 	int  ch, i;
 
 	opterr = 0;
 	snprintf(opts, sizeof opts, "+:%s", optstring);
-	ch = getopt(argc, argv, opts);
+	ch = getopt_long(argc, argv, opts, longopts, NULL);
+	/* getopt_long(3) has moved past a long option it refuses. */
+	if (ch == '?' && longopts != NULL && optopt == 0)
+		mprocctl_usage_error(cmd, "unknown option %s",
+		    argv[optind - 1]);
+	if (ch == '?' && longopts != NULL && optopt > 0xff)
+		mprocctl_usage_error(cmd, "option %s takes no value",
+		    argv[optind - 1]);
 	if (ch == '?' && optopt == '-') {
 		/* getopt(3) reports only the second dash of "--name". */
 		for (i = 1; i < argc - 1; i++) {

@@ -2,6 +2,7 @@
 #ifndef MPROCCTL_H
 #define MPROCCTL_H
 
+#include <getopt.h>
 #include <poll.h>
 #include <stddef.h>
 
@@ -38,6 +39,8 @@ void mprocctl_fail(const char *, ...)
 void mprocctl_warn(const char *, ...) __attribute__((format(printf, 1, 2)));
 void mprocctl_print_json(json_t *);
 int  mprocctl_getopt(const struct ctl_cmd *, int, char **, const char *);
+int  mprocctl_getopt_long(const struct ctl_cmd *, int, char **, const char *,
+     const struct option *);
 void mprocctl_check_nargs(const struct ctl_cmd *, int, int, int);
 json_int_t  mprocctl_parse_id(const struct ctl_cmd *, const char *);
 double	    mprocctl_parse_seconds(const struct ctl_cmd *, int, const char *);
@@ -56,6 +59,7 @@ const struct ctl_cmd		  *cmd_find(const char *);
 /* cmd-*.c */
 extern const struct ctl_cmd cmd_call_entry;
 extern const struct ctl_cmd cmd_cancel_entry;
+extern const struct ctl_cmd cmd_follow_entry;
 extern const struct ctl_cmd cmd_get_entry;
 extern const struct ctl_cmd cmd_list_entry;
 extern const struct ctl_cmd cmd_map_entry;
@@ -74,8 +78,11 @@ int	cmd_call_write_result(json_t *, int);
 void cmd_cancel_jobs(const char *, const json_int_t *, size_t,
     void (*)(void *, size_t, struct varlink_reply *), void *);
 
-/* client.c */
+/* cmd-follow.c */
 struct client;
+int cmd_follow_stream(struct ctl *, struct client *, json_int_t);
+
+/* client.c */
 struct client *client_connect(const char *);
 void	       client_free(struct client *);
 int	       client_fd(struct client *);
@@ -110,5 +117,24 @@ void	    format_print_table(json_t *);
 int	    format_write_output(json_t *, int);
 int	    format_write_all(int, const void *, size_t);
 json_t	   *format_check_jobs(json_t *, const char *);
+
+/* progress.c */
+#define PROGRESS_AUTO 0
+#define PROGRESS_ON   0x100 /* --progress, as mprocctl_getopt_long() gives it */
+#define PROGRESS_OFF  0x101 /* --no-progress */
+extern const struct option progress_options[];
+struct progress;
+int		 progress_wanted(int, int);
+struct progress *progress_new(int, const char *, int (*)(void *, json_int_t),
+    void *);
+void		 progress_free(struct progress *);
+void		 progress_total(struct progress *, size_t, int);
+void		 progress_done(struct progress *, int);
+void		 progress_hide(struct progress *);
+void		 progress_hide_current(void);
+void		 progress_output(struct progress *, json_t *);
+void		 progress_pollfd(struct progress *, struct pollfd *);
+int		 progress_timeout(struct progress *, int);
+void		 progress_update(struct progress *, const struct pollfd *);
 
 #endif
