@@ -415,6 +415,23 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 	}
 }
 
+/*
+ * Output past max_output was dropped on its way here: followers mark a gap
+ * at this place.
+ */
+void
+job_output_gap(struct job *j)
+{
+	struct job_watch *jw, *next;
+
+	j->truncated = 1;
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, JOB_OUTPUT_GAP, NULL, 0);
+	}
+}
+
 /* A new attempt: its output begins again, and followers hear so. */
 static void
 job_output_restart(struct job *j)
@@ -428,7 +445,7 @@ job_output_restart(struct job *j)
 	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
 		next = TAILQ_NEXT(jw, entry);
 		if (jw->output != NULL)
-			jw->output(jw, j, -1, NULL, 0);
+			jw->output(jw, j, JOB_OUTPUT_RESTART, NULL, 0);
 	}
 }
 

@@ -223,11 +223,16 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 	size_t		      len, n, pos;
 	int		      truncated;
 
-	if (stream == -1) {
+	if (stream == JOB_OUTPUT_RESTART) {
 		/* A new attempt: its output from the start. */
 		f->sent[0] = f->sent[1] = 0;
 		f->at = f->at_off = 0;
 		f->gap = METHOD_FOLLOW_NO_GAP;
+		return;
+	}
+	if (stream == JOB_OUTPUT_GAP) {
+		if (f->gap == METHOD_FOLLOW_NO_GAP)
+			f->gap = j->out[0].len + j->out[1].len;
 		return;
 	}
 	method_follow_send(f);

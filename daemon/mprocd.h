@@ -134,8 +134,11 @@ struct job_spec {
  * Someone waiting for a job to finish (a client's Wait or Cancel), or
  * following its output (Follow): output, if set, is told of each piece
  * kept in the job's output (and of lost, the part past max_output that
- * was not), or with stream -1 that the output begins again (a retry).
+ * was not), or with JOB_OUTPUT_RESTART that the output begins again (a
+ * retry), or with JOB_OUTPUT_GAP that some past max_output never came.
  */
+#define JOB_OUTPUT_RESTART (-1)
+#define JOB_OUTPUT_GAP	   (-2)
 struct job_watch {
 	TAILQ_ENTRY(job_watch) entry;
 	struct job *job;
@@ -257,6 +260,7 @@ int	       job_parse_state(const char *);
 int	       job_is_finished(const struct job *);
 enum job_state job_final_state(enum job_kill, int);
 void	 job_output_add(struct job *, int, const void *, size_t, uint64_t);
+void	 job_output_gap(struct job *);
 void	 job_watch_add(struct job *, struct job_watch *);
 void	 job_watch_remove(struct job_watch *);
 void	 job_finish(struct job *, enum job_state);
@@ -473,6 +477,7 @@ struct worker_job {
 	size_t	       stdin_off;
 	uint64_t       max_output;
 	uint64_t       sent[2];
+	int	       dropped[2]; /* output past max_output not sent */
 	int	       truncated;
 	const char   **env; /* its environment (strings borrowed) */
 };

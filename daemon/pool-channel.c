@@ -83,6 +83,7 @@ pool_channel_frame(struct worker *w, const struct proto_hdr *h,
 	struct proto_job_started started;
 	struct proto_job_output	 out;
 	struct proto_job_done	 done;
+	uint32_t		 s;
 
 	switch (h->type) {
 	case PROTO_JOB_STARTED:
@@ -105,10 +106,14 @@ pool_channel_frame(struct worker *w, const struct proto_hdr *h,
 		return 0;
 	case PROTO_JOB_OUTPUT:
 		if (proto_unpack_job_output(payload, h->len, &out) != 0 ||
-		    j == NULL || (int64_t)out.id != j->id ||
-		    (out.stream != 1 && out.stream != 2))
+		    j == NULL || (int64_t)out.id != j->id)
 			break;
-		job_output_add(j, (int)out.stream - 1, out.data, out.len,
+		s = out.stream & ~(uint32_t)PROTO_OUTPUT_AFTER_LOSS;
+		if (s != 1 && s != 2)
+			break;
+		if (out.stream & PROTO_OUTPUT_AFTER_LOSS)
+			job_output_gap(j);
+		job_output_add(j, (int)s - 1, out.data, out.len,
 		    w->pool->cfg.max_output);
 		return 0;
 	case PROTO_JOB_DONE:

@@ -90,17 +90,29 @@ worker_send(uint32_t type, const struct proto_buf *b)
 	}
 }
 
+/* Whether the supervisor's end would take a piece of output now. */
+static int
+worker_can_send(void)
+{
+	struct pollfd pfd = { WORKER_FD, POLLOUT, 0 };
+
+	return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT);
+}
+
 static void
 worker_send_output(struct worker_job *r, int stream, const void *data,
     size_t len)
 {
 	struct proto_buf b;
 	uint64_t	 room;
+	uint32_t	 flags = 0;
 
 	/*
-	 * All of it goes: the supervisor keeps max_output, and hands the rest
-	 * to followers. Sending blocks, so a job outrunning the supervisor
-	 * waits on its pipe; this worker holds nothing.
+	 * The supervisor keeps max_output and hands the rest to followers.
+	 * Sending blocks, so a job waits for a busy supervisor on its pipe:
+	 * for what is kept. The rest goes only if the supervisor has room
+	 * for it now, else it is dropped and the next piece says so: a job
+	 * is never held back for its followers.
 	 */
 	room = r->sent[stream] < r->max_output ? r->max_output - r->sent[stream]
 					       : 0;
@@ -108,8 +120,16 @@ worker_send_output(struct worker_job *r, int stream, const void *data,
 		r->truncated = 1;
 	if (len == 0)
 		return;
+	if (room == 0 && !worker_can_send()) {
+		r->dropped[stream] = 1;
+		return;
+	}
+	if (r->dropped[stream])
+		flags = PROTO_OUTPUT_AFTER_LOSS;
+	r->dropped[stream] = 0;
 	r->sent[stream] += len;
-	proto_pack_job_output(&b, r->id, (uint32_t)stream + 1, data, len);
+	proto_pack_job_output(&b, r->id, ((uint32_t)stream + 1) | flags, data,
+	    len);
 	worker_send(PROTO_JOB_OUTPUT, &b);
 	proto_buf_free(&b);
 }

@@ -91,9 +91,12 @@ struct proto_job_started {
 	uint32_t pid;
 };
 
+/* On a stream: output past max_output was dropped before this piece. */
+#define PROTO_OUTPUT_AFTER_LOSS 0x100
+
 struct proto_job_output {
 	uint64_t    id;
-	uint32_t    stream; /* 1 stdout, 2 stderr */
+	uint32_t    stream; /* 1 stdout, 2 stderr; PROTO_OUTPUT_AFTER_LOSS */
 	const void *data;
 	size_t	    len;
 };

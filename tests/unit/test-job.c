@@ -202,6 +202,63 @@ test_output_capped(void **state)
 	assert_false(j->truncated);
 }
 
+/* What a follower's watch was told, in order. */
+static char seen[256];
+
+static void
+record_output(struct job_watch *jw, struct job *j, int stream, const void *lost,
+    size_t len)
+{
+	size_t n = strlen(seen);
+
+	(void)jw;
+	(void)j;
+	snprintf(seen + n, sizeof seen - n, "%d:%.*s;", stream, (int)len,
+	    (const char *)lost);
+}
+
+static void
+record_done(struct job_watch *jw, struct job *j)
+{
+	(void)jw;
+	(void)j;
+	strcat(seen, "done;");
+}
+
+/*
+ * Followers' view: the runs record the order the streams came in, a watch
+ * hears of each piece with what was not kept, of a gap, and of a retry,
+ * which empties the output and its runs.
+ */
+static void
+test_output_runs_and_followers(void **state)
+{
+	struct job	*j = running_job();
+	struct job_watch jw = { .cb = record_done, .output = record_output };
+
+	seen[0] = '\0';
+	job_watch_add(j, &jw);
+	job_output_add(j, 0, "abc", 3, pool->cfg.max_output);
+	job_output_add(j, 0, "de", 2, pool->cfg.max_output);
+	job_output_add(j, 1, "E", 1, pool->cfg.max_output);
+	job_output_add(j, 0, "fghijklmno", 10, pool->cfg.max_output);
+	assert_int_equal(j->nruns, 3);
+	assert_int_equal(j->runs[0], 5);
+	assert_int_equal(j->runs[1], JOB_RUN_STDERR | 1);
+	assert_int_equal(j->runs[2], 5); /* 10 kept of stdout, in all */
+	assert_int_equal(j->lost[0], 5);
+	job_output_gap(j);
+	assert_true(j->truncated);
+	assert_string_equal(seen, "0:;0:;1:;0:klmno;-2:;");
+	seen[0] = '\0';
+	job_started(j, fake);
+	assert_int_equal(j->nruns, 0);
+	assert_int_equal(j->lost[0], 0);
+	assert_false(j->truncated);
+	job_done(j, 0, 0);
+	assert_string_equal(seen, "-1:;done;");
+}
+
 static void
 test_output_trimmed_when_finished(void **state)
 {
@@ -414,6 +471,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_fifo_and_retry_front,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_succeeded_and_failed,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_runs_and_followers,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_output_capped, setup,
 		    teardown),
