@@ -36,6 +36,7 @@ job_store_shutdown(struct job *j)
 		    "mprocd stopped while it ran; job lost" LOG_KV
 		    "attempts=%u",
 		    j->attempts);
+		job_wait_reason(j, "mprocd stopped while it ran");
 		job_finish(j, JOB_LOST);
 		return 1;
 	}
@@ -66,6 +67,31 @@ job_store_put(struct job *j, int new)
 		return;
 	j->unsaved = 1;
 	store_put(j, new);
+}
+
+/* Queued jobs read back, admitted once all are: after may name later ones. */
+static struct job **job_store_admit_v;
+static size_t	    job_store_admit_n;
+
+static void
+job_store_pending_admit(struct job *j)
+{
+	job_store_admit_v = xreallocarray(job_store_admit_v,
+	    job_store_admit_n + 1, sizeof *job_store_admit_v);
+	job_store_admit_v[job_store_admit_n++] = j;
+}
+
+/* Every job is back: the queued ones wait for their after, their lock. */
+void
+job_store_loaded(void)
+{
+	size_t i;
+
+	for (i = 0; i < job_store_admit_n; i++)
+		job_wait_admit(job_store_admit_v[i]);
+	free(job_store_admit_v);
+	job_store_admit_v = NULL;
+	job_store_admit_n = 0;
 }
 
 /* Frees what a job_row owns (what job_store_restore() did not take). */
@@ -155,6 +181,7 @@ job_store_load(struct job_row *row)
 			    "mprocd stopped while it ran; job lost" LOG_KV
 			    "attempts=%u",
 			    j->attempts);
+			job_wait_reason(j, "mprocd stopped while it ran");
 			job_finish(j, JOB_LOST);
 			return;
 		}
@@ -168,10 +195,12 @@ job_store_load(struct job_row *row)
 		clog_warnx(&ctx,
 		    "the job's pool is no longer in the "
 		    "configuration; job cancelled");
+		job_wait_reason(j, "its pool %s is gone", j->pool);
 		job_finish(j, JOB_CANCELLED);
 		return;
 	}
-	pool_enqueue(p, j, 0);
+	/* Its after and its lock, once every live job is back. */
+	job_store_pending_admit(j);
 }
 
 /*

@@ -204,7 +204,10 @@ job_uncancel(struct job *j)
 	clog_notice(&ctx,
 	    "the cancellation could not be stored; the job is "
 	    "queued again");
-	pool_enqueue(p, j, 1);
+	job_wait_reason(j, NULL);
+	if (j->deps != NULL)
+		j->deps->after_bad = 0;
+	job_wait_admit(j); /* for its after and its lock, again */
 	supervisor_changed(SUPERVISOR_DISPATCH);
 }
 
@@ -255,6 +258,14 @@ job_new(const char *pool, struct job_spec *spec, uid_t uid)
 	spec->stdin_data = NULL;
 	if (spec->input != NULL)
 		j->input = json_incref(spec->input);
+	if (spec->nafter > 0 || spec->lock != NULL) {
+		j->deps = xcalloc(1, sizeof *j->deps);
+		j->deps->after = spec->after;
+		j->deps->nafter = spec->nafter;
+		spec->after = NULL;
+		if (spec->lock != NULL)
+			j->deps->lock = xstrdup(spec->lock);
+	}
 	/* Else the pool's, as they are when the job starts. */
 	j->timeout_given = spec->has_timeout == 1;
 	j->timeout = spec->timeout;
@@ -278,6 +289,7 @@ job_spec_free(struct job_spec *spec)
 	util_strv_free(spec->argv);
 	util_strv_free(spec->env);
 	free(spec->stdin_data);
+	free(spec->after);
 	memset(spec, 0, sizeof *spec);
 }
 
@@ -290,6 +302,8 @@ job_free(struct job *j)
 
 	if (j == NULL)
 		return;
+	job_wait_forget(j);
+	lock_release(j);
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL)
 		job_watch_remove(jw);
 	for (pp = &buckets[job_hash(j->id)]; *pp != NULL; pp = &(*pp)->hnext) {
@@ -317,6 +331,13 @@ job_free(struct job *j)
 	free(j->out[0].data);
 	free(j->out[1].data);
 	free(j->runs);
+	if (j->deps != NULL) {
+		free(j->deps->after);
+		free(j->deps->after_watch);
+		free(j->deps->lock);
+		free(j->deps);
+	}
+	free(j->reason);
 	free(j);
 	if (njobs_peak >= TRIM_MIN && njobs <= njobs_peak / 2) {
 		malloc_trim(0);
@@ -347,137 +368,6 @@ uint64_t
 job_count_finished(void)
 {
 	return store_is_open() ? store_count_finished() : nfinished;
-}
-
-/* Notes that n bytes of stream came next, for followers' order. */
-static void
-job_output_run(struct job *j, int stream, size_t n)
-{
-	uint32_t flag = stream == 1 ? JOB_RUN_STDERR : 0, *last;
-
-	last = j->nruns > 0 ? &j->runs[j->nruns - 1] : NULL;
-	if (last != NULL && (*last & JOB_RUN_STDERR) == flag &&
-	    (*last & JOB_RUN_MAX) + n <= JOB_RUN_MAX) {
-		*last += (uint32_t)n;
-		return;
-	}
-	if (j->nruns == j->runs_size) {
-		j->runs_size = j->runs_size == 0 ? 4 : j->runs_size * 2;
-		j->runs = xreallocarray(j->runs, j->runs_size, sizeof *j->runs);
-	}
-	j->runs[j->nruns++] = flag | (uint32_t)n;
-}
-
-/* Appends n bytes of stream to what j keeps (within max). */
-static void
-job_output_keep(struct job *j, int stream, const void *data, size_t n,
-    uint64_t max)
-{
-	struct job_output *o = &j->out[stream];
-
-	job_output_run(j, stream, n);
-	if (o->size - o->len < n) {
-		o->size = o->size == 0 ? 4096 : o->size;
-		while (o->size - o->len < n)
-			o->size *= 2;
-		if (o->size > max && max >= o->len + n)
-			o->size = (size_t)max;
-		o->data = xreallocarray(o->data, 1, o->size);
-	}
-	memcpy(o->data + o->len, data, n);
-	o->len += n;
-}
-
-/*
- * Keeps up to max bytes of a stream (0 stdout, 1 stderr); the rest is
- * counted as truncated and dropped. Followers are told of both.
- */
-void
-job_output_add(struct job *j, int stream, const void *data, size_t len,
-    uint64_t max)
-{
-	struct job_output *o = &j->out[stream];
-	struct job_watch  *jw, *next;
-	size_t		   room, n;
-
-	room = o->len < max ? (size_t)(max - o->len) : 0;
-	n = len < room ? len : room;
-	if (n < len)
-		j->truncated = 1;
-	if (n > 0)
-		job_output_keep(j, stream, data, n, max);
-	j->lost[stream] += len - n;
-	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
-		next = TAILQ_NEXT(jw, entry);
-		if (jw->output != NULL)
-			jw->output(jw, j, stream, (const uint8_t *)data + n,
-			    len - n);
-	}
-}
-
-/*
- * Output past max_output was dropped on its way here: followers mark a gap
- * at this place.
- */
-void
-job_output_gap(struct job *j)
-{
-	struct job_watch *jw, *next;
-
-	j->truncated = 1;
-	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
-		next = TAILQ_NEXT(jw, entry);
-		if (jw->output != NULL)
-			jw->output(jw, j, JOB_OUTPUT_GAP, NULL, 0);
-	}
-}
-
-/* A new attempt: its output begins again, and followers hear so. */
-static void
-job_output_restart(struct job *j)
-{
-	struct job_watch *jw, *next;
-
-	j->truncated = 0;
-	j->out[0].len = j->out[1].len = 0;
-	j->lost[0] = j->lost[1] = 0;
-	j->nruns = 0;
-	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
-		next = TAILQ_NEXT(jw, entry);
-		if (jw->output != NULL)
-			jw->output(jw, j, JOB_OUTPUT_RESTART, NULL, 0);
-	}
-}
-
-/*
- * A finished job's output grows no more: give back what the doubling left
- * spare. Thousands of finished jobs are kept, most with little output.
- */
-static void
-job_output_trim(struct job_output *o)
-{
-	if (o->size == o->len)
-		return;
-	if (o->len == 0) {
-		free(o->data);
-		o->data = NULL;
-	} else
-		o->data = xreallocarray(o->data, 1, o->len);
-	o->size = o->len;
-}
-
-/* And the record of its order. */
-static void
-job_output_trim_runs(struct job *j)
-{
-	if (j->nruns == j->runs_size)
-		return;
-	if (j->nruns == 0) {
-		free(j->runs);
-		j->runs = NULL;
-	} else
-		j->runs = xreallocarray(j->runs, j->nruns, sizeof *j->runs);
-	j->runs_size = j->nruns;
 }
 
 /* Whether j is of pool (NULL: any) and in state (-1: any). */
@@ -604,6 +494,8 @@ job_finish(struct job *j, enum job_state state)
 	}
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
+	job_wait_ended(j);
+	lock_release(j);
 	job_store_put(j, 0);
 	store_crash("finish");
 	pool_job_finished(j);
@@ -739,6 +631,8 @@ job_worker_died(struct job *j)
 	}
 	clog_warnx(&ctx, "the job's worker died; job lost" LOG_KV "attempts=%u",
 	    j->attempts);
+	job_wait_reason(j, "worker died; %s",
+	    j->retries == 0 ? "no retries" : "no retries left");
 	job_finish(j, JOB_LOST);
 }
 

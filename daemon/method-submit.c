@@ -31,6 +31,33 @@ method_submit_strv(json_t *a, size_t max)
 }
 
 /*
+ * after: at most JOB_MAX_AFTER ids, each once (whether they exist is for
+ * method_submit_job). Returns -1 if it is not such a list.
+ */
+static int
+method_submit_after(json_t *a, struct job_spec *sb)
+{
+	json_t *v;
+	size_t	i, k;
+
+	if (a == NULL || json_is_null(a))
+		return 0;
+	if (!json_is_array(a) || json_array_size(a) > JOB_MAX_AFTER)
+		return -1;
+	sb->nafter = json_array_size(a);
+	sb->after = xcalloc(sb->nafter + 1, sizeof *sb->after);
+	json_array_foreach(a, i, v) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1)
+			return -1;
+		sb->after[i] = json_integer_value(v);
+		for (k = 0; k < i; k++)
+			if (sb->after[k] == sb->after[i])
+				return -1;
+	}
+	return 0;
+}
+
+/*
  * Checks and converts Submit's parameters. Returns 0, or -1 with *bad set
  * to the name of the first parameter that is wrong.
  */
@@ -38,7 +65,8 @@ int
 method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 {
 	static const char *const known[] = { "argv", "pool", "name", "cwd",
-		"env", "stdin", "timeout_sec", "retries", "input", NULL };
+		"env", "stdin", "timeout_sec", "retries", "input", "after",
+		"lock", NULL };
 	json_t			*env;
 	const char		*in = NULL;
 	char		       **e;
@@ -68,6 +96,12 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 	else if ((sb->has_retries = varlink_get_int(params, "retries", 0, 100,
 		      &retries)) == -1)
 		*bad = "retries";
+	else if (method_submit_after(json_object_get(params, "after"), sb) != 0)
+		*bad = "after";
+	else if (varlink_get_string(params, "lock", &sb->lock) == -1 ||
+	    (sb->lock != NULL &&
+		(sb->lock[0] == '\0' || strlen(sb->lock) > JOB_MAX_LOCK)))
+		*bad = "lock";
 	sb->retries = (uint64_t)retries;
 	env = json_object_get(params, "env");
 	if (*bad == NULL && env != NULL && !json_is_null(env)) {
@@ -95,6 +129,33 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 }
 
 /*
+ * Each job of after exists, and c may see it (as Get would); else the call
+ * is answered: an unknown id (its own future one too) is InvalidParameter
+ * naming after, one of another user PermissionDenied. Returns -1 then.
+ */
+static int
+method_submit_check_after(struct conn *c, struct varlink_call *call,
+    const struct job_spec *spec)
+{
+	struct job *dep;
+	size_t	    i;
+	int	    rv = 0;
+
+	for (i = 0; i < spec->nafter && rv == 0; i++) {
+		if ((dep = job_find(spec->after[i])) == NULL) {
+			method_invalid_param(c, call, "after");
+			rv = -1;
+		} else if (!method_may(c, dep)) {
+			method_error(c, call, "io.mprocd.PermissionDenied",
+			    json_pack("{s:I}", "id", (json_int_t)dep->id));
+			rv = -1;
+		}
+	}
+	job_trim(); /* those read back to be checked */
+	return rv;
+}
+
+/*
  * The job a Submit or Run asks for, queued in its pool *pp (not yet
  * dispatched); or NULL once the call has been answered with why not.
  */
@@ -111,6 +172,10 @@ method_submit_job(struct conn *c, struct varlink_call *call, struct pool **pp)
 
 	if (method_submit_parse(call->params, &spec, &bad) != 0) {
 		method_invalid_param(c, call, bad);
+		return NULL;
+	}
+	if (method_submit_check_after(c, call, &spec) != 0) {
+		job_spec_free(&spec);
 		return NULL;
 	}
 	p = spec.pool != NULL ? pool_find(spec.pool) : pool_default();

@@ -111,7 +111,7 @@ method_unknown_param(json_t *params, const char *const *known)
 }
 
 /* Get, Wait and Cancel: the job's submitter, root, or our own user. */
-static int
+int
 method_may(const struct conn *c, const struct job *j)
 {
 	return c->uid == 0 || c->uid == geteuid() || c->uid == j->uid;
@@ -180,6 +180,7 @@ void
 method_job_write(struct varlink_buf *b, const struct job *j)
 {
 	char **p;
+	size_t i;
 
 	varlink_buf_raw(b, "{\"id\":");
 	varlink_buf_int(b, j->id);
@@ -220,6 +221,20 @@ method_job_write(struct varlink_buf *b, const struct job *j)
 	}
 	varlink_buf_raw(b, ",\"attempts\":");
 	varlink_buf_int(b, j->attempts);
+	job_wait_write_reason(b, j);
+	if (j->deps != NULL && j->deps->nafter > 0) {
+		varlink_buf_raw(b, ",\"after\":[");
+		for (i = 0; i < j->deps->nafter; i++) {
+			if (i > 0)
+				varlink_buf_raw(b, ",");
+			varlink_buf_int(b, j->deps->after[i]);
+		}
+		varlink_buf_raw(b, "]");
+	}
+	if (j->deps != NULL && j->deps->lock != NULL) {
+		varlink_buf_raw(b, ",\"lock\":");
+		varlink_buf_string(b, j->deps->lock);
+	}
 	varlink_buf_raw(b, ",\"submitted_usec\":");
 	varlink_buf_int(b, (int64_t)j->submitted_usec);
 	if (j->started_usec != 0) {

@@ -128,6 +128,16 @@ struct job_spec {
 	int	    has_retries;
 	uint64_t    retries;
 	json_t	   *input; /* a program's call: args, kwargs; NULL: none */
+	int64_t	   *after; /* owned; NULL: none */
+	size_t	    nafter;
+	const char *lock; /* NULL: none */
+};
+
+/* Why a queued job may not start yet (job-wait.c, lock.c). */
+enum job_wait {
+	JOB_WAIT_NONE,	/* in its pool's queue, or not queued */
+	JOB_WAIT_AFTER, /* for jobs named in after to finish */
+	JOB_WAIT_LOCK,	/* for its lock */
 };
 
 /*
@@ -206,6 +216,24 @@ struct job {
 	json_t	     *result; /* a program's answer, or NULL */
 	struct event *timer;  /* timeout, then kill_grace */
 	struct job_watches watches;
+
+	struct job_deps *deps; /* its after and lock; NULL: neither */
+	enum job_wait	 wait;
+	char		*reason; /* why it ended as it did; NULL */
+};
+
+/* What a job with after or a lock has besides (job-wait.c, lock.c). */
+struct job_deps {
+	int64_t		 *after; /* as submitted; NULL: none */
+	size_t		  nafter;
+	size_t		  after_left;  /* of them not finished yet */
+	struct job_watch *after_watch; /* on each of them, while it waits */
+	int64_t		  after_bad;   /* the first not to succeed */
+	enum job_state	  after_bad_state;
+	char		 *lock;	     /* NULL: none */
+	int		  lock_held; /* granted: queued to run, or running */
+	TAILQ_ENTRY(job) wait_entry; /* the waiting jobs */
+	TAILQ_ENTRY(job) lock_entry; /* its lock's waiters */
 };
 TAILQ_HEAD(jobs, job);
 
@@ -250,6 +278,7 @@ void	       job_store_put(struct job *, int);
 void	       job_store_row_free(struct job_row *);
 struct job    *job_store_restore(struct job_row *);
 void	       job_store_load(struct job_row *);
+void	       job_store_loaded(void);
 void	       job_store_saved(int64_t);
 void	       job_store_unsaved(int64_t);
 void	       job_store_pending(int64_t);
@@ -261,6 +290,9 @@ int	       job_is_finished(const struct job *);
 enum job_state job_final_state(enum job_kill, int);
 void	 job_output_add(struct job *, int, const void *, size_t, uint64_t);
 void	 job_output_gap(struct job *);
+void	 job_output_restart(struct job *);
+void	 job_output_trim(struct job_output *);
+void	 job_output_trim_runs(struct job *);
 void	 job_watch_add(struct job *, struct job_watch *);
 void	 job_watch_remove(struct job_watch *);
 void	 job_finish(struct job *, enum job_state);
@@ -377,6 +409,24 @@ void  pool_program_run(struct pool_program *, struct job *);
 void  pool_program_drain(struct pool_program *);
 int   pool_program_over_memory(const struct pool_program *);
 
+/* job-wait.c */
+#define JOB_MAX_AFTER 1000
+#define JOB_MAX_LOCK  256
+void job_wait_admit(struct job *);
+void job_wait_ready(struct job *);
+void job_wait_forget(struct job *);
+void job_wait_reason(struct job *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
+void job_wait_write_reason(struct varlink_buf *, const struct job *);
+void job_wait_cancel_all(void);
+void job_wait_ended(struct job *);
+
+/* lock.c */
+void lock_wait(struct job *);
+void lock_unwait(struct job *);
+void lock_release(struct job *);
+void lock_free_all(void);
+
 /* pool.c */
 struct pool {
 	TAILQ_ENTRY(pool) entry;
@@ -391,7 +441,9 @@ struct pool {
 	uint64_t	   restarts;
 	int		   removed; /* by a reload: drains, then goes */
 	struct jobs	   queue;
-	uint64_t	   nqueued;
+	uint64_t	   nqueued;	/* in queue, ready to run */
+	uint64_t	   nwait_after; /* queued, waiting for jobs */
+	uint64_t	   nwait_lock;	/* queued, waiting for a lock */
 	uint64_t	   succeeded;
 	uint64_t	   failed; /* failed, timeout and lost */
 	uint64_t	   cancelled;
@@ -433,13 +485,14 @@ void	       pool_reopen_logs(void);
 json_t	      *pool_status_json(const struct pool *);
 struct job    *pool_submit(struct pool *, struct job_spec *, uid_t,
        enum pool_refusal *);
-void	       pool_enqueue(struct pool *, struct job *, int);
-void	       pool_dequeue(struct job *);
-void	       pool_dispatch(struct pool *);
-void	       pool_job_finished(const struct job *);
-void	       pool_job_unfinished(const struct job *);
-void	       pool_cancel_queued(struct pool *);
-void	       pool_kill_running(enum job_kill);
+#define POOL_ENQUEUE_ORDERED 2 /* pool_enqueue's front: by seq */
+void pool_enqueue(struct pool *, struct job *, int);
+void pool_dequeue(struct job *);
+void pool_dispatch(struct pool *);
+void pool_job_finished(const struct job *);
+void pool_job_unfinished(const struct job *);
+void pool_cancel_queued(struct pool *);
+void pool_kill_running(enum job_kill);
 
 /* The pool's workers, those of slots and then the spares. */
 #define POOL_FOREACH_WORKER(w, p) \
@@ -597,6 +650,7 @@ const char *method_unknown_param(json_t *, const char *const *);
 int	    method_get_seconds(json_t *, const char *, uint64_t *);
 struct job *method_get_job(struct conn *, struct varlink_call *, int64_t);
 struct job *method_id_param(struct conn *, struct varlink_call *);
+int	    method_may(const struct conn *, const struct job *);
 void	    method_job_write(struct varlink_buf *, const struct job *);
 void	    method_job_output(struct varlink_buf *, const struct job *);
 

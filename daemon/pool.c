@@ -194,6 +194,24 @@ pool_next_worker(struct pool *p, struct worker *w)
 void
 pool_enqueue(struct pool *p, struct job *j, int front)
 {
+	struct job *at;
+
+	/* One that waited goes back to its place (seq): FIFO, as submitted. */
+	if (front == POOL_ENQUEUE_ORDERED &&
+	    ((at = TAILQ_LAST(&p->queue, jobs)) == NULL || at->seq < j->seq))
+		front = 0; /* a new job, or none before it: at the end */
+	else if (front == POOL_ENQUEUE_ORDERED) {
+		TAILQ_FOREACH(at, &p->queue, entry)
+			if (at->seq > j->seq)
+				break;
+		if (at != NULL) {
+			TAILQ_INSERT_BEFORE(at, j, entry);
+			p->nqueued++;
+			supervisor_changed(0);
+			return;
+		}
+		front = 0;
+	}
 	if (front)
 		TAILQ_INSERT_HEAD(&p->queue, j, entry);
 	else
@@ -232,14 +250,15 @@ pool_submit(struct pool *p, struct job_spec *spec, uid_t uid,
 		*why = POOL_SHUTTING_DOWN;
 	else if (p == NULL || p->removed) /* a removed pool only drains */
 		*why = POOL_NO_SUCH;
-	else if (p->nqueued >= p->cfg.queue_limit)
+	else if (p->nqueued + p->nwait_after + p->nwait_lock >=
+	    p->cfg.queue_limit)
 		*why = POOL_FULL;
 	else
 		*why = POOL_ACCEPTED;
 	if (*why != POOL_ACCEPTED)
 		return NULL;
 	j = job_new(p->name, spec, uid);
-	pool_enqueue(p, j, 0);
+	job_wait_admit(j);
 	return j;
 }
 
@@ -257,7 +276,11 @@ pool_dequeue(struct job *j)
 {
 	struct pool *p = pool_find(j->pool);
 
-	if (p != NULL && j->state == JOB_QUEUED)
+	if (j->state != JOB_QUEUED)
+		return;
+	if (j->wait != JOB_WAIT_NONE)
+		job_wait_forget(j);
+	else if (p != NULL)
 		pool_unqueue(p, j);
 }
 
@@ -344,7 +367,7 @@ pool_count_queued(void)
 	uint64_t     n = 0;
 
 	TAILQ_FOREACH(p, &pools, entry)
-		n += p->nqueued;
+		n += p->nqueued + p->nwait_after + p->nwait_lock;
 	return n;
 }
 
@@ -731,7 +754,13 @@ pool_status_json(const struct pool *p)
 	json_object_set_new(jp, "program",
 	    p->cfg.program_text != NULL ? json_string(p->cfg.program_text)
 					: json_null());
-	json_object_set_new(jp, "queued", json_integer((json_int_t)p->nqueued));
+	json_object_set_new(jp, "queued",
+	    json_integer(
+		(json_int_t)(p->nqueued + p->nwait_after + p->nwait_lock)));
+	json_object_set_new(jp, "waiting_after",
+	    json_integer((json_int_t)p->nwait_after));
+	json_object_set_new(jp, "waiting_lock",
+	    json_integer((json_int_t)p->nwait_lock));
 	json_object_set_new(jp, "running", json_integer(running));
 	json_object_set_new(jp, "succeeded",
 	    json_integer((json_int_t)p->succeeded));

@@ -133,6 +133,8 @@ supervisor_shutdown(int sig)
 	log_info("received SIG%s, shutting down", sigabbrev_np(sig));
 	systemd_stopping();
 	control_shutdown();
+	if (!store_is_open())
+		job_wait_cancel_all();
 	TAILQ_FOREACH(p, &pools, entry) {
 		if (!store_is_open())
 			pool_cancel_queued(p);
@@ -231,6 +233,7 @@ supervisor_load_jobs(void)
 		free(why);
 		return -1;
 	}
+	job_store_loaded();
 	if (n > 0)
 		log_info("jobs back from the state database" LOG_KV
 			 "jobs=%d" LOG_KV "queued=%" PRIu64,
@@ -253,6 +256,7 @@ supervisor_free(void)
 	supervisor_changed_ev = NULL;
 	while ((p = TAILQ_FIRST(&pools)) != NULL)
 		pool_free(p);
+	lock_free_all();
 	job_free_all();
 	store_close();
 	for (i = 0; i < SUPERVISOR_NSIGS; i++)

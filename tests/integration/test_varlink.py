@@ -51,6 +51,7 @@ class TestProtocol(DaemonTestCase):
         self.assertLess(abs(st["started_usec"] - now), 60e6)
         pool = st["pools"][0]
         self.assertEqual(set(pool), {"name", "size", "degraded", "queued",
+                                     "waiting_after", "waiting_lock",
                                      "running", "succeeded", "failed",
                                      "cancelled", "restarts", "program",
                                      "workers"})

@@ -1,0 +1,143 @@
+/*
+ * A job's output: each stream's first max_output bytes, the order the
+ * streams came in (runs, for followers), and the watches told of each
+ * piece, of a gap, and of a new attempt's start.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "mprocd.h"
+#include "xmalloc.h"
+
+/* Notes that n bytes of stream came next, for followers' order. */
+static void
+job_output_run(struct job *j, int stream, size_t n)
+{
+	uint32_t flag = stream == 1 ? JOB_RUN_STDERR : 0, *last;
+
+	last = j->nruns > 0 ? &j->runs[j->nruns - 1] : NULL;
+	if (last != NULL && (*last & JOB_RUN_STDERR) == flag &&
+	    (*last & JOB_RUN_MAX) + n <= JOB_RUN_MAX) {
+		*last += (uint32_t)n;
+		return;
+	}
+	if (j->nruns == j->runs_size) {
+		j->runs_size = j->runs_size == 0 ? 4 : j->runs_size * 2;
+		j->runs = xreallocarray(j->runs, j->runs_size, sizeof *j->runs);
+	}
+	j->runs[j->nruns++] = flag | (uint32_t)n;
+}
+
+/* Appends n bytes of stream to what j keeps (within max). */
+static void
+job_output_keep(struct job *j, int stream, const void *data, size_t n,
+    uint64_t max)
+{
+	struct job_output *o = &j->out[stream];
+
+	job_output_run(j, stream, n);
+	if (o->size - o->len < n) {
+		o->size = o->size == 0 ? 4096 : o->size;
+		while (o->size - o->len < n)
+			o->size *= 2;
+		if (o->size > max && max >= o->len + n)
+			o->size = (size_t)max;
+		o->data = xreallocarray(o->data, 1, o->size);
+	}
+	memcpy(o->data + o->len, data, n);
+	o->len += n;
+}
+
+/*
+ * Keeps up to max bytes of a stream (0 stdout, 1 stderr); the rest is
+ * counted as truncated and dropped. Followers are told of both.
+ */
+void
+job_output_add(struct job *j, int stream, const void *data, size_t len,
+    uint64_t max)
+{
+	struct job_output *o = &j->out[stream];
+	struct job_watch  *jw, *next;
+	size_t		   room, n;
+
+	room = o->len < max ? (size_t)(max - o->len) : 0;
+	n = len < room ? len : room;
+	if (n < len)
+		j->truncated = 1;
+	if (n > 0)
+		job_output_keep(j, stream, data, n, max);
+	j->lost[stream] += len - n;
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, stream, (const uint8_t *)data + n,
+			    len - n);
+	}
+}
+
+/*
+ * Output past max_output was dropped on its way here: followers mark a gap
+ * at this place.
+ */
+void
+job_output_gap(struct job *j)
+{
+	struct job_watch *jw, *next;
+
+	j->truncated = 1;
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, JOB_OUTPUT_GAP, NULL, 0);
+	}
+}
+
+/* A new attempt: its output begins again, and followers hear so. */
+void
+job_output_restart(struct job *j)
+{
+	struct job_watch *jw, *next;
+
+	j->truncated = 0;
+	j->out[0].len = j->out[1].len = 0;
+	j->lost[0] = j->lost[1] = 0;
+	j->nruns = 0;
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, JOB_OUTPUT_RESTART, NULL, 0);
+	}
+}
+
+/*
+ * A finished job's output grows no more: give back what the doubling left
+ * spare. Thousands of finished jobs are kept, most with little output.
+ */
+void
+job_output_trim(struct job_output *o)
+{
+	if (o->size == o->len)
+		return;
+	if (o->len == 0) {
+		free(o->data);
+		o->data = NULL;
+	} else
+		o->data = xreallocarray(o->data, 1, o->len);
+	o->size = o->len;
+}
+
+/* And the record of its order. */
+void
+job_output_trim_runs(struct job *j)
+{
+	if (j->nruns == j->runs_size)
+		return;
+	if (j->nruns == 0) {
+		free(j->runs);
+		j->runs = NULL;
+	} else
+		j->runs = xreallocarray(j->runs, j->nruns, sizeof *j->runs);
+	j->runs_size = j->nruns;
+}
