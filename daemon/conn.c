@@ -256,6 +256,13 @@ conn_flush(struct conn *c)
 		return;
 	conn_batching = NULL;
 	conn_write_buffer(c, conn_batch);
+	/*
+	 * A Follow that stopped at its backlog, all of it gathered here and
+	 * now taken by the socket: no write callback will wake it.
+	 */
+	if (c->following != NULL && !c->holding &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		method_follow_continue(c);
 }
 
 /*

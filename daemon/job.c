@@ -553,6 +553,8 @@ job_started(struct job *j, struct worker *w)
 	j->kill_signal = 0;
 	job_output_restart(j);
 	job_set_result(j, NULL);
+	/* A reload changes max_output for jobs that start after it. */
+	j->max_output = w->pool->cfg.max_output;
 	j->started_usec = util_now_usec();
 	j->started_mono = util_mono_usec();
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);

@@ -52,7 +52,7 @@ struct method_follow_last {
 static struct method_follow_last method_follow_last;
 static unsigned int		 method_follow_n; /* followers */
 
-static void method_follow_send(struct method_follow *);
+static int method_follow_send(struct method_follow *);
 
 void
 method_follow_free(struct method_follow *f)
@@ -177,10 +177,10 @@ method_follow_end(struct method_follow *f)
 
 /*
  * Sends what kept output the client has room for; the end once all is
- * sent and the job has finished. Else it goes on when the client has read
- * (conn.c calls), or when more output comes.
+ * sent and the job has finished (1). Else it goes on when the client has
+ * read (conn.c calls), or when more output comes (0).
  */
-static void
+static int
 method_follow_send(struct method_follow *f)
 {
 	const uint8_t *data;
@@ -190,7 +190,7 @@ method_follow_send(struct method_follow *f)
 	while ((s = method_follow_next(f, &data, &len)) != -1) {
 		if (conn_unsent(f->c) >= METHOD_FOLLOW_BACKLOG) {
 			conn_watch_output(f->c, METHOD_FOLLOW_LOW);
-			return;
+			return 0;
 		}
 		truncated = f->sent[0] + f->sent[1] >= f->gap;
 		if (truncated)
@@ -199,14 +199,21 @@ method_follow_send(struct method_follow *f)
 		f->sent[s] += len;
 		f->at_off += len;
 	}
-	if (job_is_finished(f->job))
-		method_follow_end(f);
+	if (!job_is_finished(f->job))
+		return 0;
+	method_follow_end(f);
+	return 1;
 }
 
+/*
+ * From conn.c: the client read, or replies held or gathered went. Not
+ * inside job_finish() here: a job read back for it may go now.
+ */
 void
 method_follow_continue(struct conn *c)
 {
-	method_follow_send(c->following);
+	if (method_follow_send(c->following))
+		job_trim();
 }
 
 /*
@@ -235,7 +242,7 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 			f->gap = j->out[0].len + j->out[1].len;
 		return;
 	}
-	method_follow_send(f);
+	(void)method_follow_send(f); /* the job runs: this is no end */
 	if (lostlen == 0)
 		return;
 	if (method_follow_next(f, &data, &len) != -1 ||
@@ -262,7 +269,7 @@ static void
 method_follow_done(struct job_watch *jw, struct job *j)
 {
 	(void)j;
-	method_follow_send(jw->arg);
+	(void)method_follow_send(jw->arg); /* inside job_finish: no trim */
 }
 
 /* c follows j from the start of its output. */
@@ -273,7 +280,9 @@ method_follow_start(struct conn *c, struct job *j)
 
 	f->c = c;
 	f->job = j;
-	f->gap = METHOD_FOLLOW_NO_GAP;
+	/* Output already lost (past max_output): a gap after what is kept. */
+	f->gap = j->truncated ? j->out[0].len + j->out[1].len
+			      : METHOD_FOLLOW_NO_GAP;
 	method_follow_n++;
 	job_pin(j);
 	f->watch.cb = method_follow_done;
@@ -282,7 +291,8 @@ method_follow_start(struct conn *c, struct job *j)
 	if (!job_is_finished(j))
 		job_watch_add(j, &f->watch);
 	c->following = f;
-	method_follow_send(f);
+	if (method_follow_send(f))
+		job_trim();
 }
 
 /*

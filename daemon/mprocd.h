@@ -206,8 +206,9 @@ struct job {
 	uint32_t	 *runs;	  /* the order it came in: JOB_RUN_* */
 	size_t		  nruns;
 	size_t		  runs_size;
-	size_t		  lost[2]; /* bytes past max_output, not kept */
-	unsigned int	  pins;	   /* followers: not to be let go */
+	size_t		  lost[2];    /* bytes past max_output, not kept */
+	uint64_t	  max_output; /* its pool's when it started */
+	unsigned int	  pins;	      /* followers: not to be let go */
 	int		  truncated;
 	int64_t		  seq; /* queue order, as the database has it */
 	int	      unsaved; /* a change not committed yet: stays, waits */

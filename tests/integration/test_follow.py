@@ -268,6 +268,20 @@ class TestFollow(JobsTestCase):
         out, _, _ = self.get_output(end["job"]["id"])
         self.assertEqual(out, b"x" * 65536)
 
+    def test_late_follower_is_told_of_lost_output(self):
+        """A Follow begun after output went past max_output: the first
+        piece after the kept output says truncated (a review's finding)."""
+        self.start(conf(default="workers = 2; max_output = 1000"))
+        jid = self.submit(["sh", "-c", "head -c 3000 /dev/zero | tr '\\0' a;"
+                           "sleep 0.5; printf bbbbbbbbbb"])
+        wait_for(lambda: self.c.call("io.mprocd.Get", {"id": jid})["truncated"],
+                 "output past max_output")
+        st = Stream(self.d.connect(), "io.mprocd.Follow", {"id": jid})
+        end = st.read()
+        self.assertIs(end["truncated"], True)
+        self.assertEqual([(s, len(d), t) for s, d, t, _ in st.pieces],
+                         [("stdout", 1000, False), ("stdout", 10, True)])
+
     def test_followers_that_vanish(self):
         self.start(conf())
         jid = self.submit(chatty(40, 20))
