@@ -102,6 +102,7 @@ job_store_row_free(struct job_row *row)
 	util_strv_free(row->env);
 	json_decref(row->input);
 	json_decref(row->result);
+	free(row->after);
 	memset(row, 0, sizeof *row);
 }
 
@@ -148,6 +149,16 @@ job_store_restore(struct job_row *row)
 			    row->outlen[s]);
 	j->truncated = row->truncated;
 	j->seq = row->seq;
+	if (row->nafter > 0 || row->lock != NULL) {
+		j->deps = xcalloc(1, sizeof *j->deps);
+		j->deps->after = row->after;
+		j->deps->nafter = row->nafter;
+		row->after = NULL;
+		if (row->lock != NULL)
+			j->deps->lock = xstrdup(row->lock);
+	}
+	if (row->reason != NULL)
+		j->reason = xstrdup(row->reason);
 	job_link(j);
 	if (job_is_finished(j))
 		job_cache_add(j);

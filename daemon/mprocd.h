@@ -257,6 +257,9 @@ struct job_row {
 	const void    *out[2];
 	size_t	       outlen[2];
 	int64_t	       seq;
+	int64_t	      *after; /* owned */
+	size_t	       nafter;
+	const char    *lock, *reason;
 };
 
 struct job    *job_new(const char *, struct job_spec *, uid_t);
@@ -584,6 +587,14 @@ uint64_t    store_count_finished(void);
 uint64_t    store_size(void);
 void	    store_flush(void);
 void	    store_crash(const char *);
+int	    store_exec(const char *, char **);
+int64_t	    store_query_int(const char *, char **);
+
+/* store-schema.c */
+struct sqlite3;
+int store_schema_check(struct sqlite3 *, char **);
+int store_schema_create(char **);
+int store_schema_migrate(char **);
 
 /* conn.c */
 struct method_wait;

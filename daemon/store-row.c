@@ -5,6 +5,8 @@
  */
 #include "config.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,7 +52,24 @@ store_row_json(sqlite3_stmt *st, int col, const json_t *v)
 	sqlite3_bind_text(st, col, text, -1, free);
 }
 
-/* Binds j, as it is now, to the parameters ?1 to ?25 of STORE_COLUMNS. */
+/* A job's after, as JSON text: [1,2,3]. */
+static void
+store_row_after(sqlite3_stmt *st, int col, const int64_t *after, size_t n)
+{
+	char  *text, *p;
+	size_t i, size = 2 + n * 21;
+
+	p = text = xmalloc(size + 1);
+	*p++ = '[';
+	for (i = 0; i < n; i++)
+		p += snprintf(p, size - (size_t)(p - text), "%s%" PRId64,
+		    i > 0 ? "," : "", after[i]);
+	*p++ = ']';
+	*p = '\0';
+	sqlite3_bind_text(st, col, text, -1, free);
+}
+
+/* Binds j, as it is now, to the parameters ?1 to ?28 of STORE_COLUMNS. */
 void
 store_row_bind(struct sqlite3_stmt *st, const struct job *j)
 {
@@ -94,6 +113,11 @@ store_row_bind(struct sqlite3_stmt *st, const struct job *j)
 	sqlite3_bind_int(st, 23, j->truncated);
 	store_row_json(st, 24, j->result);
 	sqlite3_bind_int64(st, 25, j->seq);
+	if (j->deps != NULL && j->deps->nafter > 0)
+		store_row_after(st, 26, j->deps->after, j->deps->nafter);
+	if (j->deps != NULL)
+		store_row_text(st, 27, j->deps->lock);
+	store_row_text(st, 28, j->reason);
 }
 
 /* Reads a blob of NUL-ended strings back into an array (NULL if none). */
@@ -130,6 +154,31 @@ static const char *
 store_row_column_text(sqlite3_stmt *st, int col)
 {
 	return (const char *)sqlite3_column_text(st, col);
+}
+
+/* after_ids back into row->after: -1 if it is not a list of ids. */
+static int
+store_row_read_after(sqlite3_stmt *st, int col, struct job_row *row)
+{
+	json_t *a = store_row_column_json(st, col), *v;
+	size_t	i;
+	int	rv = 0;
+
+	if (a == NULL)
+		return sqlite3_column_type(st, col) == SQLITE_NULL ? 0 : -1;
+	if (!json_is_array(a) || json_array_size(a) > JOB_MAX_AFTER)
+		rv = -1;
+	else if ((row->nafter = json_array_size(a)) > 0) {
+		row->after = xcalloc(row->nafter, sizeof *row->after);
+		json_array_foreach(a, i, v) {
+			if (!json_is_integer(v) || json_integer_value(v) < 1)
+				rv = -1;
+			else
+				row->after[i] = json_integer_value(v);
+		}
+	}
+	json_decref(a);
+	return rv;
 }
 
 /*
@@ -174,11 +223,16 @@ store_row_read(struct sqlite3_stmt *st, struct job_row *row)
 	row->truncated = sqlite3_column_int(st, 22);
 	row->result = store_row_column_json(st, 23);
 	row->seq = sqlite3_column_int64(st, 24);
+	if (store_row_read_after(st, 25, row) != 0)
+		goto bad;
+	row->lock = store_row_column_text(st, 26);
+	row->reason = store_row_column_text(st, 27);
 	if (row->pool == NULL || row->argv == NULL || row->argv[0] == NULL ||
 	    row->cwd == NULL || row->state < JOB_QUEUED ||
-	    row->state > JOB_LOST) {
-		job_store_row_free(row);
-		return -1;
-	}
+	    row->state > JOB_LOST)
+		goto bad;
 	return 0;
+bad:
+	job_store_row_free(row);
+	return -1;
 }

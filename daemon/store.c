@@ -40,42 +40,6 @@
  */
 #define STORE_CHECKPOINT_PAGES 1000
 
-/* The schema this mprocd writes; PRAGMA user_version says a file's. */
-#define STORE_SCHEMA 1
-
-static const char store_schema[] =
-    "CREATE TABLE jobs ("
-    " id INTEGER PRIMARY KEY,"
-    " pool TEXT NOT NULL,"
-    " name TEXT,"
-    " argv BLOB NOT NULL," /* each string ended by a NUL */
-    " cwd TEXT NOT NULL,"
-    " env BLOB,"
-    " stdin BLOB,"
-    " input TEXT," /* JSON */
-    " uid INTEGER NOT NULL,"
-    " timeout INTEGER," /* usec; NULL: the pool's */
-    " retries INTEGER," /* NULL: the pool's */
-    " state INTEGER NOT NULL,"
-    " exit_status INTEGER,"
-    " signal INTEGER,"
-    " worker TEXT,"
-    " pid INTEGER,"
-    " attempts INTEGER NOT NULL,"
-    " submitted_usec INTEGER NOT NULL,"
-    " started_usec INTEGER,"
-    " finished_usec INTEGER,"
-    " stdout BLOB,"
-    " stderr BLOB,"
-    " truncated INTEGER NOT NULL DEFAULT 0,"
-    " result TEXT,"	    /* JSON */
-    " seq INTEGER NOT NULL" /* queue order */
-    ") STRICT;"
-    "CREATE INDEX jobs_finished ON jobs (finished_usec) WHERE state >= 2;"
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
-    "STRICT;"
-    "INSERT INTO meta VALUES ('next_id', 1);";
-
 enum store_stmt {
 	STORE_BEGIN,
 	STORE_COMMIT,
@@ -97,7 +61,7 @@ enum store_stmt {
 	"id, pool, name, argv, cwd, env, stdin, input, uid, timeout, " \
 	"retries, state, exit_status, signal, worker, pid, attempts, " \
 	"submitted_usec, started_usec, finished_usec, stdout, stderr, " \
-	"truncated, result, seq"
+	"truncated, result, seq, after_ids, lock, reason"
 
 static const char *const store_sql[STORE_NSTMT] = {
 	[STORE_BEGIN] = "BEGIN",
@@ -106,13 +70,14 @@ static const char *const store_sql[STORE_NSTMT] = {
 	[STORE_INSERT] = "INSERT INTO jobs (" STORE_COLUMNS
 			 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 			 "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-			 "?21, ?22, ?23, ?24, ?25)",
+			 "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
 	/* What changes after a job's submission; the same parameters. */
 	[STORE_UPDATE] = "UPDATE jobs SET state = ?12, exit_status = ?13, "
 			 "signal = ?14, worker = ?15, pid = ?16, "
 			 "attempts = ?17, started_usec = ?19, "
 			 "finished_usec = ?20, stdout = ?21, stderr = ?22, "
-			 "truncated = ?23, result = ?24, seq = ?25 "
+			 "truncated = ?23, result = ?24, seq = ?25, "
+			 "reason = ?28 "
 			 "WHERE id = ?1",
 	[STORE_DELETE] = "DELETE FROM jobs WHERE id = ?",
 	[STORE_GET] = "SELECT " STORE_COLUMNS " FROM jobs WHERE id = ?",
@@ -283,7 +248,7 @@ store_mkdir_for(const char *path)
 }
 
 /* Runs sql (no result rows wanted); -1 with the message in *why. */
-static int
+int
 store_exec(const char *sql, char **why)
 {
 	char *msg = NULL;
@@ -296,7 +261,7 @@ store_exec(const char *sql, char **why)
 }
 
 /* One integer that sql answers, or -1 (*why set). */
-static int64_t
+int64_t
 store_query_int(const char *sql, char **why)
 {
 	sqlite3_stmt *st;
@@ -312,65 +277,6 @@ store_query_int(const char *sql, char **why)
 		xasprintf(why, "%s", sqlite3_errmsg(store_db));
 	sqlite3_finalize(st);
 	return v;
-}
-
-/*
- * quick_check, then the schema: 0 if it is ours, 1 if the file is new (it
- * has none), -1 (*why set) if it is not a sound mprocd database. Reads
- * only: a file refused is left as it was.
- */
-static int
-store_check(char **why)
-{
-	sqlite3_stmt *st;
-	const char   *ok;
-	int64_t	      version;
-	int	      r;
-
-	if (sqlite3_prepare_v2(store_db, "PRAGMA quick_check", -1, &st, NULL) !=
-	    SQLITE_OK) {
-		xasprintf(why, "%s", sqlite3_errmsg(store_db));
-		return -1;
-	}
-	r = sqlite3_step(st);
-	ok = r == SQLITE_ROW ? (const char *)sqlite3_column_text(st, 0) : NULL;
-	if (ok == NULL || strcmp(ok, "ok") != 0) {
-		xasprintf(why, "quick_check: %s",
-		    ok != NULL ? ok : sqlite3_errmsg(store_db));
-		sqlite3_finalize(st);
-		return -1;
-	}
-	sqlite3_finalize(st);
-	if ((version = store_query_int("PRAGMA user_version", why)) < 0)
-		return -1;
-	if (version > STORE_SCHEMA) {
-		xasprintf(why,
-		    "schema version %" PRId64 " is newer than this mprocd's "
-		    "(%d): it was written by a later release",
-		    version, STORE_SCHEMA);
-		return -1;
-	}
-	if (version == STORE_SCHEMA)
-		return 0;
-	if (store_query_int("SELECT count(*) FROM sqlite_master", why) != 0) {
-		free(*why);
-		xasprintf(why,
-		    "schema version 0 but the file has tables: not mprocd's "
-		    "state database");
-		return -1;
-	}
-	return 1;
-}
-
-/* A new file: our tables, and our schema's version. */
-static int
-store_create(char **why)
-{
-	return store_exec("BEGIN; PRAGMA user_version = 1;", why) == 0 &&
-		store_exec(store_schema, why) == 0 &&
-		store_exec("COMMIT", why) == 0
-	    ? 0
-	    : -1;
 }
 
 /*
@@ -403,7 +309,7 @@ store_open(const char *path, int power, char **why)
 	 * index lives in memory.
 	 */
 	if (store_exec("PRAGMA locking_mode = EXCLUSIVE", &msg) != 0 ||
-	    (new = store_check(&msg)) == -1 ||
+	    (new = store_schema_check(store_db, &msg)) == -1 ||
 	    store_exec("PRAGMA journal_mode = WAL", &msg) != 0 ||
 	    store_exec("PRAGMA journal_size_limit = 67108864", &msg) != 0 ||
 	    /* No temporary files (a large row's statement journal). */
@@ -412,7 +318,8 @@ store_open(const char *path, int power, char **why)
 	    store_exec(power ? "PRAGMA synchronous = FULL"
 			     : "PRAGMA synchronous = NORMAL",
 		&msg) != 0 ||
-	    (new == 1 && store_create(&msg) != 0))
+	    (new == 1 && store_schema_create(&msg) != 0) ||
+	    (new == 2 && store_schema_migrate(&msg) != 0))
 		goto fail;
 	for (i = 0; i < STORE_NSTMT; i++)
 		if (sqlite3_prepare_v3(store_db, store_sql[i], -1,

@@ -29,6 +29,23 @@ def db_query(path, sql):
         c.close()
 
 
+# The schema of the first release (user_version 1), to test its migration.
+V1_SCHEMA = """
+PRAGMA user_version = 1;
+CREATE TABLE jobs (id INTEGER PRIMARY KEY, pool TEXT NOT NULL, name TEXT,
+ argv BLOB NOT NULL, cwd TEXT NOT NULL, env BLOB, stdin BLOB, input TEXT,
+ uid INTEGER NOT NULL, timeout INTEGER, retries INTEGER,
+ state INTEGER NOT NULL, exit_status INTEGER, signal INTEGER, worker TEXT,
+ pid INTEGER, attempts INTEGER NOT NULL, submitted_usec INTEGER NOT NULL,
+ started_usec INTEGER, finished_usec INTEGER, stdout BLOB, stderr BLOB,
+ truncated INTEGER NOT NULL DEFAULT 0, result TEXT, seq INTEGER NOT NULL
+) STRICT;
+CREATE INDEX jobs_finished ON jobs (finished_usec) WHERE state >= 2;
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+INSERT INTO meta VALUES ('next_id', 1);
+"""
+
+
 class StoreTestCase(JobsTestCase):
 
     def db(self):
@@ -94,6 +111,65 @@ class TestRestart(StoreTestCase):
         self.assertGreater(self.submit(["true"]), max(queued))
         self.assertIn("state", self.d.status())
         self.assertEqual(self.d.status()["state"], self.db())
+
+    def test_after_lock_and_reason_survive_a_restart(self):
+        """Jobs waiting for others and for a lock wait again after a
+        restart, in order; a finished job's reason stays."""
+        self.start(conf(main="shutdown_timeout = 200ms",
+                        default="workers = 2; kill_grace = 200ms"))
+        failed = self.submit(["sh", "-c", "exit 2"])
+        doomed = self.submit(["true"], after=[failed])
+        self.wait([failed, doomed])
+        gate = self.gate("g")
+        chain = [self.submit(["true"], after=[gate])]
+        for _ in range(3):
+            chain.append(self.submit(["true"], after=[chain[-1]]))
+        holder = self.gate("h", lock="db")
+        locked = [self.submit(["true"], lock="db") for _ in range(3)]
+        wait_for(lambda: self.job(holder)["state"] == "running", "holder")
+        self.assertEqual(self.job(locked[0])["reason"], "waiting for lock db")
+        self.restart()
+        # The gate and the holder were running: lost (no retries); what
+        # waited on the gate is cancelled, the lock goes on to the next.
+        self.assertEqual(self.job(doomed)["reason"], "job %d failed" % failed)
+        jobs = self.wait(chain + locked)
+        self.assertEqual([j["state"] for j in jobs[:4]], ["cancelled"] * 4)
+        self.assertEqual(jobs[0]["reason"], "job %d was lost" % gate)
+        self.assertEqual(jobs[1]["reason"], "job %d was cancelled"
+                         % chain[0])
+        self.assertEqual(jobs[0]["after"], [gate])
+        self.assertEqual([j["state"] for j in jobs[4:]], ["succeeded"] * 3)
+        self.assertEqual([j["lock"] for j in jobs[4:]], ["db"] * 3)
+        for a, b in zip(jobs[4:], jobs[5:]):
+            self.assertLessEqual(a["finished_usec"], b["started_usec"])
+
+    def test_schema_1_is_migrated(self):
+        """A file of the previous schema (1) is brought to 2, its queued
+        job kept."""
+        path = os.path.join(tempfile.mkdtemp(prefix="mprocd-v1-"), "v1.db")
+        self.addCleanup(shutil.rmtree, os.path.dirname(path))
+        db = sqlite3.connect(path)
+        db.executescript(V1_SCHEMA)
+        db.execute("INSERT INTO jobs (id, pool, argv, cwd, uid, state, "
+                   "attempts, submitted_usec, seq) VALUES (7, 'default', "
+                   "?, '/', 0, 0, 0, 1, 7)", (b"echo\0v1\0",))
+        db.execute("UPDATE meta SET value = 8")
+        db.commit()
+        db.close()
+        self.start(conf(main="state = %s" % path))
+        j = self.wait([7])[0]
+        self.assertEqual(j["state"], "succeeded")
+        r = self.c.call("io.mprocd.Get", {"id": 7})
+        self.assertEqual(base64.b64decode(r["stdout"]), b"v1\n")
+        self.assertEqual(self.submit(["true"], lock="x"), 8)
+        self.wait([8])
+        # Exclusive while mprocd runs: read after it stops.
+        self.d.stop()
+        db = sqlite3.connect(path)
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
+        self.assertEqual(db.execute("SELECT lock FROM jobs WHERE id = 8")
+                         .fetchone()[0], "x")
+        db.close()
 
     def test_running_job_with_retries_runs_again(self):
         self.start(conf(default="workers = 1"))
