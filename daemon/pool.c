@@ -439,6 +439,14 @@ pool_slot_rank(const struct worker *w)
 	return w->state == WORKER_IDLE ? 3 : w->state == WORKER_BUSY ? 1 : 2;
 }
 
+/* Nothing queued in p, nor waiting to be. */
+static int
+pool_drained(const struct pool *p)
+{
+	return TAILQ_EMPTY(&p->queue) && p->nwait_after == 0 &&
+	    p->nwait_lock == 0;
+}
+
 /*
  * Brings the pool's spares to spare_workers (none for a removed pool),
  * retiring first those least ready: without a process, then starting. New
@@ -482,8 +490,9 @@ pool_trim(struct pool *p)
 	TAILQ_FOREACH(w, &p->workers, entry)
 		if (pool_keeps(w))
 			kept++;
+	/* A removed pool drains: the jobs queued, those waiting too. */
 	if (p->removed)
-		target = TAILQ_EMPTY(&p->queue) ? 0 : MAX(kept, 1);
+		target = pool_drained(p) ? 0 : MAX(kept, 1);
 	for (; kept > target; kept--) {
 		pick = pool_pick_retiree(&p->workers, pool_slot_rank);
 		if (pick->state == WORKER_BUSY)
@@ -511,7 +520,7 @@ pool_trim(struct pool *p)
 	}
 	pool_trim_spares(p);
 	if (p->removed && TAILQ_EMPTY(&p->workers) && TAILQ_EMPTY(&p->spares) &&
-	    TAILQ_EMPTY(&p->queue)) {
+	    pool_drained(p)) {
 		clog_info(&ctx, "pool removed, its jobs done");
 		pool_free(p);
 	}

@@ -290,7 +290,7 @@ class Client:
     # io.mprocd.
 
     def run(self, argv, pool=None, name=None, cwd=None, env=None,
-            stdin=None, timeout=None, retries=None):
+            stdin=None, timeout=None, retries=None, after=None, lock=None):
         """Runs argv as a job and returns once it has finished, as a
         CompletedJob (one io.mprocd.Run call). pool: default "default".
         name: the job's name. cwd: default the caller's working directory
@@ -299,17 +299,21 @@ class Client:
         sent as UTF-8. timeout: seconds, after which mprocd kills the job
         (state "timeout", returncode -15 or -9); not a limit on this call.
         retries: how many times a job whose worker died is run again.
+        after: job ids; the job waits until they have finished, and runs
+        only if all succeeded (else it ends "cancelled"). lock: a name; no
+        two jobs holding the same lock run at once, in any pool.
         Interrupting run() does not cancel the job."""
         params = _job_params(argv, pool, name, cwd, env, stdin, timeout,
-                             retries)
+                             retries, after, lock)
         return CompletedJob(self.call("io.mprocd.Run", params),
                             "io.mprocd.Run")
 
     def submit(self, argv, pool=None, name=None, cwd=None, env=None,
-               stdin=None, timeout=None, retries=None):
+               stdin=None, timeout=None, retries=None, after=None,
+               lock=None):
         """Queues argv as a job, as run() would run it; returns its id."""
         params = _job_params(argv, pool, name, cwd, env, stdin, timeout,
-                             retries)
+                             retries, after, lock)
         return _field(self.call("io.mprocd.Submit", params), "id", int,
                       "io.mprocd.Submit")
 
@@ -453,7 +457,8 @@ def _ids(ids):
     return [operator.index(i) for i in ids]
 
 
-def _job_params(argv, pool, name, cwd, env, stdin, timeout, retries):
+def _job_params(argv, pool, name, cwd, env, stdin, timeout, retries,
+                after=None, lock=None):
     """Submit's and Run's parameters; TypeError for what cannot be one."""
     if isinstance(argv, (str, bytes, os.PathLike)):
         raise TypeError("argv is a list of strings, not one string: for a "
@@ -483,4 +488,8 @@ def _job_params(argv, pool, name, cwd, env, stdin, timeout, retries):
         params["timeout_sec"] = _seconds(timeout)
     if retries is not None:
         params["retries"] = operator.index(retries)
+    if after is not None:
+        params["after"] = _ids(after)
+    if lock is not None:
+        params["lock"] = _text(lock, "lock")
     return params

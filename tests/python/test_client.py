@@ -298,6 +298,20 @@ class TestMethods(SharedDaemon):
         self.assertEqual(self.c.get(b).stdout, b"b\n")
         self.assertEqual(self.c.wait([]), [])
 
+    def test_after_and_lock(self):
+        a = self.c.submit(["sh", "-c", "sleep 0.2; exit 1"])
+        b = self.c.submit(["true"], after=[a], lock="t")
+        ok = self.c.submit(["true"])
+        r = self.c.run(["echo", "c"], after=ok, lock="t")
+        self.assertEqual(r.state, "succeeded")
+        self.assertEqual(r.job["after"], [ok])
+        self.assertEqual(r.job["lock"], "t")
+        job = self.c.wait([b], timeout=mt.WAIT)[0]
+        self.assertEqual((job["state"], job["reason"]),
+                         ("cancelled", "job %d failed" % a))
+        with self.assertRaises(TypeError):
+            self.c.submit(["true"], after=["x"])
+
     def test_get_unfinished(self):
         g = self.gate("get-unfinished")
         mt.wait_for(lambda: self.c.get(g).state == "running", "running")
