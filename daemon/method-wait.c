@@ -286,6 +286,9 @@ method_wait_cancel(struct conn *c, struct varlink_call *call)
 		    "job cancelled" LOG_KV "was=%s" LOG_KV "uid=%u" LOG_KV
 		    "client_pid=%d",
 		    job_state_name(j->state), (unsigned)c->uid, (int)c->pid);
+		if (j->kill == JOB_KILL_NONE)
+			job_wait_reason(j, "cancelled by uid %u",
+			    (unsigned)c->uid);
 		job_kill(j, JOB_KILL_CANCEL);
 	}
 	if (call->flags & VARLINK_ONEWAY)
