@@ -46,142 +46,6 @@
 
 #include <jansson.h>
 
-struct conn {
-	int    fd;
-	char  *in; /* received, not yet parsed */
-	size_t inlen, insize;
-	size_t scanned; /* of in, known to hold no NUL */
-	char  *out;	/* to send */
-	size_t outlen, outoff, outsize;
-};
-
-static double
-now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *
-grow(void *p, size_t *size, size_t need)
-{
-	if (need <= *size)
-		return p;
-	while (*size < need)
-		*size = *size == 0 ? 65536 : *size * 2;
-	if ((p = realloc(p, *size)) == NULL)
-		bench_util_die("out of memory");
-	return p;
-}
-
-static void
-conn_open(struct conn *c, const char *path)
-{
-	memset(c, 0, sizeof *c);
-	if ((c->fd = bench_util_connect(path)) == -1)
-		bench_util_die("%s: %s", path, strerror(errno));
-}
-
-/* Queues a call; sent by conn_io(). */
-static void
-conn_call(struct conn *c, const char *method, json_t *params)
-{
-	json_t *msg;
-	char   *s;
-	size_t	len;
-
-	msg = json_pack("{s:s, s:o}", "method", method, "parameters",
-	    params != NULL ? params : json_object());
-	if (msg == NULL || (s = json_dumps(msg, JSON_COMPACT)) == NULL)
-		bench_util_die("cannot encode a %s call", method);
-	json_decref(msg);
-	len = strlen(s) + 1;
-	if (c->outoff == c->outlen)
-		c->outoff = c->outlen = 0;
-	c->out = grow(c->out, &c->outsize, c->outlen + len);
-	memcpy(c->out + c->outlen, s, len);
-	c->outlen += len;
-	free(s);
-}
-
-/* Sends what it can and reads what came, waiting for one or the other. */
-static void
-conn_io(struct conn *c)
-{
-	struct pollfd pfd = { c->fd, POLLIN, 0 };
-	ssize_t	      n;
-
-	if (c->outoff < c->outlen)
-		pfd.events |= POLLOUT;
-	if (poll(&pfd, 1, -1) == -1 && errno != EINTR)
-		bench_util_die("poll: %s", strerror(errno));
-	if (pfd.revents & POLLOUT) {
-		n = send(c->fd, c->out + c->outoff, c->outlen - c->outoff,
-		    MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (n > 0)
-			c->outoff += (size_t)n;
-		else if (n == -1 && errno != EAGAIN && errno != EINTR)
-			bench_util_die("send: %s", strerror(errno));
-	}
-	if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-		c->in = grow(c->in, &c->insize, c->inlen + 65536);
-		n = recv(c->fd, c->in + c->inlen, c->insize - c->inlen,
-		    MSG_DONTWAIT);
-		if (n == 0)
-			bench_util_die("mprocd closed the connection");
-		if (n > 0)
-			c->inlen += (size_t)n;
-		else if (errno != EAGAIN && errno != EINTR)
-			bench_util_die("recv: %s", strerror(errno));
-	}
-}
-
-/* The next reply if one has come whole, else NULL. Errors end us. */
-static json_t *
-conn_reply(struct conn *c)
-{
-	json_error_t jerr;
-	json_t	    *msg, *params;
-	char	    *end;
-	size_t	     len;
-
-	if ((end = memchr(c->in + c->scanned, '\0', c->inlen - c->scanned)) ==
-	    NULL) {
-		c->scanned = c->inlen;
-		return NULL;
-	}
-	c->scanned = 0;
-	len = (size_t)(end - c->in);
-	if ((msg = json_loadb(c->in, len, 0, &jerr)) == NULL)
-		bench_util_die("bad reply: %s", jerr.text);
-	memmove(c->in, end + 1, c->inlen - len - 1);
-	c->inlen -= len + 1;
-	if (json_object_get(msg, "error") != NULL) {
-		params = json_object_get(msg, "parameters");
-		bench_util_die("%s %s",
-		    json_string_value(json_object_get(msg, "error")),
-		    params != NULL ? json_dumps(params, JSON_COMPACT) : "");
-	}
-	params = json_incref(json_object_get(msg, "parameters"));
-	json_decref(msg);
-	if (params == NULL)
-		bench_util_die("a reply without parameters");
-	return params;
-}
-
-/* Sends everything queued and returns the next reply. */
-static json_t *
-conn_wait(struct conn *c)
-{
-	json_t *r;
-
-	while ((r = conn_reply(c)) == NULL)
-		conn_io(c);
-	return r;
-}
-
 /*
  * "/bin/true" with the job's number as its argument, or without; into a
  * program pool, a call "echo" with the number as its input's argument.
@@ -215,19 +79,19 @@ number(const char *s)
 /* N Submits pipelined, no more than WINDOW unanswered; the ids into ids. */
 #define WINDOW 4096
 static void
-submit_many(struct conn *c, long n, const char *pool, json_t *ids)
+submit_many(struct bench_conn *c, long n, const char *pool, json_t *ids)
 {
 	json_t *r;
 	long	sent = 0, got = 0;
 
 	while (got < n) {
 		while (sent < n && sent - got < WINDOW) {
-			conn_call(c, "io.mprocd.Submit",
+			bench_util_call(c, "io.mprocd.Submit",
 			    submit_params(sent, pool));
 			sent++;
 		}
-		conn_io(c);
-		while ((r = conn_reply(c)) != NULL) {
+		bench_util_io(c);
+		while ((r = bench_util_reply(c)) != NULL) {
 			if (ids != NULL)
 				json_array_append(ids,
 				    json_object_get(r, "id"));
@@ -239,12 +103,12 @@ submit_many(struct conn *c, long n, const char *pool, json_t *ids)
 
 /* The last call's result must be its input: {"args": [N - 1]}. */
 static void
-check_echo(struct conn *c, json_t *id, long n)
+check_echo(struct bench_conn *c, json_t *id, long n)
 {
 	json_t *r, *arg;
 
-	conn_call(c, "io.mprocd.Get", json_pack("{s:O}", "id", id));
-	r = conn_wait(c);
+	bench_util_call(c, "io.mprocd.Get", json_pack("{s:O}", "id", id));
+	r = bench_util_wait(c);
 	arg = json_array_get(json_object_get(json_object_get(r, "result"),
 				 "args"),
 	    0);
@@ -257,19 +121,19 @@ check_echo(struct conn *c, json_t *id, long n)
 }
 
 static int
-cmd_pipeline(struct conn *c, long n, const char *pool)
+cmd_pipeline(struct bench_conn *c, long n, const char *pool)
 {
 	json_t *ids = json_array(), *last, *r, *job;
 	double	t0;
 	size_t	i;
 	long	ok = 0;
 
-	t0 = now();
+	t0 = bench_util_now();
 	submit_many(c, n, pool, ids);
 	last = json_incref(json_array_get(ids, (size_t)n - 1));
-	conn_call(c, "io.mprocd.Wait", json_pack("{s:o}", "ids", ids));
-	r = conn_wait(c);
-	printf("%.6f\n", now() - t0);
+	bench_util_call(c, "io.mprocd.Wait", json_pack("{s:o}", "ids", ids));
+	r = bench_util_wait(c);
+	printf("%.6f\n", bench_util_now() - t0);
 	json_array_foreach(json_object_get(r, "jobs"), i, job)
 		ok += strcmp(json_string_value(json_object_get(job, "state")),
 			  "succeeded") == 0;
@@ -283,34 +147,36 @@ cmd_pipeline(struct conn *c, long n, const char *pool)
 }
 
 static int
-cmd_intake(struct conn *c, long n)
+cmd_intake(struct bench_conn *c, long n)
 {
 	double t0;
 
-	t0 = now();
+	t0 = bench_util_now();
 	submit_many(c, n, NULL, NULL);
-	printf("%.6f\n", now() - t0);
+	printf("%.6f\n", bench_util_now() - t0);
 	return 0;
 }
 
 static int
-cmd_latency(struct conn *c, long n)
+cmd_latency(struct bench_conn *c, long n)
 {
 	json_t *r, *id;
 	double	t0;
 	long	i;
 
 	for (i = 0; i < n; i++) {
-		t0 = now();
-		conn_call(c, "io.mprocd.Submit", submit_params(-1, NULL));
-		r = conn_wait(c);
+		t0 = bench_util_now();
+		bench_util_call(c, "io.mprocd.Submit", submit_params(-1, NULL));
+		r = bench_util_wait(c);
 		id = json_incref(json_object_get(r, "id"));
 		json_decref(r);
-		conn_call(c, "io.mprocd.Wait", json_pack("{s:[O]}", "ids", id));
-		conn_call(c, "io.mprocd.Get", json_pack("{s:O}", "id", id));
-		json_decref(conn_wait(c));
-		r = conn_wait(c);
-		printf("%.1f\n", (now() - t0) * 1e6);
+		bench_util_call(c, "io.mprocd.Wait",
+		    json_pack("{s:[O]}", "ids", id));
+		bench_util_call(c, "io.mprocd.Get",
+		    json_pack("{s:O}", "id", id));
+		json_decref(bench_util_wait(c));
+		r = bench_util_wait(c);
+		printf("%.1f\n", (bench_util_now() - t0) * 1e6);
 		if (strcmp(json_string_value(
 			       json_object_get(json_object_get(r, "job"),
 				   "state")),
@@ -324,7 +190,7 @@ cmd_latency(struct conn *c, long n)
 }
 
 static int
-cmd_call(struct conn *c, long n, const char *method, const char *params)
+cmd_call(struct bench_conn *c, long n, const char *method, const char *params)
 {
 	json_error_t jerr;
 	json_t	    *p = NULL;
@@ -334,17 +200,18 @@ cmd_call(struct conn *c, long n, const char *method, const char *params)
 	if (params != NULL && (p = json_loads(params, 0, &jerr)) == NULL)
 		bench_util_die("bad parameters: %s", jerr.text);
 	for (i = 0; i < n; i++) {
-		t0 = now();
-		conn_call(c, method, p != NULL ? json_deep_copy(p) : NULL);
-		json_decref(conn_wait(c));
-		printf("%.1f\n", (now() - t0) * 1e6);
+		t0 = bench_util_now();
+		bench_util_call(c, method,
+		    p != NULL ? json_deep_copy(p) : NULL);
+		json_decref(bench_util_wait(c));
+		printf("%.1f\n", (bench_util_now() - t0) * 1e6);
 	}
 	json_decref(p);
 	return 0;
 }
 
 static int
-cmd_get(struct conn *c, long n, long first, long last)
+cmd_get(struct bench_conn *c, long n, long first, long last)
 {
 	json_t *r, *job;
 	double	t0;
@@ -364,11 +231,11 @@ cmd_get(struct conn *c, long n, long first, long last)
 	}
 	for (i = 0; i < n; i++) {
 		id = ids[i % span];
-		t0 = now();
-		conn_call(c, "io.mprocd.Get",
+		t0 = bench_util_now();
+		bench_util_call(c, "io.mprocd.Get",
 		    json_pack("{s:I}", "id", (json_int_t)id));
-		r = conn_wait(c);
-		printf("%.1f\n", (now() - t0) * 1e6);
+		r = bench_util_wait(c);
+		printf("%.1f\n", (bench_util_now() - t0) * 1e6);
 		job = json_object_get(r, "job");
 		if (json_integer_value(json_object_get(job, "id")) != id)
 			bench_util_die("Get %ld: another job's reply", id);
@@ -380,14 +247,14 @@ cmd_get(struct conn *c, long n, long first, long last)
 
 /* The first worker's slot: its pid if it is idle, else 0. */
 static pid_t
-first_worker(struct conn *c, const char **name)
+first_worker(struct bench_conn *c, const char **name)
 {
 	static char slot[256];
 	json_t	   *r, *w;
 	pid_t	    pid = 0;
 
-	conn_call(c, "io.mprocd.Status", NULL);
-	r = conn_wait(c);
+	bench_util_call(c, "io.mprocd.Status", NULL);
+	r = bench_util_wait(c);
 	w = json_array_get(json_object_get(json_array_get(json_object_get(r,
 							      "pools"),
 					       0),
@@ -407,7 +274,7 @@ first_worker(struct conn *c, const char **name)
 }
 
 static int
-cmd_restart(struct conn *c, long n)
+cmd_restart(struct bench_conn *c, long n)
 {
 	struct timespec pause = { 0, 100 * 1000 }, settle = { 0, 20000000 };
 	const char     *name = NULL;
@@ -418,7 +285,7 @@ cmd_restart(struct conn *c, long n)
 	for (i = 0; i < n; i++) {
 		while ((old = first_worker(c, &name)) == 0)
 			nanosleep(&pause, NULL);
-		t0 = now();
+		t0 = bench_util_now();
 		if (kill(old, SIGKILL) == -1)
 			bench_util_die("kill %d: %s", (int)old,
 			    strerror(errno));
@@ -426,7 +293,7 @@ cmd_restart(struct conn *c, long n)
 			nanosleep(&pause, NULL);
 			pid = first_worker(c, &name);
 		} while (pid == 0 || pid == old);
-		printf("%.1f\n", (now() - t0) * 1e6);
+		printf("%.1f\n", (bench_util_now() - t0) * 1e6);
 		nanosleep(&settle, NULL);
 	}
 	return 0;
@@ -435,13 +302,13 @@ cmd_restart(struct conn *c, long n)
 int
 main(int argc, char **argv)
 {
-	struct conn c;
-	long	    n;
+	struct bench_conn c;
+	long		  n;
 
 	if (argc < 4)
 		goto usage;
 	n = number(argv[3]);
-	conn_open(&c, argv[1]);
+	bench_util_open(&c, argv[1]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[2], "pipeline") == 0)
 		return cmd_pipeline(&c, n, argc == 5 ? argv[4] : NULL);
 	if (argc == 4 && strcmp(argv[2], "intake") == 0)

@@ -9,6 +9,7 @@ min-max. On a busy 2-core machine only the ratios mean much.
 
 import argparse
 import datetime
+import errno
 import json
 import os
 import platform
@@ -50,7 +51,8 @@ class Plan:
         self.pilot = 300                              # jobs, to size rounds
         # Seconds after which a section starts no more rounds (after 2).
         self.budget = {"throughput": 300, "latency": 120, "calls": 150,
-                       "store": 90, "store latency": 60, "follow": 90}
+                       "store": 90, "store latency": 60, "follow": 90,
+                       "deps": 120, "deps lock": 60}
         self.reps = reps or (2 if quick else 5)
         self.slow_reps = reps or (2 if quick else 3)  # parallel, tsp, celery
         self.latency = 200 if quick else 3000         # open connection
@@ -75,6 +77,10 @@ class Plan:
         self.follow_bytes = (20 if quick else 200) * MIB  # the flood job's
         self.followers = 10
         self.follow_secs = 120    # a bench-follow run at most
+        self.deps_chain = 1000 if quick else 10000    # jobs a round
+        self.deps_queued = 10000 if quick else 100000  # half with the lock
+        self.deps_releases = 5    # freed workers timed a round
+        self.deps_reps = reps or (2 if quick else 3)
 
 
 # --- Small tools ---------------------------------------------------------------
@@ -268,6 +274,7 @@ class Bench:
         self.logb = os.path.join(build, "bench", "bench-log")
         self.echo = os.path.join(build, "bench", "bench-echo")
         self.followb = os.path.join(build, "bench", "bench-follow")
+        self.depsb = os.path.join(build, "bench", "bench-deps")
         self.rows = []
         self.chart = []
         self.chart_title = ""
@@ -291,7 +298,13 @@ class Bench:
                 raise RuntimeError("mprocd exited with status %d; see %s"
                                    % (p.returncode, os.path.join(d, "log")))
             return os.path.exists(sock) and self._ready(sock, want)
-        wait_for("mprocd's workers to be ready (%s)" % sock, ready)
+        try:
+            wait_for("mprocd's workers to be ready (%s)" % sock, ready)
+        except BaseException:
+            if p.poll() is None:    # not left behind
+                p.kill()
+                p.wait()
+            raise
         return p, sock
 
     def write_conf(self, name, main="", pools=None, **pool):
@@ -1336,6 +1349,272 @@ class Bench:
                     max(b for b, _ in short) / MIB,
                     sum(t for _, t in short)) if short else ""))
 
+    # --- 9. Dependencies and locks ---------------------------------------------
+
+    HOLD = 'read x < "$0"'      # a job held until release() writes a line
+
+    def deps(self):
+        plan = self.plan
+        n, q = plan.deps_chain, plan.deps_queued
+        if not os.access(self.depsb, os.X_OK):
+            raise RuntimeError("%s is missing (make bench-programs builds "
+                               "it)" % self.depsb)
+        log("deps: %d × /bin/true in one after chain beside %d independent, "
+            "1 worker; %d queued, the first %d waiting on a lock, 2 workers "
+            "busy, one freed" % (n, n, q, q // 2))
+        load0 = os.getloadavg()
+        res = self.deps_chains(n)
+        lock = self.deps_locks(q)
+        load1 = os.getloadavg()
+
+        sec = "Dependencies and locks (`after`, `lock`)"
+        nn = "{:,}".format(n)
+        chain = Stat([r["rate"] for r in res["chain"]], "jobs/s", True)
+        plain = Stat([r["rate"] for r in res["plain"]], "jobs/s", True)
+        self.row(sec, "%s `/bin/true` in one `after` chain, 1 worker" % nn,
+                 chain, "%s independent, the same pool" % nn, plain,
+                 "≥ 0.80×", chain.median >= 0.8 * plain.median)
+        self.row(sec, "their %s Submits, pipelined (each `after` the one "
+                 "before)" % nn, Stat([r["submit"] * 1e3 for r in
+                                       res["chain"]], "ms", False),
+                 "independent", Stat([r["submit"] * 1e3 for r in
+                                      res["plain"]], "ms", False), "", None)
+        ours = [g for r in lock["lock"] for g in r["gaps"]]
+        ref = [g for r in lock["nolock"] for g in r["gaps"]]
+        late = [x for k in lock for r in lock[k] for x in r["late"]]
+        half = "{:,}".format(q // 2)
+        for p, name in ((50, "p50"), (100, "max")):
+            o, t = pct(ours, p), pct(ref, p)
+            self.row(sec, "a worker freed, %s queued, the first %s waiting "
+                     "on a lock: its job released → the next job started, "
+                     "%s" % ("{:,}".format(q), half, name),
+                     Stat([o], "µs", False), "%s queued, none waiting" % half,
+                     Stat([t], "µs", False), "≤ 1 ms" if p == 50 else "",
+                     o <= 1000 if p == 50 else None)
+            self.rows[-1]["note"] = "%+.0f µs" % (o - t)
+        self.row(sec, "the %s Submits (%s with `lock`, then %s without), "
+                 "pipelined" % ("{:,}".format(q), half, half),
+                 Stat([r["submit"] * 1e3 for r in lock["lock"]], "ms", False),
+                 "", None, "", None)
+        other = sum(r["other"] for k in lock for r in lock[k])
+        self.notes.append(
+            "Dependencies and locks: a chain's rate is its %s jobs over the "
+            "time from the first job's started_usec to the last one's "
+            "finished_usec, all of them submitted first while a job held "
+            "the pool's one worker (so Submits are not timed in it). The "
+            "lock rounds: a fresh daemon of 2 workers, one running a job "
+            "that holds the lock until a file exists, the other a job that "
+            "reads a FIFO; then %s Submits with the same lock and %s "
+            "without (that FIFO job; `bench-deps`, one pipelined connection "
+            "each), or only the %s without; then the held job and %d after "
+            "it released one at a time by a line into the FIFO: each figure "
+            "is from the wall-clock time just before that write() to the "
+            "next job's started_usec (the same clock), so it holds the "
+            "released job's read, exit and reaping and the worker's report "
+            "as well as mprocd's dispatch; %d figures over %d rounds with "
+            "the lock, %d without%s. mprocd sends a worker its next job "
+            "before it ends the last one, so the finished job's "
+            "finished_usec comes after the next one's started_usec "
+            "(median %+.0f µs, max %+.0f µs): finished → started cannot be "
+            "timed from the jobs' own times. Load average (1 min) %.2f at "
+            "the start, %.2f at the end." % (
+                nn, half, half, half, plan.deps_releases - 1, len(ours),
+                len(lock["lock"]), len(ref),
+                "; %d of the next jobs started on another worker" % other
+                if other else "", statistics.median(late), max(late),
+                load0[0], load1[0]))
+
+    def deps_chains(self, n):
+        """Rounds of n × /bin/true on a 1-worker pool, in one after chain
+        and independent, each queued whole behind a held job first:
+        {"chain"|"plain": [{"rate": jobs/s, "submit": seconds}]}."""
+        plan = self.plan
+        p, sock = self.start_mprocd(
+            "deps-chain", "shutdown_timeout = 0\nkeep_finished = %d" % (
+                2 * n + 1000), workers=1, queue_limit=n + 100)
+        fifo = os.path.join(self.work, "deps-chain", "hold")
+        c = None
+        try:
+            os.mkfifo(fifo)
+            c = self.deps_connect(sock)
+            return rounds([
+                ("chain", plan.deps_reps, lambda: self.deps_chain(
+                    c, sock, fifo, n, True)),
+                ("plain", plan.deps_reps, lambda: self.deps_chain(
+                    c, sock, fifo, n, False)),
+            ], plan.budget["deps"], "Dependencies", self.notes)
+        finally:
+            if c is not None:
+                c.close()
+            self.deps_stop(p, fifo)
+
+    def deps_chain(self, c, sock, fifo, n, chain):
+        held = c.call("io.mprocd.Submit", argv=["sh", "-c", self.HOLD,
+                                                fifo])["id"]
+        self.deps_until(c, held, "running")
+        done = c.call("io.mprocd.Status")["pools"][0]["succeeded"]
+        secs, first, last = self.deps_submit(
+            sock, n, ["-a"] if chain else [], ["/bin/true"])
+        if last != first + n - 1:
+            raise RuntimeError("bench-deps: ids %d to %d for %d jobs"
+                               % (first, last, n))
+        self.release(fifo)
+        c.call("io.mprocd.Wait", ids=[held, last], timeout_sec=300)
+        st = c.call("io.mprocd.Status")["pools"][0]
+        if st["succeeded"] - done != n + 1:
+            raise RuntimeError("%d of %d jobs succeeded (%s)" % (
+                st["succeeded"] - done - 1, n, st))
+        a = c.call("io.mprocd.Get", id=first)["job"]
+        z = c.call("io.mprocd.Get", id=last)["job"]
+        if chain and z.get("after") != [last - 1]:
+            raise RuntimeError("job %d: after %r, not [%d]"
+                               % (last, z.get("after"), last - 1))
+        return {"rate": n / ((z["finished_usec"] - a["started_usec"]) / 1e6),
+                "submit": secs}
+
+    def deps_locks(self, q):
+        """Rounds of the lock test, each on a fresh daemon: q queued, the
+        first half waiting on a lock ("lock"), or only the second half
+        ("nolock"): {key: [{"gaps": [µs], "submit": seconds, "other":
+        next jobs started on another worker}]}."""
+        plan = self.plan
+        self.deps_round = 0
+        return rounds([
+            ("lock", plan.deps_reps, lambda: self.deps_lock(q, True)),
+            ("nolock", plan.deps_reps, lambda: self.deps_lock(q, False)),
+        ], plan.budget["deps lock"], "Dependencies, locks", self.notes)
+
+    def deps_lock(self, q, locked):
+        self.deps_round += 1
+        name = "deps-lock-%d" % self.deps_round
+        d = os.path.join(self.work, name)
+        gate, fifo = os.path.join(d, "gate"), os.path.join(d, "hold")
+        p, sock = self.start_mprocd(name, "shutdown_timeout = 0",
+                                    workers=2, queue_limit=q + 100)
+        hold = ["sh", "-c", self.HOLD, fifo]
+        c = None
+        try:
+            os.mkfifo(fifo)
+            c = self.deps_connect(sock)
+            g = c.call("io.mprocd.Submit", lock="bench", argv=[
+                "sh", "-c", 'until [ -e "$0" ]; do sleep 0.1; done',
+                gate])["id"]
+            cur = c.call("io.mprocd.Submit", argv=hold)["id"]
+            self.deps_until(c, g, "running")
+            self.deps_until(c, cur, "running")
+            secs = 0.0
+            if locked:
+                s, first, _ = self.deps_submit(sock, q // 2,
+                                               ["-l", "bench"], ["/bin/true"])
+                secs += s
+            s, nxt, _ = self.deps_submit(sock, q // 2, [], hold)
+            secs += s
+            st = c.call("io.mprocd.Status")["pools"][0]
+            want = (q if locked else q // 2, q // 2 if locked else 0)
+            if (st["queued"], st["waiting_lock"]) != want:
+                raise RuntimeError("%d queued, %d waiting on the lock: not "
+                                   "%d, %d" % ((st["queued"],
+                                                st["waiting_lock"]) + want))
+            gaps, late, other = [], [], 0
+            for _ in range(self.plan.deps_releases):
+                t = self.release(fifo)
+                # Wait, not Get: nothing of ours polls meanwhile.
+                done = c.call("io.mprocd.Wait", ids=[cur],
+                              timeout_sec=60)["jobs"][0]
+                job = self.deps_until(c, nxt, "running")
+                gaps.append(job["started_usec"] - t * 1e6)
+                late.append(done["finished_usec"] - job["started_usec"])
+                other += job["worker"] != done["worker"]
+                cur, nxt = nxt, nxt + 1
+            # The lock's jobs were passed, not run.
+            ends = [c.call("io.mprocd.Get", id=i)["job"]["state"] for i in
+                    ([g, first] if locked else [g])]
+            if ends != ["running", "queued"][:len(ends)]:
+                raise RuntimeError("the gate job is %s, the first of the "
+                                   "lock's line %s" % tuple(ends + ["-"])[:2])
+            return {"gaps": gaps, "late": late, "submit": secs,
+                    "other": other}
+        finally:
+            if c is not None:
+                c.close()
+            try:
+                self.deps_stop(p, fifo)
+            finally:
+                with open(gate, "w"):    # should the gate have outlived it
+                    pass
+
+    @staticmethod
+    def deps_connect(sock):
+        c = Varlink(sock)
+        c.s.settimeout(330)
+        return c
+
+    def deps_submit(self, sock, n, opts, argv):
+        """bench-deps: (seconds, first id, last id)."""
+        secs, first, last = numbers(output(
+            [self.depsb, sock, str(n)] + opts + argv, timeout=300))
+        return secs, int(first), int(last)
+
+    @staticmethod
+    def deps_until(c, jid, state, timeout=60):
+        """Job jid once it is running, polled every 0.5 ms."""
+        deadline = time.monotonic() + timeout
+        while True:
+            job = c.call("io.mprocd.Get", id=jid)["job"]
+            if job["state"] == state:
+                return job
+            if job["state"] != "queued":
+                raise RuntimeError("job %d is %s (%s), not %s" % (
+                    jid, job["state"], job.get("reason"), state))
+            if time.monotonic() > deadline:
+                raise RuntimeError("timed out waiting for job %d to be %s "
+                                   "(it is %s: %s)" % (jid, state,
+                                                       job["state"],
+                                                       job.get("reason")))
+            time.sleep(0.0005)
+
+    @staticmethod
+    def release(fifo, timeout=60):
+        """Lets the job that reads fifo go: a line, once it has opened it.
+        Returns time.time() just before the write()."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as e:
+                if e.errno != errno.ENXIO:
+                    raise
+            if time.monotonic() > deadline:
+                raise RuntimeError("no job opened %s" % fifo)
+            time.sleep(0.0005)
+        try:
+            t = time.time()
+            os.write(fd, b"go\n")
+        finally:
+            os.close(fd)
+        return t
+
+    def deps_stop(self, p, fifo):
+        """Stops mprocd (its running jobs are killed: shutdown_timeout is
+        0); if it will not go, kills it and lets go whatever still reads
+        fifo, so that nothing is left behind."""
+        try:
+            self.stop(p)
+            return
+        except subprocess.TimeoutExpired:
+            log("  mprocd (pid %d) did not stop within 60 s: killed" % p.pid)
+            p.kill()
+            p.wait()
+        for _ in range(100):
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                break
+            os.write(fd, b"go\n")
+            os.close(fd)
+            time.sleep(0.01)
+
 
 def redis_ping(path):
     try:
@@ -1513,7 +1792,8 @@ def write_doc(path, rows, notes, info, png_name, plan, elapsed):
         f.write(head + gen + tail)
 
 
-SECTIONS = "throughput,latency,restart,logger,footprint,calls,store,follow"
+SECTIONS = "throughput,latency,restart,logger,footprint,calls,store,follow," \
+    "deps"
 
 
 def main():

@@ -391,6 +391,13 @@ client_error_message(const char *method, struct varlink_reply *reply, char *buf,
 		    "reload failed, the old configuration stays "
 		    "in effect: %s",
 		    client_param_str(reply, "reason", s, sizeof s));
+	else if (strcmp(e, VARLINK_ERR_PARAM) == 0 &&
+	    strcmp(client_param_str(reply, "parameter", s, sizeof s),
+		"after") == 0)
+		snprintf(buf, len,
+		    "-a names a job that mprocd does not know (it never "
+		    "existed, or was forgotten after keep_finished newer jobs; "
+		    "'mprocctl list' shows the jobs)");
 	else if (strcmp(e, VARLINK_ERR_PARAM) == 0)
 		snprintf(buf, len, "mprocd refused the value of '%s' in %s",
 		    client_param_str(reply, "parameter", s, sizeof s), method);

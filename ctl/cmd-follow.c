@@ -23,7 +23,8 @@ const struct ctl_cmd cmd_follow_entry = {
 	    "byte: what it wrote so far, then each piece as the job writes it,\n"
 	    "until it ends. Exit status as for get: its own; 128+N if it was\n"
 	    "killed by signal N; 124 if it timed out; 1 if it was cancelled or\n"
-	    "lost without a signal; 125 if mprocctl failed. Ctrl-C stops following\n"
+	    "lost without a signal (one cancelled before it ran gets a line on\n"
+	    "stderr saying why); 125 if mprocctl failed. Ctrl-C stops following\n"
 	    "and leaves the job running ('mprocctl cancel ID' ends it).\n"
 	    "With --json, prints each reply of Follow as a line: pieces of output\n"
 	    "(base64), then the finished job.\n",
@@ -95,6 +96,8 @@ cmd_follow_stream(struct ctl *ctl, struct client *c, json_int_t id)
 		mprocctl_warn("job %" JSON_INTEGER_FORMAT "'s output went past "
 			      "max_output and was cut",
 		    id);
+	if (!ctl->json)
+		format_warn_unrun(job);
 	status = format_exit_status(job);
 	varlink_reply_free(&reply);
 	return status;

@@ -29,7 +29,7 @@ cmd_get_exec(struct ctl *ctl, int argc, char **argv)
 	struct client *c;
 	json_t	      *r, *job;
 	json_int_t     id;
-	char	       state[32];
+	char	       desc[FORMAT_DESCLEN];
 	int	       status;
 
 	id = mprocctl_parse_id(&cmd_get_entry, argv[1]);
@@ -48,11 +48,7 @@ cmd_get_exec(struct ctl *ctl, int argc, char **argv)
 		mprocctl_warn("job %" JSON_INTEGER_FORMAT " is still %s; "
 			      "'mprocctl wait %" JSON_INTEGER_FORMAT
 			      "' waits for it",
-		    id,
-		    mprocctl_printable(json_string_value(
-					   json_object_get(job, "state")),
-			state, sizeof state),
-		    id);
+		    id, format_describe(job, desc, sizeof desc), id);
 	json_decref(r);
 	return status;
 }

@@ -18,8 +18,10 @@ const struct ctl_cmd cmd_list_entry = {
 	    "            timeout, cancelled or lost\n"
 	    "\n"
 	    "EXIT is the exit status, or the signal that killed the job. DURATION is\n"
-	    "how long it ran (so far, if running). With --json, prints the reply of\n"
-	    "List.\n",
+	    "how long it ran (so far, if running). REASON, shown when some job has\n"
+	    "one, says why a queued job waits (\"waiting for job 12\", \"waiting for\n"
+	    "lock db\"), or why a job was cancelled or lost (\"job 12 failed\").\n"
+	    "With --json, prints the reply of List.\n",
 	.minargs = 0,
 	.maxargs = -1,
 	.exec = cmd_list_exec,

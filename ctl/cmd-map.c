@@ -59,12 +59,17 @@ static int cmd_map_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_map_entry = {
 	.name = "map",
-	.usage = "[-p POOL] [-t SEC] [--[no-]progress] CMD [ARG]...",
+	.usage = "[-p POOL] [-t SEC] [-a ID]... [-l LOCK] [--[no-]progress] "
+		 "CMD [ARG]...",
 	.help = "run CMD or call a function per line of stdin; output in order",
 	.details =
 	    "  -p POOL  run the jobs in POOL (default: mprocd's default pool)\n"
 	    "  -t SEC   end each job after SEC (30, 1.5s, 2min; 0: never) instead of\n"
 	    "           the pool's job_timeout\n"
+	    "  -a ID    run the jobs only after job ID has succeeded, as for submit\n"
+	    "  -l LOCK  every job holds the lock LOCK while it runs: they run one at\n"
+	    "           a time, in input order (and apart from other jobs that hold\n"
+	    "           it)\n"
 	    "  --progress, --no-progress\n"
 	    "           draw the progress line even if stderr is not a terminal;\n"
 	    "           never draw it\n"
@@ -767,7 +772,7 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 
 	tmpl = json_object();
 	while ((ch = mprocctl_getopt_long(cmd, argc, argv,
-		    "p:t:", progress_options)) != -1) {
+		    "p:t:a:l:", progress_options)) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(tmpl, "pool",
@@ -777,6 +782,10 @@ cmd_map_exec(struct ctl *ctl, int argc, char **argv)
 		case 't':
 			json_object_set_new(tmpl, "timeout_sec",
 			    json_real(mprocctl_parse_seconds(cmd, ch, optarg)));
+			break;
+		case 'a':
+		case 'l':
+			mprocctl_dep_option(cmd, ch, optarg, tmpl);
 			break;
 		case PROGRESS_ON:
 		case PROGRESS_OFF:

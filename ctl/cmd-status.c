@@ -15,6 +15,11 @@ const struct ctl_cmd cmd_status_entry = {
 	.name = "status",
 	.usage = "",
 	.help = "show the daemon, its pools and every worker",
+	.details =
+	    "Each pool's line counts its jobs: queued (of which how many wait for\n"
+	    "other jobs to finish, or for a lock another job holds), running,\n"
+	    "succeeded, failed (timed out and lost too) and cancelled, and the\n"
+	    "restarts of its workers. With --json, prints the reply of Status.\n",
 	.minargs = 0,
 	.maxargs = 0,
 	.exec = cmd_status_exec,
@@ -81,13 +86,40 @@ cmd_status_print_workers(json_t *workers)
 	}
 }
 
+/*
+ * " (3 waiting for other jobs, 2 for a lock)": how many of a pool's queued
+ * jobs may not start yet; "" if none.
+ */
+static const char *
+cmd_status_waiting(json_t *pool, char *buf, size_t len)
+{
+	json_int_t after = cmd_status_int(pool, "waiting_after");
+	json_int_t lock = cmd_status_int(pool, "waiting_lock");
+
+	if (after > 0 && lock > 0)
+		snprintf(buf, len,
+		    " (%" JSON_INTEGER_FORMAT " waiting for other jobs, "
+		    "%" JSON_INTEGER_FORMAT " for a lock)",
+		    after, lock);
+	else if (after > 0)
+		snprintf(buf, len,
+		    " (%" JSON_INTEGER_FORMAT " waiting for other jobs)",
+		    after);
+	else if (lock > 0)
+		snprintf(buf, len,
+		    " (%" JSON_INTEGER_FORMAT " waiting for a lock)", lock);
+	else
+		*buf = '\0';
+	return buf;
+}
+
 static int
 cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 {
 	struct client *c;
 	json_t	      *r, *pools, *p;
 	size_t	       i;
-	char	       age[32], size[UTIL_FMTLEN];
+	char	       age[32], size[UTIL_FMTLEN], waiting[96];
 
 	c = client_connect(ctl->socket);
 	r = client_call(c, "io.mprocd.Status", NULL);
@@ -112,7 +144,7 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 	json_array_foreach(pools, i, p) {
 		printf("\npool %s: %" JSON_INTEGER_FORMAT
 		       " workers%s, %" JSON_INTEGER_FORMAT
-		       " queued, %" JSON_INTEGER_FORMAT
+		       " queued%s, %" JSON_INTEGER_FORMAT
 		       " running, %" JSON_INTEGER_FORMAT
 		       " succeeded, %" JSON_INTEGER_FORMAT
 		       " failed, %" JSON_INTEGER_FORMAT
@@ -122,7 +154,9 @@ cmd_status_exec(struct ctl *ctl, int argc, char **argv)
 		    json_is_true(json_object_get(p, "degraded"))
 			? " (DEGRADED: workers keep crashing)"
 			: "",
-		    cmd_status_int(p, "queued"), cmd_status_int(p, "running"),
+		    cmd_status_int(p, "queued"),
+		    cmd_status_waiting(p, waiting, sizeof waiting),
+		    cmd_status_int(p, "running"),
 		    cmd_status_int(p, "succeeded"), cmd_status_int(p, "failed"),
 		    cmd_status_int(p, "cancelled"),
 		    cmd_status_int(p, "restarts"));

@@ -20,7 +20,7 @@ static int cmd_submit_exec(struct ctl *, int, char **);
 const struct ctl_cmd cmd_submit_entry = {
 	.name = "submit",
 	.usage = "[-p POOL] [-n NAME] [-t SEC] [-r N] [-e K=V]... [-i] [-w] "
-		 "-- CMD [ARG]...",
+		 "[-a ID]... [-l LOCK] -- CMD [ARG]...",
 	.help = "queue a job and print its id; -w runs it as if here",
 	.details =
 	    "  -p POOL  run it in POOL (default: mprocd's default pool)\n"
@@ -34,12 +34,19 @@ const struct ctl_cmd cmd_submit_entry = {
 	    "  -w       wait for it, write its stdout and stderr to mprocctl's as it\n"
 	    "           writes them, and exit with its status; a signal to mprocctl\n"
 	    "           (Ctrl-C) cancels the job\n"
+	    "  -a ID    run it only after job ID has finished, and only if it\n"
+	    "           succeeded, else it ends cancelled; several ids separated by\n"
+	    "           commas, or -a again, wait for them all (1000 at most)\n"
+	    "  -l LOCK  hold the lock named LOCK while it runs: no two jobs holding\n"
+	    "           the same lock run at once, in any pool; they take it in turn\n"
 	    "\n"
 	    "The job runs in mprocctl's current directory. Put -- before CMD.\n"
 	    "With -w the exit status is the job's own; 128+N if it was killed by\n"
 	    "signal N; 124 if it timed out; 1 if it was cancelled or lost without a\n"
-	    "signal; 125 if mprocctl failed. With --json, prints the reply of Submit\n"
-	    "({\"id\": N}), or with -w that of Get (the job and its output in base64).\n",
+	    "signal (one cancelled before it ran, as when a job of -a did not\n"
+	    "succeed, also gets a line on stderr saying why); 125 if mprocctl\n"
+	    "failed. With --json, prints the reply of Submit ({\"id\": N}), or with\n"
+	    "-w that of Get (the job and its output in base64).\n",
 	.minargs = 1,
 	.maxargs = -1,
 	.exec = cmd_submit_exec,
@@ -156,7 +163,8 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 
 	params = json_object();
 	env = json_array();
-	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:n:t:r:e:iw")) != -1) {
+	while (
+	    (ch = mprocctl_getopt(cmd, argc, argv, "p:n:t:r:e:iwa:l:")) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(params, "pool",
@@ -192,6 +200,10 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 			break;
 		case 'w':
 			wait = 1;
+			break;
+		case 'a':
+		case 'l':
+			mprocctl_dep_option(cmd, ch, optarg, params);
 			break;
 		}
 	}

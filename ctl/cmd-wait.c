@@ -155,9 +155,12 @@ cmd_wait_print(json_t *job)
 {
 	char desc[FORMAT_DESCLEN], dur[32];
 
-	printf("job %" JSON_INTEGER_FORMAT " %s (%s)\n", format_job_id(job),
-	    format_describe(job, desc, sizeof desc),
-	    format_duration(job, dur, sizeof dur));
+	printf("job %" JSON_INTEGER_FORMAT " %s", format_job_id(job),
+	    format_describe(job, desc, sizeof desc));
+	/* None for a job that never ran ("cancelled: job 5 failed"). */
+	if (strcmp(format_duration(job, dur, sizeof dur), "-") != 0)
+		printf(" (%s)", dur);
+	putchar('\n');
 	fflush(stdout);
 }
 

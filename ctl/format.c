@@ -15,6 +15,8 @@
 #include "util.h"
 #include "xmalloc.h"
 
+#define FORMAT_REASONLEN 44 /* a reason in list's table, cut short */
+
 static const char *
 format_get_str(json_t *job, const char *key)
 {
@@ -133,21 +135,49 @@ format_signame(int sig, char *buf, size_t len)
 	return buf;
 }
 
-/* "succeeded", "failed with exit status 2", "killed by SIGSEGV"... */
+/*
+ * Why a job waits, or was cancelled or lost, as mprocd says, printable; NULL
+ * if it does not say, or says no more than the state ("cancelled"). For a
+ * failed job or one that timed out, its exit status and state say it all.
+ */
+static const char *
+format_reason(json_t *job, char *buf, size_t len)
+{
+	const char *reason = format_get_str(job, "reason");
+
+	if (reason == NULL ||
+	    !(format_job_state_is(job, "queued") ||
+		format_job_state_is(job, "cancelled") ||
+		format_job_state_is(job, "lost")) ||
+	    format_job_state_is(job, reason))
+		return NULL;
+	return mprocctl_printable(reason, buf, len);
+}
+
+/*
+ * "succeeded", "failed with exit status 2", "killed by SIGSEGV",
+ * "cancelled: job 5 failed", "queued: waiting for lock db"...
+ */
 const char *
 format_describe(json_t *job, char *buf, size_t len)
 {
-	const char *state = format_get_str(job, "state");
 	json_int_t  status = format_get_int(job, "exit_status");
 	json_int_t  sig = format_get_int(job, "signal");
-	char	    name[32];
+	const char *why;
+	char	    state[32], name[32], reason[FORMAT_DESCLEN];
+	char	    killed[48] = "";
+	size_t	    n;
 
-	if (state == NULL)
-		state = "in an unknown state";
+	mprocctl_printable(format_get_str(job, "state"), state, sizeof state);
+	if (*state == '\0')
+		snprintf(state, sizeof state, "in an unknown state");
+	n = strlen(state);
+	why = format_reason(job, reason, sizeof reason);
 	if (sig > 0 && sig < 128)
-		format_signame((int)sig, name, sizeof name);
-	if (strcmp(state, "failed") == 0 && sig > 0 && sig < 128)
-		snprintf(buf, len, "failed, killed by %s", name);
+		snprintf(killed, sizeof killed, ", killed by %s",
+		    format_signame((int)sig, name, sizeof name));
+	if (strcmp(state, "failed") == 0 && *killed != '\0')
+		snprintf(buf, len, "failed%s", killed);
 	else if (strcmp(state, "failed") == 0 && status == 127)
 		snprintf(buf, len, "failed, could not be started");
 	else if (strcmp(state, "failed") == 0 && status >= 0)
@@ -155,13 +185,34 @@ format_describe(json_t *job, char *buf, size_t len)
 		    "failed with exit status %" JSON_INTEGER_FORMAT, status);
 	else if (strcmp(state, "timeout") == 0)
 		snprintf(buf, len, "timed out");
-	else if (strcmp(state, "cancelled") == 0 && sig > 0 && sig < 128)
-		snprintf(buf, len, "cancelled, killed by %s", name);
+	else if (why != NULL && strncmp(why, state, n) == 0 && why[n] == ' ')
+		/* "cancelled by uid 1000" */
+		snprintf(buf, len, "%s%s", why, killed);
+	else if (why != NULL)
+		snprintf(buf, len, "%s: %s%s", state, why, killed);
+	else if (strcmp(state, "cancelled") == 0)
+		snprintf(buf, len, "cancelled%s", killed);
 	else if (strcmp(state, "lost") == 0)
 		snprintf(buf, len, "lost (its worker died)");
 	else
 		snprintf(buf, len, "%s", state);
 	return buf;
+}
+
+/*
+ * A line on stderr on why a job was cancelled before it ran, as when a job
+ * of its after failed: it has no output to tell.
+ */
+void
+format_warn_unrun(json_t *job)
+{
+	char desc[FORMAT_DESCLEN];
+
+	if (format_job_state_is(job, "cancelled") &&
+	    format_get_int(job, "started_usec") < 0)
+		mprocctl_warn("job %" JSON_INTEGER_FORMAT " %s",
+		    format_job_id(job),
+		    format_describe(job, desc, sizeof desc));
 }
 
 static void
@@ -265,16 +316,19 @@ format_width(const char *s, int min)
 	return n > min ? n : min;
 }
 
-/* The jobs as a table for people: one line each, columns aligned. */
+/*
+ * The jobs as a table for people: one line each, columns aligned. REASON
+ * (cut short) only when some job has one to show.
+ */
 void
 format_print_table(json_t *jobs)
 {
 	json_t	  *job;
 	size_t	   i;
-	int	   wid = 2, wpool = 4, wworker = 6;
+	int	   wid = 2, wpool = 4, wworker = 6, wreason = 0;
 	json_int_t v;
 	char	   id[24], exit[32], dur[32], label[256], pool[64];
-	char	   worker[64];
+	char	   worker[64], reason[FORMAT_REASONLEN];
 
 	json_array_foreach(jobs, i, job) {
 		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT,
@@ -288,10 +342,15 @@ format_print_table(json_t *jobs)
 							      "worker"),
 					   worker, sizeof worker),
 		    wworker);
+		if (format_reason(job, reason, sizeof reason) != NULL)
+			wreason = format_width(reason,
+			    wreason > 6 ? wreason : 6);
 	}
-	printf("%*s %-9s %-*s %-*s %8s %-9s %8s %s\n", wid, "ID", "STATE",
-	    wpool, "POOL", wworker, "WORKER", "ATTEMPTS", "EXIT", "DURATION",
-	    "NAME/COMMAND");
+	printf("%*s %-9s %-*s %-*s %8s %-9s %8s ", wid, "ID", "STATE", wpool,
+	    "POOL", wworker, "WORKER", "ATTEMPTS", "EXIT", "DURATION");
+	if (wreason > 0)
+		printf("%-*s ", wreason, "REASON");
+	printf("NAME/COMMAND\n");
 	json_array_foreach(jobs, i, job) {
 		snprintf(id, sizeof id, "%" JSON_INTEGER_FORMAT,
 		    format_job_id(job));
@@ -305,8 +364,7 @@ format_print_table(json_t *jobs)
 		    sizeof pool);
 		mprocctl_printable(format_get_str(job, "worker"), worker,
 		    sizeof worker);
-		printf("%*s %-9s %-*s %-*s %8" JSON_INTEGER_FORMAT
-		       " %-9s %8s %s\n",
+		printf("%*s %-9s %-*s %-*s %8" JSON_INTEGER_FORMAT " %-9s %8s ",
 		    wid, id,
 		    format_get_str(job, "state") != NULL
 			? format_get_str(job, "state")
@@ -315,8 +373,13 @@ format_print_table(json_t *jobs)
 		    format_get_int(job, "attempts") >= 0
 			? format_get_int(job, "attempts")
 			: 0,
-		    exit, format_duration(job, dur, sizeof dur),
-		    format_label(job, label, sizeof label));
+		    exit, format_duration(job, dur, sizeof dur));
+		if (wreason > 0)
+			printf("%-*s ", wreason,
+			    format_reason(job, reason, sizeof reason) != NULL
+				? reason
+				: "-");
+		printf("%s\n", format_label(job, label, sizeof label));
 	}
 }
 

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "mprocctl.h"
 #include "util.h"
+#include "xmalloc.h"
 
 /* Set by mprocctl_catch_signals(): what to undo when a signal ends us. */
 static void (*mprocctl_cleanup)(void *);
@@ -178,6 +179,74 @@ mprocctl_parse_id(const struct ctl_cmd *cmd, const char *s)
 	if (util_parse_uint(s, 1, INT64_MAX, &id, &errstr) != 0)
 		mprocctl_usage_error(cmd, "bad job id '%s': %s", s, errstr);
 	return (json_int_t)id;
+}
+
+/* Job ids from -a ID[,ID]... appended to after, each once. */
+static void
+mprocctl_add_after(const struct ctl_cmd *cmd, const char *arg, json_t *after)
+{
+	const char *p = arg, *errstr;
+	json_t	   *v;
+	uint64_t    id;
+	size_t	    n, i;
+	char	   *part;
+
+	for (;;) {
+		n = strcspn(p, ",");
+		part = xstrndup(p, n);
+		if (util_parse_uint(part, 1, INT64_MAX, &id, &errstr) != 0) {
+			if (n == strlen(arg))
+				mprocctl_usage_error(cmd,
+				    "bad -a '%s': not a job id (%s)", arg,
+				    errstr);
+			mprocctl_usage_error(cmd,
+			    "bad -a '%s': '%s' is not a job id (%s)", arg, part,
+			    errstr);
+		}
+		free(part);
+		json_array_foreach(after, i, v) {
+			if ((uint64_t)json_integer_value(v) == id)
+				break;
+		}
+		if (i == json_array_size(after))
+			json_array_append_new(after,
+			    json_integer((json_int_t)id));
+		if (p[n] == '\0')
+			break;
+		p += n + 1;
+	}
+	if (json_array_size(after) > CTL_MAX_AFTER)
+		mprocctl_usage_error(cmd,
+		    "-a names %zu jobs; a job waits for %d at most",
+		    json_array_size(after), CTL_MAX_AFTER);
+}
+
+/*
+ * Option -a (job ids, comma-separated, and again for more) or -l LOCK of
+ * the commands that submit jobs, into params as Submit and Run take them.
+ */
+void
+mprocctl_dep_option(const struct ctl_cmd *cmd, int ch, const char *arg,
+    json_t *params)
+{
+	json_t *after;
+	char	buf[64];
+
+	if (ch == 'l') {
+		if (*arg == '\0' || strlen(arg) > CTL_MAX_LOCK)
+			mprocctl_usage_error(cmd,
+			    "bad -l '%s': a lock's name is 1 to %d bytes",
+			    mprocctl_printable(arg, buf, sizeof buf),
+			    CTL_MAX_LOCK);
+		json_object_set_new(params, "lock",
+		    mprocctl_string(cmd, "-l", arg));
+		return;
+	}
+	if ((after = json_object_get(params, "after")) == NULL) {
+		after = json_array();
+		json_object_set_new(params, "after", after);
+	}
+	mprocctl_add_after(cmd, arg, after);
 }
 
 /* A duration for option -ch ("30", "1.5s", "2min") in seconds. */

@@ -16,6 +16,10 @@
 #define CTL_EXIT_FAILURE     125 /* cannot connect, error reply, usage */
 #define CTL_EXIT_SIGNAL	     128 /* plus the signal's number */
 
+/* What mprocd takes in a job's after and lock (DESIGN.md §5). */
+#define CTL_MAX_AFTER 1000 /* ids */
+#define CTL_MAX_LOCK  256  /* bytes */
+
 /* mprocctl.c */
 struct ctl {
 	const char *socket;
@@ -42,6 +46,7 @@ int  mprocctl_getopt(const struct ctl_cmd *, int, char **, const char *);
 int  mprocctl_getopt_long(const struct ctl_cmd *, int, char **, const char *,
      const struct option *);
 void mprocctl_check_nargs(const struct ctl_cmd *, int, int, int);
+void mprocctl_dep_option(const struct ctl_cmd *, int, const char *, json_t *);
 json_int_t  mprocctl_parse_id(const struct ctl_cmd *, const char *);
 double	    mprocctl_parse_seconds(const struct ctl_cmd *, int, const char *);
 json_t	   *mprocctl_string(const struct ctl_cmd *, const char *, const char *);
@@ -104,13 +109,14 @@ const char *client_error_message(const char *, struct varlink_reply *, char *,
 const char *client_default_socket(void);
 
 /* format.c */
-#define FORMAT_DESCLEN 96
+#define FORMAT_DESCLEN 160
 int	    format_job_state_is(json_t *, const char *);
 int	    format_job_finished(json_t *);
 int	    format_exit_status(json_t *);
 int	    format_jobs_status(json_t *, size_t);
 json_int_t  format_job_id(json_t *);
 const char *format_describe(json_t *, char *, size_t);
+void	    format_warn_unrun(json_t *);
 const char *format_signame(int, char *, size_t);
 const char *format_duration(json_t *, char *, size_t);
 void	    format_print_table(json_t *);
