@@ -60,6 +60,8 @@ job_wait_count(struct job *j, enum job_wait wait, int delta)
 		p->nwait_after += (uint64_t)(int64_t)delta;
 	else if (wait == JOB_WAIT_LOCK)
 		p->nwait_lock += (uint64_t)(int64_t)delta;
+	if (p->removed && delta < 0)
+		supervisor_changed(SUPERVISOR_TRIM);
 }
 
 /* j waits (for its after, or its lock). */

@@ -633,8 +633,7 @@ job_worker_died(struct job *j)
 	}
 	clog_warnx(&ctx, "the job's worker died; job lost" LOG_KV "attempts=%u",
 	    j->attempts);
-	job_wait_reason(j, "worker died; %s",
-	    j->retries == 0 ? "no retries" : "no retries left");
+	job_wait_reason(j, "worker died; no retries left");
 	job_finish(j, JOB_LOST);
 }
 

@@ -57,6 +57,20 @@ method_submit_after(json_t *a, struct job_spec *sb)
 	return 0;
 }
 
+/* A lock's name: 1 to JOB_MAX_LOCK bytes, no control character. */
+static int
+method_submit_lock_ok(const char *lock)
+{
+	const unsigned char *p;
+
+	if (lock[0] == '\0' || strlen(lock) > JOB_MAX_LOCK)
+		return 0;
+	for (p = (const unsigned char *)lock; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+	return 1;
+}
+
 /*
  * Checks and converts Submit's parameters. Returns 0, or -1 with *bad set
  * to the name of the first parameter that is wrong.
@@ -99,8 +113,7 @@ method_submit_parse(json_t *params, struct job_spec *sb, const char **bad)
 	else if (method_submit_after(json_object_get(params, "after"), sb) != 0)
 		*bad = "after";
 	else if (varlink_get_string(params, "lock", &sb->lock) == -1 ||
-	    (sb->lock != NULL &&
-		(sb->lock[0] == '\0' || strlen(sb->lock) > JOB_MAX_LOCK)))
+	    (sb->lock != NULL && !method_submit_lock_ok(sb->lock)))
 		*bad = "lock";
 	sb->retries = (uint64_t)retries;
 	env = json_object_get(params, "env");

@@ -706,6 +706,7 @@ extern const char *mprocd_socket_override;
 #define SUPERVISOR_NOW	    0x1 /* STATUS= at once, not throttled */
 #define SUPERVISOR_WORKERS  0x2 /* a slot's worker started or went */
 #define SUPERVISOR_DISPATCH 0x4 /* jobs stored: give them to workers */
+#define SUPERVISOR_TRIM	    0x8 /* a removed pool may have drained */
 
 int  supervisor_main(struct config *, int);
 void supervisor_changed(int);

@@ -76,10 +76,15 @@ supervisor_changed(int flags)
 static void
 supervisor_changed_cb(evutil_socket_t fd, short events, void *arg)
 {
-	struct pool *p;
+	struct pool *p, *next;
 	int	     flags = supervisor_changes;
 
 	supervisor_changes = 0;
+	/* Its last jobs ended waiting, never run: no worker will trim it. */
+	if (flags & SUPERVISOR_TRIM)
+		TAILQ_FOREACH_SAFE(p, &pools, entry, next)
+			if (p->removed)
+				pool_trim(p);
 	if (flags & SUPERVISOR_DISPATCH)
 		TAILQ_FOREACH(p, &pools, entry)
 			pool_dispatch(p);

@@ -495,6 +495,14 @@ class JobsTestCase(DaemonTestCase):
     def release(self, name):
         open(self.path(name), "w").close()
 
+    def reload(self, text):
+        """Writes text as the daemon's configuration and reloads it."""
+        tmp = self.d.conf + ".new"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, self.d.conf)
+        self.assertEqual(self.c.call("io.mprocd.Reload"), {})
+
 
 def main():
     unittest.main(verbosity=2)

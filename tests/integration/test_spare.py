@@ -79,13 +79,6 @@ class SpareTestCase(JobsTestCase):
         r["stdout"] = base64.b64decode(r["stdout"])
         return r
 
-    def reload(self, text):
-        tmp = self.d.conf + ".new"
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, self.d.conf)
-        self.assertEqual(self.c.call("io.mprocd.Reload"), {})
-
     def assert_reaped(self, pids):
         """Each of pids has ended and is no child of the supervisor, not
         even a zombie."""
