@@ -468,6 +468,16 @@ conn_read_cb(struct bufferevent *bev, void *arg)
 				conn_batching = NULL;
 				return;
 			}
+			/*
+			 * Held for this pass's commit, which comes after this
+			 * callback: the rest at the next pass, once they went.
+			 */
+			if (c->holding &&
+			    evbuffer_get_length(c->held) > cfg->max_message) {
+				conn_flush(c);
+				event_add(c->resume, &conn_next_pass);
+				return;
+			}
 		}
 		len = evbuffer_get_length(in);
 		if (len == 0) {

@@ -407,6 +407,7 @@ void		     pool_program_free(struct pool_program *);
 void  pool_program_set_worker(struct pool_program *, struct worker *);
 void  pool_program_set_pid(struct pool_program *, pid_t);
 pid_t pool_program_pid(const struct pool_program *);
+int   pool_program_usable(const struct pool_program *);
 int   pool_program_is_ready(const struct pool_program *);
 void  pool_program_kill(const struct pool_program *, int);
 void  pool_program_run(struct pool_program *, struct job *);

@@ -622,3 +622,14 @@ pool_program_pid(const struct pool_program *pp)
 {
 	return pp != NULL ? pp->pid : 0;
 }
+
+/*
+ * Whether the program still has its connection: once it closed it, the
+ * worker is as good as dead (its death comes with SIGCHLD, a moment later)
+ * and must not be given a job.
+ */
+int
+pool_program_usable(const struct pool_program *pp)
+{
+	return pp->bev != NULL;
+}

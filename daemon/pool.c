@@ -340,7 +340,8 @@ pool_dispatch(struct pool *p)
 			break;
 		/* One whose channel is gone is dying: SIGCHLD will tell. */
 		if (w->state != WORKER_IDLE || w->stop != STOP_NONE ||
-		    w->bev == NULL)
+		    w->bev == NULL ||
+		    (w->prog != NULL && !pool_program_usable(w->prog)))
 			continue;
 		pool_unqueue(p, j);
 		pool_worker_run(w, j);

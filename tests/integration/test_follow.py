@@ -13,8 +13,8 @@ import socket
 import sys
 import time
 
-from mprocd_test import (JobsTestCase, VarlinkError, conf, main, wait_for,
-                         proc_status, alive)
+from mprocd_test import (JobsTestCase, VarlinkError, asan_build, conf,
+                         main, proc_status, wait_for)
 
 INVALID = "org.varlink.service.InvalidParameter"
 
@@ -226,7 +226,9 @@ class TestFollow(JobsTestCase):
         grew = proc_status(pid, "VmRSS") - rss0
         print("FIGURE 10 never-reading followers of %d MiB of output: "
               "mprocd's RSS grew %d KiB" % (mb, grew))
-        self.assertLess(grew, (mb * 3 // 2 + 10) * 1024)
+        # ASan's shadow memory and quarantine make RSS say little.
+        if not asan_build():
+            self.assertLess(grew, (mb * 3 // 2 + 10) * 1024)
         # Other clients are answered while it stalls.
         self.assertIn("pools", self.c.call("io.mprocd.Status"))
         for st in stalled:
