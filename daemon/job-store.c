@@ -230,6 +230,9 @@ job_store_saved(int64_t id)
 		j->cancel_unsaved = 0;
 		json_decref(j->input); /* it runs no more */
 		j->input = NULL;
+		/* Its cancel stands: its lock goes, its dependents hear. */
+		lock_release(j);
+		job_watch_fire(j);
 	}
 }
 
@@ -246,8 +249,13 @@ job_store_unsaved(int64_t id)
 	if (j == NULL)
 		return;
 	j->unsaved = 0;
-	/* Submitted and cancelled in the same pass: neither happened. */
-	if (j->state == JOB_CANCELLED && j->cancel_unsaved) {
+	/*
+	 * Submitted and cancelled in the same pass (by a Cancel, or as a
+	 * dependent of a job that never was either): neither happened.
+	 */
+	if (j->state == JOB_CANCELLED &&
+	    (j->cancel_unsaved ||
+		(j->attempts == 0 && TAILQ_EMPTY(&j->watches)))) {
 		pool_job_unfinished(j);
 		job_free(j);
 		return;

@@ -218,6 +218,7 @@ job_wait_admit(struct job *j)
 		}
 		j->deps->after_watch[i].cb = job_wait_after_done;
 		j->deps->after_watch[i].arg = j;
+		j->deps->after_watch[i].after_commit = 1;
 		job_watch_add(dep, &j->deps->after_watch[i]);
 		j->deps->after_left++;
 	}

@@ -456,6 +456,32 @@ job_evict(struct job *keep)
 	}
 }
 
+/*
+ * Tells j's watchers it has finished. Those of its dependents wait while a
+ * Cancel of it is not stored (it may be undone): job_store_saved() fires
+ * them once it is.
+ */
+void
+job_watch_fire(struct job *j)
+{
+	struct job_watches later = TAILQ_HEAD_INITIALIZER(later);
+	struct job_watch  *jw;
+
+	TAILQ_INIT(&later);
+	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
+		job_watch_remove(jw);
+		if (j->cancel_unsaved && jw->after_commit) {
+			TAILQ_INSERT_TAIL(&later, jw, entry);
+			continue;
+		}
+		jw->cb(jw, j);
+	}
+	while ((jw = TAILQ_FIRST(&later)) != NULL) {
+		TAILQ_REMOVE(&later, jw, entry);
+		job_watch_add(j, jw);
+	}
+}
+
 /* A follower holds j: it stays in memory until job_unpin(). */
 void
 job_pin(struct job *j)
@@ -474,10 +500,9 @@ job_unpin(struct job *j)
 void
 job_finish(struct job *j, enum job_state state)
 {
-	struct log_ctx	  ctx = job_ctx(j);
-	struct job_watch *jw;
-	char		  how[64] = "";
-	uint64_t	  ms = 0;
+	struct log_ctx ctx = job_ctx(j);
+	char	       how[64] = "";
+	uint64_t       ms = 0;
 
 	if (j->timer != NULL)
 		evtimer_del(j->timer);
@@ -495,7 +520,9 @@ job_finish(struct job *j, enum job_state state)
 	TAILQ_INSERT_TAIL(&finished, j, entry);
 	nfinished++;
 	job_wait_ended(j);
-	lock_release(j);
+	/* A cancel not stored yet may be undone: its lock waits for that. */
+	if (!j->cancel_unsaved)
+		lock_release(j);
 	job_store_put(j, 0);
 	store_crash("finish");
 	pool_job_finished(j);
@@ -514,10 +541,13 @@ job_finish(struct job *j, enum job_state state)
 	    job_state_name(state), how, ms, j->attempts);
 
 	supervisor_changed(0);
-	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
-		job_watch_remove(jw);
-		jw->cb(jw, j);
-	}
+	/*
+	 * Pinned while its watchers run: ending its dependents ends others,
+	 * whose evictions must not free it under this loop.
+	 */
+	job_pin(j);
+	job_watch_fire(j);
+	job_unpin(j);
 	if (cfg != NULL)
 		job_evict(j);
 }

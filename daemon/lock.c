@@ -24,7 +24,8 @@ struct lock {
 	char	    *name;
 	struct job  *holder; /* granted: queued to run, or running; or NULL */
 	struct jobs  waiters;
-	struct lock *next; /* hash chain */
+	struct job  *placed; /* the last to get in line, while it waits */
+	struct lock *next;   /* hash chain */
 };
 
 #define LOCK_BUCKETS 1024
@@ -86,6 +87,8 @@ lock_grant(struct lock *l)
 		return;
 	}
 	TAILQ_REMOVE(&l->waiters, j, deps->lock_entry);
+	if (l->placed == j)
+		l->placed = NULL;
 	l->holder = j;
 	j->deps->lock_held = 1;
 	job_wait_ready(j);
@@ -98,14 +101,24 @@ lock_wait(struct job *j)
 	struct lock *l = lock_find(j->deps->lock, 1);
 	struct job  *at;
 
-	/* Mostly the newest: from the end. */
-	TAILQ_FOREACH_REVERSE(at, &l->waiters, jobs, deps->lock_entry)
-		if (at->seq < j->seq)
-			break;
+	/*
+	 * After the last to get in line if it is older (dependents come in
+	 * order, each one step on), else from the end (mostly the newest).
+	 */
+	if (l->placed != NULL && l->placed->seq < j->seq) {
+		for (at = l->placed; TAILQ_NEXT(at, deps->lock_entry) != NULL;
+		     at = TAILQ_NEXT(at, deps->lock_entry))
+			if (TAILQ_NEXT(at, deps->lock_entry)->seq > j->seq)
+				break;
+	} else
+		TAILQ_FOREACH_REVERSE(at, &l->waiters, jobs, deps->lock_entry)
+			if (at->seq < j->seq)
+				break;
 	if (at != NULL)
 		TAILQ_INSERT_AFTER(&l->waiters, at, j, deps->lock_entry);
 	else
 		TAILQ_INSERT_HEAD(&l->waiters, j, deps->lock_entry);
+	l->placed = j;
 	lock_grant(l);
 }
 
@@ -118,6 +131,8 @@ lock_unwait(struct job *j)
 	if (l == NULL)
 		return;
 	TAILQ_REMOVE(&l->waiters, j, deps->lock_entry);
+	if (l->placed == j)
+		l->placed = NULL;
 	lock_drop(l);
 }
 

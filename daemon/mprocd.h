@@ -157,6 +157,7 @@ struct job_watch {
 	    size_t);
 	void  *arg;
 	size_t index;
+	int    after_commit; /* told only once the end is stored */
 };
 TAILQ_HEAD(job_watches, job_watch);
 
@@ -274,6 +275,7 @@ void	       job_link(struct job *);
 struct log_ctx job_ctx(const struct job *);
 void	       job_cache_add(struct job *);
 void	       job_pin(struct job *);
+void	       job_watch_fire(struct job *);
 void	       job_unpin(struct job *);
 int64_t	       job_front_seq(int64_t);
 
@@ -446,7 +448,8 @@ struct pool {
 	uint64_t	   restarts;
 	int		   removed; /* by a reload: drains, then goes */
 	struct jobs	   queue;
-	uint64_t	   nqueued;	/* in queue, ready to run */
+	uint64_t	   nqueued; /* in queue, ready to run */
+	struct job	  *placed;  /* the last put back in its place (seq) */
 	uint64_t	   nwait_after; /* queued, waiting for jobs */
 	uint64_t	   nwait_lock;	/* queued, waiting for a lock */
 	uint64_t	   succeeded;

@@ -201,9 +201,17 @@ pool_enqueue(struct pool *p, struct job *j, int front)
 	    ((at = TAILQ_LAST(&p->queue, jobs)) == NULL || at->seq < j->seq))
 		front = 0; /* a new job, or none before it: at the end */
 	else if (front == POOL_ENQUEUE_ORDERED) {
-		TAILQ_FOREACH(at, &p->queue, entry)
+		/*
+		 * From the last put back in its place if it is older: a fan
+		 * of dependents comes back in order, each one step on.
+		 */
+		at = p->placed != NULL && p->placed->seq < j->seq
+		    ? TAILQ_NEXT(p->placed, entry)
+		    : TAILQ_FIRST(&p->queue);
+		for (; at != NULL; at = TAILQ_NEXT(at, entry))
 			if (at->seq > j->seq)
 				break;
+		p->placed = j;
 		if (at != NULL) {
 			TAILQ_INSERT_BEFORE(at, j, entry);
 			p->nqueued++;
@@ -268,6 +276,8 @@ pool_unqueue(struct pool *p, struct job *j)
 {
 	TAILQ_REMOVE(&p->queue, j, entry);
 	p->nqueued--;
+	if (p->placed == j)
+		p->placed = NULL;
 }
 
 /* Takes a queued job out of its pool's queue. */

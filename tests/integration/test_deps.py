@@ -134,6 +134,24 @@ class DepsTestCase(JobsTestCase):
 
 class TestAfter(DepsTestCase):
 
+    def test_dependents_cancelled_past_keep_finished(self):
+        """Memory only, keep_finished 1: a failing job's dependents end
+        cancelled, each evicting older ones as it ends, the failing one
+        among them, while its own end still tells them (a review found a
+        use-after-free here; ASan builds catch it)."""
+        self.start(conf(main="state = none; keep_finished = 1",
+                        default="workers = 1"))
+        x = self.submit(sh(GATE + "; exit 1", self.path("g")))
+        deps = [self.submit_after(["true"], [x]) for _ in range(3)]
+        w = self.d.connect()
+        w.send("io.mprocd.Wait", {"ids": deps, "timeout_sec": WAIT},
+               more=True)
+        self.release("g")
+        for _ in deps:
+            job = w.recv()["parameters"]["jobs"][0]
+            self.assert_cancelled_by(job, x, "failed")
+        self.assertIn("pools", self.c.call("io.mprocd.Status"))
+
     def test_chain_of_1000(self):
         """A chain of 1,000 on a 1-worker pool: each waits for the one
         before it, then all run in order."""
