@@ -11,23 +11,33 @@
 #include "mprocd.h"
 #include "xmalloc.h"
 
+/* j's live part, made at the first need. */
+struct job_live *
+job_output_live(struct job *j)
+{
+	if (j->live == NULL)
+		j->live = xcalloc(1, sizeof *j->live);
+	return j->live;
+}
+
 /* Notes that n bytes of stream came next, for followers' order. */
 static void
 job_output_run(struct job *j, int stream, size_t n)
 {
-	uint32_t flag = stream == 1 ? JOB_RUN_STDERR : 0, *last;
+	struct job_live *l = job_output_live(j);
+	uint32_t	 flag = stream == 1 ? JOB_RUN_STDERR : 0, *last;
 
-	last = j->nruns > 0 ? &j->runs[j->nruns - 1] : NULL;
+	last = l->nruns > 0 ? &l->runs[l->nruns - 1] : NULL;
 	if (last != NULL && (*last & JOB_RUN_STDERR) == flag &&
 	    (*last & JOB_RUN_MAX) + n <= JOB_RUN_MAX) {
 		*last += (uint32_t)n;
 		return;
 	}
-	if (j->nruns == j->runs_size) {
-		j->runs_size = j->runs_size == 0 ? 4 : j->runs_size * 2;
-		j->runs = xreallocarray(j->runs, j->runs_size, sizeof *j->runs);
+	if (l->nruns == l->runs_size) {
+		l->runs_size = l->runs_size == 0 ? 4 : l->runs_size * 2;
+		l->runs = xreallocarray(l->runs, l->runs_size, sizeof *l->runs);
 	}
-	j->runs[j->nruns++] = flag | (uint32_t)n;
+	l->runs[l->nruns++] = flag | (uint32_t)n;
 }
 
 /* Appends n bytes of stream to what j keeps (within max). */
@@ -68,7 +78,7 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 		j->truncated = 1;
 	if (n > 0)
 		job_output_keep(j, stream, data, n, max);
-	j->lost[stream] += len - n;
+	job_output_live(j)->lost[stream] += len - n;
 	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
 		next = TAILQ_NEXT(jw, entry);
 		if (jw->output != NULL)
@@ -102,8 +112,10 @@ job_output_restart(struct job *j)
 
 	j->truncated = 0;
 	j->out[0].len = j->out[1].len = 0;
-	j->lost[0] = j->lost[1] = 0;
-	j->nruns = 0;
+	if (j->live != NULL) {
+		j->live->lost[0] = j->live->lost[1] = 0;
+		j->live->nruns = 0;
+	}
 	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
 		next = TAILQ_NEXT(jw, entry);
 		if (jw->output != NULL)
@@ -132,12 +144,14 @@ job_output_trim(struct job_output *o)
 void
 job_output_trim_runs(struct job *j)
 {
-	if (j->nruns == j->runs_size)
+	struct job_live *l = j->live;
+
+	if (l == NULL || l->nruns == l->runs_size)
 		return;
-	if (j->nruns == 0) {
-		free(j->runs);
-		j->runs = NULL;
+	if (l->nruns == 0) {
+		free(l->runs);
+		l->runs = NULL;
 	} else
-		j->runs = xreallocarray(j->runs, j->nruns, sizeof *j->runs);
-	j->runs_size = j->nruns;
+		l->runs = xreallocarray(l->runs, l->nruns, sizeof *l->runs);
+	l->runs_size = l->nruns;
 }

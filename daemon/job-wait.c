@@ -189,12 +189,11 @@ job_wait_admit(struct job *j)
 	struct job  *dep;
 	size_t	     i;
 
-	/* Most jobs: to the end of the queue, at once. */
+	/* Most jobs: to the end of the queue, at once (the caller runs it). */
 	if (j->deps == NULL) {
-		if ((p = pool_find(j->pool)) != NULL) {
+		if ((p = pool_find(j->pool)) != NULL)
 			pool_enqueue(p, j, POOL_ENQUEUE_ORDERED);
-			supervisor_changed(SUPERVISOR_DISPATCH);
-		} else {
+		else {
 			job_wait_reason(j, "its pool %s is gone", j->pool);
 			job_finish(j, JOB_CANCELLED);
 		}

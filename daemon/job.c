@@ -330,7 +330,9 @@ job_free(struct job *j)
 	free(j->stdin_data);
 	free(j->out[0].data);
 	free(j->out[1].data);
-	free(j->runs);
+	if (j->live != NULL)
+		free(j->live->runs);
+	free(j->live);
 	if (j->deps != NULL) {
 		free(j->deps->after);
 		free(j->deps->after_watch);
@@ -584,7 +586,7 @@ job_started(struct job *j, struct worker *w)
 	job_output_restart(j);
 	job_set_result(j, NULL);
 	/* A reload changes max_output for jobs that start after it. */
-	j->max_output = w->pool->cfg.max_output;
+	job_output_live(j)->max_output = w->pool->cfg.max_output;
 	j->started_usec = util_now_usec();
 	j->started_mono = util_mono_usec();
 	snprintf(j->worker, sizeof j->worker, "%s", w->name);

@@ -82,8 +82,10 @@ method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 	int	    s;
 
 	/* The last run may still grow: f stays in it. */
-	for (; f->at < j->nruns; f->at++, f->at_off = 0) {
-		r = j->runs[f->at];
+	if (j->live == NULL)
+		return -1;
+	for (; f->at < j->live->nruns; f->at++, f->at_off = 0) {
+		r = j->live->runs[f->at];
 		s = (r & JOB_RUN_STDERR) != 0;
 		n = r & JOB_RUN_MAX;
 		if (f->at_off < n) {
@@ -97,7 +99,7 @@ method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 				*len = f->gap - pos;
 			return s;
 		}
-		if (f->at + 1 == j->nruns)
+		if (f->at + 1 == j->live->nruns)
 			break;
 	}
 	return -1;
@@ -252,7 +254,7 @@ method_follow_output(struct job_watch *jw, struct job *j, int stream,
 		return;
 	}
 	/* Its place in the stream: past the kept and the lost before it. */
-	pos = j->out[stream].len + j->lost[stream] - lostlen;
+	pos = j->out[stream].len + j->live->lost[stream] - lostlen;
 	for (; lostlen > 0; lostlen -= n, pos += n) {
 		n = lostlen < METHOD_FOLLOW_PIECE ? lostlen
 						  : METHOD_FOLLOW_PIECE;

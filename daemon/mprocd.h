@@ -167,6 +167,19 @@ struct job_output {
 	size_t	 size;
 };
 
+/*
+ * What a job that has run has besides (job-output.c): made when it first
+ * starts, or its output is read back. Queued jobs, most of all, go
+ * without.
+ */
+struct job_live {
+	uint32_t *runs; /* the order its output came in: JOB_RUN_* */
+	size_t	  nruns;
+	size_t	  runs_size;
+	size_t	  lost[2];    /* bytes past max_output, not kept */
+	uint64_t  max_output; /* its pool's when it started */
+};
+
 /* A run of output: so many bytes of one stream, stderr's flagged. */
 #define JOB_RUN_STDERR 0x80000000U
 #define JOB_RUN_MAX    0x7fffffffU
@@ -174,20 +187,21 @@ struct job_output {
 struct job {
 	TAILQ_ENTRY(job) entry; /* a pool's queue, or the finished */
 	TAILQ_ENTRY(job) all;	/* every job, by id */
-	struct job *hnext;	/* id hash chain */
-	int64_t	    id;
-	char	   *name;
-	char	   *pool; /* its pool's name */
-	char	  **argv;
-	char	   *cwd;
-	char	  **env;	/* "K=V" added to the pool's */
-	uint8_t	   *stdin_data; /* NULL: /dev/null */
-	size_t	    stdin_len;
-	uid_t	    uid;
-	uint64_t    timeout; /* usec; 0: none */
-	uint64_t    retries;
-	int	    timeout_given; /* by Submit; else the pool's */
-	int	    retries_given;
+	struct job   *hnext;	/* id hash chain */
+	int64_t	      id;
+	char	     *name;
+	char	     *pool; /* its pool's name */
+	char	    **argv;
+	char	     *cwd;
+	char	    **env;	  /* "K=V" added to the pool's */
+	uint8_t	     *stdin_data; /* NULL: /dev/null */
+	size_t	      stdin_len;
+	uid_t	      uid;
+	enum job_wait wait;    /* why it may not start yet, if queued */
+	uint64_t      timeout; /* usec; 0: none */
+	uint64_t      retries;
+	int	      timeout_given; /* by Submit; else the pool's */
+	int	      retries_given;
 
 	enum job_state state;
 	enum job_kill  kill;
@@ -204,12 +218,8 @@ struct job {
 	uint64_t       started_mono;
 
 	struct job_output out[2]; /* stdout, stderr */
-	uint32_t	 *runs;	  /* the order it came in: JOB_RUN_* */
-	size_t		  nruns;
-	size_t		  runs_size;
-	size_t		  lost[2];    /* bytes past max_output, not kept */
-	uint64_t	  max_output; /* its pool's when it started */
-	unsigned int	  pins;	      /* followers: not to be let go */
+	struct job_live	 *live;	  /* once it has run or has output */
+	unsigned int	  pins;	  /* followers: not to be let go */
 	int		  truncated;
 	int64_t		  seq; /* queue order, as the database has it */
 	int	      unsaved; /* a change not committed yet: stays, waits */
@@ -219,8 +229,7 @@ struct job {
 	struct event *timer;  /* timeout, then kill_grace */
 	struct job_watches watches;
 
-	struct job_deps *deps; /* its after and lock; NULL: neither */
-	enum job_wait	 wait;
+	struct job_deps *deps;	 /* its after and lock; NULL: neither */
 	char		*reason; /* why it ended as it did; NULL */
 };
 
@@ -294,24 +303,25 @@ const char    *job_state_name(enum job_state);
 int	       job_parse_state(const char *);
 int	       job_is_finished(const struct job *);
 enum job_state job_final_state(enum job_kill, int);
-void	 job_output_add(struct job *, int, const void *, size_t, uint64_t);
-void	 job_output_gap(struct job *);
-void	 job_output_restart(struct job *);
-void	 job_output_trim(struct job_output *);
-void	 job_output_trim_runs(struct job *);
-void	 job_watch_add(struct job *, struct job_watch *);
-void	 job_watch_remove(struct job_watch *);
-void	 job_finish(struct job *, enum job_state);
-void	 job_started(struct job *, struct worker *);
-void	 job_set_pid(struct job *, pid_t);
-void	 job_set_result(struct job *, json_t *);
-void	 job_done(struct job *, int, int);
-void	 job_worker_died(struct job *);
-void	 job_kill(struct job *, enum job_kill);
-int	 job_matches(const struct job *, const char *, int);
-int64_t *job_ids(const char *, int, size_t *);
-uint64_t job_count_finished(void);
-void	 job_free_all(void);
+void job_output_add(struct job *, int, const void *, size_t, uint64_t);
+void job_output_gap(struct job *);
+void job_output_restart(struct job *);
+struct job_live *job_output_live(struct job *);
+void		 job_output_trim(struct job_output *);
+void		 job_output_trim_runs(struct job *);
+void		 job_watch_add(struct job *, struct job_watch *);
+void		 job_watch_remove(struct job_watch *);
+void		 job_finish(struct job *, enum job_state);
+void		 job_started(struct job *, struct worker *);
+void		 job_set_pid(struct job *, pid_t);
+void		 job_set_result(struct job *, json_t *);
+void		 job_done(struct job *, int, int);
+void		 job_worker_died(struct job *);
+void		 job_kill(struct job *, enum job_kill);
+int		 job_matches(const struct job *, const char *, int);
+int64_t		*job_ids(const char *, int, size_t *);
+uint64_t	 job_count_finished(void);
+void		 job_free_all(void);
 
 /* pool-worker.c */
 /*

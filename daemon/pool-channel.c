@@ -113,7 +113,8 @@ pool_channel_frame(struct worker *w, const struct proto_hdr *h,
 			break;
 		if (out.stream & PROTO_OUTPUT_AFTER_LOSS)
 			job_output_gap(j);
-		job_output_add(j, (int)s - 1, out.data, out.len, j->max_output);
+		job_output_add(j, (int)s - 1, out.data, out.len,
+		    j->live->max_output);
 		return 0;
 	case PROTO_JOB_DONE:
 		if (proto_unpack_job_done(payload, h->len, &done) != 0 ||

@@ -246,7 +246,8 @@ pool_program_pump(struct pool_program *pp, int s, int drain)
 		}
 		j = pp->w->job;
 		if (pp->call == POOL_PROGRAM_RUN && j != NULL)
-			job_output_add(j, s, buf, (size_t)n, j->max_output);
+			job_output_add(j, s, buf, (size_t)n,
+			    j->live->max_output);
 		else
 			pool_program_log(pp, s, buf, (size_t)n);
 		if (!drain)

@@ -242,18 +242,18 @@ test_output_runs_and_followers(void **state)
 	job_output_add(j, 0, "de", 2, pool->cfg.max_output);
 	job_output_add(j, 1, "E", 1, pool->cfg.max_output);
 	job_output_add(j, 0, "fghijklmno", 10, pool->cfg.max_output);
-	assert_int_equal(j->nruns, 3);
-	assert_int_equal(j->runs[0], 5);
-	assert_int_equal(j->runs[1], JOB_RUN_STDERR | 1);
-	assert_int_equal(j->runs[2], 5); /* 10 kept of stdout, in all */
-	assert_int_equal(j->lost[0], 5);
+	assert_int_equal(j->live->nruns, 3);
+	assert_int_equal(j->live->runs[0], 5);
+	assert_int_equal(j->live->runs[1], JOB_RUN_STDERR | 1);
+	assert_int_equal(j->live->runs[2], 5); /* 10 kept of stdout, in all */
+	assert_int_equal(j->live->lost[0], 5);
 	job_output_gap(j);
 	assert_true(j->truncated);
 	assert_string_equal(seen, "0:;0:;1:;0:klmno;-2:;");
 	seen[0] = '\0';
 	job_started(j, fake);
-	assert_int_equal(j->nruns, 0);
-	assert_int_equal(j->lost[0], 0);
+	assert_int_equal(j->live->nruns, 0);
+	assert_int_equal(j->live->lost[0], 0);
 	assert_false(j->truncated);
 	job_done(j, 0, 0);
 	assert_string_equal(seen, "-1:;done;");
