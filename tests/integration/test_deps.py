@@ -604,15 +604,19 @@ class TestLock(DepsTestCase):
         self.start(conf(a="workers = 2", b=1, c=1))
         log = self.path("log")
         pools = ("a", "b", "c")
+        # Held first, so that none of the 200 has the lock yet below.
+        holder = self.gate("g", pool="a", lock="db")
         locked = self.submit_many([
             {"argv": sh(LOGGED, log, i, 0.005), "pool": pools[i % 3],
              "lock": "db"} for i in range(200)])
         st = self.d.status()
-        self.assertEqual(sum(p["waiting_lock"] for p in st["pools"]), 199)
+        self.assertEqual(sum(p["waiting_lock"] for p in st["pools"]), 200)
         waiting = self.get(locked[-1])
         self.assertEqual((waiting["state"], waiting["reason"],
                           waiting["lock"]),
                          ("queued", "waiting for lock db", "db"))
+        self.release("g")
+        self.assertEqual(self.wait_all([holder])[0]["state"], "succeeded")
         # Jobs without the lock, behind them all in every pool.
         free = self.submit_many([
             {"argv": ["sleep", "0.05"], "pool": pools[i % 3]}
