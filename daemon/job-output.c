@@ -11,6 +11,30 @@
 #include "mprocd.h"
 #include "xmalloc.h"
 
+/*
+ * Whether runs are the order job_output_plain_runs() gives: none, stdout,
+ * or stdout then stderr (a run of stderr alone is not: its index differs).
+ */
+int
+job_output_plain(const uint32_t *runs, size_t nruns)
+{
+	return nruns == 0 ||
+	    (nruns == 1 && (runs[0] & JOB_RUN_STDERR) == 0) ||
+	    (nruns == 2 && (runs[0] & JOB_RUN_STDERR) == 0 &&
+		(runs[1] & JOB_RUN_STDERR) != 0);
+}
+
+/*
+ * The runs of a finished job that has no live part (trimmed, plain): its
+ * stdout, then its stderr, into v[2].
+ */
+void
+job_output_plain_runs(const struct job *j, uint32_t v[2])
+{
+	v[0] = (uint32_t)j->out[0].len;
+	v[1] = JOB_RUN_STDERR | (uint32_t)j->out[1].len;
+}
+
 /* j's live part, made at the first need. */
 struct job_live *
 job_output_live(struct job *j)
@@ -140,13 +164,28 @@ job_output_trim(struct job_output *o)
 	o->size = o->len;
 }
 
-/* And the record of its order. */
+/*
+ * And the record of its order. Output that came as stdout then stderr (or
+ * none) needs none: the job's live part goes, and method_follow_next()
+ * reads such a finished job's runs off its streams. Most finished jobs
+ * are such, and a part made when the job started, kept for as long as the
+ * job, lies among the pages of jobs long gone and keeps them from being
+ * given back to the system.
+ */
 void
 job_output_trim_runs(struct job *j)
 {
 	struct job_live *l = j->live;
 
-	if (l == NULL || l->nruns == l->runs_size)
+	if (l == NULL)
+		return;
+	if (job_output_plain(l->runs, l->nruns)) {
+		free(l->runs);
+		free(l);
+		j->live = NULL;
+		return;
+	}
+	if (l->nruns == l->runs_size)
 		return;
 	if (l->nruns == 0) {
 		free(l->runs);

@@ -147,6 +147,8 @@ job_store_restore(struct job_row *row)
 		if (row->outlen[s] > 0)
 			job_output_add(j, s, row->out[s], row->outlen[s],
 			    row->outlen[s]);
+	if (job_is_finished(j))
+		job_output_trim_runs(j);
 	j->truncated = row->truncated;
 	j->seq = row->seq;
 	if (row->nafter > 0 || row->lock != NULL) {

@@ -76,16 +76,25 @@ method_follow_free(struct method_follow *f)
 static int
 method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 {
-	struct job *j = f->job;
-	uint32_t    r;
-	size_t	    n, pos;
-	int	    s;
+	struct job	*j = f->job;
+	const uint32_t	*runs;
+	uint32_t	 r, plain[2];
+	size_t		 n, pos, nruns;
+	int		 s;
 
+	if (j->live != NULL) {
+		runs = j->live->runs;
+		nruns = j->live->nruns;
+	} else if (job_is_finished(j)) {
+		/* Its runs were plain: job_output_trim_runs() let them go. */
+		job_output_plain_runs(j, plain);
+		runs = plain;
+		nruns = 2;
+	} else
+		return -1; /* not started: no output yet */
 	/* The last run may still grow: f stays in it. */
-	if (j->live == NULL)
-		return -1;
-	for (; f->at < j->live->nruns; f->at++, f->at_off = 0) {
-		r = j->live->runs[f->at];
+	for (; f->at < nruns; f->at++, f->at_off = 0) {
+		r = runs[f->at];
 		s = (r & JOB_RUN_STDERR) != 0;
 		n = r & JOB_RUN_MAX;
 		if (f->at_off < n) {
@@ -99,7 +108,7 @@ method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 				*len = f->gap - pos;
 			return s;
 		}
-		if (f->at + 1 == j->live->nruns)
+		if (f->at + 1 == nruns)
 			break;
 	}
 	return -1;

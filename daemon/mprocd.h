@@ -307,6 +307,8 @@ void job_output_add(struct job *, int, const void *, size_t, uint64_t);
 void job_output_gap(struct job *);
 void job_output_restart(struct job *);
 struct job_live *job_output_live(struct job *);
+int		 job_output_plain(const uint32_t *, size_t);
+void		 job_output_plain_runs(const struct job *, uint32_t[2]);
 void		 job_output_trim(struct job_output *);
 void		 job_output_trim_runs(struct job *);
 void		 job_watch_add(struct job *, struct job_watch *);

@@ -179,6 +179,34 @@ class TestFollow(JobsTestCase):
         self.assertEqual(st.read()["job"]["id"], running)
         self.assertIn("pools", self.c.recv()["parameters"])
 
+    def test_finished_jobs_in_their_order(self):
+        """A finished job in memory is followed in the order its output
+        came, whichever streams it wrote (stdout then stderr needs no
+        record of its order, the others keep one)."""
+        self.start(conf())
+        cases = [
+            ("", []),
+            ("echo o", [("stdout", b"o\n")]),
+            ("echo e >&2", [("stderr", b"e\n")]),
+            ("echo o; echo e >&2", [("stdout", b"o\n"), ("stderr", b"e\n")]),
+            ("echo e >&2; sleep 0.05; echo o",
+             [("stderr", b"e\n"), ("stdout", b"o\n")]),
+            ("echo a; sleep 0.05; echo e >&2; sleep 0.05; echo b",
+             [("stdout", b"a\n"), ("stderr", b"e\n"), ("stdout", b"b\n")]),
+        ]
+        ids = [self.submit(["sh", "-c", script]) for script, _ in cases]
+        self.wait(ids)
+        for jid, (script, want) in zip(ids, cases):
+            st = Stream(self.c, "io.mprocd.Follow", {"id": jid})
+            self.assertEqual(st.read()["job"]["state"], "succeeded", script)
+            got = []
+            for s, d, _, _ in st.pieces:
+                if got and got[-1][0] == s:
+                    got[-1] = (s, got[-1][1] + d)
+                else:
+                    got.append((s, d))
+            self.assertEqual(got, want, script)
+
     def test_a_hundred_followers(self):
         """100 followers of one chatty job each get all of it, in order."""
         self.start(conf())

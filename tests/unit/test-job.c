@@ -276,6 +276,41 @@ test_output_trimmed_when_finished(void **state)
 	assert_null(j->out[1].data);
 }
 
+/* Output as stdout then stderr needs no record of its order once done. */
+static void
+test_output_plain_order_let_go(void **state)
+{
+	struct job *j = running_job();
+	uint32_t    v[2];
+
+	job_output_add(j, 0, "ab", 2, 1 << 20);
+	job_output_add(j, 1, "E", 1, 1 << 20);
+	job_done(j, 0, 0);
+	assert_null(j->live);
+	job_output_plain_runs(j, v);
+	assert_int_equal(v[0], 2);
+	assert_int_equal(v[1], JOB_RUN_STDERR | 1);
+
+	/* stderr alone, or stderr first: kept. */
+	j = running_job();
+	job_output_add(j, 1, "E", 1, 1 << 20);
+	job_done(j, 0, 0);
+	assert_non_null(j->live);
+	assert_int_equal(j->live->nruns, 1);
+	j = running_job();
+	job_output_add(j, 0, "a", 1, 1 << 20);
+	job_output_add(j, 1, "E", 1, 1 << 20);
+	job_output_add(j, 0, "b", 1, 1 << 20);
+	job_done(j, 0, 0);
+	assert_non_null(j->live);
+	assert_int_equal(j->live->nruns, 3);
+	assert_int_equal(j->live->runs_size, 3); /* trimmed */
+
+	assert_true(job_output_plain(NULL, 0));
+	assert_false(job_output_plain((uint32_t[]){ JOB_RUN_STDERR | 1 }, 1));
+	assert_false(job_output_plain((uint32_t[]){ 1, 1 }, 2));
+}
+
 static void
 test_worker_died_retries_then_lost(void **state)
 {
@@ -478,6 +513,8 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_output_trimmed_when_finished, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_output_plain_order_let_go,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_worker_died_retries_then_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_worker_died_while_killed,
