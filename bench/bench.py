@@ -76,6 +76,9 @@ class Plan:
         self.follow_lines = 500 if quick else 5000    # over all rounds
         self.follow_bytes = (20 if quick else 200) * MIB  # the flood job's
         self.followers = 10
+        # The flood job runs a tenth of a second: a round is cheap and one
+        # slow one moves a median of three, so both sides get more.
+        self.flood_reps = self.reps if quick else 3 * self.reps
         self.follow_secs = 120    # a bench-follow run at most
         self.deps_chain = 1000 if quick else 10000    # jobs a round
         self.deps_queued = 10000 if quick else 100000  # half with the lock
@@ -1292,8 +1295,8 @@ class Bench:
                 ("lat-pipe", plan.reps, lambda: bench_follow("pipe", n)),
                 ("lat-mprocd", plan.reps, lambda: bench_follow(
                     "run", sock, "default", n)),
-                ("flood-0", plan.reps, lambda: flood(0)),
-                ("flood-k", plan.slow_reps, lambda: flood(k)),
+                ("flood-0", plan.flood_reps, lambda: flood(0)),
+                ("flood-k", plan.flood_reps, lambda: flood(k)),
                 ("sink", plan.reps, lambda: bench_follow("sink", size)[0] *
                  1e3),
                 ("fanout", plan.reps, lambda: bench_follow(
