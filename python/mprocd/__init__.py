@@ -1,8 +1,9 @@
 """mprocd's Python side: supervised worker pools that run jobs.
 
 The client: ``mprocd.Client()`` talks to mprocd's control socket as
-mprocctl does (``run``, ``submit``, ``wait``, ``get``, ``cancel``, ``list``,
-``status``, ``reload``; see mprocd.client). ``mprocd.Pool("calc")`` makes
+mprocctl does (``run``, ``start``, ``submit``, ``wait``, ``get``,
+``follow``, ``cancel``, ``list``, ``status``, ``reload``; see
+mprocd.client). ``mprocd.Pool("calc")`` makes
 multiprocessing.Pool's calls (``apply``, ``apply_async``, ``map``, ``imap``,
 ``imap_unordered``, ``starmap``...) into a program pool (see mprocd.pool).
 The program side of a program pool: run ``python3 -m mprocd.worker
@@ -13,8 +14,9 @@ another (DESIGN.md sections 11 and 13).
 
 __version__ = "0.1.0"
 
-from mprocd.client import Client, CompletedJob, Error, JobError  # noqa: E402
+from mprocd.client import (Client, CompletedJob, Error,  # noqa: E402
+                           Following, JobError)
 from mprocd.pool import AsyncResult, Pool, TimeoutError  # noqa: E402
 
-__all__ = ["AsyncResult", "Client", "CompletedJob", "Error", "JobError",
-           "Pool", "TimeoutError"]
+__all__ = ["AsyncResult", "Client", "CompletedJob", "Error", "Following",
+           "JobError", "Pool", "TimeoutError"]

@@ -8,6 +8,8 @@ from Python, as mprocctl uses it.
         r.returncode, r.stdout, r.stderr    # like subprocess.run
         i = c.submit(["sleep", "5"])        # -> job id
         c.wait([i]); c.get(i); c.cancel(i); c.list(); c.status()
+        for stream, data, truncated in c.follow(i):   # as it comes
+            ...
 
 One Client is one connection, made when the Client is made (a wrong socket
 or a stopped mprocd shows there). Calls are blocking and answered in order.
@@ -162,6 +164,116 @@ class JobError(Error):
         return (type(self), (self.completed,))
 
 
+class Following:
+    """A job's output as it comes (Client.follow, Client.start): iterate
+    to get each piece as (stream, data, truncated), stream "stdout" or
+    "stderr", data bytes, truncated True where output was lost before this
+    piece (past max_output, to a reader that fell behind); the iteration
+    ends when the job has. Then completed is a CompletedJob (returncode,
+    state, result, truncated; its stdout and stderr are empty: the output
+    came through the iteration, and get() has what mprocd kept). id is the
+    job's. A Following has a connection of its own, closed at the end, by
+    close() or by a with block; closing it early stops following and leaves
+    the job running."""
+
+    def __init__(self, socket_path, method, params):
+        self.socket = socket_path
+        self.id = params.get("id")
+        self.completed = None
+        self._method = method
+        self._sock = None
+        self._reader = varlink.Reader()
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            s.connect(socket_path)
+        except OSError as e:
+            s.close()
+            raise Error(_connect_failure(socket_path, e)) from e
+        except BaseException:
+            s.close()
+            raise
+        self._sock = s
+        try:
+            s.sendall(varlink.encode(varlink.call(method, params,
+                                                  more=True)))
+            if method == "io.mprocd.Run":
+                # The queued job first: its id, or why it was refused.
+                first = self._reply()
+                self.id = _field(first.parameters.get("job") or {}, "id",
+                                 int, method)
+                if not first.continues:
+                    raise Error("mprocd's reply to %s ended with the "
+                                "queued job" % method)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __iter__(self):
+        return self
+
+    def __repr__(self):
+        return "<mprocd.Following id=%r%s>" % (
+            self.id, " done" if self.completed is not None else "")
+
+    def close(self):
+        """Stops following (the job runs on)."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def _reply(self):
+        """The next reply; Error for an error reply or a lost connection."""
+        method = self._method
+        try:
+            while True:
+                msg = self._reader.next_message()
+                if msg is not None:
+                    break
+                chunk = self._sock.recv(READ_SIZE)
+                if not chunk:
+                    raise Error("mprocd closed the connection to %s during "
+                                "%s (did it stop or restart?)"
+                                % (self.socket, method))
+                self._reader.feed(chunk)
+            reply = varlink.parse_reply(msg)
+        except OSError as e:
+            raise Error("lost the connection to %s during %s: %s"
+                        % (self.socket, method, e.strerror or e)) from e
+        except varlink.ProtocolError as e:
+            raise Error("mprocd's reply to %s makes no sense: %s"
+                        % (method, e)) from None
+        if reply.error is not None:
+            raise Error.from_reply(reply.error, reply.parameters)
+        return reply
+
+    def __next__(self):
+        while self.completed is None:
+            if self._sock is None:
+                raise Error("this mprocd.Following is closed")
+            try:
+                reply = self._reply()
+            except BaseException:
+                self.close()
+                raise
+            p = reply.parameters
+            if not reply.continues:
+                self.completed = CompletedJob(p, self._method)
+                self.close()
+                break
+            for stream in ("stdout", "stderr"):
+                if stream in p:
+                    return (stream, _b64decode(p[stream], stream,
+                                               self._method),
+                            p.get("truncated") is True)
+        raise StopIteration
+
+
 class Client:
     """A connection to mprocd's control socket: socket, else
     default_socket(). Connects at once; raises Error if it cannot, saying
@@ -307,6 +419,24 @@ class Client:
                              retries, after, lock)
         return CompletedJob(self.call("io.mprocd.Run", params),
                             "io.mprocd.Run")
+
+    def start(self, argv, pool=None, name=None, cwd=None, env=None,
+              stdin=None, timeout=None, retries=None, after=None, lock=None):
+        """Runs argv as a job, as run() does, and returns once it is queued
+        with a Following of its output as it comes (io.mprocd.Run with
+        "more", on a connection of its own); its id is the job's."""
+        params = _job_params(argv, pool, name, cwd, env, stdin, timeout,
+                             retries, after, lock)
+        self._ready_socket()    # a closed Client starts nothing
+        return Following(self.socket, "io.mprocd.Run", params)
+
+    def follow(self, id):
+        """A job's output from its start and then as it comes, until it
+        ends, as a Following (io.mprocd.Follow with "more", on a
+        connection of its own): like mprocctl follow."""
+        id = operator.index(id)
+        self._ready_socket()
+        return Following(self.socket, "io.mprocd.Follow", {"id": id})
 
     def submit(self, argv, pool=None, name=None, cwd=None, env=None,
                stdin=None, timeout=None, retries=None, after=None,

@@ -312,6 +312,87 @@ class TestMethods(SharedDaemon):
         with self.assertRaises(TypeError):
             self.c.submit(["true"], after=["x"])
 
+    def test_follow_live(self):
+        """follow() gets a running job's earlier output, then each piece
+        as it comes (the job waits for the next line until the reader has
+        the last), streams apart; then the finished job."""
+        step = os.path.join(self.d.dir, "follow-step")
+        script = ('echo one; echo err >&2; '
+                  'while [ ! -e "$1" ]; do sleep 0.02; done; echo two; '
+                  'exit 3')
+        i = self.c.submit(["sh", "-c", script, "sh", step])
+        self.addCleanup(lambda: open(step, "w").close())
+        got = []
+        with self.c.follow(i) as f:
+            self.assertIsInstance(f, mprocd.Following)
+            self.assertEqual(f.id, i)
+            for stream, data, truncated in f:
+                self.assertFalse(truncated)
+                got.append((stream, data))
+                if data == b"err\n":
+                    # Only now may the job go on: the pieces came live.
+                    self.assertEqual(self.c.get(i).state, "running")
+                    open(step, "w").close()
+            self.assertEqual(got, [("stdout", b"one\n"),
+                                   ("stderr", b"err\n"),
+                                   ("stdout", b"two\n")])
+            cj = f.completed
+        self.assertIsInstance(cj, mprocd.CompletedJob)
+        self.assertEqual((cj.id, cj.state, cj.returncode, cj.stdout),
+                         (i, "failed", 3, b""))
+        self.assertRaises(mprocd.JobError, cj.check_returncode)
+        # Iterating again: nothing more.
+        self.assertEqual(list(f), [])
+        # A finished job: its output, then the job.
+        f = self.c.follow(i)
+        self.assertEqual([d for _, d, _ in f], [b"one\n", b"err\n",
+                                                b"two\n"])
+        self.assertEqual(f.completed.returncode, 3)
+
+    def test_start(self):
+        """start() answers once the job is queued (its id known), then its
+        output comes as it is produced; a refused job raises at once."""
+        step = os.path.join(self.d.dir, "start-step")
+        self.addCleanup(lambda: open(step, "w").close())
+        f = self.c.start(["sh", "-c", 'echo a; while [ ! -e "$1" ]; do '
+                          'sleep 0.02; done; echo b', "sh", step],
+                         pool="side", name="st")
+        self.addCleanup(f.close)
+        self.assertIsInstance(f.id, int)
+        self.assertEqual(self.c.get(f.id).job["name"], "st")
+        self.assertEqual(next(f), ("stdout", b"a\n", False))
+        open(step, "w").close()
+        self.assertEqual(list(f), [("stdout", b"b\n", False)])
+        self.assertEqual((f.completed.state, f.completed.id),
+                         ("succeeded", f.id))
+        with self.assertRaises(mprocd.Error) as e:
+            self.c.start(["true"], pool="no-such-pool")
+        self.assertEqual(e.exception.name, "io.mprocd.NoSuchPool")
+        with self.assertRaises(TypeError):
+            self.c.start("true")
+
+    def test_follow_errors_and_close(self):
+        with self.assertRaises(mprocd.Error) as e:
+            list(self.c.follow(10 ** 9))
+        self.assertEqual(e.exception.name, "io.mprocd.NoSuchJob")
+        with self.assertRaises(TypeError):
+            self.c.follow("1")
+        # Closing a Following early leaves the job running.
+        g = self.gate("follow-close")
+        f = self.c.follow(g)
+        f.close()
+        with self.assertRaises(mprocd.Error):
+            next(f)
+        self.assertEqual(self.c.get(g).state in ("queued", "running"), True)
+        self.release("follow-close")
+        self.assertEqual(self.c.wait([g], timeout=mt.WAIT)[0]["state"],
+                         "succeeded")
+        # A closed Client follows nothing.
+        c = mprocd.Client(self.d.sock)
+        c.close()
+        with self.assertRaises(mprocd.Error):
+            c.follow(g)
+
     def test_get_unfinished(self):
         g = self.gate("get-unfinished")
         mt.wait_for(lambda: self.c.get(g).state == "running", "running")
