@@ -18,8 +18,7 @@
 int
 job_output_plain(const uint32_t *runs, size_t nruns)
 {
-	return nruns == 0 ||
-	    (nruns == 1 && (runs[0] & JOB_RUN_STDERR) == 0) ||
+	return nruns == 0 || (nruns == 1 && (runs[0] & JOB_RUN_STDERR) == 0) ||
 	    (nruns == 2 && (runs[0] & JOB_RUN_STDERR) == 0 &&
 		(runs[1] & JOB_RUN_STDERR) != 0);
 }

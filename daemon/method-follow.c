@@ -76,11 +76,11 @@ method_follow_free(struct method_follow *f)
 static int
 method_follow_next(struct method_follow *f, const uint8_t **data, size_t *len)
 {
-	struct job	*j = f->job;
-	const uint32_t	*runs;
-	uint32_t	 r, plain[2];
-	size_t		 n, pos, nruns;
-	int		 s;
+	struct job     *j = f->job;
+	const uint32_t *runs;
+	uint32_t	r, plain[2];
+	size_t		n, pos, nruns;
+	int		s;
 
 	if (j->live != NULL) {
 		runs = j->live->runs;
