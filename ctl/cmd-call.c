@@ -19,13 +19,15 @@ static int cmd_call_exec(struct ctl *, int, char **);
 
 const struct ctl_cmd cmd_call_entry = {
 	.name = "call",
-	.usage = "[-p POOL] [-t SEC] FUNCTION [ARG]...",
+	.usage = "[-p POOL] [-t SEC] [-a ID]... [-l LOCK] FUNCTION [ARG]...",
 	.help = "call FUNCTION in a program pool; print its result as JSON",
 	.details =
 	    "  -p POOL  call it in POOL (default: mprocd's default pool), a program\n"
 	    "           pool: one with program = ... in mprocd.conf\n"
 	    "  -t SEC   end the call after SEC (30, 1.5s, 2min; 0: never) instead of\n"
 	    "           the pool's job_timeout\n"
+	    "  -a ID    call it only after job ID has succeeded, as for submit\n"
+	    "  -l LOCK  hold the lock LOCK during the call, as for submit\n"
 	    "\n"
 	    "Each ARG is JSON if it parses as JSON (42, 1.5, true, null, \"text\",\n"
 	    "[1, 2], {\"k\": 1}), else the string as it is; they are FUNCTION's\n"
@@ -214,7 +216,7 @@ cmd_call_exec(struct ctl *ctl, int argc, char **argv)
 	int		      ch, i, status;
 
 	params = json_object();
-	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:t:")) != -1) {
+	while ((ch = mprocctl_getopt(cmd, argc, argv, "p:t:a:l:")) != -1) {
 		switch (ch) {
 		case 'p':
 			json_object_set_new(params, "pool",
@@ -224,6 +226,10 @@ cmd_call_exec(struct ctl *ctl, int argc, char **argv)
 		case 't':
 			json_object_set_new(params, "timeout_sec",
 			    json_real(mprocctl_parse_seconds(cmd, ch, optarg)));
+			break;
+		case 'a':
+		case 'l':
+			mprocctl_dep_option(cmd, ch, optarg, params);
 			break;
 		}
 	}

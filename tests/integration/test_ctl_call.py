@@ -163,13 +163,34 @@ class TestCall(CallTestCase):
                          "FUNCTION is not valid UTF-8")
         self.assertEqual(self.jobs(), [])
 
+    def test_after_and_lock(self):
+        """-a: the call waits for a job and is made only if it succeeded;
+        -l: it holds the lock, as a job of submit -l would."""
+        ok = self.d.call("io.mprocd.Submit", {"argv": ["true"]})["id"]
+        self.assertEqual(self.result("-a", str(ok), "-l", "L", "double",
+                                     "21"), 42)
+        job = self.jobs()[-1]
+        self.assertEqual((job["after"], job["lock"]), ([ok], "L"))
+        bad = self.d.call("io.mprocd.Submit",
+                          {"argv": ["sh", "-c", "exit 3"]})["id"]
+        r = self.call("-a", str(bad), "double", "1", status=1)
+        self.assertEqual(r.stdout, b"")
+        job = self.jobs()[-1]
+        self.assertEqual((job["state"], job["reason"]),
+                         ("cancelled", "job %d failed" % bad))
+        self.assertFails(self.ctl("call", "-p", "calc", "-a", "x",
+                                  "double", "1"), "-a")
+        self.assertFails(self.ctl("call", "-p", "calc", "-a", "999999",
+                                  "double", "1"), "after")
+
     def test_help(self):
         r = subprocess.run([MPROCCTL, "--help"], capture_output=True)
         self.assertIn(b"\n  call ", r.stdout)
         r = subprocess.run([MPROCCTL, "call", "--help"], capture_output=True)
         self.assertEqual(r.returncode, 0)
         self.assertTrue(r.stdout.startswith(b"usage: mprocctl call [-p POOL]"
-                                            b" [-t SEC] FUNCTION [ARG]..."))
+                                            b" [-t SEC] [-a ID]... [-l LOCK]"
+                                            b" FUNCTION [ARG]..."))
         self.assertIn(b"program = ...", r.stdout)
 
     def test_signal_leaves_the_call_running(self):
