@@ -183,16 +183,7 @@ class Following:
         self._method = method
         self._sock = None
         self._reader = varlink.Reader()
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            s.connect(socket_path)
-        except OSError as e:
-            s.close()
-            raise Error(_connect_failure(socket_path, e)) from e
-        except BaseException:
-            s.close()
-            raise
-        self._sock = s
+        self._sock = s = _unix_connect(socket_path)
         try:
             s.sendall(varlink.encode(varlink.call(method, params,
                                                   more=True)))
@@ -231,17 +222,7 @@ class Following:
         """The next reply; Error for an error reply or a lost connection."""
         method = self._method
         try:
-            while True:
-                msg = self._reader.next_message()
-                if msg is not None:
-                    break
-                chunk = self._sock.recv(READ_SIZE)
-                if not chunk:
-                    raise Error("mprocd closed the connection to %s during "
-                                "%s (did it stop or restart?)"
-                                % (self.socket, method))
-                self._reader.feed(chunk)
-            reply = varlink.parse_reply(msg)
+            reply = _read_reply(self._sock, self._reader, self.socket, method)
         except OSError as e:
             raise Error("lost the connection to %s during %s: %s"
                         % (self.socket, method, e.strerror or e)) from e
@@ -306,16 +287,7 @@ class Client:
     # The connection.
 
     def _connect(self):
-        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-        try:
-            s.connect(self.socket)
-        except OSError as e:
-            s.close()
-            raise Error(_connect_failure(self.socket, e)) from e
-        except BaseException:
-            s.close()
-            raise
-        self._sock = s
+        self._sock = _unix_connect(self.socket)
         self._reader = varlink.Reader()
         self._pid = os.getpid()
 
@@ -349,17 +321,7 @@ class Client:
         return self._sock
 
     def _next_reply(self, method):
-        while True:
-            msg = self._reader.next_message()
-            if msg is not None:
-                break
-            chunk = self._sock.recv(READ_SIZE)
-            if not chunk:
-                raise Error("mprocd closed the connection to %s during %s "
-                            "(did it stop or restart?)"
-                            % (self.socket, method))
-            self._reader.feed(chunk)
-        reply = varlink.parse_reply(msg)
+        reply = _read_reply(self._sock, self._reader, self.socket, method)
         if reply.continues:
             raise varlink.ProtocolError("a reply with \"continues\" to a "
                                         "call without \"more\"")
@@ -487,6 +449,35 @@ class Client:
         """Has mprocd re-read its configuration (root or mprocd's own user);
         Error io.mprocd.ReloadFailed with parameters["reason"]."""
         self.call("io.mprocd.Reload")
+
+
+def _unix_connect(path):
+    """A socket connected to mprocd at path; Error saying why not."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise Error(_connect_failure(path, e)) from e
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def _read_reply(sock, reader, path, method):
+    """The next reply on sock (a varlink.Reply), read through reader;
+    Error if mprocd closed the connection. OSError and ProtocolError pass
+    on to the caller."""
+    while True:
+        msg = reader.next_message()
+        if msg is not None:
+            return varlink.parse_reply(msg)
+        chunk = sock.recv(READ_SIZE)
+        if not chunk:
+            raise Error("mprocd closed the connection to %s during %s "
+                        "(did it stop or restart?)" % (path, method))
+        reader.feed(chunk)
 
 
 def _connect_failure(path, e):
