@@ -170,7 +170,7 @@ cmd_call_interrupted(void *arg)
 	char	    buf[128];
 
 	mprocctl_warn("interrupted; the call goes on in mprocd ('mprocctl "
-		      "list%s%s -S running' shows it)",
+		      "list%s%s' shows it, queued or running)",
 	    pool != NULL ? " -p " : "",
 	    pool != NULL ? mprocctl_printable(pool, buf, sizeof buf) : "");
 }

@@ -185,8 +185,12 @@ class Following:
         self._reader = varlink.Reader()
         self._sock = s = _unix_connect(socket_path)
         try:
-            s.sendall(varlink.encode(varlink.call(method, params,
-                                                  more=True)))
+            try:
+                s.sendall(varlink.encode(varlink.call(method, params,
+                                                      more=True)))
+            except OSError as e:
+                raise Error("lost the connection to %s during %s: %s"
+                            % (socket_path, method, e.strerror or e)) from e
             if method == "io.mprocd.Run":
                 # The queued job first: its id, or why it was refused.
                 first = self._reply()
@@ -244,14 +248,22 @@ class Following:
                 raise
             p = reply.parameters
             if not reply.continues:
-                self.completed = CompletedJob(p, self._method)
                 self.close()
+                self.completed = CompletedJob(p, self._method)
                 break
-            for stream in ("stdout", "stderr"):
-                if stream in p:
-                    return (stream, _b64decode(p[stream], stream,
-                                               self._method),
-                            p.get("truncated") is True)
+            streams = [s for s in ("stdout", "stderr") if s in p]
+            if len(streams) > 1:
+                self.close()
+                raise Error("mprocd's reply to %s has a piece of both "
+                            "stdout and stderr" % self._method)
+            if streams:
+                try:
+                    data = _b64decode(p[streams[0]], streams[0],
+                                      self._method)
+                except Error:
+                    self.close()
+                    raise
+                return (streams[0], data, p.get("truncated") is True)
         raise StopIteration
 
 

@@ -210,7 +210,8 @@ class TestCall(CallTestCase):
                 p.wait()
         self.assertEqual(p.returncode, 128 + signal.SIGTERM, err)
         self.assertEqual(len(err.splitlines()), 1, err)
-        self.assertIn(b"the call goes on in mprocd", err)
+        self.assertIn(b"the call goes on in mprocd ('mprocctl list -p calc' "
+                      b"shows it, queued or running)", err)
         job = self.jobs()[-1]
         jobs = self.d.call("io.mprocd.Wait", {"ids": [job["id"]]})["jobs"]
         self.assertEqual(jobs[0]["state"], "succeeded")

@@ -803,6 +803,56 @@ class TestFakeDaemon(unittest.TestCase):
             self.assertEqual(c.status(), {"pid": 8})
         self.assertTrue(fake.join(), fake.errors)
 
+    def test_following_broken_replies(self):
+        """A Following that gets a reply it cannot take raises Error and
+        closes its connection, never drops bytes, never waits on."""
+        bad = [  # each after a good piece
+            varlink.reply({"stdout": "Tw==", "stderr": "RQ=="},
+                          continues=True),
+            varlink.reply({"truncated": False}),    # the last, no job
+            varlink.reply({"stderr": "@@"}, continues=True),
+        ]
+        sent = iter(bad)
+
+        def script(conn, reader):
+            call = read_call(conn, reader)
+            assert call.method == "io.mprocd.Follow" and call.more, call
+            conn.sendall(varlink.encode(varlink.reply({"stdout": "aGk="},
+                                                      continues=True)) +
+                         varlink.encode(next(sent)))
+            # Stays open: a client that read on would wait here.
+            conn.settimeout(mt.TIMEOUT)
+            try:
+                conn.recv(1)
+            except OSError:
+                pass
+        fake = FakeDaemon(self, script, connections=len(bad))
+        for reply in bad:
+            with self.subTest(reply=reply):
+                f = mprocd.client.Following(fake.path, "io.mprocd.Follow",
+                                            {"id": 1})
+                self.assertEqual(next(f), ("stdout", b"hi", False))
+                with self.assertRaises(mprocd.Error):
+                    next(f)
+                self.assertIsNone(f._sock)
+                self.assertIsNone(f.completed)
+                with self.assertRaises(mprocd.Error) as cm:
+                    next(f)
+                self.assertIn("closed", str(cm.exception))
+        self.assertTrue(fake.join(), fake.errors)
+
+    def test_start_that_cannot_be_sent(self):
+        """A Run too large for the socket's other end raises Error, as
+        run() does, not an OSError."""
+        def script(conn, reader):
+            pass    # closes at once, reading nothing
+        fake = FakeDaemon(self, script, connections=1)
+        with self.assertRaises(mprocd.Error) as cm:
+            mprocd.client.Following(fake.path, "io.mprocd.Run",
+                                    {"argv": ["cat"],
+                                     "stdin": "A" * (16 << 20)})
+        self.assertIn("io.mprocd.Run", str(cm.exception))
+
     def test_broken_replies(self):
         """Each connection answers its call wrongly; the Client raises Error
         and connects again for the next call."""
