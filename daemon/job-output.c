@@ -34,6 +34,67 @@ job_output_plain_runs(const struct job *j, uint32_t v[2])
 	v[1] = JOB_RUN_STDERR | (uint32_t)j->out[1].len;
 }
 
+/*
+ * The order of j's output for the state database: its runs as 4-byte
+ * little-endian words, *len bytes; NULL when plain (none is needed).
+ */
+uint8_t *
+job_output_runs_blob(const struct job *j, size_t *len)
+{
+	const struct job_live *l = j->live;
+	uint8_t		      *blob;
+	size_t		       i;
+
+	if (l == NULL || job_output_plain(l->runs, l->nruns))
+		return NULL;
+	blob = xreallocarray(NULL, l->nruns, 4);
+	for (i = 0; i < l->nruns; i++) {
+		blob[4 * i] = (uint8_t)l->runs[i];
+		blob[4 * i + 1] = (uint8_t)(l->runs[i] >> 8);
+		blob[4 * i + 2] = (uint8_t)(l->runs[i] >> 16);
+		blob[4 * i + 3] = (uint8_t)(l->runs[i] >> 24);
+	}
+	*len = 4 * l->nruns;
+	return blob;
+}
+
+/*
+ * A finished job read back: the order of its output from the state
+ * database's blob (job_output_runs_blob), once its streams are in place.
+ * A blob that does not add up to them (damaged, or none) leaves the plain
+ * order: stdout, then stderr. -1 then if there was a blob.
+ */
+int
+job_output_set_runs(struct job *j, const uint8_t *blob, size_t len)
+{
+	struct job_live *l;
+	uint32_t	*runs;
+	uint64_t	 sum[2] = { 0, 0 };
+	size_t		 i, n = len / 4;
+
+	if (blob == NULL || len == 0)
+		return 0;
+	if (len % 4 != 0 || n > (j->out[0].len + j->out[1].len))
+		return -1;
+	runs = xreallocarray(NULL, n, sizeof *runs);
+	for (i = 0; i < n; i++) {
+		runs[i] = (uint32_t)blob[4 * i] |
+		    (uint32_t)blob[4 * i + 1] << 8 |
+		    (uint32_t)blob[4 * i + 2] << 16 |
+		    (uint32_t)blob[4 * i + 3] << 24;
+		sum[(runs[i] & JOB_RUN_STDERR) != 0] += runs[i] & JOB_RUN_MAX;
+	}
+	if (sum[0] != j->out[0].len || sum[1] != j->out[1].len) {
+		free(runs);
+		return -1;
+	}
+	l = job_output_live(j);
+	free(l->runs);
+	l->runs = runs;
+	l->nruns = l->runs_size = n;
+	return 0;
+}
+
 /* j's live part, made at the first need. */
 struct job_live *
 job_output_live(struct job *j)

@@ -110,8 +110,9 @@ job_store_row_free(struct job_row *row)
 struct job *
 job_store_restore(struct job_row *row)
 {
-	struct job *j = xcalloc(1, sizeof *j);
-	int	    s;
+	struct job    *j = xcalloc(1, sizeof *j);
+	struct log_ctx ctx;
+	int	       s;
 
 	j->id = row->id;
 	j->pool = xstrdup(row->pool);
@@ -147,8 +148,16 @@ job_store_restore(struct job_row *row)
 		if (row->outlen[s] > 0)
 			job_output_add(j, s, row->out[s], row->outlen[s],
 			    row->outlen[s]);
-	if (job_is_finished(j))
+	if (job_is_finished(j)) {
 		job_output_trim_runs(j);
+		if (job_output_set_runs(j, row->runs, row->runs_len) != 0) {
+			ctx = job_ctx(j);
+			clog_warnx(&ctx,
+			    "its output's order in the state database does "
+			    "not add up to its output: read back as stdout, "
+			    "then stderr");
+		}
+	}
 	j->truncated = row->truncated;
 	j->seq = row->seq;
 	if (row->nafter > 0 || row->lock != NULL) {

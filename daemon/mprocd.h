@@ -270,6 +270,8 @@ struct job_row {
 	int64_t	      *after; /* owned */
 	size_t	       nafter;
 	const char    *lock, *reason;
+	const uint8_t *runs; /* its output's order (job_output_runs_blob) */
+	size_t	       runs_len;
 };
 
 struct job    *job_new(const char *, struct job_spec *, uid_t);
@@ -309,6 +311,8 @@ void job_output_restart(struct job *);
 struct job_live *job_output_live(struct job *);
 int		 job_output_plain(const uint32_t *, size_t);
 void		 job_output_plain_runs(const struct job *, uint32_t[2]);
+uint8_t		*job_output_runs_blob(const struct job *, size_t *);
+int		 job_output_set_runs(struct job *, const uint8_t *, size_t);
 void		 job_output_trim(struct job_output *);
 void		 job_output_trim_runs(struct job *);
 void		 job_watch_add(struct job *, struct job_watch *);

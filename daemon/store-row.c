@@ -69,10 +69,13 @@ store_row_after(sqlite3_stmt *st, int col, const int64_t *after, size_t n)
 	sqlite3_bind_text(st, col, text, -1, free);
 }
 
-/* Binds j, as it is now, to the parameters ?1 to ?28 of STORE_COLUMNS. */
+/* Binds j, as it is now, to the parameters ?1 to ?29 of STORE_COLUMNS. */
 void
 store_row_bind(struct sqlite3_stmt *st, const struct job *j)
 {
+	uint8_t *runs;
+	size_t	 len;
+
 	sqlite3_bind_int64(st, 1, j->id);
 	store_row_text(st, 2, j->pool);
 	store_row_text(st, 3, j->name);
@@ -118,6 +121,8 @@ store_row_bind(struct sqlite3_stmt *st, const struct job *j)
 	if (j->deps != NULL)
 		store_row_text(st, 27, j->deps->lock);
 	store_row_text(st, 28, j->reason);
+	if ((runs = job_output_runs_blob(j, &len)) != NULL)
+		sqlite3_bind_blob(st, 29, runs, (int)len, free);
 }
 
 /* Reads a blob of NUL-ended strings back into an array (NULL if none). */
@@ -227,6 +232,8 @@ store_row_read(struct sqlite3_stmt *st, struct job_row *row)
 		goto bad;
 	row->lock = store_row_column_text(st, 26);
 	row->reason = store_row_column_text(st, 27);
+	row->runs = sqlite3_column_blob(st, 28);
+	row->runs_len = (size_t)sqlite3_column_bytes(st, 28);
 	if (row->pool == NULL || row->argv == NULL || row->argv[0] == NULL ||
 	    row->cwd == NULL || row->state < JOB_QUEUED ||
 	    row->state > JOB_LOST)

@@ -15,9 +15,12 @@
 #include "xmalloc.h"
 
 /* The schema this mprocd writes; PRAGMA user_version says a file's. */
-#define STORE_SCHEMA 2
+#define STORE_SCHEMA	  3
+#define STORE_STR(x)	  #x
+#define STORE_XSTR(x)	  STORE_STR(x)
+#define STORE_SET_VERSION "PRAGMA user_version = " STORE_XSTR(STORE_SCHEMA) ";"
 
-static const char store_schema_v2[] =
+static const char store_schema_v3[] =
     "CREATE TABLE jobs ("
     " id INTEGER PRIMARY KEY,"
     " pool TEXT NOT NULL,"
@@ -46,7 +49,8 @@ static const char store_schema_v2[] =
     " seq INTEGER NOT NULL," /* queue order */
     " after_ids TEXT,"	     /* JSON: [ids] */
     " lock TEXT,"
-    " reason TEXT"
+    " reason TEXT,"
+    " runs BLOB" /* its output's order, when not stdout then stderr */
     ") STRICT;"
     "CREATE INDEX jobs_finished ON jobs (finished_usec) WHERE state >= 2;"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
@@ -108,8 +112,8 @@ store_schema_check(sqlite3 *db, char **why)
 int
 store_schema_create(char **why)
 {
-	return store_exec("BEGIN; PRAGMA user_version = 2;", why) == 0 &&
-		store_exec(store_schema_v2, why) == 0 &&
+	return store_exec("BEGIN; " STORE_SET_VERSION, why) == 0 &&
+		store_exec(store_schema_v3, why) == 0 &&
 		store_exec("COMMIT", why) == 0
 	    ? 0
 	    : -1;
@@ -117,21 +121,35 @@ store_schema_create(char **why)
 
 /*
  * A file of an earlier release, brought to this one's schema in one
- * transaction. 1 -> 2: a job's after, lock and reason.
+ * transaction. 1 -> 2: a job's after, lock and reason. 2 -> 3: the order
+ * of its output.
  */
 int
 store_schema_migrate(char **why)
 {
-	char *msg = NULL;
+	static const char *const step[STORE_SCHEMA] = {
+		[1] = "ALTER TABLE jobs ADD COLUMN after_ids TEXT;"
+		      "ALTER TABLE jobs ADD COLUMN lock TEXT;"
+		      "ALTER TABLE jobs ADD COLUMN reason TEXT;",
+		[2] = "ALTER TABLE jobs ADD COLUMN runs BLOB;",
+	};
+	char   *msg = NULL;
+	int64_t v;
 
-	if (store_exec("BEGIN;"
-		       "ALTER TABLE jobs ADD COLUMN after_ids TEXT;"
-		       "ALTER TABLE jobs ADD COLUMN lock TEXT;"
-		       "ALTER TABLE jobs ADD COLUMN reason TEXT;"
-		       "PRAGMA user_version = 2;"
-		       "COMMIT",
-		why) == 0)
+	if ((v = store_query_int("PRAGMA user_version", why)) < 1 ||
+	    v >= STORE_SCHEMA) {
+		if (v >= 0)
+			xasprintf(why, "no way from schema %" PRId64, v);
+		return -1;
+	}
+	if (store_exec("BEGIN", why) != 0)
+		return -1;
+	for (; v < STORE_SCHEMA; v++)
+		if (store_exec(step[v], why) != 0)
+			goto fail;
+	if (store_exec(STORE_SET_VERSION " COMMIT", why) == 0)
 		return 0;
+fail:
 	if (store_exec("ROLLBACK", &msg) != 0)
 		free(msg);
 	return -1;

@@ -61,7 +61,7 @@ enum store_stmt {
 	"id, pool, name, argv, cwd, env, stdin, input, uid, timeout, " \
 	"retries, state, exit_status, signal, worker, pid, attempts, " \
 	"submitted_usec, started_usec, finished_usec, stdout, stderr, " \
-	"truncated, result, seq, after_ids, lock, reason"
+	"truncated, result, seq, after_ids, lock, reason, runs"
 
 static const char *const store_sql[STORE_NSTMT] = {
 	[STORE_BEGIN] = "BEGIN",
@@ -70,14 +70,14 @@ static const char *const store_sql[STORE_NSTMT] = {
 	[STORE_INSERT] = "INSERT INTO jobs (" STORE_COLUMNS
 			 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, "
 			 "?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, "
-			 "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)",
+			 "?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
 	/* What changes after a job's submission; the same parameters. */
 	[STORE_UPDATE] = "UPDATE jobs SET state = ?12, exit_status = ?13, "
 			 "signal = ?14, worker = ?15, pid = ?16, "
 			 "attempts = ?17, started_usec = ?19, "
 			 "finished_usec = ?20, stdout = ?21, stderr = ?22, "
 			 "truncated = ?23, result = ?24, seq = ?25, "
-			 "reason = ?28 "
+			 "reason = ?28, runs = ?29 "
 			 "WHERE id = ?1",
 	[STORE_DELETE] = "DELETE FROM jobs WHERE id = ?",
 	[STORE_GET] = "SELECT " STORE_COLUMNS " FROM jobs WHERE id = ?",

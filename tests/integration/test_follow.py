@@ -384,7 +384,12 @@ class TestFollowStored(JobsTestCase):
         self.start(conf(main="keep_finished = 100000"))
         self.assertTrue(self.c.call("io.mprocd.Status").get("state"))
         first = self.submit(["sh", "-c", "echo one; echo two >&2"])
-        self.wait([first])
+        # Orders only the file's record of them keeps.
+        mixed = self.submit(["sh", "-c", "echo a; sleep 0.05; echo e >&2; "
+                             "sleep 0.05; echo b"])
+        errfirst = self.submit(["sh", "-c", "echo e >&2; sleep 0.05; "
+                                "echo o"])
+        self.wait([first, mixed, errfirst])
         # Past the in-memory cache of finished jobs (a thousand).
         ids = []
         for _ in range(11):
@@ -397,6 +402,13 @@ class TestFollowStored(JobsTestCase):
         self.assertEqual(end["job"]["state"], "succeeded")
         self.assertEqual([(s, d) for s, d, _, _ in st.pieces],
                          [("stdout", b"one\n"), ("stderr", b"two\n")])
+        for jid, want in ((mixed, [("stdout", b"a\n"), ("stderr", b"e\n"),
+                                   ("stdout", b"b\n")]),
+                          (errfirst, [("stderr", b"e\n"),
+                                      ("stdout", b"o\n")])):
+            st = Stream(self.c, "io.mprocd.Follow", {"id": jid})
+            self.assertEqual(st.read()["job"]["state"], "succeeded")
+            self.assertEqual([(s, d) for s, d, _, _ in st.pieces], want)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,14 @@ def db_query(path, sql):
 
 
 # The schema of the first release (user_version 1), to test its migration.
+# What schema 2 added to 1.
+V1_TO_V2 = """
+ALTER TABLE jobs ADD COLUMN after_ids TEXT;
+ALTER TABLE jobs ADD COLUMN lock TEXT;
+ALTER TABLE jobs ADD COLUMN reason TEXT;
+PRAGMA user_version = 2;
+"""
+
 V1_SCHEMA = """
 PRAGMA user_version = 1;
 CREATE TABLE jobs (id INTEGER PRIMARY KEY, pool TEXT NOT NULL, name TEXT,
@@ -143,13 +151,21 @@ class TestRestart(StoreTestCase):
         for a, b in zip(jobs[4:], jobs[5:]):
             self.assertLessEqual(a["finished_usec"], b["started_usec"])
 
-    def test_schema_1_is_migrated(self):
-        """A file of the previous schema (1) is brought to 2, its queued
+    def test_earlier_schemas_are_migrated(self):
+        """A file of an earlier schema (1, 2) is brought to 3, its queued
         job kept."""
-        path = os.path.join(tempfile.mkdtemp(prefix="mprocd-v1-"), "v1.db")
+        for version in (1, 2):
+            with self.subTest(schema=version):
+                self.migrate(version)
+
+    def migrate(self, version):
+        path = os.path.join(tempfile.mkdtemp(prefix="mprocd-v%d-" % version),
+                            "old.db")
         self.addCleanup(shutil.rmtree, os.path.dirname(path))
         db = sqlite3.connect(path)
         db.executescript(V1_SCHEMA)
+        if version == 2:
+            db.executescript(V1_TO_V2)
         db.execute("INSERT INTO jobs (id, pool, argv, cwd, uid, state, "
                    "attempts, submitted_usec, seq) VALUES (7, 'default', "
                    "?, '/', 0, 0, 0, 1, 7)", (b"echo\0v1\0",))
@@ -161,15 +177,46 @@ class TestRestart(StoreTestCase):
         self.assertEqual(j["state"], "succeeded")
         r = self.c.call("io.mprocd.Get", {"id": 7})
         self.assertEqual(base64.b64decode(r["stdout"]), b"v1\n")
-        self.assertEqual(self.submit(["true"], lock="x"), 8)
+        self.assertEqual(self.submit(["sh", "-c", "echo e >&2; sleep 0.05; "
+                                      "echo o"], lock="x"), 8)
         self.wait([8])
         # Exclusive while mprocd runs: read after it stops.
         self.d.stop()
         db = sqlite3.connect(path)
-        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 2)
-        self.assertEqual(db.execute("SELECT lock FROM jobs WHERE id = 8")
-                         .fetchone()[0], "x")
+        self.assertEqual(db.execute("PRAGMA user_version").fetchone()[0], 3)
+        self.assertEqual(db.execute("SELECT lock, length(runs) FROM jobs "
+                                    "WHERE id = 8").fetchone(), ("x", 8))
         db.close()
+
+    def test_output_order_damaged(self):
+        """A record of a job's output order that does not add up to its
+        output is not used: stdout, then stderr, and a warning."""
+        self.start(conf())
+        jid = self.submit(["sh", "-c", "echo e >&2; sleep 0.05; echo o"])
+        self.wait([jid])
+        self.d.stop()
+        db = sqlite3.connect(self.db())
+        db.execute("UPDATE jobs SET runs = ? WHERE id = ?",
+                   (b"\x05\x00\x00\x80\x02\x00\x00\x00", jid))
+        db.commit()
+        db.close()
+        self.d.start()
+        self.c = self.d.connect()
+        r = self.c.call("io.mprocd.Follow", {"id": jid})
+        self.assertEqual((base64.b64decode(r["stdout"]),
+                          base64.b64decode(r["stderr"])), (b"o\n", b"e\n"))
+        self.c.send("io.mprocd.Follow", {"id": jid}, more=True)
+        pieces = []
+        while True:
+            m = self.c.recv()
+            p = m["parameters"]
+            pieces += [(s, base64.b64decode(p[s])) for s in
+                       ("stdout", "stderr") if s in p]
+            if not m.get("continues"):
+                break
+        self.assertEqual(pieces, [("stdout", b"o\n"), ("stderr", b"e\n")])
+        self.assertIn("its output's order in the state database does not "
+                      "add up", self.d.log())
 
     def test_running_job_with_retries_runs_again(self):
         self.start(conf(default="workers = 1"))

@@ -306,6 +306,32 @@ test_output_plain_order_let_go(void **state)
 	assert_int_equal(j->live->nruns, 3);
 	assert_int_equal(j->live->runs_size, 3); /* trimmed */
 
+	/* Its order for the state database, and back. */
+	{
+		uint8_t *blob, bad[4] = { 1, 0, 0, 0 };
+		size_t	 len;
+
+		blob = job_output_runs_blob(j, &len);
+		assert_non_null(blob);
+		assert_int_equal(len, 12);
+		assert_int_equal(blob[4], 1);
+		assert_int_equal(blob[7], 0x80);
+		j->live->nruns = 0;
+		assert_int_equal(job_output_set_runs(j, blob, len), 0);
+		assert_int_equal(j->live->nruns, 3);
+		assert_int_equal(j->live->runs[1], JOB_RUN_STDERR | 1);
+		/* Not adding up, or not whole words: left as it was. */
+		assert_int_equal(job_output_set_runs(j, bad, 4), -1);
+		assert_int_equal(job_output_set_runs(j, blob, 11), -1);
+		assert_int_equal(j->live->nruns, 3);
+		assert_int_equal(job_output_set_runs(j, NULL, 0), 0);
+		free(blob);
+	}
+	j = running_job();
+	job_output_add(j, 0, "a", 1, 1 << 20);
+	job_done(j, 0, 0);
+	assert_null(job_output_runs_blob(j, &(size_t){ 0 }));
+
 	assert_true(job_output_plain(NULL, 0));
 	assert_false(job_output_plain((uint32_t[]){ JOB_RUN_STDERR | 1 }, 1));
 	assert_false(job_output_plain((uint32_t[]){ 1, 1 }, 2));
