@@ -62,17 +62,29 @@ cmd_follow_write(json_t *params, const char *key, int fd, int *open)
 int
 cmd_follow_stream(struct ctl *ctl, struct client *c, json_int_t id)
 {
+	fflush(stdout);
+	client_send(c, "io.mprocd.Follow", json_pack("{s:I}", "id", id),
+	    VARLINK_MORE);
+	return cmd_follow_read(ctl, c, id, "io.mprocd.Follow");
+}
+
+/*
+ * The rest of a call with "more" already sent (Follow, or Run past its
+ * first reply) for job id: its output written as it comes, then the
+ * job's exit status.
+ */
+int
+cmd_follow_read(struct ctl *ctl, struct client *c, json_int_t id,
+    const char *method)
+{
 	struct varlink_reply reply;
 	json_t		    *job;
 	int		     out_open = 1, err_open = 1, lost = 0, status;
 
-	fflush(stdout);
-	client_send(c, "io.mprocd.Follow", json_pack("{s:I}", "id", id),
-	    VARLINK_MORE);
 	for (;;) {
 		client_recv(c, &reply);
 		if (reply.error != NULL)
-			client_fail_reply("io.mprocd.Follow", &reply);
+			client_fail_reply(method, &reply);
 		if (ctl->json)
 			mprocctl_print_json(reply.params);
 		else {
@@ -89,8 +101,9 @@ cmd_follow_stream(struct ctl *ctl, struct client *c, json_int_t id)
 	}
 	job = json_object_get(reply.params, "job");
 	if (!json_is_object(job) || !format_job_finished(job))
-		mprocctl_fail("bad reply from mprocd: Follow ended without a "
-			      "finished job");
+		mprocctl_fail("bad reply from mprocd: %s ended without a "
+			      "finished job",
+		    method);
 	if (!ctl->json &&
 	    (lost || json_is_true(json_object_get(reply.params, "truncated"))))
 		mprocctl_warn("job %" JSON_INTEGER_FORMAT "'s output went past "

@@ -109,8 +109,37 @@ cmd_submit_cancel(void *arg)
 }
 
 /*
- * Waits for the job, writing its output as it comes (with --json, the
- * reply of Get at the end); returns its exit status.
+ * -w: one Run with "more" (params stolen), its first reply the queued job,
+ * whose id a signal then cancels; then the job's output as it comes.
+ * Returns its exit status.
+ */
+static int
+cmd_submit_run(struct ctl *ctl, struct client *c, json_t *params)
+{
+	static struct submit s;
+	struct varlink_reply reply;
+	json_t		    *id;
+
+	fflush(stdout);
+	client_send(c, "io.mprocd.Run", params, VARLINK_MORE);
+	client_recv(c, &reply);
+	if (reply.error != NULL)
+		client_fail_reply("io.mprocd.Run", &reply);
+	client_hint(c, NULL);
+	id = json_object_get(json_object_get(reply.params, "job"), "id");
+	if (!reply.continues || !json_is_integer(id) ||
+	    json_integer_value(id) <= 0)
+		mprocctl_fail("bad reply from mprocd: Run gave no queued job");
+	s.socket = ctl->socket;
+	s.id = json_integer_value(id);
+	varlink_reply_free(&reply);
+	mprocctl_catch_signals(cmd_submit_cancel, &s);
+	return cmd_follow_read(ctl, c, s.id, "io.mprocd.Run");
+}
+
+/*
+ * -w with --json: waits for the job, then prints the reply of Get;
+ * returns its exit status.
  */
 static int
 cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
@@ -123,8 +152,6 @@ cmd_submit_wait(struct ctl *ctl, struct client *c, json_int_t id)
 	s.socket = ctl->socket;
 	s.id = id;
 	mprocctl_catch_signals(cmd_submit_cancel, &s);
-	if (!ctl->json)
-		return cmd_follow_stream(ctl, c, id);
 	/*
 	 * The Get goes out with the Wait, one round trip fewer: mprocd reads
 	 * a call only once those before it are answered, so the Get sees the
@@ -225,12 +252,17 @@ cmd_submit_exec(struct ctl *ctl, int argc, char **argv)
 		    "have the job read a file instead");
 	}
 	/*
-	 * A signal while Submit is answered is held until the id is known
-	 * (cmd_submit_wait), then cancels the job: the job may be running
-	 * before mprocctl learns it exists.
+	 * A signal while Submit or Run is answered is held until the id is
+	 * known (cmd_submit_run, cmd_submit_wait), then cancels the job: the
+	 * job may be running before mprocctl learns it exists.
 	 */
 	if (wait)
 		mprocctl_catch_signals(NULL, NULL);
+	if (wait && !ctl->json) {
+		status = cmd_submit_run(ctl, c, params);
+		client_free(c);
+		return status;
+	}
 	r = client_call(c, "io.mprocd.Submit", params);
 	client_hint(c, NULL);
 	id = json_object_get(r, "id");

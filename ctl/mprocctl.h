@@ -86,6 +86,7 @@ void cmd_cancel_jobs(const char *, const json_int_t *, size_t,
 /* cmd-follow.c */
 struct client;
 int cmd_follow_stream(struct ctl *, struct client *, json_int_t);
+int cmd_follow_read(struct ctl *, struct client *, json_int_t, const char *);
 
 /* client.c */
 struct client *client_connect(const char *);

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import unittest
 
 from mprocd_test import (MPROCCTL, TIMEOUT, DaemonTestCase, conf, main,
@@ -141,6 +142,33 @@ class TestSubmit(CtlTestCase):
         foo, x, empty, job_id = r.stdout.decode().rstrip("\n").split("|")
         self.assertEqual((foo, x, empty), ("bar", "a=b", ""))
         self.assertRegex(job_id, r"^[1-9][0-9]*$")
+
+    def test_wait_outlives_keep_finished(self):
+        """With keep_finished = 0 a job is forgotten when the next one
+        finishes; submit -w still gets its own while other clients' jobs
+        finish all the time. (Submit, then Follow, lost one in 10 to 25
+        here: the job could finish and be forgotten in between.)"""
+        self.d.stop()
+        self.d = self.daemon(conf("keep_finished = 0", default=2))
+        stop = threading.Event()
+        churned = []
+
+        def churn():
+            while not stop.is_set():
+                churned.append(self.ctl("submit", "--", "true").returncode)
+        t = threading.Thread(target=churn, daemon=True)
+        t.start()
+        try:
+            for i in range(100):
+                r = self.ctl("submit", "-w", "--", "true")
+                self.assertEqual((r.returncode, r.stdout, r.stderr),
+                                 (0, b"", b""), "submit -w number %d" % i)
+        finally:
+            stop.set()
+            t.join(TIMEOUT)
+        self.assertFalse(t.is_alive())
+        self.assertGreater(len(churned), 20, "the other jobs did not run")
+        self.assertEqual(set(churned), {0})
 
     def test_wait_json_is_the_get_reply(self):
         r = self.ctl("--json", "submit", "-w", "--", "sh", "-c",
