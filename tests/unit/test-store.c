@@ -271,6 +271,26 @@ test_refusals(void **state)
 }
 
 /*
+ * The disk is full from now on: no file may grow past the write-ahead
+ * log's size (RLIMIT_FSIZE, SIGXFSZ ignored). *was: the limit to put back.
+ */
+static void
+disk_full(struct rlimit *was)
+{
+	struct rlimit full;
+	struct stat   st;
+	char	      wal[300];
+
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	assert_int_equal(stat(wal, &st), 0);
+	signal(SIGXFSZ, SIG_IGN);
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, was), 0);
+	full = *was;
+	full.rlim_cur = (rlim_t)st.st_size;
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+}
+
+/*
  * A commit that fails (the files may grow no more: RLIMIT_FSIZE, as a
  * full disk would have it) is rolled back: the job submitted in that pass
  * is forgotten, the others are written again; once writes work, a new job
@@ -281,9 +301,7 @@ test_failed_commit_rolls_back(void **state)
 {
 	struct job_row row;
 	struct job    *old, *j;
-	struct rlimit  was, full;
-	struct stat    st;
-	char	       wal[300];
+	struct rlimit  was;
 	int64_t	       id;
 
 	(void)state;
@@ -292,13 +310,7 @@ test_failed_commit_rolls_back(void **state)
 	store_flush();
 	assert_false(old->unsaved);
 
-	snprintf(wal, sizeof wal, "%s-wal", path);
-	assert_int_equal(stat(wal, &st), 0);
-	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
-	full = was;
-	full.rlim_cur = (rlim_t)st.st_size;
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	disk_full(&was);
 	j = make_job("new");
 	id = j->id;
 	old->attempts = 1;
@@ -334,9 +346,7 @@ test_finish_not_evicted_before_commit(void **state)
 {
 	struct job_row row;
 	struct job    *a, *b;
-	struct rlimit  was, full;
-	struct stat    st;
-	char	       wal[300];
+	struct rlimit  was;
 	int64_t	       id;
 
 	(void)state;
@@ -347,13 +357,7 @@ test_finish_not_evicted_before_commit(void **state)
 	id = a->id;
 	store_flush();
 
-	snprintf(wal, sizeof wal, "%s-wal", path);
-	assert_int_equal(stat(wal, &st), 0);
-	signal(SIGXFSZ, SIG_IGN);
-	assert_int_equal(getrlimit(RLIMIT_FSIZE, &was), 0);
-	full = was;
-	full.rlim_cur = (rlim_t)st.st_size;
-	assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+	disk_full(&was);
 	job_finish(a, JOB_SUCCEEDED);
 	job_finish(b, JOB_SUCCEEDED); /* would evict a, were it written */
 	assert_ptr_equal(job_find_live(id), a);
