@@ -144,6 +144,19 @@ job_output_keep(struct job *j, int stream, const void *data, size_t n,
 	o->len += n;
 }
 
+/* Tells j's watches that follow its output of what (a stream, a gap...). */
+static void
+job_output_tell(struct job *j, int what, const uint8_t *data, size_t len)
+{
+	struct job_watch *jw, *next;
+
+	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
+		next = TAILQ_NEXT(jw, entry);
+		if (jw->output != NULL)
+			jw->output(jw, j, what, data, len);
+	}
+}
+
 /*
  * Keeps up to max bytes of a stream (0 stdout, 1 stderr); the rest is
  * counted as truncated and dropped. Followers are told of both.
@@ -153,7 +166,6 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
     uint64_t max)
 {
 	struct job_output *o = &j->out[stream];
-	struct job_watch  *jw, *next;
 	size_t		   room, n;
 
 	room = o->len < max ? (size_t)(max - o->len) : 0;
@@ -163,12 +175,7 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 	if (n > 0)
 		job_output_keep(j, stream, data, n, max);
 	job_output_live(j)->lost[stream] += len - n;
-	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
-		next = TAILQ_NEXT(jw, entry);
-		if (jw->output != NULL)
-			jw->output(jw, j, stream, (const uint8_t *)data + n,
-			    len - n);
-	}
+	job_output_tell(j, stream, (const uint8_t *)data + n, len - n);
 }
 
 /*
@@ -178,33 +185,21 @@ job_output_add(struct job *j, int stream, const void *data, size_t len,
 void
 job_output_gap(struct job *j)
 {
-	struct job_watch *jw, *next;
-
 	j->truncated = 1;
-	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
-		next = TAILQ_NEXT(jw, entry);
-		if (jw->output != NULL)
-			jw->output(jw, j, JOB_OUTPUT_GAP, NULL, 0);
-	}
+	job_output_tell(j, JOB_OUTPUT_GAP, NULL, 0);
 }
 
 /* A new attempt: its output begins again, and followers hear so. */
 void
 job_output_restart(struct job *j)
 {
-	struct job_watch *jw, *next;
-
 	j->truncated = 0;
 	j->out[0].len = j->out[1].len = 0;
 	if (j->live != NULL) {
 		j->live->lost[0] = j->live->lost[1] = 0;
 		j->live->nruns = 0;
 	}
-	for (jw = TAILQ_FIRST(&j->watches); jw != NULL; jw = next) {
-		next = TAILQ_NEXT(jw, entry);
-		if (jw->output != NULL)
-			jw->output(jw, j, JOB_OUTPUT_RESTART, NULL, 0);
-	}
+	job_output_tell(j, JOB_OUTPUT_RESTART, NULL, 0);
 }
 
 /*

@@ -160,14 +160,7 @@ job_store_restore(struct job_row *row)
 	}
 	j->truncated = row->truncated;
 	j->seq = row->seq;
-	if (row->nafter > 0 || row->lock != NULL) {
-		j->deps = xcalloc(1, sizeof *j->deps);
-		j->deps->after = row->after;
-		j->deps->nafter = row->nafter;
-		row->after = NULL;
-		if (row->lock != NULL)
-			j->deps->lock = xstrdup(row->lock);
-	}
+	job_set_deps(j, &row->after, row->nafter, row->lock);
 	if (row->reason != NULL)
 		j->reason = xstrdup(row->reason);
 	job_link(j);

@@ -236,6 +236,23 @@ job_link(struct job *j)
 }
 
 /*
+ * A new or read-back job's after (*after stolen, nafter ids) and lock, in
+ * a struct job_deps only when it has either.
+ */
+void
+job_set_deps(struct job *j, int64_t **after, size_t nafter, const char *lock)
+{
+	if (nafter == 0 && lock == NULL)
+		return;
+	j->deps = xcalloc(1, sizeof *j->deps);
+	j->deps->after = *after;
+	j->deps->nafter = nafter;
+	*after = NULL;
+	if (lock != NULL)
+		j->deps->lock = xstrdup(lock);
+}
+
+/*
  * A new queued job of pool with the next id, as spec says: it takes the
  * spec's owned parts (argv, env, stdin), copies the rest.
  */
@@ -258,14 +275,7 @@ job_new(const char *pool, struct job_spec *spec, uid_t uid)
 	spec->stdin_data = NULL;
 	if (spec->input != NULL)
 		j->input = json_incref(spec->input);
-	if (spec->nafter > 0 || spec->lock != NULL) {
-		j->deps = xcalloc(1, sizeof *j->deps);
-		j->deps->after = spec->after;
-		j->deps->nafter = spec->nafter;
-		spec->after = NULL;
-		if (spec->lock != NULL)
-			j->deps->lock = xstrdup(spec->lock);
-	}
+	job_set_deps(j, &spec->after, spec->nafter, spec->lock);
 	/* Else the pool's, as they are when the job starts. */
 	j->timeout_given = spec->has_timeout == 1;
 	j->timeout = spec->timeout;

@@ -275,6 +275,7 @@ struct job_row {
 };
 
 struct job    *job_new(const char *, struct job_spec *, uid_t);
+void	       job_set_deps(struct job *, int64_t **, size_t, const char *);
 void	       job_spec_free(struct job_spec *);
 void	       job_free(struct job *);
 struct job    *job_find(int64_t);
