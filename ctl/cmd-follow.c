@@ -59,7 +59,7 @@ cmd_follow_write(json_t *params, const char *key, int fd, int *open)
  * Follows job id on c with a Follow call ("more"): its output to ours as
  * it comes. Returns the finished job's exit status.
  */
-int
+static int
 cmd_follow_stream(struct ctl *ctl, struct client *c, json_int_t id)
 {
 	fflush(stdout);

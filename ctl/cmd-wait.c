@@ -42,21 +42,11 @@ const struct ctl_cmd cmd_wait_entry = {
 static json_t *
 cmd_wait_ids(const struct ctl_cmd *cmd, int argc, char **argv)
 {
-	json_t	  *ids = json_array(), *v;
-	json_int_t id;
-	size_t	   j;
-	int	   i, dup;
+	json_t *ids = json_array();
+	int	i;
 
-	for (i = 0; i < argc; i++) {
-		id = mprocctl_parse_id(cmd, argv[i]);
-		dup = 0;
-		json_array_foreach(ids, j, v) {
-			if (json_integer_value(v) == id)
-				dup = 1;
-		}
-		if (!dup)
-			json_array_append_new(ids, json_integer(id));
-	}
+	for (i = 0; i < argc; i++)
+		mprocctl_add_id(ids, mprocctl_parse_id(cmd, argv[i]));
 	return ids;
 }
 

@@ -181,14 +181,27 @@ mprocctl_parse_id(const struct ctl_cmd *cmd, const char *s)
 	return (json_int_t)id;
 }
 
+/* Appends id to the array ids unless it is there already. */
+void
+mprocctl_add_id(json_t *ids, json_int_t id)
+{
+	json_t *v;
+	size_t	i;
+
+	json_array_foreach(ids, i, v) {
+		if (json_integer_value(v) == id)
+			return;
+	}
+	json_array_append_new(ids, json_integer(id));
+}
+
 /* Job ids from -a ID[,ID]... appended to after, each once. */
 static void
 mprocctl_add_after(const struct ctl_cmd *cmd, const char *arg, json_t *after)
 {
 	const char *p = arg, *errstr;
-	json_t	   *v;
 	uint64_t    id;
-	size_t	    n, i;
+	size_t	    n;
 	char	   *part;
 
 	for (;;) {
@@ -204,13 +217,7 @@ mprocctl_add_after(const struct ctl_cmd *cmd, const char *arg, json_t *after)
 			    errstr);
 		}
 		free(part);
-		json_array_foreach(after, i, v) {
-			if ((uint64_t)json_integer_value(v) == id)
-				break;
-		}
-		if (i == json_array_size(after))
-			json_array_append_new(after,
-			    json_integer((json_int_t)id));
+		mprocctl_add_id(after, (json_int_t)id);
 		if (p[n] == '\0')
 			break;
 		p += n + 1;

@@ -48,6 +48,7 @@ int  mprocctl_getopt_long(const struct ctl_cmd *, int, char **, const char *,
 void mprocctl_check_nargs(const struct ctl_cmd *, int, int, int);
 void mprocctl_dep_option(const struct ctl_cmd *, int, const char *, json_t *);
 json_int_t  mprocctl_parse_id(const struct ctl_cmd *, const char *);
+void	    mprocctl_add_id(json_t *, json_int_t);
 double	    mprocctl_parse_seconds(const struct ctl_cmd *, int, const char *);
 json_t	   *mprocctl_string(const struct ctl_cmd *, const char *, const char *);
 json_t	   *mprocctl_string_array(const struct ctl_cmd *, char **, int,
@@ -85,7 +86,6 @@ void cmd_cancel_jobs(const char *, const json_int_t *, size_t,
 
 /* cmd-follow.c */
 struct client;
-int cmd_follow_stream(struct ctl *, struct client *, json_int_t);
 int cmd_follow_read(struct ctl *, struct client *, json_int_t, const char *);
 
 /* client.c */

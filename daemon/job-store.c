@@ -71,13 +71,18 @@ job_store_put(struct job *j, int new)
 
 /* Queued jobs read back, admitted once all are: after may name later ones. */
 static struct job **job_store_admit_v;
-static size_t	    job_store_admit_n;
+static size_t	    job_store_admit_n, job_store_admit_size;
 
 static void
 job_store_pending_admit(struct job *j)
 {
-	job_store_admit_v = xreallocarray(job_store_admit_v,
-	    job_store_admit_n + 1, sizeof *job_store_admit_v);
+	if (job_store_admit_n == job_store_admit_size) {
+		job_store_admit_size = job_store_admit_size == 0
+		    ? 1024
+		    : 2 * job_store_admit_size;
+		job_store_admit_v = xreallocarray(job_store_admit_v,
+		    job_store_admit_size, sizeof *job_store_admit_v);
+	}
 	job_store_admit_v[job_store_admit_n++] = j;
 }
 
@@ -91,7 +96,7 @@ job_store_loaded(void)
 		job_wait_admit(job_store_admit_v[i]);
 	free(job_store_admit_v);
 	job_store_admit_v = NULL;
-	job_store_admit_n = 0;
+	job_store_admit_n = job_store_admit_size = 0;
 }
 
 /* Frees what a job_row owns (what job_store_restore() did not take). */

@@ -479,7 +479,6 @@ job_watch_fire(struct job *j)
 	struct job_watches later = TAILQ_HEAD_INITIALIZER(later);
 	struct job_watch  *jw;
 
-	TAILQ_INIT(&later);
 	while ((jw = TAILQ_FIRST(&j->watches)) != NULL) {
 		job_watch_remove(jw);
 		if (j->cancel_unsaved && jw->after_commit) {

@@ -38,7 +38,7 @@ static int
 method_submit_after(json_t *a, struct job_spec *sb)
 {
 	json_t *v;
-	size_t	i, k;
+	size_t	i;
 
 	if (a == NULL || json_is_null(a))
 		return 0;
@@ -50,11 +50,8 @@ method_submit_after(json_t *a, struct job_spec *sb)
 		if (!json_is_integer(v) || json_integer_value(v) < 1)
 			return -1;
 		sb->after[i] = json_integer_value(v);
-		for (k = 0; k < i; k++)
-			if (sb->after[k] == sb->after[i])
-				return -1;
 	}
-	return 0;
+	return method_has_duplicate(sb->after, sb->nafter) ? -1 : 0;
 }
 
 /* A lock's name: 1 to JOB_MAX_LOCK bytes, no control character. */

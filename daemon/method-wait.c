@@ -192,32 +192,6 @@ method_wait_start(struct conn *c, struct varlink_call *call, struct job **jobs,
 	}
 }
 
-static int
-method_wait_cmp_id(const void *a, const void *b)
-{
-	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static int
-method_wait_has_duplicate(const int64_t *ids, size_t n)
-{
-	int64_t *s;
-	size_t	 i;
-	int	 dup = 0;
-
-	if (n < 2)
-		return 0;
-	s = xcalloc(n, sizeof *s);
-	memcpy(s, ids, n * sizeof *s);
-	qsort(s, n, sizeof *s, method_wait_cmp_id);
-	for (i = 1; i < n && !dup; i++)
-		dup = s[i] == s[i - 1];
-	free(s);
-	return dup;
-}
-
 void
 method_wait(struct conn *c, struct varlink_call *call)
 {
@@ -252,7 +226,7 @@ method_wait(struct conn *c, struct varlink_call *call)
 	for (i = 0; i < n; i++)
 		ids[i] = json_integer_value(json_array_get(a, i));
 	/* Each job once: a Wait costs memory per id. */
-	if (method_wait_has_duplicate(ids, n)) {
+	if (method_has_duplicate(ids, n)) {
 		method_invalid_param(c, call, "ids");
 		goto out;
 	}

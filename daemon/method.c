@@ -65,6 +65,33 @@ method_error(struct conn *c, struct varlink_call *call, const char *error,
 	conn_answer(c, call->flags & VARLINK_ONEWAY, error, params);
 }
 
+static int
+method_cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Whether an id stands twice among the n of ids (Wait's, a Submit's after). */
+int
+method_has_duplicate(const int64_t *ids, size_t n)
+{
+	int64_t *s;
+	size_t	 i;
+	int	 dup = 0;
+
+	if (n < 2)
+		return 0;
+	s = xcalloc(n, sizeof *s);
+	memcpy(s, ids, n * sizeof *s);
+	qsort(s, n, sizeof *s, method_cmp_id);
+	for (i = 1; i < n && !dup; i++)
+		dup = s[i] == s[i - 1];
+	free(s);
+	return dup;
+}
+
 void
 method_invalid_param(struct conn *c, struct varlink_call *call,
     const char *name)

@@ -677,6 +677,7 @@ void method_dispatch(struct conn *, struct varlink_call *);
 void method_reply(struct conn *, struct varlink_call *, json_t *);
 void method_error(struct conn *, struct varlink_call *, const char *, json_t *);
 void method_invalid_param(struct conn *, struct varlink_call *, const char *);
+int  method_has_duplicate(const int64_t *, size_t);
 int  method_check_params(struct conn *, struct varlink_call *,
      const char *const *);
 const char *method_unknown_param(json_t *, const char *const *);

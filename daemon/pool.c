@@ -242,6 +242,13 @@ pool_default(void)
 	return NULL;
 }
 
+/* p's queued jobs: in its queue, and waiting for jobs or a lock. */
+static uint64_t
+pool_backlog(const struct pool *p)
+{
+	return p->nqueued + p->nwait_after + p->nwait_lock;
+}
+
 /*
  * Admits a job to pool p (NULL: there is no such pool) and queues it at
  * the back: a new job from spec, whose owned parts it takes. Returns NULL
@@ -258,8 +265,7 @@ pool_submit(struct pool *p, struct job_spec *spec, uid_t uid,
 		*why = POOL_SHUTTING_DOWN;
 	else if (p == NULL || p->removed) /* a removed pool only drains */
 		*why = POOL_NO_SUCH;
-	else if (p->nqueued + p->nwait_after + p->nwait_lock >=
-	    p->cfg.queue_limit)
+	else if (pool_backlog(p) >= p->cfg.queue_limit)
 		*why = POOL_FULL;
 	else
 		*why = POOL_ACCEPTED;
@@ -378,7 +384,7 @@ pool_count_queued(void)
 	uint64_t     n = 0;
 
 	TAILQ_FOREACH(p, &pools, entry)
-		n += p->nqueued + p->nwait_after + p->nwait_lock;
+		n += pool_backlog(p);
 	return n;
 }
 
@@ -775,8 +781,7 @@ pool_status_json(const struct pool *p)
 	    p->cfg.program_text != NULL ? json_string(p->cfg.program_text)
 					: json_null());
 	json_object_set_new(jp, "queued",
-	    json_integer(
-		(json_int_t)(p->nqueued + p->nwait_after + p->nwait_lock)));
+	    json_integer((json_int_t)pool_backlog(p)));
 	json_object_set_new(jp, "waiting_after",
 	    json_integer((json_int_t)p->nwait_after));
 	json_object_set_new(jp, "waiting_lock",

@@ -181,7 +181,6 @@ class Following:
         self.id = params.get("id")
         self.completed = None
         self._method = method
-        self._sock = None
         self._reader = varlink.Reader()
         self._sock = s = _unix_connect(socket_path)
         try:
@@ -189,8 +188,7 @@ class Following:
                 s.sendall(varlink.encode(varlink.call(method, params,
                                                       more=True)))
             except OSError as e:
-                raise Error("lost the connection to %s during %s: %s"
-                            % (socket_path, method, e.strerror or e)) from e
+                raise _lost(socket_path, method, e) from e
             if method == "io.mprocd.Run":
                 # The queued job first: its id, or why it was refused.
                 first = self._reply()
@@ -228,8 +226,7 @@ class Following:
         try:
             reply = _read_reply(self._sock, self._reader, self.socket, method)
         except OSError as e:
-            raise Error("lost the connection to %s during %s: %s"
-                        % (self.socket, method, e.strerror or e)) from e
+            raise _lost(self.socket, method, e) from e
         except varlink.ProtocolError as e:
             raise Error("mprocd's reply to %s makes no sense: %s"
                         % (method, e)) from None
@@ -355,8 +352,7 @@ class Client:
             return replies
         except OSError as e:
             self._drop()
-            raise Error("lost the connection to %s during %s: %s"
-                        % (self.socket, method, e.strerror or e)) from e
+            raise _lost(self.socket, method, e) from e
         except varlink.ProtocolError as e:
             self._drop()
             raise Error("mprocd's reply to %s makes no sense: %s"
@@ -490,6 +486,12 @@ def _read_reply(sock, reader, path, method):
             raise Error("mprocd closed the connection to %s during %s "
                         "(did it stop or restart?)" % (path, method))
         reader.feed(chunk)
+
+
+def _lost(path, method, e):
+    """The Error for an OSError e on the connection to path during method."""
+    return Error("lost the connection to %s during %s: %s"
+                 % (path, method, e.strerror or e))
 
 
 def _connect_failure(path, e):
