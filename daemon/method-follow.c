@@ -169,15 +169,7 @@ method_follow_end(struct method_follow *f)
 	struct varlink_buf b;
 
 	varlink_buf_init(&b);
-	varlink_buf_raw(&b, "{\"job\":");
-	method_job_write(&b, j);
-	varlink_buf_raw(&b,
-	    j->truncated ? ",\"truncated\":true" : ",\"truncated\":false");
-	if (j->result != NULL) {
-		varlink_buf_raw(&b, ",\"result\":");
-		varlink_buf_json(&b, j->result);
-	}
-	varlink_buf_raw(&b, "}");
+	method_job_output(&b, j, 0);
 	conn_answer_text(c, 0, &b);
 	c->following = NULL;
 	conn_watch_output(c, 0);
@@ -323,7 +315,7 @@ method_follow(struct conn *c, struct varlink_call *call)
 			method_invalid_param(c, call, "more");
 		else {
 			varlink_buf_init(&b);
-			method_job_output(&b, j);
+			method_job_output(&b, j, 1);
 			conn_answer_text(c, call->flags & VARLINK_ONEWAY, &b);
 		}
 		job_trim();

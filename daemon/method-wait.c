@@ -98,7 +98,7 @@ method_wait_job_done(struct method_wait *pd, size_t i, const struct job *j)
 	pd->left--;
 	if (pd->kind == METHOD_WAIT_RUN) {
 		varlink_buf_init(&b);
-		method_job_output(&b, j);
+		method_job_output(&b, j, 1);
 		pd->done[i] = xstrdup(""); /* a Run's job is done with */
 		method_wait_reply(pd, &b, 0);
 		goto out;

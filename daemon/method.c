@@ -275,16 +275,19 @@ method_job_write(struct varlink_buf *b, const struct job *j)
 	varlink_buf_raw(b, "}");
 }
 
-/* What Get answers for j: the job, its output (base64), its result. */
+/*
+ * What Get answers for j: the job, its output (base64) if streams, its
+ * result; without streams, Follow's and Run's last reply.
+ */
 void
-method_job_output(struct varlink_buf *b, const struct job *j)
+method_job_output(struct varlink_buf *b, const struct job *j, int streams)
 {
 	char *text;
 	int   s;
 
 	varlink_buf_raw(b, "{\"job\":");
 	method_job_write(b, j);
-	for (s = 0; s < 2; s++) {
+	for (s = 0; streams && s < 2; s++) {
 		varlink_buf_raw(b, s == 0 ? ",\"stdout\":" : ",\"stderr\":");
 		if ((text = util_base64_encode(j->out[s].data,
 			 j->out[s].len)) == NULL)
@@ -310,7 +313,7 @@ method_get(struct conn *c, struct varlink_call *call)
 	if ((j = method_id_param(c, call)) == NULL)
 		return;
 	varlink_buf_init(&b);
-	method_job_output(&b, j);
+	method_job_output(&b, j, 1);
 	conn_answer_text(c, call->flags & VARLINK_ONEWAY, &b);
 	job_trim();
 }

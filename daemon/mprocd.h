@@ -686,7 +686,7 @@ struct job *method_get_job(struct conn *, struct varlink_call *, int64_t);
 struct job *method_id_param(struct conn *, struct varlink_call *);
 int	    method_may(const struct conn *, const struct job *);
 void	    method_job_write(struct varlink_buf *, const struct job *);
-void	    method_job_output(struct varlink_buf *, const struct job *);
+void	    method_job_output(struct varlink_buf *, const struct job *, int);
 
 /* method-submit.c */
 void method_submit(struct conn *, struct varlink_call *);
